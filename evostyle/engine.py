@@ -1,0 +1,68 @@
+"""One object that holds everything a style transfer needs: images, network, style targets, settings.
+
+The transfer CLI and the search's evaluator both go through :class:`StyleEngine`, so they agree on
+how images are loaded and sized and which layers are used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .device import device_info, resolve_device
+from .features import VGGFeatures
+from .images import load_image, resize
+from .targets import StyleTargets
+from .transfer import TransferConfig, TransferResult, run_transfer
+
+
+class StyleEngine:
+    """Content + S style images + VGG19 + targets builder.
+
+    Args:
+        content: path or (3, H, W) tensor; resized so its long side is ``size`` px.
+        styles: paths or tensors; each resized to exactly the content's (H, W) (needed by the spatially
+            aware measures and by spatial rotation; for Gram targets it only fixes the scale).
+        cfg: :class:`~evostyle.transfer.TransferConfig`.
+        size: long side of the output in px.
+        rotation_mode / shuffle: see :mod:`evostyle.targets`.
+        weights / seed / pool: see :class:`~evostyle.features.VGGFeatures`; ``seed`` also seeds the
+            channel-rotation bases.
+        device: ``auto`` | ``cpu`` | ``cuda[:N]`` or a torch.device.
+    """
+
+    def __init__(self, content, styles, cfg: TransferConfig, size: int = 256, rotation_mode: str = "channel",
+                 shuffle: str = "none", weights: str = "auto", seed: int = 0, pool: str = "max",
+                 device="auto", model: VGGFeatures | None = None):
+        cfg.validate()
+        self.cfg = cfg
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.content = self._load(content, size)
+        hw = tuple(self.content.shape[-2:])
+        self.styles = [self._load(s, hw) for s in styles]
+        layers = list(dict.fromkeys(list(cfg.style_layers) + [cfg.content_layer]))
+        self.model = (model or VGGFeatures(layers, weights=weights, seed=seed, pool=pool)).to(self.device)
+        self.targets = StyleTargets(self.model, self.styles, cfg.style_layers, cfg.measure, rotation_mode,
+                                    shuffle, seed, self.device)
+        self.rotation_mode, self.shuffle, self.seed = rotation_mode, shuffle, seed
+
+    @staticmethod
+    def _load(img, size):
+        if isinstance(img, (str, Path)):
+            return load_image(img, size)
+        return resize(img.float(), size)
+
+    @property
+    def weights_info(self) -> dict:
+        return self.model.weights_info
+
+    def device_info(self) -> dict:
+        return device_info(self.device)
+
+    def run(self, mix, angles, rotation_weight, layer_weights=None, content_weights=None,
+            style_weights=None, noise_seeds=None, log=None) -> TransferResult:
+        """Build per-row targets and optimise B rows. Shapes as in ``StyleTargets.build``."""
+        targets = self.targets.build(mix, angles, rotation_weight)
+        return run_transfer(self.model, self.content, targets, self.cfg, layer_weights, content_weights,
+                            style_weights, noise_seeds, self.device, log)

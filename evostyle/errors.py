@@ -1,0 +1,39 @@
+"""User-facing errors.
+
+Every problem caused by input (a bad file, bad bounds, an unknown name) is raised as
+:class:`EvostyleError`. The command-line entry points catch it, print its one-line message to
+stderr and exit with status 2; tracebacks are shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Iterator
+
+EXIT_USAGE = 2
+"""Exit status for bad input (same as argparse's)."""
+
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT)."""
+
+
+class EvostyleError(Exception):
+    """A problem with the user's input, with a one-line message that names the fix."""
+
+
+def valid_names(kind: str, name: str, valid) -> EvostyleError:
+    """Build the standard "unknown X" error listing the valid choices."""
+    return EvostyleError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")
+
+
+@contextlib.contextmanager
+def cli_errors(debug: bool = False, prog: str = "evostyle") -> Iterator[None]:
+    """Turn :class:`EvostyleError` into ``prog: error: message`` and ``SystemExit(2)``."""
+    try:
+        yield
+    except EvostyleError as exc:
+        if debug:
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None

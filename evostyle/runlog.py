@@ -1,0 +1,197 @@
+"""Run directories: atomic files, environment records, tidy CSV logs and resume state.
+
+A search's run directory holds::
+
+    config.json       resolved config, versions, device, weights used, seed (written first)
+    candidates.csv    one row per evaluated candidate (appended and fsync'ed once per generation)
+    generations.csv   one row per generation: best / mean / std fitness, nfev, elapsed seconds
+    state.json        {"status": "running"|"finished"|"interrupted", "generations_done": n, ...}
+    best/             the best candidate's outputs, the content and the style images
+
+``state.json`` is written atomically after a generation's rows are on disk, so after a crash the rows
+of generations >= ``generations_done`` are the only ones that may be partial; :meth:`RunLog.resume`
+drops them. A run directory "looks complete" only when ``state.json`` says ``finished``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import math
+import os
+import platform
+import sys
+from pathlib import Path
+
+from .errors import EvostyleError
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default, allow_nan=True) + "\n")
+
+
+def read_json(path: Path, what: str = "file"):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EvostyleError(f"{what} {path} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise EvostyleError(f"{what} {path} is corrupt ({exc.__class__.__name__}); start a new run") from None
+
+
+def environment(device=None) -> dict:
+    """Versions, platform, device and date, for run records."""
+    import numpy
+    import scipy
+    import torch
+    import torchvision
+    from . import __version__
+    env = {"evostyle": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
+           "torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": numpy.__version__,
+           "scipy": scipy.__version__, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if device is not None:
+        from .device import device_info
+        env.update(device_info(device))
+    return env
+
+
+def prepare_out_dir(path: Path, overwrite: bool = False, marker: str = "config.json") -> Path:
+    """Create ``path`` (parents too) and check it is writable and holds no other run.
+
+    Raises EvostyleError if ``path`` is a file, is not writable, or already contains ``marker`` (another
+    run) and ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise EvostyleError(f"output path {path} exists and is not a directory; choose another --out")
+    if (path / marker).exists() and not overwrite:
+        raise EvostyleError(f"output directory {path} already holds a run; use --resume to continue it, "
+                            "--overwrite to replace it, or another --out")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise EvostyleError(f"cannot write to output directory {path} ({exc.strerror or exc}); "
+                            "choose a writable --out") from None
+    return path
+
+
+def fmt(v) -> str:
+    """CSV cell text; floats in repr form so they read back bit-exactly."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    return str(v)
+
+
+class RunLog:
+    """Append-only CSV logs plus atomic state for one run directory."""
+
+    CANDIDATES = "candidates.csv"
+    GENERATIONS = "generations.csv"
+    STATE = "state.json"
+    CONFIG = "config.json"
+
+    def __init__(self, path: Path, cand_columns: list[str], gen_columns: list[str]):
+        self.path = Path(path)
+        self.cand_columns, self.gen_columns = list(cand_columns), list(gen_columns)
+        self.state: dict = {"status": "running", "generations_done": 0}
+
+    # -- creation -------------------------------------------------------------------------------------
+    def create(self, config: dict) -> "RunLog":
+        atomic_write_json(self.path / self.CONFIG, config)
+        atomic_write_text(self.path / self.CANDIDATES, self._line(self.cand_columns))
+        atomic_write_text(self.path / self.GENERATIONS, self._line(self.gen_columns))
+        self.write_state()
+        return self
+
+    @staticmethod
+    def _line(values) -> str:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow([fmt(v) for v in values])
+        return buf.getvalue()
+
+    def write_state(self, **extra) -> None:
+        self.state.update(extra)
+        atomic_write_json(self.path / self.STATE, self.state)
+
+    # -- appending ------------------------------------------------------------------------------------
+    def append_generation(self, cand_rows: list[dict], gen_row: dict) -> None:
+        """Append one generation's rows, fsync, then advance ``generations_done`` atomically."""
+        for name, cols, rows in ((self.CANDIDATES, self.cand_columns, cand_rows),
+                                 (self.GENERATIONS, self.gen_columns, [gen_row])):
+            with open(self.path / name, "a", encoding="utf-8", newline="") as f:
+                f.write("".join(self._line([r.get(c, "") for c in cols]) for r in rows))
+                f.flush()
+                os.fsync(f.fileno())
+        self.state["generations_done"] = int(gen_row["generation"]) + 1
+        self.write_state()
+
+    # -- resuming -------------------------------------------------------------------------------------
+    @classmethod
+    def read_rows(cls, path: Path) -> tuple[list[str], list[dict]]:
+        try:
+            with open(path, encoding="utf-8", newline="") as f:
+                rows = list(csv.reader(f))
+        except FileNotFoundError:
+            raise EvostyleError(f"resume state is incomplete: {path} is missing; start a new run") from None
+        if not rows:
+            raise EvostyleError(f"{path} is empty; start a new run")
+        header = rows[0]
+        return header, [dict(zip(header, r)) for r in rows[1:] if len(r) == len(header)]
+
+    def resume(self) -> tuple[list[dict], list[dict]]:
+        """Load state, drop rows of unfinished generations, return (candidate rows, generation rows)."""
+        state = read_json(self.path / self.STATE, "resume state")
+        if not isinstance(state, dict) or not isinstance(state.get("generations_done"), int):
+            raise EvostyleError(f"resume state {self.path / self.STATE} is corrupt; start a new run")
+        self.state = state
+        done = state["generations_done"]
+        kept = []
+        for name, cols in ((self.CANDIDATES, self.cand_columns), (self.GENERATIONS, self.gen_columns)):
+            header, rows = self.read_rows(self.path / name)
+            if header != cols:
+                raise EvostyleError(f"{self.path / name} has other columns than this config makes; "
+                                    "resume with the run's own config (or none)")
+            try:
+                rows = [r for r in rows if int(r["generation"]) < done]
+            except (KeyError, ValueError):
+                raise EvostyleError(f"{self.path / name} is corrupt; start a new run") from None
+            atomic_write_text(self.path / name, self._line(cols) + "".join(
+                self._line([r[c] for c in cols]) for r in rows))
+            kept.append(rows)
+        gens = {int(r["generation"]) for r in kept[1]}
+        if gens != set(range(done)):
+            raise EvostyleError(f"{self.path} is missing generations {sorted(set(range(done)) - gens)[:5]}; "
+                                "start a new run")
+        self.state["status"] = "running"
+        self.write_state()
+        return kept[0], kept[1]

@@ -1,0 +1,287 @@
+"""Batched Gatys style transfer: B output images optimised together, each row with its own targets.
+
+Row independence: every loss term is a per-row sum over that row's pixels and features, the network has
+no batch-coupled layer, Adam is elementwise and our L-BFGS keeps one history per row, so a row's result
+does not depend on the other rows (tested). Large batches are split into chunks of at most
+``max_batch`` rows; on CUDA out-of-memory a chunk is halved and retried.
+
+Run ``python -m evostyle.transfer --help`` for the command line.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from .device import Precision, resolve_precision
+from .errors import EvostyleError
+from .features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
+from .measures import content_term, style_term, total_variation
+
+OPTIMIZERS = ("adam", "lbfgs")
+INITS = ("content", "noise", "content+noise")
+
+
+@dataclass
+class TransferConfig:
+    """Settings of the inner optimisation (units: weights are dimensionless, lr in [0,1] intensity)."""
+
+    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
+    content_layer: str = DEFAULT_CONTENT_LAYER
+    measure: str = "gram"
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 0.0
+    steps: int = 300
+    optimizer: str = "adam"
+    lr: float = 0.02
+    init: str = "content"
+    init_noise: float = 0.1
+    normalize: bool = True
+    history_every: int = 10
+    max_batch: int | None = None
+    precision: str = "auto"
+    channels_last: bool | None = None
+
+    def validate(self) -> "TransferConfig":
+        from .features import check_layers
+        from .measures import MEASURES
+        check_layers(list(self.style_layers) + [self.content_layer])
+        if self.measure not in MEASURES:
+            raise EvostyleError(f"unknown measure {self.measure!r}; valid: {', '.join(MEASURES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise EvostyleError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if self.init not in INITS:
+            raise EvostyleError(f"unknown init {self.init!r}; valid: {', '.join(INITS)}")
+        if int(self.steps) <= 0:
+            raise EvostyleError(f"steps must be a positive integer, got {self.steps}")
+        for name in ("content_weight", "style_weight", "tv_weight", "init_noise"):
+            v = float(getattr(self, name))
+            if not (v >= 0 and v < float("inf")):
+                raise EvostyleError(f"{name.replace('_', '-')} must be finite and >= 0, got {v}")
+        if not (float(self.lr) > 0):
+            raise EvostyleError(f"learning rate must be > 0, got {self.lr}")
+        if self.max_batch is not None and int(self.max_batch) < 1:
+            raise EvostyleError(f"max batch must be >= 1, got {self.max_batch}")
+        if int(self.history_every) < 1:
+            raise EvostyleError("history_every must be >= 1")
+        return self
+
+
+@dataclass
+class TransferResult:
+    """Outcome of :func:`run_transfer` for B rows (all tensors on the CPU).
+
+    images: (B, 3, H, W) in [0, 1]; initial / final: {term: (B,)} with terms ``content``, ``style``
+    (weighted sum over layers, times style weight excluded), ``style_<layer>`` (unweighted), ``tv`` and
+    ``total``; history: (T, B) total loss at ``history_steps``; failed: (B,) bool, True where the loss
+    became NaN/inf (that row's image is its last state); chunk_size: rows per optimisation actually used.
+    """
+
+    images: torch.Tensor
+    initial: dict[str, torch.Tensor]
+    final: dict[str, torch.Tensor]
+    history: torch.Tensor
+    history_steps: list[int]
+    failed: torch.Tensor
+    seconds: float
+    chunk_size: int
+    precision: str
+    log: list[str] = field(default_factory=list)
+
+
+def _terms(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device):
+    """Forward pass and named per-row loss terms for images x (B,3,H,W)."""
+    with prec.autocast(device):
+        feats = model(x)
+    terms = {"content": content_term(feats[cfg.content_layer], content_feat, cfg.normalize)}
+    style = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+    for i, l in enumerate(cfg.style_layers):
+        t = style_term(feats[l], targets[l], cfg.measure, cfg.normalize)
+        terms[f"style_{l}"] = t
+        style = style + layer_w[:, i] * t
+    terms["style"] = style
+    terms["tv"] = total_variation(x)
+    terms["total"] = cw * terms["content"] + sw * style + cfg.tv_weight * terms["tv"]
+    return terms
+
+
+def _init_images(content: torch.Tensor, n: int, cfg: TransferConfig, noise_seeds: list[int]) -> torch.Tensor:
+    rows = []
+    for s in noise_seeds:
+        if cfg.init == "content":
+            rows.append(content.clone())
+            continue
+        gen = torch.Generator().manual_seed(int(s))
+        noise = torch.rand(content.shape, generator=gen)
+        if cfg.init == "noise":
+            rows.append(noise)
+        else:
+            rows.append((content + cfg.init_noise * (2 * noise - 1)).clamp(0, 1))
+    return torch.stack(rows)[:n]
+
+
+class _BatchedLBFGS:
+    """L-BFGS without line search (as torch.optim.LBFGS with line_search_fn=None) kept per row."""
+
+    def __init__(self, x: torch.Tensor, lr: float, history: int = 10):
+        self.x, self.lr, self.m = x, lr, history
+        self.s, self.y, self.rho = [], [], []
+        self.gamma = torch.ones(x.shape[0], device=x.device)
+        self.prev_x = self.prev_g = None
+
+    @torch.no_grad()
+    def step(self, grad: torch.Tensor):
+        b = grad.shape[0]
+        g = grad.reshape(b, -1).double()
+        x = self.x.detach().reshape(b, -1).double().clone()  # a copy: self.x changes in place
+        if self.prev_g is not None:
+            s, y = x - self.prev_x, g - self.prev_g
+            ys = (s * y).sum(1)
+            ok = ys > 1e-10
+            rho = torch.where(ok, 1.0 / ys.clamp_min(1e-10), torch.zeros_like(ys))
+            self.s.append(s * ok[:, None]), self.y.append(y * ok[:, None]), self.rho.append(rho)
+            if len(self.s) > self.m:
+                self.s.pop(0), self.y.pop(0), self.rho.pop(0)
+            yy = (y * y).sum(1).clamp_min(1e-30)
+            self.gamma = torch.where(ok, ys / yy, self.gamma.double())
+        q, alphas = g.clone(), []
+        for s, y, r in zip(reversed(self.s), reversed(self.y), reversed(self.rho)):
+            a = r * (s * q).sum(1)
+            q -= a[:, None] * y
+            alphas.append(a)
+        z = self.gamma.double()[:, None] * q
+        for (s, y, r), a in zip(zip(self.s, self.y, self.rho), reversed(alphas)):
+            z += s * (a - r * (y * z).sum(1))[:, None]
+        if self.prev_g is None:
+            t = (self.lr * torch.clamp(1.0 / g.abs().sum(1).clamp_min(1e-30), max=1.0))[:, None]
+        else:
+            t = self.lr
+        self.prev_x, self.prev_g = x, g
+        new = (x - t * z).reshape(self.x.shape)
+        self.x.copy_(new.to(self.x.dtype))
+
+
+def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg, prec, device, seeds):
+    """Optimise one chunk of rows; returns (images, initial, final, history, failed) on the CPU."""
+    n = cw.shape[0]
+    x = _init_images(content.cpu(), n, cfg, seeds).to(device=device, dtype=prec.dtype)
+    if prec.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=cfg.lr) if cfg.optimizer == "adam" else _BatchedLBFGS(x, cfg.lr)
+    failed = torch.zeros(n, dtype=torch.bool, device=device)
+    targets = {l: t.to(prec.dtype) for l, t in targets.items()}
+    history, initial = [], None
+    for step in range(int(cfg.steps) + 1):
+        last = step == int(cfg.steps)
+        with torch.set_grad_enabled(not last):
+            terms = _terms(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device)
+        total = terms["total"]
+        failed |= ~torch.isfinite(total)
+        if initial is None:
+            initial = {k: v.detach().float().cpu() for k, v in terms.items()}
+        if step % cfg.history_every == 0 or last:
+            history.append((step, total.detach().float().cpu()))
+        if last:
+            break
+        loss = torch.where(failed, torch.zeros_like(total), total).sum()
+        grad, = torch.autograd.grad(loss, x)
+        grad = torch.where(failed.view(-1, 1, 1, 1), torch.zeros_like(grad), torch.nan_to_num(grad))
+        if cfg.optimizer == "adam":
+            x.grad = grad
+            opt.step()
+        else:
+            opt.step(grad)
+        with torch.no_grad():
+            x.clamp_(0.0, 1.0)
+    final = {k: v.detach().float().cpu() for k, v in terms.items()}
+    return x.detach().float().cpu().contiguous(), initial, final, history, failed.cpu()
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def run_transfer(model, content: torch.Tensor, targets: dict[str, torch.Tensor], cfg: TransferConfig,
+                 layer_weights: torch.Tensor | None = None, content_weights: torch.Tensor | None = None,
+                 style_weights: torch.Tensor | None = None, noise_seeds: list[int] | None = None,
+                 device: torch.device | None = None, log=None) -> TransferResult:
+    """Optimise B images at once.
+
+    Args:
+        model: a :class:`~evostyle.features.VGGFeatures` with the style and content layers.
+        content: (3, H, W) content image in [0, 1]; shared by all rows.
+        targets: {style layer: (B, ...)} per-row style statistics (see targets.StyleTargets.build).
+        cfg: :class:`TransferConfig`.
+        layer_weights: (B, L) per-row style-layer weights (default 1 for every layer).
+        content_weights / style_weights: (B,) per-row multipliers of cfg's content / style weight.
+        noise_seeds: B ints seeding each row's noise init (default 0..B-1).
+        log: optional callable(str) for chunking messages.
+    """
+    cfg.validate()
+    device = device or next(model.parameters()).device
+    prec: Precision = resolve_precision(cfg.precision, device, cfg.channels_last)
+    b = next(iter(targets.values())).shape[0]
+    L = len(cfg.style_layers)
+    lw = torch.ones(b, L) if layer_weights is None else torch.as_tensor(layer_weights, dtype=torch.float32)
+    cw = torch.ones(b) if content_weights is None else torch.as_tensor(content_weights, dtype=torch.float32)
+    sw = torch.ones(b) if style_weights is None else torch.as_tensor(style_weights, dtype=torch.float32)
+    lw, cw, sw = lw.reshape(b, L).to(device), cw.reshape(b).to(device) * cfg.content_weight, \
+        sw.reshape(b).to(device) * cfg.style_weight
+    seeds = list(range(b)) if noise_seeds is None else [int(s) for s in noise_seeds]
+    if prec.dtype == torch.float64:
+        model = copy.deepcopy(model).double()
+    if prec.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    content = content.to(device=device, dtype=prec.dtype)
+    lw, cw, sw = lw.to(prec.dtype), cw.to(prec.dtype), sw.to(prec.dtype)
+    messages: list[str] = []
+
+    def note(msg):
+        messages.append(msg)
+        if log:
+            log(msg)
+
+    t0 = time.perf_counter()
+    with prec.matmul_mode(), torch.no_grad():
+        with prec.autocast(device):
+            content_feat = model(content[None])[cfg.content_layer].to(prec.dtype)
+    chunk = min(b, int(cfg.max_batch) if cfg.max_batch else b)
+    parts, start = [], 0
+    with prec.matmul_mode():
+        while start < b:
+            stop = min(b, start + chunk)
+            sl = slice(start, stop)
+            try:
+                parts.append(_optimise_chunk(
+                    model, content, content_feat, {l: t[sl] for l, t in targets.items()}, lw[sl], cw[sl],
+                    sw[sl], cfg, prec, device, seeds[sl]))
+            except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+                if not _is_oom(exc) or chunk == 1:
+                    raise
+                chunk = max(1, chunk // 2)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                note(f"out of memory at {stop - start} rows per chunk; retrying with {chunk}")
+                continue
+            start = stop
+    note(f"chunk size {chunk} rows")
+    images = torch.cat([p[0] for p in parts])
+    initial = {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
+    final = {k: torch.cat([p[2][k] for p in parts]) for k in parts[0][2]}
+    steps = [s for s, _ in parts[0][3]]
+    history = torch.stack([torch.cat([p[3][i][1] for p in parts]) for i in range(len(steps))])
+    failed = torch.cat([p[4] for p in parts])
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return TransferResult(images, initial, final, history, steps, failed, time.perf_counter() - t0,
+                          chunk, prec.name, messages)
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through the CLI tests
+    from .transfer_cli import main
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+import pytest
+import torch
+
+from evostyle.errors import EvostyleError
+from evostyle.targets import StyleTargets
+from evostyle.transfer import TransferConfig, run_transfer
+
+LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+def _targets(model, style, angles, mode="channel"):
+    st = StyleTargets(model, [style], LAYERS, rotation_mode=mode)
+    n = len(angles)
+    return st.build(torch.ones(n, 1), torch.tensor(angles, dtype=torch.float64), torch.ones(n))
+
+
+@pytest.fixture(scope="module")
+def small(content64):
+    from evostyle.images import resize
+    return resize(content64, 32)
+
+
+@pytest.fixture(scope="module")
+def small_style(style64, small):
+    from evostyle.images import resize
+    return resize(style64, tuple(small.shape[-2:]))
+
+
+def test_style_loss_falls_by_half_in_50_adam_steps(model, content64, style64):
+    cfg = TransferConfig(steps=50)
+    t = _targets(model, style64, [0.0])
+    res = run_transfer(model, content64, t, cfg)
+    assert res.images.shape == (1, 3) + tuple(content64.shape[-2:])
+    assert res.final["style"][0] <= 0.5 * res.initial["style"][0], (res.initial["style"], res.final["style"])
+    assert res.initial["content"][0] == pytest.approx(0.0, abs=1e-6)  # initialised from the content
+    assert 0 <= res.images.min() and res.images.max() <= 1
+    assert res.history.shape == (len(res.history_steps), 1) and res.history_steps[-1] == 50
+    assert res.history[-1, 0] < res.history[0, 0]
+
+
+def test_batched_equals_one_at_a_time(model, small, small_style):
+    """Rows are independent: exactly so in float64; to float32 rounding noise in fp32."""
+    angles = [0.0, 45.0, 120.0]
+    t = _targets(model, small_style, angles)
+    for precision, atol in (("fp64", 1e-6), ("fp32", 3e-2)):
+        cfg = TransferConfig(steps=8, init="content+noise", precision=precision)
+        batched = run_transfer(model, small, t, cfg, noise_seeds=[5, 6, 7])
+        for i in range(3):
+            one = run_transfer(model, small, {l: v[i:i + 1] for l, v in t.items()}, cfg, noise_seeds=[5 + i])
+            assert torch.allclose(batched.images[i], one.images[0], atol=atol)
+            assert (batched.images[i] - one.images[0]).abs().mean() < atol / 10
+            assert batched.final["total"][i] == pytest.approx(float(one.final["total"][0]), rel=atol)
+    cfg = TransferConfig(steps=8, init="content+noise", precision="fp64", max_batch=2)
+    chunked = run_transfer(model, small, t, cfg, noise_seeds=[5, 6, 7])
+    full = run_transfer(model, small, t, TransferConfig(steps=8, init="content+noise", precision="fp64"),
+                        noise_seeds=[5, 6, 7])
+    assert chunked.chunk_size == 2
+    assert torch.allclose(chunked.images, full.images, atol=1e-6)
+
+
+def test_lbfgs_rows_are_independent_and_reduce_loss(model, small, small_style):
+    cfg = TransferConfig(steps=15, optimizer="lbfgs", lr=1.0, precision="fp64")
+    t = _targets(model, small_style, [0.0, 90.0])
+    both = run_transfer(model, small, t, cfg)
+    one = run_transfer(model, small, {l: v[1:] for l, v in t.items()}, cfg, noise_seeds=[1])
+    assert torch.allclose(both.images[1], one.images[0], atol=1e-6)
+    assert (both.final["total"] < both.initial["total"]).all()
+
+
+def test_nan_row_is_flagged_and_others_go_on(model, small, small_style):
+    cfg = TransferConfig(steps=5)
+    t = _targets(model, small_style, [0.0, 0.0, 0.0])
+    t["relu3_1"] = t["relu3_1"].clone()
+    t["relu3_1"][1] = float("nan")
+    res = run_transfer(model, small, t, cfg)
+    assert res.failed.tolist() == [False, True, False]
+    assert torch.isfinite(res.final["total"][[0, 2]]).all()
+    assert torch.isfinite(res.images).all()
+    assert torch.allclose(res.images[0], res.images[2])
+
+
+def test_per_row_weights(model, small, small_style):
+    cfg = TransferConfig(steps=10, precision="fp64")
+    t = _targets(model, small_style, [0.0, 0.0])
+    res = run_transfer(model, small, t, cfg, style_weights=torch.tensor([1.0, 0.0]))
+    assert res.final["content"][1] < 1e-6  # no style pull: stays on the content
+    assert res.final["content"][0] > 1e-3
+
+
+def test_bf16_matches_fp32_at_small_size(model, small, small_style):
+    t = _targets(model, small_style, [0.0, 60.0])
+    a = run_transfer(model, small, t, TransferConfig(steps=20, precision="fp32"))
+    b = run_transfer(model, small, t, TransferConfig(steps=20, precision="bf16"))
+    assert b.precision == "bf16"
+    for term in ("style", "content"):
+        rel = (a.final[term] - b.final[term]).abs() / a.final[term].abs()
+        assert (rel < 0.10).all(), (term, a.final[term], b.final[term])
+
+
+def test_oom_halves_the_chunk(model, small, small_style, monkeypatch):
+    import evostyle.transfer as tr
+    real = tr._optimise_chunk
+    sizes = []
+
+    def fake(*args):
+        n = args[5].shape[0]
+        sizes.append(n)
+        if n > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(*args)
+    monkeypatch.setattr(tr, "_optimise_chunk", fake)
+    t = _targets(model, small_style, [0.0, 30.0, 60.0])
+    res = run_transfer(model, small, t, TransferConfig(steps=3))
+    assert res.chunk_size == 1 and res.images.shape[0] == 3
+    assert sizes[:3] == [3, 1, 1] or sizes[0] == 3
+    assert any("out of memory" in m for m in res.log)
+
+
+@pytest.mark.parametrize("field,value,msg", [
+    ("steps", 0, "steps must be a positive"), ("optimizer", "sgd", "valid: adam, lbfgs"),
+    ("measure", "cos", "unknown measure"), ("style_weight", -1.0, "style-weight must be finite"),
+    ("content_weight", float("nan"), "content-weight"), ("init", "zeros", "unknown init"),
+    ("style_layers", ("relu7_1",), "unknown layer"), ("max_batch", 0, "max batch")])
+def test_config_errors(field, value, msg):
+    with pytest.raises(EvostyleError, match=msg):
+        TransferConfig(**{field: value}).validate()

@@ -1,0 +1,44 @@
+import json
+
+import pytest
+
+from evostyle import sample_image
+from evostyle.transfer_cli import main
+
+CAT, STARRY, WAVE = sample_image("cat.jpg"), sample_image("starry_night.jpg"), sample_image("great_wave.jpg")
+BASE = ["--content", CAT, "--size", "32", "--steps", "3", "--weights", "random", "--device", "cpu"]
+
+
+def test_cli_writes_outputs_and_losses(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(BASE + ["--style", STARRY, "--style", WAVE, "--mix", "0", "0.25", "--rotation-mode", "channel",
+                      "--angles", "0", "90", "--out", str(out)])
+    assert rc == 0
+    rec = json.loads((out / "losses.json").read_text())
+    assert len(rec["outputs"]) == 4
+    assert sorted(p.name for p in out.glob("output_*.png")) == [f"output_{i}.png" for i in range(4)]
+    assert rec["weights"]["used"] == "random"
+    assert rec["outputs"][1]["mix"] == [1.0, 0.0] and rec["outputs"][1]["angle"] == 90
+    assert rec["outputs"][2]["mix"] == [0.75, 0.25]
+    for o in rec["outputs"]:
+        assert set(o["initial"]) >= {"content", "style", "total", "style_relu1_1", "tv"}
+    assert rec["config"]["transfer"]["steps"] == 3 and "torch" in rec["environment"]
+    assert "wrote 4 image(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra,msg", [
+    (["--style", "missing.jpg"], "image not found"),
+    (["--style", STARRY, "--style-layers", "relu9_1"], "unknown layer"),
+    (["--style", STARRY, "--steps", "0"], "steps must be a positive"),
+    (["--style", STARRY, "--style", WAVE, "--mix", "1.5"], "second style's weight"),
+    (["--style", STARRY, "--rotation-mode", "dfr", "--angles", "45"], "0, 90, 180 or 270"),
+    (["--style", STARRY, "--weights", "nope.pt"], "neither 'imagenet'"),
+    (["--style", STARRY, "--style-weight", "-1"], "style-weight must be finite"),
+])
+def test_cli_bad_input_one_line_exit_2(tmp_path, capsys, extra, msg):
+    with pytest.raises(SystemExit) as exc:
+        main(BASE + extra + ["--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and msg in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "o" / "losses.json").exists()

@@ -62,13 +62,18 @@ def read_json(path: Path, what: str = "file"):
 
 def environment(device=None) -> dict:
     """Versions, platform, device and date, for run records."""
+    from importlib import metadata
+
     import numpy
     import scipy
     import torch
-    import torchvision
     from . import __version__
+    try:
+        tv = metadata.version("torchvision")  # without importing it (slow)
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        tv = "not installed"
     env = {"evostyle": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
-           "torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": numpy.__version__,
+           "torch": torch.__version__, "torchvision": tv, "numpy": numpy.__version__,
            "scipy": scipy.__version__, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     if device is not None:
         from .device import device_info

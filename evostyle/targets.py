@@ -25,6 +25,8 @@ Shuffle (a fixed, seeded transform of every style feature map, applied before th
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -100,11 +102,19 @@ def rotate_image(img: torch.Tensor, angles_deg: torch.Tensor) -> torch.Tensor:
     return rotate_maps(x, angles_deg, zoom=zoom, padding="border").clamp(0, 1)
 
 
+@functools.lru_cache(maxsize=64)
 def _seeded_orthogonal(c: int, seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(int(seed))
     a = torch.randn(c, c, generator=gen, dtype=torch.float64)
     q, r = torch.linalg.qr(a)
     return q * torch.sign(torch.diagonal(r))[None, :]
+
+
+def _plane_angles(c: int, angles_deg: torch.Tensor) -> torch.Tensor:
+    """(B,) degrees -> (B, c // 2) radians per rotation plane (frequencies alternate 1, 2)."""
+    a = torch.deg2rad(angles_deg.double().reshape(-1))
+    freq = (1 + torch.arange(c // 2) % 2).double()
+    return a[:, None] * freq[None, :]
 
 
 def channel_rotation(c: int, angles_deg: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -116,19 +126,53 @@ def channel_rotation(c: int, angles_deg: torch.Tensor, seed: int = 0) -> torch.T
     unchanged; mixing frequencies keeps 180 degrees distinct from 0.)
     """
     q = _seeded_orthogonal(c, seed)
-    a = torch.deg2rad(angles_deg.double().reshape(-1))
-    b = a.shape[0]
-    d = torch.zeros(b, c, c, dtype=torch.float64)
-    idx = torch.arange(0, c - 1, 2)
-    freq = (1 + torch.arange(idx.numel()) % 2).double()[None, :]
-    cos, sin = torch.cos(a[:, None] * freq), torch.sin(a[:, None] * freq)
-    d[:, idx, idx] = cos
-    d[:, idx + 1, idx + 1] = cos
-    d[:, idx, idx + 1] = -sin
-    d[:, idx + 1, idx] = sin
-    if c % 2:
-        d[:, c - 1, c - 1] = 1.0
-    return q[None] @ d @ q.T[None]
+    eye = torch.eye(c, dtype=torch.float64).expand(angles_deg.numel(), c, c)
+    return q[None] @ _rotate_pairs(eye, _plane_angles(c, angles_deg), dim=1) @ q.T[None]
+
+
+def _rotate_pairs(x: torch.Tensor, theta: torch.Tensor, dim: int) -> torch.Tensor:
+    """Apply blockdiag(rot2(theta_j)) along ``dim`` (1 or 2) of (B, c, m) or (B, m, c)^T: O(B c m) work.
+
+    ``dim=1`` left-multiplies (D X); ``dim=2`` right-multiplies by D^T (X D^T).
+    """
+    c = x.shape[dim]
+    n = c // 2
+    cos = torch.cos(theta).to(x.dtype)
+    sin = torch.sin(theta).to(x.dtype)
+    out = x.clone()
+    if dim == 1:
+        a, b = x[:, 0:2 * n:2, :], x[:, 1:2 * n:2, :]
+        cs, sn = cos[:, :, None], sin[:, :, None]
+        out[:, 0:2 * n:2, :] = cs * a - sn * b
+        out[:, 1:2 * n:2, :] = sn * a + cs * b
+    else:
+        a, b = x[:, :, 0:2 * n:2], x[:, :, 1:2 * n:2]
+        cs, sn = cos[:, None, :], sin[:, None, :]
+        out[:, :, 0:2 * n:2] = cs * a - sn * b
+        out[:, :, 1:2 * n:2] = sn * a + cs * b
+    return out
+
+
+def rotate_gram_channels(g: torch.Tensor, angles_deg: torch.Tensor, seed: int) -> torch.Tensor:
+    """R(a) G R(a)^T for a (1, C, C) Gram and (B,) angles -> (B, C, C), without forming R.
+
+    Uses R = Q D Q^T: R G R^T = Q D (Q^T G Q) D^T Q^T with D block-diagonal (cheap to apply).
+    """
+    c = g.shape[-1]
+    q = _seeded_orthogonal(c, seed).to(device=g.device, dtype=g.dtype)
+    h = (q.T @ g[0] @ q)[None].expand(angles_deg.numel(), c, c)
+    theta = _plane_angles(c, angles_deg).to(g.device)
+    m = _rotate_pairs(_rotate_pairs(h, theta, dim=1), theta, dim=2)
+    return q[None] @ m @ q.T[None]
+
+
+def rotate_features_channels(f: torch.Tensor, angles_deg: torch.Tensor, seed: int) -> torch.Tensor:
+    """R(a) applied to every feature vector of a (1, C, H, W) map -> (B, C, H, W)."""
+    _, c, h, w = f.shape
+    q = _seeded_orthogonal(c, seed).to(device=f.device, dtype=f.dtype)
+    z = (q.T @ f[0].reshape(c, -1))[None].expand(angles_deg.numel(), c, h * w)
+    theta = _plane_angles(c, angles_deg).to(f.device)
+    return (q[None] @ _rotate_pairs(z, theta, dim=1)).view(-1, c, h, w)
 
 
 def dfr_op(f: torch.Tensor, angle: float) -> torch.Tensor:
@@ -213,11 +257,11 @@ class StyleTargets:
         for l in self.layers:
             f = self.feats[s][l]
             if mode == "channel":
-                r = channel_rotation(f.shape[1], angles, self._layer_seed(l)).to(self.device, torch.float32)
                 if self.measure == "gram":
-                    out[l] = r @ self.stats[s][l] @ r.transpose(1, 2)
+                    out[l] = rotate_gram_channels(self.stats[s][l], angles, self._layer_seed(l))
                 else:
-                    out[l] = style_statistic(torch.einsum("bcd,dhw->bchw", r, f[0]), self.measure)
+                    out[l] = style_statistic(rotate_features_channels(f, angles, self._layer_seed(l)),
+                                             self.measure)
             elif mode == "spatial":
                 out[l] = style_statistic(rotate_maps(f.expand(b, -1, -1, -1), angles), self.measure)
             else:  # dfr

@@ -124,6 +124,27 @@ def _init_images(content: torch.Tensor, n: int, cfg: TransferConfig, noise_seeds
     return torch.stack(rows)[:n]
 
 
+class _Adam:
+    """Adam (Kingma & Ba 2015) on one tensor, same arithmetic as ``torch.optim.Adam`` (elementwise,
+    so rows stay independent); kept here to avoid torch.optim's import-time cost."""
+
+    def __init__(self, x: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.x, self.lr, self.b1, self.b2, self.eps = x, lr, betas[0], betas[1], eps
+        self.m = torch.zeros_like(x)
+        self.v = torch.zeros_like(x)
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, grad: torch.Tensor):
+        self.t += 1
+        self.m.lerp_(grad, 1 - self.b1)
+        self.v.mul_(self.b2).addcmul_(grad, grad, value=1 - self.b2)
+        bc1 = 1 - self.b1 ** self.t
+        bc2 = 1 - self.b2 ** self.t
+        denom = (self.v.sqrt() / bc2 ** 0.5).add_(self.eps)
+        self.x.addcdiv_(self.m, denom, value=-self.lr / bc1)
+
+
 class _BatchedLBFGS:
     """L-BFGS without line search (as torch.optim.LBFGS with line_search_fn=None) kept per row."""
 
@@ -172,7 +193,7 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
     if prec.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=cfg.lr) if cfg.optimizer == "adam" else _BatchedLBFGS(x, cfg.lr)
+    opt = _Adam(x, cfg.lr) if cfg.optimizer == "adam" else _BatchedLBFGS(x, cfg.lr)
     failed = torch.zeros(n, dtype=torch.bool, device=device)
     targets = {l: t.to(prec.dtype) for l, t in targets.items()}
     history, initial = [], None
@@ -191,11 +212,7 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
         loss = torch.where(failed, torch.zeros_like(total), total).sum()
         grad, = torch.autograd.grad(loss, x)
         grad = torch.where(failed.view(-1, 1, 1, 1), torch.zeros_like(grad), torch.nan_to_num(grad))
-        if cfg.optimizer == "adam":
-            x.grad = grad
-            opt.step()
-        else:
-            opt.step(grad)
+        opt.step(grad)
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
     final = {k: v.detach().float().cpu() for k, v in terms.items()}

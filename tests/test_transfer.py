@@ -124,3 +124,17 @@ def test_oom_halves_the_chunk(model, small, small_style, monkeypatch):
 def test_config_errors(field, value, msg):
     with pytest.raises(EvostyleError, match=msg):
         TransferConfig(**{field: value}).validate()
+
+
+def test_adam_matches_torch_optim():
+    from evostyle.transfer import _Adam
+    torch.manual_seed(0)
+    a = torch.rand(2, 3, 4, 4)
+    b = a.clone().requires_grad_(True)
+    ours, ref = _Adam(a, 0.02), torch.optim.Adam([b], lr=0.02)
+    for _ in range(5):
+        g = torch.randn_like(a)
+        ours.step(g)
+        b.grad = g.clone()
+        ref.step()
+    assert torch.allclose(a, b.detach(), atol=1e-6)

@@ -1,0 +1,229 @@
+"""Search configuration: defaults, TOML files, command-line overrides and validation.
+
+A TOML file holds the same keys as the command-line flags (with ``_`` for ``-``), for example::
+
+    content = "photo.jpg"
+    style = ["a.jpg", "b.jpg"]
+    outputs = 4
+    search = ["angles", "mix"]
+    popsize = 12
+    maxiter = 10
+    [bounds]
+    layers = [0.2, 5.0]
+    [fixed]
+    angle_0 = 0.0
+
+Unknown keys and wrong types are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import sample_image
+from .errors import EvostyleError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+OPTIMIZERS = ("torch-de", "scipy-de")
+
+
+@dataclass
+class SearchConfig:
+    """Every setting of a search. Defaults give the small demo search on the bundled images."""
+
+    content: str = field(default_factory=lambda: sample_image("cat.jpg"))
+    style: list = field(default_factory=lambda: [sample_image("starry_night.jpg"), sample_image("great_wave.jpg")])
+    # outer loop
+    optimizer: str = "torch-de"
+    strategy: str = "best1bin"
+    popsize: int = 6
+    maxiter: int = 3
+    mutation: Any = (0.5, 1.0)
+    recombination: float = 0.7
+    init: str = "latinhypercube"
+    tol: float = 0.0
+    atol: float = 0.0
+    boundary: str = "resample"
+    workers: int = 1
+    # what is searched
+    outputs: int = 3
+    search: list = field(default_factory=lambda: ["angles", "mix"])
+    bounds: dict = field(default_factory=dict)
+    fixed: dict = field(default_factory=dict)
+    rotation_mode: str = "channel"
+    shuffle: str = "none"
+    # inner transfer
+    measure: str = "gram"
+    style_layers: list = field(default_factory=lambda: ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"])
+    content_layer: str = "relu4_2"
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 0.0
+    size: int = 64
+    steps: int = 30
+    inner_optimizer: str = "adam"
+    lr: float = 0.02
+    image_init: str = "content"
+    init_noise: float = 0.1
+    max_batch: Any = None
+    precision: str = "auto"
+    # scoring
+    diversity_metric: str = "pixel"
+    diversity_weight: float = 1.0
+    loss_cap: Any = None
+    # run
+    seed: int = 0
+    device: str = "auto"
+    weights: str = "auto"
+    pool: str = "max"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["mutation"] = list(self.mutation) if isinstance(self.mutation, (list, tuple)) else self.mutation
+        return d
+
+
+_TYPES = {f.name: f for f in dataclasses.fields(SearchConfig)}
+_NUMBER_KEYS = {"recombination", "tol", "atol", "content_weight", "style_weight", "tv_weight", "lr",
+                "init_noise", "diversity_weight"}
+_INT_KEYS = {"popsize", "maxiter", "outputs", "size", "steps", "seed", "workers"}
+_STR_KEYS = {"content", "optimizer", "strategy", "init", "boundary", "rotation_mode", "shuffle", "measure",
+             "content_layer", "inner_optimizer", "image_init", "precision", "diversity_metric", "device",
+             "weights", "pool"}
+_LIST_STR_KEYS = {"style", "search", "style_layers"}
+
+
+def _check_type(key: str, value):
+    where = f"config key {key!r}"
+    if key in _INT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EvostyleError(f"{where} must be an integer, got {value!r}")
+    elif key in _NUMBER_KEYS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise EvostyleError(f"{where} must be a number, got {value!r}")
+        value = float(value)
+    elif key in _STR_KEYS:
+        if not isinstance(value, str):
+            raise EvostyleError(f"{where} must be a string, got {value!r}")
+    elif key in _LIST_STR_KEYS:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise EvostyleError(f"{where} must be a list of strings, got {value!r}")
+    elif key in ("bounds", "fixed"):
+        if not isinstance(value, dict):
+            raise EvostyleError(f"{where} must be a table, got {value!r}")
+    elif key == "mutation":
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+            isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value))
+        if not ok:
+            raise EvostyleError(f"{where} must be a number or [low, high], got {value!r}")
+    elif key in ("max_batch",):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise EvostyleError(f"{where} must be an integer, got {value!r}")
+    elif key == "loss_cap":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise EvostyleError(f"{where} must be a number, got {value!r}")
+    return value
+
+
+def load_toml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise EvostyleError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise EvostyleError(f"config file {path} is not valid TOML: {exc}") from None
+    base = path.parent
+    for key in ("content",):
+        if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+            data[key] = str(base / data[key]) if (base / data[key]).exists() else data[key]
+    if isinstance(data.get("style"), list):
+        data["style"] = [str(base / s) if isinstance(s, str) and not Path(s).is_absolute() and (base / s).exists()
+                         else s for s in data["style"]]
+    return data
+
+
+def make_config(file_values: dict | None = None, overrides: dict | None = None) -> SearchConfig:
+    """Defaults <- TOML values <- command-line overrides (None means "not given")."""
+    values = {}
+    for source in (file_values or {}, {k: v for k, v in (overrides or {}).items() if v is not None}):
+        for key, value in source.items():
+            if key not in _TYPES:
+                valid = ", ".join(sorted(_TYPES))
+                raise EvostyleError(f"unknown config key {key!r}; valid: {valid}")
+            values[key] = _check_type(key, value)
+    return validate(SearchConfig(**values))
+
+
+def validate(cfg: SearchConfig) -> SearchConfig:
+    """Cheap checks of values and names, before anything is loaded or created."""
+    from .de import BOUNDARY_MODES, INITS, parse_strategy
+    from .features import check_layers
+    from .measures import MEASURES
+    from .scoring import DIVERSITY_METRICS
+    from .space import SEARCH_GROUPS
+    from .targets import ROTATION_MODES, SHUFFLE_MODES
+
+    def choice(name, value, valid):
+        if value not in valid:
+            raise EvostyleError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+    choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    parse_strategy(cfg.strategy)
+    choice("init", cfg.init, INITS)
+    choice("boundary mode", cfg.boundary, BOUNDARY_MODES)
+    choice("rotation mode", cfg.rotation_mode, ROTATION_MODES)
+    choice("shuffle mode", cfg.shuffle, SHUFFLE_MODES)
+    choice("measure", cfg.measure, MEASURES)
+    choice("diversity metric", cfg.diversity_metric, DIVERSITY_METRICS)
+    choice("inner optimizer", cfg.inner_optimizer, ("adam", "lbfgs"))
+    choice("image init", cfg.image_init, ("content", "noise", "content+noise"))
+    choice("pooling", cfg.pool, ("max", "avg"))
+    for g in cfg.search:
+        choice("search group", g, SEARCH_GROUPS)
+    check_layers(list(cfg.style_layers) + [cfg.content_layer])
+    if not cfg.style:
+        raise EvostyleError("at least one --style image is needed")
+    if cfg.outputs < 1:
+        raise EvostyleError(f"outputs must be >= 1, got {cfg.outputs}")
+    if cfg.steps <= 0:
+        raise EvostyleError(f"steps must be >= 1, got {cfg.steps}")
+    if cfg.popsize < 5:
+        raise EvostyleError(f"popsize (population size) must be >= 5, got {cfg.popsize}")
+    if cfg.maxiter < 0:
+        raise EvostyleError(f"maxiter must be >= 0, got {cfg.maxiter}")
+    if cfg.workers < 1 and cfg.workers != -1:
+        raise EvostyleError(f"workers must be >= 1 or -1, got {cfg.workers}")
+    for key in ("content_weight", "style_weight", "tv_weight", "diversity_weight", "init_noise", "tol", "atol"):
+        v = getattr(cfg, key)
+        if not (v >= 0 and math.isfinite(v)):
+            raise EvostyleError(f"{key.replace('_', '-')} must be finite and >= 0, got {v}")
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise EvostyleError(f"lr must be a positive number, got {cfg.lr}")
+    if not 0 <= cfg.recombination <= 1:
+        raise EvostyleError(f"recombination must be in [0, 1], got {cfg.recombination}")
+    m = cfg.mutation
+    if isinstance(m, (list, tuple)):
+        if not (0 <= m[0] <= m[1] <= 2):
+            raise EvostyleError(f"mutation must be [low, high] with 0 <= low <= high <= 2, got {list(m)}")
+    elif not 0 <= m <= 2:
+        raise EvostyleError(f"mutation must be in [0, 2], got {m}")
+    if not 8 <= cfg.size <= 8192:
+        raise EvostyleError(f"size must be between 8 and 8192 px, got {cfg.size}")
+    if cfg.max_batch is not None and cfg.max_batch < 1:
+        raise EvostyleError(f"max-batch must be >= 1, got {cfg.max_batch}")
+    if cfg.loss_cap is not None and not (cfg.loss_cap > 0 and math.isfinite(cfg.loss_cap)):
+        raise EvostyleError(f"loss-cap must be a positive number, got {cfg.loss_cap}")
+    if cfg.optimizer == "scipy-de" and cfg.boundary != "resample":
+        raise EvostyleError("scipy-de only supports boundary 'resample'")
+    return cfg

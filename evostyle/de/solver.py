@@ -1,0 +1,277 @@
+"""Torch-batched differential evolution that keeps the population on one device.
+
+The objective takes a (P, D) tensor in the problem's units and returns (P,) values (lower is better).
+Every generation makes one batched call (scipy's ``updating='deferred'``). Random numbers come from one
+seeded CPU generator, so a run is reproducible and identical on CPU and GPU for the same objective
+values.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.optimize import OptimizeResult
+
+from ..errors import EvostyleError
+from .strategies import crossover_mask, parse_strategy
+
+INITS = ("latinhypercube", "sobol", "random")
+BOUNDARY_MODES = ("resample", "reflect")
+
+
+def check_bounds(bounds) -> torch.Tensor:
+    """Validate bounds as a (D, 2) float64 tensor with finite low < high."""
+    try:
+        b = torch.as_tensor(np.asarray(bounds, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise EvostyleError("bounds must be a sequence of (low, high) pairs") from None
+    if b.dim() != 2 or b.shape[1] != 2 or b.shape[0] < 1:
+        raise EvostyleError(f"bounds must have shape (D, 2), got {tuple(b.shape)}")
+    if not torch.isfinite(b).all():
+        raise EvostyleError("bounds must be finite numbers (got NaN or inf)")
+    bad = torch.nonzero(b[:, 0] >= b[:, 1]).flatten().tolist()
+    if bad:
+        i = bad[0]
+        raise EvostyleError(f"bounds[{i}] has low >= high ({b[i, 0]:g} >= {b[i, 1]:g}); need low < high")
+    return b
+
+
+def latin_hypercube(n: int, d: int, gen: torch.Generator) -> torch.Tensor:
+    """(n, d) Latin hypercube sample in [0, 1) (one point per 1/n slab in every column)."""
+    seg = torch.rand(n, d, generator=gen, dtype=torch.float64) / n
+    pts = seg + torch.arange(n, dtype=torch.float64)[:, None] / n
+    out = torch.empty_like(pts)
+    for j in range(d):
+        out[:, j] = pts[torch.randperm(n, generator=gen), j]
+    return out
+
+
+def initial_population(init, n: int, d: int, gen: torch.Generator, seed: int | None) -> torch.Tensor:
+    """Unit-cube initial population: a name from :data:`INITS` or an (n, d) array already in [0, 1]."""
+    if isinstance(init, str):
+        if init == "latinhypercube":
+            return latin_hypercube(n, d, gen)
+        if init == "random":
+            return torch.rand(n, d, generator=gen, dtype=torch.float64)
+        if init == "sobol":
+            s = int(torch.randint(0, 2**31 - 1, (1,), generator=gen)) if seed is None else int(seed)
+            return torch.quasirandom.SobolEngine(d, scramble=True, seed=s).draw(n, dtype=torch.float64)
+        raise EvostyleError(f"unknown init {init!r}; valid: {', '.join(INITS)} or an (N, D) array")
+    raise TypeError("initial_population needs a name; arrays are handled by the solver")
+
+
+class DifferentialEvolution:
+    """Differential evolution with a batched objective; one generation per :meth:`step`.
+
+    Args mirror ``scipy.optimize.differential_evolution`` (see :func:`differential_evolution`).
+    Attributes after construction: ``population`` (P, D) in the unit cube, ``energies`` (P,) (evaluated
+    lazily on the first step), ``nit``, ``nfev``.
+    """
+
+    def __init__(self, func: Callable, bounds, *, strategy="best1bin", popsize=15, maxiter=1000,
+                 mutation=(0.5, 1.0), recombination=0.7, init="latinhypercube", tol=0.01, atol=0.0,
+                 seed=None, callback=None, x0=None, device="cpu", boundary="resample"):
+        self.func = func
+        self.bounds = check_bounds(bounds)
+        d = self.bounds.shape[0]
+        self.mutation_fn, self.crossover = parse_strategy(strategy)
+        self.strategy = strategy
+        self.device = torch.device(device)
+        self.lo = self.bounds[:, 0].to(self.device)
+        self.span = (self.bounds[:, 1] - self.bounds[:, 0]).to(self.device)
+        if isinstance(mutation, (tuple, list)):
+            if len(mutation) != 2 or not 0 <= mutation[0] <= mutation[1] <= 2:
+                raise EvostyleError(f"mutation (dither) must be (low, high) with 0 <= low <= high <= 2, got {mutation}")
+            self.dither = (float(mutation[0]), float(mutation[1]))
+            self.scale = self.dither[0]
+        else:
+            if not 0 <= float(mutation) <= 2:
+                raise EvostyleError(f"mutation must be in [0, 2], got {mutation}")
+            self.dither, self.scale = None, float(mutation)
+        if not 0 <= float(recombination) <= 1:
+            raise EvostyleError(f"recombination must be in [0, 1], got {recombination}")
+        self.cr = float(recombination)
+        if boundary not in BOUNDARY_MODES:
+            raise EvostyleError(f"unknown boundary mode {boundary!r}; valid: {', '.join(BOUNDARY_MODES)}")
+        self.boundary = boundary
+        if int(maxiter) < 0:
+            raise EvostyleError(f"maxiter must be >= 0, got {maxiter}")
+        self.maxiter, self.tol, self.atol = int(maxiter), float(tol), float(atol)
+        self.callback = callback
+        self.gen = torch.Generator().manual_seed(int(seed) if seed is not None else
+                                                 int(torch.randint(0, 2**62, (1,))))
+        if isinstance(init, str):
+            n = max(5, int(popsize) * d)
+            pop = initial_population(init, n, d, self.gen, seed)
+        else:
+            pop = torch.as_tensor(np.asarray(init, dtype=np.float64))
+            if pop.dim() != 2 or pop.shape[1] != d:
+                raise EvostyleError(f"init array must have shape (N, {d}), got {tuple(pop.shape)}")
+            if not torch.isfinite(pop).all():
+                raise EvostyleError("init array contains NaN or inf")
+            pop = ((pop - self.bounds[:, 0]) / (self.bounds[:, 1] - self.bounds[:, 0])).clamp(0, 1)
+        need = self.mutation_fn.n_random + 1
+        if pop.shape[0] < max(need, 5):
+            raise EvostyleError(f"population of {pop.shape[0]} is too small for strategy {strategy!r}: "
+                                f"it needs at least {max(need, 5)} members; raise popsize")
+        if x0 is not None:
+            x0t = torch.as_tensor(np.asarray(x0, dtype=np.float64)).reshape(-1)
+            if x0t.numel() != d or not torch.isfinite(x0t).all():
+                raise EvostyleError(f"x0 must be {d} finite numbers, got {np.asarray(x0).tolist()}")
+            if ((x0t < self.bounds[:, 0]) | (x0t > self.bounds[:, 1])).any():
+                raise EvostyleError("x0 lies outside the bounds")
+            pop[0] = (x0t - self.bounds[:, 0]) / (self.bounds[:, 1] - self.bounds[:, 0])
+        self.population = pop.to(self.device)
+        self.energies: torch.Tensor | None = None
+        self.nit = self.nfev = 0
+        self.best = 0
+        self.t0 = time.perf_counter()
+        self.message = ""
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def scale_out(self, unit: torch.Tensor) -> torch.Tensor:
+        """Unit cube -> problem units."""
+        return self.lo + unit * self.span
+
+    def _evaluate(self, unit: torch.Tensor) -> torch.Tensor:
+        out = self.func(self.scale_out(unit))
+        e = torch.as_tensor(np.asarray(out.detach().cpu() if torch.is_tensor(out) else out, dtype=np.float64))
+        e = e.reshape(-1).to(self.device)
+        if e.numel() != unit.shape[0]:
+            raise EvostyleError(f"objective returned {e.numel()} values for {unit.shape[0]} candidates; "
+                                "it must map (P, D) to (P,)")
+        self.nfev += unit.shape[0]
+        return torch.nan_to_num(e, nan=math.inf)  # NaN counts as the worst value
+
+    def _rand(self, *shape) -> torch.Tensor:
+        return torch.rand(*shape, generator=self.gen, dtype=torch.float64)
+
+    def _samples(self, p: int, n: int) -> torch.Tensor:
+        """(P, n) distinct member indices per row, none equal to the row's own index."""
+        keys = self._rand(p, p)
+        keys.fill_diagonal_(2.0)
+        return keys.argsort(dim=1)[:, :n]
+
+    def _ensure_bounds(self, trial: torch.Tensor) -> torch.Tensor:
+        if self.boundary == "reflect":
+            trial = trial.abs()
+            trial = torch.where(trial > 1, 2 - trial, trial)
+            return trial.clamp(0, 1)
+        bad = (trial < 0) | (trial > 1)
+        fresh = self._rand(*trial.shape).to(self.device)
+        return torch.where(bad, fresh, trial)
+
+    def converged(self) -> bool:
+        """scipy's rule: std(E) <= atol + tol * |mean(E)| over the population's energies."""
+        e = self.energies
+        if e is None or not torch.isfinite(e).all():
+            return False
+        return bool(e.std(unbiased=False) <= self.atol + self.tol * e.mean().abs())
+
+    def result(self, success: bool | None = None) -> OptimizeResult:
+        """The current state as an OptimizeResult (the same type the solve returns)."""
+        e = self.energies if self.energies is not None else torch.full((self.population.shape[0],), math.inf)
+        pop = self.scale_out(self.population).cpu().numpy()
+        conv = float(e.std(unbiased=False) / (e.mean().abs() + 1e-300)) if torch.isfinite(e).all() else math.inf
+        return OptimizeResult(
+            x=pop[self.best].copy(), fun=float(e[self.best]), nfev=self.nfev, nit=self.nit,
+            success=bool(success) if success is not None else False, message=self.message,
+            population=pop, population_energies=e.cpu().numpy(), convergence=conv,
+            elapsed=time.perf_counter() - self.t0)
+
+    # -- the algorithm --------------------------------------------------------------------------------
+    def init(self) -> None:
+        """Evaluate the initial population (one batched call)."""
+        if self.energies is None:
+            self.energies = self._evaluate(self.population)
+            self.best = int(torch.argmin(self.energies))
+
+    def step(self) -> tuple[np.ndarray, float]:
+        """One generation: mutate, cross over, evaluate all trials in one call, select. Returns best."""
+        self.init()
+        p, d = self.population.shape
+        if self.dither is not None:
+            self.scale = float(self.dither[0] + (self.dither[1] - self.dither[0]) * self._rand(1))
+        idx = torch.arange(p)
+        r = self._samples(p, self.mutation_fn.n_random)
+        pop_cpu = self.population.cpu()
+        mutant = self.mutation_fn.fn(pop_cpu, self.best, idx, r, self.scale)
+        u = self._rand(p, d)
+        pos = torch.randint(0, d, (p,), generator=self.gen)
+        mask = crossover_mask(self.crossover, u, pos, self.cr)
+        trial = torch.where(mask, mutant, pop_cpu).to(self.device)
+        trial = self._ensure_bounds(trial)
+        e = self._evaluate(trial)
+        better = e <= self.energies
+        self.population = torch.where(better[:, None], trial, self.population)
+        self.energies = torch.where(better, e, self.energies)
+        self.best = int(torch.argmin(self.energies))
+        self.nit += 1
+        return self.scale_out(self.population[self.best]).cpu().numpy(), float(self.energies[self.best])
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.nit >= self.maxiter:
+            raise StopIteration
+        return self.step()
+
+    def solve(self) -> OptimizeResult:
+        """Run until convergence, ``maxiter`` generations, or the callback asks to stop."""
+        self.init()
+        success = False
+        self.message = "Maximum number of iterations has been exceeded."
+        if self.converged():
+            success, self.message = True, "Optimization terminated successfully."
+        while not success and self.nit < self.maxiter:
+            self.step()
+            if self.callback is not None:
+                try:
+                    stop = self.callback(self.result())
+                except StopIteration:
+                    stop = True
+                if stop:
+                    self.message = "callback function requested stop early"
+                    break
+            if self.converged():
+                success, self.message = True, "Optimization terminated successfully."
+        return self.result(success)
+
+
+def differential_evolution(func, bounds, *, strategy="best1bin", popsize=15, maxiter=1000,
+                           mutation=(0.5, 1.0), recombination=0.7, init="latinhypercube", tol=0.01,
+                           atol=0.0, seed=None, callback=None, x0=None, device="cpu",
+                           boundary="resample") -> OptimizeResult:
+    """Minimise a batched objective with differential evolution.
+
+    Args:
+        func: callable (P, D) float64 tensor (problem units, on ``device``) -> (P,) values. NaN counts
+            as +inf.
+        bounds: (D, 2) sequence of finite (low, high) with low < high.
+        strategy: a name from :data:`evostyle.de.STRATEGIES`, e.g. ``best1bin``, ``rand1exp``.
+        popsize: population multiplier as in scipy: P = max(5, popsize * D); ignored when ``init`` is
+            an array (then P = len(init)).
+        maxiter: maximum number of generations after the initial population.
+        mutation: F in [0, 2], or (low, high) to dither F per generation.
+        recombination: crossover probability CR in [0, 1].
+        init: ``latinhypercube`` | ``sobol`` | ``random`` | an (N, D) array in problem units.
+        tol, atol: stop when std(E) <= atol + tol * |mean(E)| (scipy's rule).
+        seed: int for a reproducible run.
+        callback: called after every generation with the intermediate OptimizeResult; returning True
+            (or raising StopIteration) stops the run.
+        x0: a point (D,) that replaces the first initial member.
+        device: where the population lives.
+        boundary: ``resample`` (scipy: out-of-bounds entries redrawn uniformly) or ``reflect``.
+    Returns:
+        scipy.optimize.OptimizeResult with x, fun, nfev, nit, success, message, population (P, D) and
+        population_energies (P,).
+    """
+    return DifferentialEvolution(func, bounds, strategy=strategy, popsize=popsize, maxiter=maxiter,
+                                 mutation=mutation, recombination=recombination, init=init, tol=tol,
+                                 atol=atol, seed=seed, callback=callback, x0=x0, device=device,
+                                 boundary=boundary).solve()

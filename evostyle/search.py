@@ -1,0 +1,366 @@
+"""``python -m evostyle.search``: differential evolution over style-transfer parameters.
+
+With no arguments it runs a small search on the bundled images (a few minutes on a 2-core CPU), writes a
+run directory under ``results/`` and prints where it is and the best parameters. See ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import math
+import os
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from .config import OPTIMIZERS, SearchConfig, load_toml, make_config
+from .errors import EXIT_INTERRUPTED, EvostyleError, cli_errors
+from .runlog import RunLog, atomic_write_json, environment, prepare_out_dir, read_json
+
+RUN_FILES = ("config.json", "candidates.csv", "generations.csv", "state.json", "summary.json", "report.html",
+             "summary.md")
+
+
+class Interrupted(Exception):
+    """Raised after a generation's rows are written when Ctrl-C was pressed."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m evostyle.search", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a = p.add_argument
+    a("--config", help="TOML file with any of the settings below (flags override it)")
+    a("--content", help="content image (default: bundled cat.jpg)")
+    a("--style", action="append", help="style image; repeat for several (default: two bundled paintings)")
+    a("--optimizer", choices=OPTIMIZERS, help="outer DE: our torch-batched one or scipy's")
+    a("--strategy", help="DE strategy, e.g. best1bin, rand1exp, currenttobest1bin")
+    a("--popsize", type=int, help="population size P (total, not scipy's multiplier)")
+    a("--maxiter", type=int, help="generations after the initial population")
+    a("--outputs", type=int, help="K outputs per candidate")
+    a("--search", nargs="+", help="parameter groups to search: angles mix layers rotation_weight style_ratio")
+    a("--fix", action="append", metavar="NAME=VALUE", help="fix one parameter, e.g. angle_0=0")
+    a("--bounds", action="append", metavar="NAME=LOW,HIGH", help="bounds of a parameter or group")
+    a("--rotation-mode", help="none | channel | spatial | pixel | dfr")
+    a("--shuffle", help="none | channel | spatial")
+    a("--measure", help="gram | euclidean | meanstd")
+    a("--size", type=int, help="long side of the outputs in px")
+    a("--steps", type=int, help="inner optimisation steps per candidate")
+    a("--lr", type=float, help="inner learning rate")
+    a("--image-init", help="content | noise | content+noise")
+    a("--diversity-metric", help="pixel | feature")
+    a("--diversity-weight", type=float, help="lambda in fitness = loss - lambda * diversity")
+    a("--loss-cap", type=float, help="penalise candidates whose loss exceeds this")
+    a("--max-batch", type=int, help="most transfer rows per forward pass")
+    a("--precision", help="auto | fp32 | tf32 | bf16 | fp64")
+    a("--workers", type=int, help="scipy-de only: parallel workers (disables its vectorized mode)")
+    a("--seed", type=int)
+    a("--device", help="auto | cpu | cuda | cuda:N")
+    a("--weights", help="auto | imagenet | random | path to a VGG19 state dict")
+    a("--out", help="run directory (default results/run-<time>)")
+    a("--resume", metavar="DIR", help="continue the run in DIR from its last finished generation")
+    a("--overwrite", action="store_true", help="replace an existing run in --out")
+    a("--no-report", action="store_true", help="skip report.html at the end")
+    a("--quiet", action="store_true", help="no progress bar")
+    a("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+_FLAG_KEYS = {"content": "content", "style": "style", "optimizer": "optimizer", "strategy": "strategy",
+              "popsize": "popsize", "maxiter": "maxiter", "outputs": "outputs", "search": "search",
+              "rotation_mode": "rotation_mode", "shuffle": "shuffle", "measure": "measure", "size": "size",
+              "steps": "steps", "lr": "lr", "image_init": "image_init", "diversity_metric": "diversity_metric",
+              "diversity_weight": "diversity_weight", "loss_cap": "loss_cap", "max_batch": "max_batch",
+              "precision": "precision", "workers": "workers", "seed": "seed", "device": "device",
+              "weights": "weights"}
+
+
+def _pairs(items, what):
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise EvostyleError(f"--{what} takes NAME=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = [float(x) for x in v.split(",")] if what == "bounds" else float(v)
+        except ValueError:
+            raise EvostyleError(f"--{what} {item!r}: not a number") from None
+    return out
+
+
+def config_from_args(args) -> SearchConfig:
+    file_values = load_toml(args.config) if args.config else {}
+    over = {key: getattr(args, attr) for attr, key in _FLAG_KEYS.items()}
+    fixed, bounds = _pairs(args.fix, "fix"), _pairs(args.bounds, "bounds")
+    if fixed:
+        over["fixed"] = {**file_values.get("fixed", {}), **fixed}
+    if bounds:
+        over["bounds"] = {**file_values.get("bounds", {}), **bounds}
+    return make_config(file_values, over)
+
+
+def _default_out() -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("results") / f"run-{stamp}-{os.getpid() % 10000:04d}"
+
+
+class SearchObjective:
+    """Wraps the evaluator: logs every generation, keeps the best outputs, replays cached generations."""
+
+    def __init__(self, evaluator, log: RunLog, out: Path, cached: list[dict], progress=None):
+        self.ev, self.log, self.out = evaluator, log, out
+        self.generation = 0
+        self.cached = {}
+        for r in cached:
+            self.cached.setdefault(int(r["generation"]), []).append(r)
+        self.best_fitness, self.best_row = math.inf, None
+        for rows in self.cached.values():
+            self._track(rows)
+        self.nfev = sum(len(v) for v in self.cached.values())
+        self.t0 = time.perf_counter()
+        self.stop_requested = False
+        self.progress = progress
+        self.replayed = 0
+
+    def _track(self, rows) -> bool:
+        improved = False
+        for r in rows:
+            f = float(r["fitness"])
+            if f < self.best_fitness:
+                self.best_fitness, self.best_row, improved = f, dict(r), True
+        return improved
+
+    def _replay(self, g: int, unit: torch.Tensor) -> torch.Tensor:
+        rows = sorted(self.cached[g], key=lambda r: int(r["candidate"]))
+        values = self.ev.space.to_values(unit)
+        if len(rows) != unit.shape[0]:
+            raise EvostyleError(f"resume diverged at generation {g}: {len(rows)} logged rows for "
+                                f"{unit.shape[0]} candidates; start a new run")
+        for name, v in values.items():
+            logged = torch.tensor([float(r[f"param_{name}"]) for r in rows], dtype=torch.float64)
+            if not torch.allclose(logged, v, rtol=1e-9, atol=1e-12):
+                raise EvostyleError(f"resume diverged at generation {g} (parameter {name}); the run's "
+                                    "settings or library versions changed: start a new run")
+        self.replayed += 1
+        return torch.tensor([float(r["fitness"]) for r in rows], dtype=torch.float64)
+
+    def __call__(self, unit: torch.Tensor) -> torch.Tensor:
+        g = self.generation
+        if g in self.cached:
+            fit = self._replay(g, unit)
+        else:
+            fit = self._evaluate(g, unit)
+        self.generation += 1
+        if self.progress is not None:
+            self.progress.set_postfix(best=f"{self.best_fitness:.4g}", refresh=False)
+            self.progress.update(1)
+        if self.stop_requested:
+            raise Interrupted()
+        return fit
+
+    def _evaluate(self, g: int, unit: torch.Tensor) -> torch.Tensor:
+        from .images import save_image
+        ev = self.ev.evaluate(unit)
+        p = unit.shape[0]
+        per = ev.seconds / p
+        rows = []
+        for i in range(p):
+            r = {"generation": g, "candidate": i, **ev.row(i), "seconds": per}
+            rows.append(r)
+        self.nfev += p
+        improved = self._track(rows)
+        finite = ev.fitness[torch.isfinite(ev.fitness)]
+        gi = int(torch.argmin(ev.fitness))
+        img_dir = self.out / "images"
+        img_dir.mkdir(exist_ok=True)
+        for k in range(self.ev.k):
+            save_image(ev.images[gi, k], img_dir / f"g{g:03d}_c{gi:03d}_k{k}.jpg", quality=85)
+        if improved:
+            best_dir = self.out / "best"
+            best_dir.mkdir(exist_ok=True)
+            bi = int(self.best_row["candidate"])
+            for k in range(self.ev.k):
+                save_image(ev.images[bi, k], best_dir / f"output_{k}.png")
+            atomic_write_json(best_dir / "best.json", {k: v for k, v in self.best_row.items()})
+        gen_row = {"generation": g, "best_fitness": self.best_fitness,
+                   "gen_best": float(ev.fitness[gi]),
+                   "gen_mean": float(finite.mean()) if finite.numel() else math.inf,
+                   "gen_std": float(finite.std(unbiased=False)) if finite.numel() else math.nan,
+                   "n_failed": int(ev.failed.sum()), "nfev": self.nfev,
+                   "elapsed": time.perf_counter() - self.t0, "eval_seconds": ev.seconds}
+        self.log.append_generation(rows, gen_row)
+        for m in ev.log:
+            if "out of memory" in m:
+                print(f"note: generation {g}: {m}", file=sys.stderr)
+        return ev.fitness
+
+
+GEN_COLUMNS = ["generation", "best_fitness", "gen_best", "gen_mean", "gen_std", "n_failed", "nfev", "elapsed",
+               "eval_seconds"]
+
+
+def _build(cfg: SearchConfig):
+    """Load images and network, build the space and evaluator (all input errors surface here)."""
+    from .engine import StyleEngine
+    from .evaluator import Evaluator
+    from .images import image_size
+    from .scoring import ScoreConfig
+    from .space import style_space
+    from .transfer import TransferConfig
+    image_size(cfg.content)
+    for s in cfg.style:
+        image_size(s)
+    space = style_space(cfg.outputs, len(cfg.style), cfg.style_layers, cfg.search, cfg.rotation_mode,
+                        cfg.fixed, cfg.bounds)
+    tcfg = TransferConfig(style_layers=tuple(cfg.style_layers), content_layer=cfg.content_layer,
+                          measure=cfg.measure, content_weight=cfg.content_weight, style_weight=cfg.style_weight,
+                          tv_weight=cfg.tv_weight, steps=cfg.steps, optimizer=cfg.inner_optimizer, lr=cfg.lr,
+                          init=cfg.image_init, init_noise=cfg.init_noise, max_batch=cfg.max_batch,
+                          precision=cfg.precision)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        engine = StyleEngine(cfg.content, cfg.style, tcfg, size=cfg.size, rotation_mode=cfg.rotation_mode,
+                             shuffle=cfg.shuffle, weights=cfg.weights, seed=cfg.seed, pool=cfg.pool,
+                             device=cfg.device)
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+    if cfg.rotation_mode == "dfr":
+        for p in space.params:
+            if p.group == "angles" and p.value is not None and abs(p.value / 90 - round(p.value / 90)) > 1e-9:
+                raise EvostyleError(f"rotation mode 'dfr' needs angles in 0/90/180/270; {p.name} is {p.value:g}")
+    score = ScoreConfig(cfg.diversity_metric, cfg.diversity_weight, cfg.loss_cap)
+    return engine, space, Evaluator(engine, space, cfg.outputs, score, noise_seed=cfg.seed)
+
+
+def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False, overwrite: bool = False,
+               quiet: bool = False, report: bool = True) -> dict:
+    """Run (or resume) a search; returns the summary dict (also written to summary.json)."""
+    from .de import DifferentialEvolution, scipy_differential_evolution
+    from .de.solver import latin_hypercube
+    from .images import save_image
+
+    engine, space, ev = _build(cfg)
+    out = Path(out) if out else _default_out()
+    log = RunLog(out, ev.columns, GEN_COLUMNS)
+    if resume:
+        cached, _ = log.resume()
+    else:
+        prepare_out_dir(out, overwrite=overwrite)
+        if overwrite:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+        cached = []
+        record = {"config": cfg.to_dict(), "space": space.describe(), "weights": engine.weights_info,
+                  "environment": environment(engine.device), "seed": cfg.seed,
+                  "image_size": list(engine.content.shape[-2:]), "columns": ev.columns}
+        log.create(record)
+        save_image(engine.content, out / "content.png")
+        for i, s in enumerate(engine.styles):
+            save_image(s, out / f"style_{i}.png")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    init = latin_hypercube(cfg.popsize, space.dim, gen)
+    bounds = [(0.0, 1.0)] * space.dim
+    progress = None
+    if not quiet:
+        from tqdm.auto import tqdm
+        progress = tqdm(total=cfg.maxiter + 1, desc="generations", unit="gen", file=sys.stderr)
+    obj = SearchObjective(ev, log, out, cached, progress)
+    old_handler = None
+
+    def on_sigint(signum, frame):
+        if obj.stop_requested:
+            raise KeyboardInterrupt
+        obj.stop_requested = True
+        print("\nstopping after this generation (Ctrl-C again to abort now)", file=sys.stderr)
+    try:
+        old_handler = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not in the main thread
+        pass
+    t0 = time.perf_counter()
+    try:
+        if cfg.optimizer == "torch-de":
+            solver = DifferentialEvolution(obj, bounds, strategy=cfg.strategy, maxiter=cfg.maxiter,
+                                           mutation=cfg.mutation, recombination=cfg.recombination, init=init,
+                                           tol=cfg.tol, atol=cfg.atol, seed=cfg.seed, boundary=cfg.boundary,
+                                           device=engine.device)
+            res = solver.solve()
+        else:
+            res = scipy_differential_evolution(obj, bounds, strategy=cfg.strategy, maxiter=cfg.maxiter,
+                                               mutation=tuple(cfg.mutation) if isinstance(cfg.mutation, list)
+                                               else cfg.mutation, recombination=cfg.recombination,
+                                               init=init.numpy(), tol=cfg.tol, atol=cfg.atol, seed=cfg.seed,
+                                               workers=cfg.workers)
+    except Interrupted:
+        log.write_state(status="interrupted")
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+    best = obj.best_row
+    best_values = {n: float(best[f"param_{n}"]) for n in space.names}
+    base = ev.baseline(best_values)
+    summary = {"best": {"fitness": float(best["fitness"]), "generation": int(best["generation"]),
+                        "candidate": int(best["candidate"]), "params": best_values,
+                        "loss_score": float(best["loss_score"]),
+                        "diversity_pixel": float(best["diversity_pixel"]),
+                        "diversity_feature": float(best["diversity_feature"])},
+               "baseline_same_target": {"diversity_pixel": float(base.terms["diversity_pixel"][0]),
+                                        "diversity_feature": float(base.terms["diversity_feature"][0]),
+                                        "loss_score": float(base.terms["loss_score"][0])},
+               "optimizer": {"name": cfg.optimizer, "message": str(res.message), "nit": int(res.nit),
+                             "nfev_points": obj.nfev, "success": bool(res.success)},
+               "seconds": time.perf_counter() - t0, "replayed_generations": obj.replayed,
+               "weights": engine.weights_info["used"], "device": str(engine.device), "out": str(out)}
+    atomic_write_json(out / "summary.json", summary)
+    log.write_state(status="finished")
+    if report:
+        try:
+            from .report import write_report
+            write_report(out)
+        except ImportError:  # pragma: no cover - report module always ships
+            pass
+    return summary
+
+
+def _config_for_resume(args) -> SearchConfig:
+    rec = read_json(Path(args.resume) / "config.json", "resume config")
+    try:
+        return make_config(rec["config"])
+    except (KeyError, TypeError):
+        raise EvostyleError(f"{Path(args.resume) / 'config.json'} is not an evostyle run config") from None
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    with cli_errors(args.debug, "evostyle.search"):
+        if args.resume:
+            given = [k for k in _FLAG_KEYS if getattr(args, k) is not None] + (["config"] if args.config else [])
+            if given:
+                raise EvostyleError(f"--resume uses the run's saved config; drop {', '.join('--' + g.replace('_', '-') for g in given)}")
+            cfg, out = _config_for_resume(args), Path(args.resume)
+        else:
+            cfg, out = config_from_args(args), (Path(args.out) if args.out else _default_out())
+        try:
+            summary = run_search(cfg, out, resume=bool(args.resume), overwrite=args.overwrite, quiet=args.quiet,
+                                 report=not args.no_report)
+        except Interrupted:
+            print(f"interrupted; every finished generation is saved. Resume with:\n"
+                  f"  python -m evostyle.search --resume {out}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        b = summary["best"]
+        print(f"run directory: {out}")
+        print(f"best fitness {b['fitness']:.5g} (loss {b['loss_score']:.4g}, pixel diversity "
+              f"{b['diversity_pixel']:.4f}; same-target baseline {summary['baseline_same_target']['diversity_pixel']:.4f})")
+        print("best parameters: " + ", ".join(f"{k}={v:.4g}" for k, v in b["params"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from evostyle import load_run
+from evostyle.config import make_config
+from evostyle.errors import EvostyleError
+from evostyle.search import SearchObjective, main, run_search
+from evostyle.space import Param, Space, style_space
+
+TINY = ["--size", "32", "--steps", "3", "--popsize", "5", "--outputs", "2", "--maxiter", "2", "--weights",
+        "random", "--device", "cpu", "--quiet", "--no-report", "--seed", "1"]
+
+
+def tiny_cfg(**kw):
+    base = dict(size=32, steps=3, popsize=5, outputs=2, maxiter=2, weights="random", device="cpu", seed=1)
+    base.update(kw)
+    return make_config(base)
+
+
+def _rows(path):
+    df = pd.read_csv(path / "candidates.csv")
+    return df.drop(columns=["seconds"])
+
+
+def test_space_unit_roundtrip_and_scales():
+    s = Space([Param("a", 0, 360), Param("w", 0.1, 10, "log"), Param("f", 0, 1, value=0.3)])
+    u = torch.tensor([[0.0, 0.0], [0.5, 0.5], [1.0, 1.0]], dtype=torch.float64)
+    v = s.to_values(u)
+    assert v["a"].tolist() == [0, 180, 360]
+    assert torch.allclose(v["w"], torch.tensor([0.1, 1.0, 10.0], dtype=torch.float64))
+    assert v["f"].tolist() == [0.3] * 3
+    assert torch.allclose(s.to_unit(v), u)
+    with pytest.raises(EvostyleError, match="unknown parameter 'zz'; valid: a, w, f"):
+        s.get("zz")
+    with pytest.raises(EvostyleError, match="low >= high"):
+        Space([Param("a", 1, 1)])
+    with pytest.raises(EvostyleError, match="finite"):
+        Space([Param("a", float("nan"), 1)])
+    with pytest.raises(EvostyleError, match="NaN"):
+        s.to_values(torch.tensor([[float("nan"), 0.0]]))
+
+
+def test_style_space_groups_fix_and_bounds():
+    s = style_space(3, 2, ["relu1_1", "relu2_1"], ["angles", "layers"], fixed={"angle_0": 0},
+                    bounds={"layers": [0.5, 2]})
+    assert [p.name for p in s.searched] == ["angle_1", "angle_2", "layer_relu1_1", "layer_relu2_1"]
+    assert s.get("mix").value == 0.5 and s.get("layer_relu1_1").low == 0.5
+    dfr = style_space(2, 1, ["relu1_1"], ["angles"], rotation_mode="dfr")
+    vals = dfr.to_values(torch.tensor([[0.3, 0.8]]))
+    assert vals["angle_0"].item() % 90 == 0 and vals["angle_1"].item() % 90 == 0
+    with pytest.raises(EvostyleError, match="unknown parameter 'angle_9'"):
+        style_space(2, 1, ["relu1_1"], ["angles"], fixed={"angle_9": 0})
+    with pytest.raises(EvostyleError, match="unknown search group 'colour'"):
+        style_space(2, 1, ["relu1_1"], ["colour"])
+
+
+def test_tiny_search_writes_run_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(TINY + ["--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"run directory: {out}" in text and "best parameters: angle_0=" in text
+    df = pd.read_csv(out / "candidates.csv")
+    assert len(df) == 5 * 3
+    cols = list(df.columns)
+    assert cols[:2] == ["generation", "candidate"] and cols[-3:] == ["fitness", "failed", "seconds"]
+    assert {"param_angle_0", "param_angle_1", "param_mix", "loss_content", "loss_style", "loss_score",
+            "diversity_pixel", "diversity_feature"} <= set(cols)
+    assert df.generation.tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    assert df.fitness.dtype.kind == "f" and df.failed.dtype == bool
+    gens = pd.read_csv(out / "generations.csv")
+    assert gens.generation.tolist() == [0, 1, 2] and gens.best_fitness.is_monotonic_decreasing
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["weights"]["used"] == "random" and cfg["seed"] == 1 and "torch" in cfg["environment"]
+    assert cfg["config"]["popsize"] == 5
+    assert json.loads((out / "state.json").read_text())["status"] == "finished"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best"]["fitness"] == pytest.approx(df.fitness.min())
+    assert sorted(p.name for p in (out / "best").glob("*.png")) == ["output_0.png", "output_1.png"]
+    cands, gens2 = load_run(out)
+    assert len(cands) == 15 and len(gens2) == 3
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch):
+    full = tmp_path / "full"
+    run_search(tiny_cfg(), full, quiet=True, report=False)
+
+    part = tmp_path / "part"
+    real = SearchObjective._evaluate
+
+    def crash_after_gen1(self, g, unit):
+        if g == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return real(self, g, unit)
+    monkeypatch.setattr(SearchObjective, "_evaluate", crash_after_gen1)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(tiny_cfg(), part, quiet=True, report=False)
+    monkeypatch.setattr(SearchObjective, "_evaluate", real)
+    assert json.loads((part / "state.json").read_text())["generations_done"] == 2
+    summary = run_search(tiny_cfg(), part, resume=True, quiet=True, report=False)
+    assert summary["replayed_generations"] == 2
+    pd.testing.assert_frame_equal(_rows(full), _rows(part))
+
+
+def test_scipy_de_search_and_same_start(tmp_path):
+    a = tmp_path / "a"
+    run_search(tiny_cfg(optimizer="scipy-de"), a, quiet=True, report=False)
+    b = tmp_path / "b"
+    run_search(tiny_cfg(), b, quiet=True, report=False)
+    ra, rb = _rows(a), _rows(b)
+    assert len(ra) == 15
+    pd.testing.assert_frame_equal(ra[ra.generation == 0], rb[rb.generation == 0])  # same initial population
+
+
+def test_existing_run_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(TINY + ["--maxiter", "0", "--out", str(out)]) == 0
+    with pytest.raises(SystemExit) as exc:
+        main(TINY + ["--maxiter", "0", "--out", str(out)])
+    assert exc.value.code == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(TINY + ["--maxiter", "0", "--out", str(out), "--overwrite"]) == 0
+
+
+def test_toml_config(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('outputs = 2\npopsize = 5\nmaxiter = 0\nsize = 32\nsteps = 2\nweights = "random"\n'
+                   'device = "cpu"\nsearch = ["angles", "layers"]\n[bounds]\nlayers = [0.5, 2.0]\n')
+    out = tmp_path / "run"
+    assert main(["--config", str(cfg), "--quiet", "--no-report", "--out", str(out)]) == 0
+    df = pd.read_csv(out / "candidates.csv")
+    assert df.param_layer_relu1_1.between(0.5, 2.0).all() and df.param_layer_relu1_1.nunique() > 1

@@ -16,10 +16,16 @@ def sample_image(name: str) -> str:
     return str(_resources.files("evostyle") / "data" / name)
 
 
+def resolve_image(path: str) -> str:
+    """Resolve ``sample:<name>`` to a bundled image's path; other paths pass through unchanged."""
+    path = str(path)
+    return sample_image(path[len("sample:"):]) if path.startswith("sample:") else path
+
+
 def load_run(run_dir):
     """Load a run directory for analysis: returns (candidates DataFrame, generations DataFrame)."""
     from .analysis import load_run as _load
     return _load(run_dir)
 
 
-__all__ = ["__version__", "sample_image", "load_run"]
+__all__ = ["__version__", "sample_image", "resolve_image", "load_run"]

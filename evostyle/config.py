@@ -13,7 +13,9 @@ A TOML file holds the same keys as the command-line flags (with ``_`` for ``-``)
     [fixed]
     angle_0 = 0.0
 
-Unknown keys and wrong types are errors that name the key.
+Unknown keys and wrong types are errors that name the key. ``sample:<name>`` names a bundled image
+(``cat.jpg``, ``starry_night.jpg``, ``great_wave.jpg``); relative paths in a file are taken relative to
+the file when they exist there.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import sample_image
 from .errors import EvostyleError
 
 if sys.version_info >= (3, 11):
@@ -40,8 +41,8 @@ OPTIMIZERS = ("torch-de", "scipy-de")
 class SearchConfig:
     """Every setting of a search. Defaults give the small demo search on the bundled images."""
 
-    content: str = field(default_factory=lambda: sample_image("cat.jpg"))
-    style: list = field(default_factory=lambda: [sample_image("starry_night.jpg"), sample_image("great_wave.jpg")])
+    content: str = "sample:cat.jpg"
+    style: list = field(default_factory=lambda: ["sample:starry_night.jpg", "sample:great_wave.jpg"])
     # outer loop
     optimizer: str = "torch-de"
     strategy: str = "best1bin"

@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
     a("--config", help="TOML file with any of the settings below (flags override it)")
-    a("--content", help="content image (default: bundled cat.jpg)")
-    a("--style", action="append", help="style image; repeat for several (default: two bundled paintings)")
+    a("--content", help="content image (default: sample:cat.jpg, a bundled photo)")
+    a("--style", action="append", help="style image; repeat for several (default: sample:starry_night.jpg "
+                                       "and sample:great_wave.jpg)")
     a("--optimizer", choices=OPTIMIZERS, help="outer DE: our torch-batched one or scipy's")
     a("--strategy", help="DE strategy, e.g. best1bin, rand1exp, currenttobest1bin")
     a("--popsize", type=int, help="population size P (total, not scipy's multiplier)")
@@ -211,8 +212,10 @@ def _build(cfg: SearchConfig):
     from .scoring import ScoreConfig
     from .space import style_space
     from .transfer import TransferConfig
-    image_size(cfg.content)
-    for s in cfg.style:
+    from . import resolve_image
+    content, styles = resolve_image(cfg.content), [resolve_image(s) for s in cfg.style]
+    image_size(content)
+    for s in styles:
         image_size(s)
     space = style_space(cfg.outputs, len(cfg.style), cfg.style_layers, cfg.search, cfg.rotation_mode,
                         cfg.fixed, cfg.bounds)
@@ -223,7 +226,7 @@ def _build(cfg: SearchConfig):
                           precision=cfg.precision)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        engine = StyleEngine(cfg.content, cfg.style, tcfg, size=cfg.size, rotation_mode=cfg.rotation_mode,
+        engine = StyleEngine(content, styles, tcfg, size=cfg.size, rotation_mode=cfg.rotation_mode,
                              shuffle=cfg.shuffle, weights=cfg.weights, seed=cfg.seed, pool=cfg.pool,
                              device=cfg.device)
     for w in caught:

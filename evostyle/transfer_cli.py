@@ -89,7 +89,8 @@ def run(args) -> dict:
         prepare_out_dir(Path(args.out), overwrite=False, marker="losses.json")  # raises the clear error
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        engine = StyleEngine(args.content, args.style, cfg, size=args.size, rotation_mode=args.rotation_mode,
+        from . import resolve_image
+        engine = StyleEngine(resolve_image(args.content), [resolve_image(s) for s in args.style], cfg, size=args.size, rotation_mode=args.rotation_mode,
                              shuffle=args.shuffle, weights=args.weights, seed=args.seed, device=args.device)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)

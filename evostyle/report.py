@@ -1,0 +1,233 @@
+"""Report for a run directory: PNG plots, a Markdown summary and a self-contained ``report.html``.
+
+``python -m evostyle.report RUN_DIR`` (also run at the end of every search). The report reads only
+the run directory. Images are embedded as data URIs, so the page opens offline and can be mailed as
+one file; every string that came from the user (paths, names, config values) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .analysis import load_run
+from .errors import EvostyleError, cli_errors
+from .runlog import atomic_write_text
+
+PLOTS = ("plot_convergence.png", "plot_params.png", "plot_pareto.png")
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def pareto_front(loss: np.ndarray, diversity: np.ndarray) -> np.ndarray:
+    """Boolean mask of points not dominated for (minimise loss, maximise diversity)."""
+    n = len(loss)
+    keep = np.ones(n, dtype=bool)
+    for i in range(n):
+        if not (np.isfinite(loss[i]) and np.isfinite(diversity[i])):
+            keep[i] = False
+            continue
+        dominated = (loss <= loss[i]) & (diversity >= diversity[i]) & ((loss < loss[i]) | (diversity > diversity[i]))
+        keep[i] = not dominated.any()
+    return keep
+
+
+def _searched(cfg: dict) -> list[str]:
+    return [p["name"] for p in cfg.get("space", []) if p.get("fixed") is None]
+
+
+def make_plots(run: Path, cands: pd.DataFrame, gens: pd.DataFrame, searched: list[str]) -> list[Path]:
+    plt = _plt()
+    out = []
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(gens.generation, gens.best_fitness, "o-", label="best so far")
+    ax.plot(gens.generation, gens.gen_mean, "s--", label="generation mean")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness (lower is better)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(run / PLOTS[0], dpi=110)
+    plt.close(fig)
+    out.append(run / PLOTS[0])
+
+    n = max(1, len(searched))
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
+    ok = cands[np.isfinite(cands.fitness)]
+    best_per_gen = ok.loc[ok.groupby("generation").fitness.idxmin()] if len(ok) else ok
+    for ax, name in zip(axes.flat, searched):
+        col = f"param_{name}"
+        ax.scatter(cands.generation, cands[col], s=10, alpha=0.4, label="candidates")
+        if len(best_per_gen):
+            ax.plot(best_per_gen.generation, best_per_gen[col], "r.-", label="generation best")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("generation", fontsize=8)
+    for ax in list(axes.flat)[len(searched):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(run / PLOTS[1], dpi=110)
+    plt.close(fig)
+    out.append(run / PLOTS[1])
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    loss, div = ok.loss_score.to_numpy(), ok.diversity_pixel.to_numpy()
+    sc = ax.scatter(loss, div, c=ok.generation, s=14, cmap="viridis", label="candidates")
+    front = pareto_front(loss, div)
+    order = np.argsort(loss[front])
+    ax.plot(loss[front][order], div[front][order], "r-o", ms=4, label="Pareto front")
+    ax.set_xlabel("loss (content + style, base weights)")
+    ax.set_ylabel("diversity (mean pairwise |a - b|)")
+    fig.colorbar(sc, label="generation")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(run / PLOTS[2], dpi=110)
+    plt.close(fig)
+    out.append(run / PLOTS[2])
+    return out
+
+
+def _data_uri(path: Path) -> str:
+    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}[path.suffix.lower()]
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _img(path: Path, caption: str) -> str:
+    return (f'<figure><img src="{_data_uri(path)}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _table(df: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+                   for row in df.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px}
+th{background:#f3f3f3}figure{display:inline-block;margin:4px;text-align:center;vertical-align:top}
+figure img{max-width:200px;max-height:200px;display:block}figcaption{font-size:11px;max-width:200px}
+.plots img{max-width:100%}.warn{color:#a40}code{background:#f5f5f5;padding:1px 3px}"""
+
+
+def write_report(run_dir, top: int = 10) -> Path:
+    """Build plots, ``summary.md`` and ``report.html`` for ``run_dir``; returns the HTML path."""
+    run = Path(run_dir)
+    cands, gens = load_run(run)
+    if cands.empty:
+        raise EvostyleError(f"{run} has no evaluated candidates yet; nothing to report")
+    rec = json.loads((run / "config.json").read_text())
+    cfg = rec.get("config", {})
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+    state = json.loads((run / "state.json").read_text()) if (run / "state.json").exists() else {}
+    searched = _searched(rec)
+    make_plots(run, cands, gens, searched)
+
+    weights = rec.get("weights", {})
+    env = rec.get("environment", {})
+    n_failed = int(cands.failed.sum())
+    info = [("status", state.get("status", "?")), ("content", cfg.get("content")),
+            ("styles", ", ".join(map(str, cfg.get("style", [])))), ("optimizer", cfg.get("optimizer")),
+            ("strategy", cfg.get("strategy")), ("population x generations",
+                                                f"{cfg.get('popsize')} x {int(gens.generation.max()) + 1}"),
+            ("outputs per candidate", cfg.get("outputs")), ("searched", ", ".join(searched)),
+            ("rotation mode", cfg.get("rotation_mode")), ("measure", cfg.get("measure")),
+            ("size / steps", f"{cfg.get('size')} px / {cfg.get('steps')} steps"),
+            ("weights used", f"{weights.get('used')} (spec {weights.get('spec')})"),
+            ("device", env.get("gpu") or env.get("device")), ("torch", env.get("torch")),
+            ("seed", rec.get("seed")), ("evaluations", len(cands)), ("failed candidates", n_failed),
+            ("wall time", f"{gens.elapsed.iloc[-1]:.1f} s" if len(gens) else "?")]
+    info_html = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in info)
+
+    best = cands.loc[cands.fitness.idxmin()] if np.isfinite(cands.fitness).any() else cands.iloc[0]
+    k = int(cfg.get("outputs", 1))
+    imgs = [_img(run / "content.png", f"content: {Path(str(cfg.get('content'))).name}")]
+    for i, s in enumerate(cfg.get("style", [])):
+        if (run / f"style_{i}.png").exists():
+            imgs.append(_img(run / f"style_{i}.png", f"style {i}: {Path(str(s)).name}"))
+    best_imgs = []
+    for j in range(k):
+        p = run / "best" / f"output_{j}.png"
+        if p.exists():
+            angle = best.get(f"param_angle_{j}", float("nan"))
+            best_imgs.append(_img(p, f"best output {j} (angle {angle:.0f} deg)"))
+    others = []
+    for p in sorted((run / "images").glob("g*_c*_k*.jpg"))[-4 * k:]:
+        others.append(_img(p, p.stem.replace("_", " ")))
+
+    cols = ["generation", "candidate"] + [f"param_{n}" for n in searched] + [
+        "loss_score", "diversity_pixel", "diversity_feature", "fitness"]
+    top_df = cands.sort_values("fitness").head(top)[cols]
+    base = summary.get("baseline_same_target", {})
+    base_html = ""
+    if base:
+        base_html = (f"<p>Best candidate: pixel diversity <b>{best.diversity_pixel:.4f}</b>, loss "
+                     f"{best.loss_score:.4g}. Same-target baseline (all outputs with angle_0's target): "
+                     f"pixel diversity <b>{base.get('diversity_pixel', float('nan')):.4f}</b>, loss "
+                     f"{base.get('loss_score', float('nan')):.4g}.</p>")
+    warn = ""
+    if weights.get("used") == "random":
+        warn = ('<p class="warn">Made with a seeded random-init VGG19 (ImageNet weights were not used): '
+                "colours and fine texture transfer, larger structures less so.</p>")
+    failed_html = f'<p class="warn">{n_failed} candidate(s) failed (NaN/inf loss) and got fitness +inf.</p>' \
+        if n_failed else ""
+    plots = "".join(f'<img src="{_data_uri(run / p)}" alt="{p}">' for p in PLOTS)
+    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>evostyle run {html.escape(run.name)}</title>
+<style>{CSS}</style></head><body>
+<h1>evostyle run <code>{html.escape(run.name)}</code></h1>{warn}{failed_html}
+<h2>Summary</h2><table>{info_html}</table>{base_html}
+<h2>Images</h2><div>{''.join(imgs)}</div><h3>Best candidate</h3><div>{''.join(best_imgs)}</div>
+<h3>Recent generation bests</h3><div>{''.join(others)}</div>
+<h2>Plots</h2><div class="plots">{plots}</div>
+<h2>Top {len(top_df)} candidates</h2>{_table(top_df)}
+<p>Data: <code>candidates.csv</code> (one row per candidate), <code>generations.csv</code>,
+<code>config.json</code>. In Python: <code>evostyle.load_run("{html.escape(str(run))}")</code>.</p>
+</body></html>
+"""
+    atomic_write_text(run / "report.html", page)
+    md = [f"# evostyle run {run.name}", ""] + [f"- {k}: {v}" for k, v in info] + [
+        "", f"Best fitness {best.fitness:.5g} at generation {int(best.generation)}, candidate "
+        f"{int(best.candidate)}: " + ", ".join(f"{n}={best[f'param_{n}']:.4g}" for n in searched)]
+    if base:
+        md.append(f"\nPixel diversity {best.diversity_pixel:.4f} vs same-target baseline "
+                  f"{base.get('diversity_pixel', float('nan')):.4f}.")
+    atomic_write_text(run / "summary.md", "\n".join(md) + "\n")
+    return run / "report.html"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m evostyle.report", description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("--debug", action="store_true")
+    args = ap.parse_args(argv)
+    with cli_errors(args.debug, "evostyle.report"):
+        if not (Path(args.run_dir) / "config.json").is_file():
+            raise EvostyleError(f"{args.run_dir} is not a run directory (no config.json)")
+        print(write_report(args.run_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

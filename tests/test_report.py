@@ -1,0 +1,58 @@
+import base64
+import re
+import shutil
+
+import pytest
+
+from evostyle import sample_image
+from evostyle.report import main as report_main
+from evostyle.report import pareto_front, write_report
+from evostyle.search import main
+
+
+@pytest.fixture(scope="module")
+def evil_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("evil")
+    content = d / "<script>alert(1)<script>.jpg"  # a file name cannot hold "/"
+    shutil.copy(sample_image("cat.jpg"), content)
+    out = d / "run"
+    rc = main(["--content", str(content), "--size", "32", "--steps", "2", "--popsize", "5", "--outputs", "2",
+               "--maxiter", "1", "--weights", "random", "--device", "cpu", "--quiet", "--out", str(out),
+               "--search", "angles", "mix", "layers"])
+    assert rc == 0
+    return out
+
+
+def test_report_names_params_embeds_images_and_escapes(evil_run):
+    page = (evil_run / "report.html").read_text()
+    for name in ["angle_0", "angle_1", "mix"] + [f"layer_relu{i}_1" for i in range(1, 6)]:
+        assert name in page
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;script&gt;" in page
+    srcs = re.findall(r'<img src="([^"]+)"', page)
+    assert len(srcs) >= 3 + 1 + 2 + 2  # 3 plots, content, 2 styles... at least
+    for src in srcs:
+        assert src.startswith("data:image/")
+        base64.b64decode(src.split(",", 1)[1], validate=True)
+    assert "random-init VGG19" in page
+    for f in ("plot_convergence.png", "plot_params.png", "plot_pareto.png", "summary.md"):
+        assert (evil_run / f).is_file()
+
+
+def test_report_cli_rebuilds_and_rejects_non_run(evil_run, tmp_path, capsys):
+    (evil_run / "report.html").unlink()
+    assert report_main([str(evil_run)]) == 0
+    assert (evil_run / "report.html").is_file()
+    with pytest.raises(SystemExit) as exc:
+        report_main([str(tmp_path)])
+    assert exc.value.code == 2 and "not a run directory" in capsys.readouterr().err
+
+
+def test_pareto_front():
+    import numpy as np
+    loss = np.array([1.0, 2.0, 3.0, 2.5, np.inf])
+    div = np.array([0.1, 0.3, 0.2, 0.4, 0.9])
+    assert pareto_front(loss, div).tolist() == [True, True, False, True, False]
+
+
+def test_write_report_returns_path(evil_run):
+    assert write_report(evil_run).name == "report.html"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from .errors import EvostyleError
 
@@ -155,5 +155,28 @@ def save_image(img: torch.Tensor, path: str | os.PathLike, quality: int = 92) ->
     tmp = path.with_name(path.name + ".tmp")
     kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     to_pil(img).save(tmp, format=fmt, **kwargs)
+    os.replace(tmp, path)
+    return path
+
+
+def save_grid(images, path: str | os.PathLike, ncol: int, labels=None, cell: int = 160,
+              quality: int = 88) -> Path:
+    """Save a labelled grid of (3, H, W) images (each scaled to ``cell`` px on its long side)."""
+    images = list(images)
+    nrow = (len(images) + ncol - 1) // ncol
+    tiles = [to_pil(resize(img.float().cpu(), cell)) for img in images]
+    w = max(t.width for t in tiles)
+    h = max(t.height for t in tiles)
+    label_h = 14 if labels else 0
+    sheet = Image.new("RGB", (ncol * w, nrow * (h + label_h)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, t in enumerate(tiles):
+        x, y = (i % ncol) * w, (i // ncol) * (h + label_h)
+        sheet.paste(t, (x, y + label_h))
+        if labels:
+            draw.text((x + 2, y + 1), str(labels[i])[:40], fill=(0, 0, 0))
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    sheet.save(tmp, format="JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG", quality=quality)
     os.replace(tmp, path)
     return path

@@ -13,7 +13,8 @@ Rotation modes (DESIGN.md, facts 1-3 and 6):
                  seeded random orthogonal Q per layer: continuous, norm-preserving, 360-periodic and the
                  identity at 0. For ``gram`` it is applied to the Gram matrix directly, G' = R G R^T.
     ``spatial``  rotate the feature maps about their centre (bilinear, zeros outside). Exact ``rot90``
-                 at multiples of 90 degrees on square maps, where a Gram matrix is unchanged (blind).
+                 at multiples of 90 degrees (for ``euclidean`` only on square maps, which keep their
+                 shape), where a Gram or mean/std target is unchanged (blind).
     ``pixel``    rotate the style image before the network, zoomed just enough to leave no black corners.
     ``dfr``      the official DFR code's ops (TensorFlow, NHWC): "90" = ``transpose(3,2,1,0)`` then
                  reshape back (a scramble, not a rotation), "180" = flip of the width axis (Gram-blind),
@@ -263,7 +264,12 @@ class StyleTargets:
                     out[l] = style_statistic(rotate_features_channels(f, angles, self._layer_seed(l)),
                                              self.measure)
             elif mode == "spatial":
-                out[l] = style_statistic(rotate_maps(f.expand(b, -1, -1, -1), angles), self.measure)
+                stat = style_statistic(rotate_maps(f.expand(b, -1, -1, -1), angles), self.measure)
+                if self.measure != "euclidean":  # shape-free statistics: exact rot90 on any map
+                    for i in torch.nonzero(_is_quarter(angles)).flatten().tolist():
+                        k = int(round(float(angles[i]) / 90.0)) % 4
+                        stat[i] = style_statistic(torch.rot90(f, k, dims=(-2, -1)), self.measure)[0]
+                out[l] = stat
             else:  # dfr
                 ops = torch.cat([dfr_op(f, float(a)) for a in angles.reshape(-1).tolist()])
                 out[l] = style_statistic(ops, self.measure)

@@ -150,3 +150,13 @@ def test_bad_names_and_values(model, style64):
         st.build(torch.tensor([[-1.0]]), torch.zeros(1), torch.ones(1))
     with pytest.raises(EvostyleError, match="finite"):
         st.build(torch.ones(1, 1), torch.tensor([float("nan")]), torch.ones(1))
+
+
+def test_spatial_quarter_turn_is_gram_blind_on_non_square_maps(model, style64):
+    assert style64.shape[-1] != style64.shape[-2]
+    st = StyleTargets(model, [style64], LAYERS, rotation_mode="spatial")
+    t = st.build(torch.ones(3, 1), torch.tensor([90.0, 270.0, 30.0]), torch.ones(3))
+    for l in LAYERS:
+        assert relative_change(t[l][0], st.stats[0][l][0]) <= 1e-5
+        assert relative_change(t[l][1], st.stats[0][l][0]) <= 1e-5
+    assert relative_change(t["relu1_1"][2], st.stats[0]["relu1_1"][0]) > 0.01

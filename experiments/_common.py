@@ -1,0 +1,99 @@
+"""Shared options and helpers for the experiment scripts (not part of the package API)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from evostyle import resolve_image  # noqa: E402
+from evostyle.engine import StyleEngine  # noqa: E402
+from evostyle.errors import cli_errors  # noqa: E402
+from evostyle.runlog import atomic_write_json, environment  # noqa: E402
+from evostyle.transfer import TransferConfig  # noqa: E402
+
+CONTENT = "sample:cat.jpg"
+STYLE_A = "sample:starry_night.jpg"
+STYLE_B = "sample:great_wave.jpg"
+
+
+def parser(name: str, doc: str, quick: dict, full: dict) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=f"python experiments/{name}.py", description=doc)
+    ap.add_argument("--quick", action="store_true", help=f"small CPU setting: {quick}")
+    ap.add_argument("--size", type=int, help=f"long side in px (full: {full.get('size')})")
+    ap.add_argument("--steps", type=int, help=f"inner steps (full: {full.get('steps')})")
+    ap.add_argument("--weights", default="auto")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=f"results/{name}")
+    ap.add_argument("--debug", action="store_true")
+    ap.set_defaults(_quick=quick, _full=full)
+    return ap
+
+
+def settings(args) -> dict:
+    s = dict(args._quick if args.quick else args._full)
+    if args.size:
+        s["size"] = args.size
+    if args.steps:
+        s["steps"] = args.steps
+    return s
+
+
+def engine(args, s: dict, styles, rotation_mode="none", measure="gram", shuffle="none", init="content"):
+    cfg = TransferConfig(steps=s["steps"], measure=measure, init=init, lr=s.get("lr", 0.02))
+    return StyleEngine(resolve_image(CONTENT), [resolve_image(x) for x in styles], cfg, size=s["size"],
+                       rotation_mode=rotation_mode, shuffle=shuffle, weights=args.weights, seed=args.seed,
+                       device=args.device)
+
+
+def out_dir(args) -> Path:
+    p = Path(args.out)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def write_record(out: Path, name: str, args, s: dict, eng, extra: dict | None = None, t0: float | None = None):
+    rec = {"experiment": name, "setting": "quick" if args.quick else "full", "settings": s, "seed": args.seed,
+           "weights": eng.weights_info, "environment": environment(eng.device),
+           "command": f"python experiments/{name}.py" + (" --quick" if args.quick else "")
+           + (f" --size {args.size}" if args.size else "") + (f" --steps {args.steps}" if args.steps else "")
+           + (f" --weights {args.weights}" if args.weights != "auto" else ""),
+           "seconds": None if t0 is None else round(time.perf_counter() - t0, 2)}
+    rec.update(extra or {})
+    atomic_write_json(out / "record.json", rec)
+    return rec
+
+
+def md_table(rows: list[dict], cols: list[str]) -> str:
+    def f(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    lines += ["| " + " | ".join(f(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def weights_line(eng) -> str:
+    w = eng.weights_info
+    if w["used"] == "random":
+        return f"Weights: seeded random-init VGG19 (seed {w.get('seed')}), not ImageNet."
+    return f"Weights: {w['used']} ({w.get('source', w.get('file', ''))})."
+
+
+def run_main(fn):
+    args = fn.parser().parse_args()
+    with cli_errors(args.debug, fn.__name__):
+        torch.manual_seed(args.seed)
+        fn(args)
+    return 0
+
+
+__all__ = ["parser", "settings", "engine", "out_dir", "write_record", "md_table", "weights_line", "json"]

@@ -1,0 +1,82 @@
+"""scipy DE vs torch DE on the same style search: fitness reached against evaluations and wall time.
+
+    python experiments/de_compare.py [--quick]
+
+Both start from the same Latin-hypercube population (same seed), use best1bin with dithered mutation
+and one batched evaluation per generation. Writes results/de_compare/: table.md, curves.png and both
+runs' generations.csv.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+from _common import CONTENT, STYLE_A, STYLE_B, md_table, out_dir, parser, settings, write_record
+
+NAME = "de_compare"
+QUICK = {"size": 48, "steps": 20, "popsize": 6, "maxiter": 3}
+FULL = {"size": 256, "steps": 300, "popsize": 16, "maxiter": 15}
+
+
+def run(args):
+    import pandas as pd
+    from evostyle.config import make_config
+    from evostyle.report import _plt
+    from evostyle.search import _build, run_search
+
+    t0 = time.perf_counter()
+    s = settings(args)
+    out = out_dir(args)
+    rows, curves = [], {}
+    for opt in ("torch-de", "scipy-de"):
+        cfg = make_config({"content": CONTENT, "style": [STYLE_A, STYLE_B], "outputs": 3,
+                           "search": ["angles", "mix", "layers"], "optimizer": opt, "size": s["size"],
+                           "steps": s["steps"], "popsize": s["popsize"], "maxiter": s["maxiter"], "seed": args.seed,
+                           "weights": args.weights, "device": args.device})
+        run_dir = out / f"run_{opt}"
+        summ = run_search(cfg, run_dir, overwrite=True, quiet=True, report=False)
+        g = pd.read_csv(run_dir / "generations.csv")
+        curves[opt] = g
+        shutil.copy(run_dir / "generations.csv", out / f"generations_{opt}.csv")
+        rows.append({"optimizer": opt, "best_fitness": summ["best"]["fitness"], "evaluations": int(g.nfev.iloc[-1]),
+                     "wall_seconds": float(g.elapsed.iloc[-1]),
+                     "eval_share": float(g.eval_seconds.sum() / g.elapsed.iloc[-1]),
+                     "best_diversity_pixel": summ["best"]["diversity_pixel"], "best_loss": summ["best"]["loss_score"]})
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for opt, g in curves.items():
+        axes[0].plot(g.nfev, g.best_fitness, "o-", label=opt)
+        axes[1].plot(g.elapsed, g.best_fitness, "o-", label=opt)
+    axes[0].set_xlabel("evaluations (candidates)")
+    axes[1].set_xlabel("wall time (s)")
+    for ax in axes:
+        ax.set_ylabel("best fitness")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=100)
+    plt.close(fig)
+    _, _, ev = _build(cfg)
+    w = ev.engine.weights_info
+    text = (f"# scipy DE vs torch DE on one style search\n\nWeights: {w['used']}. Size {s['size']} px, {s['steps']} "
+            f"Adam steps, 3 outputs, searching angles, mix and layer weights; population {s['popsize']}, "
+            f"{s['maxiter']} generations, seed {args.seed}, same initial population. eval_share: fraction of wall "
+            "time spent inside the evaluator (the rest is DE and logging).\n\n"
+            + md_table(rows, list(rows[0])) + "\n")
+    (out / "table.md").write_text(text)
+    for opt in curves:
+        shutil.rmtree(out / f"run_{opt}", ignore_errors=True)
+    write_record(out, NAME, args, s, ev.engine, {"rows": rows}, t0)
+    print(text)
+
+
+def _parser():
+    return parser(NAME, __doc__.splitlines()[0], QUICK, FULL)
+
+
+run.parser = _parser
+
+if __name__ == "__main__":
+    from _common import run_main
+    raise SystemExit(run_main(run))

@@ -17,6 +17,18 @@ from .targets import StyleTargets
 from .transfer import TransferConfig, TransferResult, run_transfer
 
 
+def _check_depth(hw: tuple[int, int], layers) -> None:
+    """Each pooling halves the map; refuse images too small for the deepest layer."""
+    from .errors import EvostyleError
+    from .features import LAYER_INDEX, LAYER_NAMES
+    deepest = max(layers, key=lambda n: LAYER_INDEX[n])
+    pools = sum(1 for n in LAYER_NAMES[:LAYER_INDEX[deepest]] if n.startswith("pool"))
+    need = 2 ** pools
+    if min(hw) < need:
+        raise EvostyleError(f"output size {hw[1]}x{hw[0]} px is too small for layer {deepest}: each side needs "
+                            f"at least {need} px; raise --size")
+
+
 class StyleEngine:
     """Content + S style images + VGG19 + targets builder.
 
@@ -40,6 +52,7 @@ class StyleEngine:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.content = self._load(content, size)
         hw = tuple(self.content.shape[-2:])
+        _check_depth(hw, list(cfg.style_layers) + [cfg.content_layer])
         self.styles = [self._load(s, hw) for s in styles]
         layers = list(dict.fromkeys(list(cfg.style_layers) + [cfg.content_layer]))
         self.model = (model or VGGFeatures(layers, weights=weights, seed=seed, pool=pool)).to(self.device)

@@ -29,6 +29,7 @@ class Evaluation:
     images: torch.Tensor
     seconds: float
     log: list[str] = field(default_factory=list)
+    chunk_size: int = 0
 
     def row(self, i: int) -> dict:
         """Candidate i as a flat dict of floats (param_*, loss_*, diversity_*, fitness, failed)."""
@@ -106,7 +107,7 @@ class Evaluator:
         terms["diversity_pixel"] = pairwise_pixel(images)
         terms["diversity_feature"] = feature_diversity(self._features(), images, self.score.feature_layer)
         fit = fitness(terms["loss_score"], terms, failed, self.score)
-        return Evaluation(values, terms, fit, failed, images, time.perf_counter() - t0, res.log)
+        return Evaluation(values, terms, fit, failed, images, time.perf_counter() - t0, res.log, res.chunk_size)
 
     def _features(self):
         layer = self.score.feature_layer

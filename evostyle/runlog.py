@@ -173,12 +173,17 @@ class RunLog:
         header = rows[0]
         return header, [dict(zip(header, r)) for r in rows[1:] if len(r) == len(header)]
 
+    @classmethod
+    def check_state(cls, path: Path) -> dict:
+        """Read and validate ``state.json`` of a run directory (missing or corrupt is an error)."""
+        state = read_json(Path(path) / cls.STATE, "resume state")
+        if not isinstance(state, dict) or not isinstance(state.get("generations_done"), int):
+            raise EvostyleError(f"resume state {Path(path) / cls.STATE} is corrupt; start a new run")
+        return state
+
     def resume(self) -> tuple[list[dict], list[dict]]:
         """Load state, drop rows of unfinished generations, return (candidate rows, generation rows)."""
-        state = read_json(self.path / self.STATE, "resume state")
-        if not isinstance(state, dict) or not isinstance(state.get("generations_done"), int):
-            raise EvostyleError(f"resume state {self.path / self.STATE} is corrupt; start a new run")
-        self.state = state
+        self.state = state = self.check_state(self.path)
         done = state["generations_done"]
         kept = []
         for name, cols in ((self.CANDIDATES, self.cand_columns), (self.GENERATIONS, self.gen_columns)):

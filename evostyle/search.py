@@ -192,7 +192,8 @@ class SearchObjective:
                    "gen_mean": float(finite.mean()) if finite.numel() else math.inf,
                    "gen_std": float(finite.std(unbiased=False)) if finite.numel() else math.nan,
                    "n_failed": int(ev.failed.sum()), "nfev": self.nfev,
-                   "elapsed": time.perf_counter() - self.t0, "eval_seconds": ev.seconds}
+                   "elapsed": time.perf_counter() - self.t0, "eval_seconds": ev.seconds,
+                   "chunk_size": ev.chunk_size}
         self.log.append_generation(rows, gen_row)
         for m in ev.log:
             if "out of memory" in m:
@@ -201,7 +202,7 @@ class SearchObjective:
 
 
 GEN_COLUMNS = ["generation", "best_fitness", "gen_best", "gen_mean", "gen_std", "n_failed", "nfev", "elapsed",
-               "eval_seconds"]
+               "eval_seconds", "chunk_size"]
 
 
 def _build(cfg: SearchConfig):
@@ -247,8 +248,10 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
     from .de.solver import latin_hypercube
     from .images import save_image
 
-    engine, space, ev = _build(cfg)
     out = Path(out) if out else _default_out()
+    if resume:
+        RunLog.check_state(out)
+    engine, space, ev = _build(cfg)
     log = RunLog(out, ev.columns, GEN_COLUMNS)
     if resume:
         cached, _ = log.resume()

@@ -30,6 +30,8 @@ def parser(name: str, doc: str, quick: dict, full: dict) -> argparse.ArgumentPar
     ap.add_argument("--quick", action="store_true", help=f"small CPU setting: {quick}")
     ap.add_argument("--size", type=int, help=f"long side in px (full: {full.get('size')})")
     ap.add_argument("--steps", type=int, help=f"inner steps (full: {full.get('steps')})")
+    ap.add_argument("--popsize", type=int, help="DE population (searching experiments only)")
+    ap.add_argument("--maxiter", type=int, help="DE generations (searching experiments only)")
     ap.add_argument("--weights", default="auto")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
@@ -45,6 +47,9 @@ def settings(args) -> dict:
         s["size"] = args.size
     if args.steps:
         s["steps"] = args.steps
+    for key in ("popsize", "maxiter"):
+        if getattr(args, key) and key in s:
+            s[key] = getattr(args, key)
     return s
 
 
@@ -66,6 +71,7 @@ def write_record(out: Path, name: str, args, s: dict, eng, extra: dict | None = 
            "weights": eng.weights_info, "environment": environment(eng.device),
            "command": f"python experiments/{name}.py" + (" --quick" if args.quick else "")
            + (f" --size {args.size}" if args.size else "") + (f" --steps {args.steps}" if args.steps else "")
+           + (f" --popsize {args.popsize}" if args.popsize else "") + (f" --maxiter {args.maxiter}" if args.maxiter else "")
            + (f" --weights {args.weights}" if args.weights != "auto" else ""),
            "seconds": None if t0 is None else round(time.perf_counter() - t0, 2)}
     rec.update(extra or {})

@@ -67,7 +67,9 @@ def out_dir(args) -> Path:
 
 
 def write_record(out: Path, name: str, args, s: dict, eng, extra: dict | None = None, t0: float | None = None):
-    rec = {"experiment": name, "setting": "quick" if args.quick else "full", "settings": s, "seed": args.seed,
+    custom = any(getattr(args, k) for k in ("size", "steps", "popsize", "maxiter"))
+    setting = "quick" if args.quick else ("custom" if custom else "full")
+    rec = {"experiment": name, "setting": setting, "settings": s, "seed": args.seed,
            "weights": eng.weights_info, "environment": environment(eng.device),
            "command": f"python experiments/{name}.py" + (" --quick" if args.quick else "")
            + (f" --size {args.size}" if args.size else "") + (f" --steps {args.steps}" if args.steps else "")
@@ -94,6 +96,22 @@ def weights_line(eng) -> str:
     return f"Weights: {w['used']} ({w.get('source', w.get('file', ''))})."
 
 
+def finish(out: Path, name: str, args, s: dict, eng, text: str, extra: dict | None = None,
+           t0: float | None = None) -> None:
+    """Write table.md and record.json, and print the table."""
+    (out / "table.md").write_text(text)
+    write_record(out, name, args, s, eng, extra, t0)
+    print(text)
+
+
+def experiment(name: str, doc: str, quick: dict, full: dict):
+    """Decorator: attach the standard parser to an experiment's ``run(args)`` function."""
+    def wrap(fn):
+        fn.parser = lambda: parser(name, doc.splitlines()[0], quick, full)
+        return fn
+    return wrap
+
+
 def run_main(fn):
     args = fn.parser().parse_args()
     with cli_errors(args.debug, fn.__name__):
@@ -102,4 +120,5 @@ def run_main(fn):
     return 0
 
 
-__all__ = ["parser", "settings", "engine", "out_dir", "write_record", "md_table", "weights_line", "json"]
+__all__ = ["parser", "settings", "engine", "out_dir", "write_record", "md_table", "weights_line", "finish",
+           "experiment", "run_main", "json"]

@@ -12,13 +12,14 @@ from __future__ import annotations
 import shutil
 import time
 
-from _common import CONTENT, STYLE_A, STYLE_B, md_table, out_dir, parser, settings, write_record
+from _common import CONTENT, STYLE_A, STYLE_B, experiment, finish, md_table, out_dir, run_main, settings
 
 NAME = "de_compare"
 QUICK = {"size": 48, "steps": 20, "popsize": 6, "maxiter": 3}
 FULL = {"size": 256, "steps": 300, "popsize": 16, "maxiter": 15}
 
 
+@experiment(NAME, __doc__, QUICK, FULL)
 def run(args):
     import pandas as pd
     from evostyle.config import make_config
@@ -64,19 +65,10 @@ def run(args):
             f"{s['maxiter']} generations, seed {args.seed}, same initial population. eval_share: fraction of wall "
             "time spent inside the evaluator (the rest is DE and logging).\n\n"
             + md_table(rows, list(rows[0])) + "\n")
-    (out / "table.md").write_text(text)
     for opt in curves:
         shutil.rmtree(out / f"run_{opt}", ignore_errors=True)
-    write_record(out, NAME, args, s, ev.engine, {"rows": rows}, t0)
-    print(text)
+    finish(out, NAME, args, s, ev.engine, text, {"rows": rows}, t0)
 
-
-def _parser():
-    return parser(NAME, __doc__.splitlines()[0], QUICK, FULL)
-
-
-run.parser = _parser
 
 if __name__ == "__main__":
-    from _common import run_main
     raise SystemExit(run_main(run))

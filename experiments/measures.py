@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 import torch
-from _common import STYLE_A, engine, md_table, out_dir, parser, settings, weights_line, write_record
+from _common import STYLE_A, engine, experiment, finish, md_table, out_dir, run_main, settings, weights_line
 
 NAME = "measures"
 QUICK = {"size": 64, "steps": 60}
@@ -22,6 +22,7 @@ MEASURES = ("gram", "euclidean", "meanstd")
 ROTATIONS = (("none", 0.0), ("spatial", 90.0), ("channel", 90.0))
 
 
+@experiment(NAME, __doc__, QUICK, FULL)
 def run(args):
     from evostyle.images import save_grid
     from evostyle.targets import relative_change
@@ -56,17 +57,8 @@ def run(args):
             "is deterministic (the same target gives 0), but it is chaotic: a target that differs only by "
             "float rounding (about 1e-7, as after an exact rot90) already moves the output by a few "
             "hundredths, so read small distances against that floor (see results/shuffle).\n\n" + md_table(rows, cols) + "\n")
-    (out / "table.md").write_text(text)
-    write_record(out, NAME, args, s, first, {"rows": rows}, t0)
-    print(text)
+    finish(out, NAME, args, s, first, text, {"rows": rows}, t0)
 
-
-def _parser():
-    return parser(NAME, __doc__.splitlines()[0], QUICK, FULL)
-
-
-run.parser = _parser
 
 if __name__ == "__main__":
-    from _common import run_main
     raise SystemExit(run_main(run))

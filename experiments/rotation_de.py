@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 import torch
-from _common import CONTENT, STYLE_A, md_table, out_dir, parser, settings, weights_line, write_record
+from _common import CONTENT, STYLE_A, experiment, finish, md_table, out_dir, run_main, settings, weights_line
 
 NAME = "rotation_de"
 QUICK = {"size": 64, "steps": 30, "popsize": 6, "maxiter": 2}
@@ -45,6 +45,7 @@ def _style_vs_original(ev, images):
     return float(sum(style_term(feats[l], eng.targets.stats[0][l], "gram").mean() for l in layers) / len(layers))
 
 
+@experiment(NAME, __doc__, QUICK, FULL)
 def run(args):
     import pandas as pd
     from evostyle.images import save_grid
@@ -100,17 +101,8 @@ def run(args):
             "diversity_pixel: mean pairwise mean |a - b| over the 4 outputs (0-1 scale); loss_own_target: "
             "content + 10 x style loss against each output's own (rotated) target; style_vs_original: mean "
             "relative Gram error against the unrotated painting.\n\n" + md_table(rows, cols) + "\n")
-    (out / "table.md").write_text(text)
-    write_record(out, NAME, args, s, ev.engine, {"rows": rows, "cap": cap}, t0)
-    print(text)
+    finish(out, NAME, args, s, ev.engine, text, {"rows": rows, "cap": cap}, t0)
 
-
-def _parser():
-    return parser(NAME, __doc__.splitlines()[0], QUICK, FULL)
-
-
-run.parser = _parser
 
 if __name__ == "__main__":
-    from _common import run_main
     raise SystemExit(run_main(run))

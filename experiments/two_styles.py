@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 import torch
-from _common import STYLE_A, STYLE_B, engine, md_table, out_dir, parser, settings, weights_line, write_record
+from _common import STYLE_A, STYLE_B, engine, experiment, finish, md_table, out_dir, run_main, settings, weights_line
 
 NAME = "two_styles"
 QUICK = {"size": 64, "steps": 60}
@@ -20,6 +20,7 @@ FULL = {"size": 256, "steps": 300}
 MIXES = [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
+@experiment(NAME, __doc__, QUICK, FULL)
 def run(args):
     import pandas as pd
     from evostyle.images import save_grid
@@ -50,17 +51,8 @@ def run(args):
     text = (f"# Two styles, convex mixing of Gram targets\n\n{weights_line(eng)} Size {s['size']} px, "
             f"{s['steps']} Adam steps, style A = The Starry Night, B = The Great Wave, content = cat.\n"
             "Style losses are mean relative Gram errors over relu1_1..relu5_1.\n\n" + md_table(rows, cols) + "\n")
-    (out / "table.md").write_text(text)
-    write_record(out, NAME, args, s, eng, {"rows": rows}, t0)
-    print(text)
+    finish(out, NAME, args, s, eng, text, {"rows": rows}, t0)
 
-
-def _parser():
-    return parser(NAME, __doc__.splitlines()[0], QUICK, FULL)
-
-
-run.parser = _parser
 
 if __name__ == "__main__":
-    from _common import run_main
     raise SystemExit(run_main(run))

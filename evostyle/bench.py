@@ -115,7 +115,10 @@ def _fmt_table(rows: list[dict]) -> str:
         cells = []
         for c in cols:
             v = r.get(c, "")
-            cells.append(f"{v:.3g}" if isinstance(v, float) else str(v))
+            if isinstance(v, float):
+                cells.append("n/a" if v != v else f"{v:.3g}")  # NaN: not measured (e.g. memory on the CPU)
+            else:
+                cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ import argparse
 import datetime as _dt
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -131,7 +132,7 @@ class SearchObjective:
         improved = False
         for r in rows:
             f = float(r["fitness"])
-            if f < self.best_fitness:
+            if f < self.best_fitness or self.best_row is None:  # all-failed runs still have a "best" row
                 self.best_fitness, self.best_row, improved = f, dict(r), True
         return improved
 
@@ -260,6 +261,8 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
         if overwrite:
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)
+            for sub in ("best", "images"):
+                shutil.rmtree(out / sub, ignore_errors=True)
         cached = []
         record = {"config": cfg.to_dict(), "space": space.describe(), "weights": engine.weights_info,
                   "environment": environment(engine.device), "seed": cfg.seed,

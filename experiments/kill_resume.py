@@ -50,7 +50,7 @@ def trial(ref: Path, work: Path, rng: random.Random, max_delay: float) -> tuple[
         cmd = _cmd(*ARGS, "--out", str(run)) if first else _cmd("--resume", str(run), "--quiet", "--no-report")
         proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            proc.wait(timeout=rng.uniform(0.5, max_delay))
+            proc.wait(timeout=rng.uniform(0.5, max(0.6, max_delay)))
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -69,19 +69,22 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-delay", type=float, default=8.0, help="latest kill, seconds after a (re)start")
+    ap.add_argument("--max-delay", type=float, default=None,
+                    help="latest kill, seconds after a (re)start (default: 0.9 x the reference run's time)")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         ref = Path(tmp) / "ref"
         t0 = time.perf_counter()
         subprocess.run(_cmd(*ARGS, "--out", str(ref)), env=_env(), check=True, stdout=subprocess.DEVNULL)
-        print(f"reference run: {time.perf_counter() - t0:.1f} s, {len(_rows(ref)) - 1} rows")
+        ref_s = time.perf_counter() - t0
+        max_delay = args.max_delay or 0.9 * ref_s
+        print(f"reference run: {ref_s:.1f} s, {len(_rows(ref)) - 1} rows; kills within 0.5-{max_delay:.1f} s")
         ok_all = True
         for t in range(args.trials):
             work = Path(tmp) / f"t{t}"
             work.mkdir()
-            ok, kills = trial(ref, work, rng, args.max_delay)
+            ok, kills = trial(ref, work, rng, max_delay)
             ok_all &= ok
             print(f"trial {t}: {kills} kill(s), rows {'identical' if ok else 'DIFFERENT'}")
     print("all trials identical" if ok_all else "MISMATCH")

@@ -132,3 +132,15 @@ def test_toml_config(tmp_path):
     assert main(["--config", str(cfg), "--quiet", "--no-report", "--out", str(out)]) == 0
     df = pd.read_csv(out / "candidates.csv")
     assert df.param_layer_relu1_1.between(0.5, 2.0).all() and df.param_layer_relu1_1.nunique() > 1
+
+
+def test_example_config_file_loads():
+    from pathlib import Path
+
+    from evostyle.config import load_toml
+    path = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "rotation_search.toml"
+    cfg = make_config(load_toml(path))
+    assert cfg.outputs == 4 and cfg.fixed == {"angle_0": 0.0} and cfg.bounds == {"layers": [0.2, 5.0]}
+    space = style_space(cfg.outputs, len(cfg.style), cfg.style_layers, cfg.search, cfg.rotation_mode,
+                        cfg.fixed, cfg.bounds)
+    assert space.get("angle_0").value == 0.0 and space.get("layer_relu3_1").high == 5.0

@@ -50,12 +50,15 @@ def _searched(cfg: dict) -> list[str]:
 
 
 def make_plots(run: Path, cands: pd.DataFrame, gens: pd.DataFrame, searched: list[str]) -> list[Path]:
+    """Write the convergence, parameter-trajectory and loss-vs-diversity PNGs into ``run``."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
     out = []
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(gens.generation, gens.best_fitness, "o-", label="best so far")
     ax.plot(gens.generation, gens.gen_mean, "s--", label="generation mean")
     ax.set_xlabel("generation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("fitness (lower is better)")
     ax.legend()
     ax.grid(alpha=0.3)
@@ -77,6 +80,7 @@ def make_plots(run: Path, cands: pd.DataFrame, gens: pd.DataFrame, searched: lis
             ax.plot(best_per_gen.generation, best_per_gen[col], "r.-", label="generation best")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("generation", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in list(axes.flat)[len(searched):]:
         ax.axis("off")
     fig.tight_layout()

@@ -54,7 +54,6 @@ class SearchConfig:
     tol: float = 0.0
     atol: float = 0.0
     boundary: str = "resample"
-    workers: int = 1
     # what is searched
     outputs: int = 3
     search: list = field(default_factory=lambda: ["angles", "mix"])
@@ -96,7 +95,7 @@ class SearchConfig:
 _TYPES = {f.name: f for f in dataclasses.fields(SearchConfig)}
 _NUMBER_KEYS = {"recombination", "tol", "atol", "content_weight", "style_weight", "tv_weight", "lr",
                 "init_noise", "diversity_weight"}
-_INT_KEYS = {"popsize", "maxiter", "outputs", "size", "steps", "seed", "workers"}
+_INT_KEYS = {"popsize", "maxiter", "outputs", "size", "steps", "seed"}
 _STR_KEYS = {"content", "optimizer", "strategy", "init", "boundary", "rotation_mode", "shuffle", "measure",
              "content_layer", "inner_optimizer", "image_init", "precision", "diversity_metric", "device",
              "weights", "pool"}
@@ -203,8 +202,6 @@ def validate(cfg: SearchConfig) -> SearchConfig:
         raise EvostyleError(f"popsize (population size) must be >= 5, got {cfg.popsize}")
     if cfg.maxiter < 0:
         raise EvostyleError(f"maxiter must be >= 0, got {cfg.maxiter}")
-    if cfg.workers < 1 and cfg.workers != -1:
-        raise EvostyleError(f"workers must be >= 1 or -1, got {cfg.workers}")
     for key in ("content_weight", "style_weight", "tv_weight", "diversity_weight", "init_noise", "tol", "atol"):
         v = getattr(cfg, key)
         if not (v >= 0 and math.isfinite(v)):

@@ -59,7 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     a("--loss-cap", type=float, help="penalise candidates whose loss exceeds this")
     a("--max-batch", type=int, help="most transfer rows per forward pass")
     a("--precision", help="auto | fp32 | tf32 | bf16 | fp64")
-    a("--workers", type=int, help="scipy-de only: parallel workers (disables its vectorized mode)")
     a("--seed", type=int)
     a("--device", help="auto | cpu | cuda | cuda:N")
     a("--weights", help="auto | imagenet | random | path to a VGG19 state dict")
@@ -77,7 +76,7 @@ _FLAG_KEYS = {"content": "content", "style": "style", "optimizer": "optimizer", 
               "rotation_mode": "rotation_mode", "shuffle": "shuffle", "measure": "measure", "size": "size",
               "steps": "steps", "lr": "lr", "image_init": "image_init", "diversity_metric": "diversity_metric",
               "diversity_weight": "diversity_weight", "loss_cap": "loss_cap", "max_batch": "max_batch",
-              "precision": "precision", "workers": "workers", "seed": "seed", "device": "device",
+              "precision": "precision", "seed": "seed", "device": "device",
               "weights": "weights"}
 
 
@@ -302,8 +301,7 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
             res = scipy_differential_evolution(obj, bounds, strategy=cfg.strategy, maxiter=cfg.maxiter,
                                                mutation=tuple(cfg.mutation) if isinstance(cfg.mutation, list)
                                                else cfg.mutation, recombination=cfg.recombination,
-                                               init=init.numpy(), tol=cfg.tol, atol=cfg.atol, seed=cfg.seed,
-                                               workers=cfg.workers)
+                                               init=init.numpy(), tol=cfg.tol, atol=cfg.atol, seed=cfg.seed)
     except Interrupted:
         log.write_state(status="interrupted")
         raise

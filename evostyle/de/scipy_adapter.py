@@ -4,6 +4,8 @@ scipy's vectorized objective receives (D, S) arrays; :func:`scipy_differential_e
 our (S, D) tensors and back. With ``workers == 1`` it uses ``vectorized=True, updating='deferred'``
 (one call per generation, like the torch solver). With ``workers != 1`` scipy evaluates points one at a
 time in a pool (``vectorized`` would override ``workers``), so the objective must then be picklable.
+The style search always uses ``workers=1``: it evaluates a whole generation as one GPU batch and logs
+it as one generation, which a pool of per-point calls cannot do.
 """
 
 from __future__ import annotations

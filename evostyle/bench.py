@@ -163,7 +163,8 @@ def main(argv=None) -> int:
                   f"{r['ms_per_image_step']:.3f} ms/image-step {r['note']}", flush=True)
         table = _fmt_table(rows)
         print(table)
-        result = {"device": info, "date": time.strftime("%Y-%m-%d"), "steps": steps, "rows": rows}
+        result = {"device": info, "date": time.strftime("%Y-%m-%d"), "steps": steps, "weights": args.weights,
+                  "rows": rows}
         if args.e2e:
             e2e = end_to_end(args.e2e_size or (256 if cuda else 32), args.e2e_steps or (100 if cuda else 5),
                              args.e2e_popsize, args.e2e_maxiter, 4, str(dev), args.weights)

@@ -189,6 +189,7 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     choice("inner optimizer", cfg.inner_optimizer, ("adam", "lbfgs"))
     choice("image init", cfg.image_init, ("content", "noise", "content+noise"))
     choice("pooling", cfg.pool, ("max", "avg"))
+    choice("precision", cfg.precision, ("auto", "fp32", "tf32", "bf16", "fp64"))
     for g in cfg.search:
         choice("search group", g, SEARCH_GROUPS)
     check_layers(list(cfg.style_layers) + [cfg.content_layer])

@@ -78,6 +78,7 @@ CASES = [
     ("missing resume state", ["--resume", "{d}/emptyrun"], "is missing"),
     ("corrupt resume state", ["--resume", "{d}/badstate"], "corrupt"),
     ("unknown device", ["--device", "tpu"], "unknown device"),
+    ("unknown precision", ["--precision", "fp8"], "unknown precision 'fp8'"),
     ("unknown search group", ["--search", "colours"], "unknown search group 'colours'"),
     ("too small for the layers", ["--size", "16"], "too small for layer relu5_1"),
 ]

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from . import sample_image
-from .device import device_info, resolve_device
-from .errors import EvostyleError, cli_errors
+from .device import PRECISIONS, device_info, resolve_device
+from .errors import cli_errors, unknown
 from .features import VGGFeatures
 from .images import load_image
 from .targets import StyleTargets
@@ -147,9 +147,10 @@ def main(argv=None) -> int:
         sizes = args.sizes or ([128, 256, 512] if cuda else [64])
         batches = args.batches or ([1, 8, 32, 64] if cuda else [1, 4])
         precisions = args.precisions or (["fp32", "tf32", "bf16"] if cuda else ["fp32"])
+        explicit = tuple(p for p in PRECISIONS if p != "auto")
         for p in precisions:
-            if p not in ("fp32", "tf32", "bf16", "fp64"):
-                raise EvostyleError(f"unknown precision {p!r}; valid: fp32, tf32, bf16, fp64")
+            if p not in explicit:
+                raise unknown("precision", p, explicit)
         cl = {"on": [True], "off": [False], "both": [False, True]}[args.channels_last or ("both" if cuda else "off")]
         comp = {"on": [True], "off": [False], "both": [False, True]}[args.compile]
         steps = args.steps or (40 if cuda else 8)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import EvostyleError
+from .errors import EvostyleError, unknown
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -177,7 +177,7 @@ def validate(cfg: SearchConfig) -> SearchConfig:
 
     def choice(name, value, valid):
         if value not in valid:
-            raise EvostyleError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+            raise unknown(name, value, valid)
     choice("optimizer", cfg.optimizer, OPTIMIZERS)
     parse_strategy(cfg.strategy)
     choice("init", cfg.init, INITS)

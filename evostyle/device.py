@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import EvostyleError
+from .errors import EvostyleError, unknown
 
 PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp64")
 
@@ -72,7 +72,7 @@ class Precision:
 def resolve_precision(spec: str, device: torch.device, channels_last: bool | None = None) -> Precision:
     """Resolve ``auto``/``fp32``/``tf32``/``bf16`` and the memory layout for ``device``."""
     if spec not in PRECISIONS:
-        raise EvostyleError(f"unknown precision {spec!r}; valid: {', '.join(PRECISIONS)}")
+        raise unknown("precision", spec, PRECISIONS)
     cuda = device.type == "cuda"
     name = ("bf16" if cuda else "fp32") if spec == "auto" else spec
     if channels_last is None:

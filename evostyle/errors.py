@@ -22,9 +22,9 @@ class EvostyleError(Exception):
     """A problem with the user's input, with a one-line message that names the fix."""
 
 
-def valid_names(kind: str, name: str, valid) -> EvostyleError:
-    """Build the standard "unknown X" error listing the valid choices."""
-    return EvostyleError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")
+def unknown(kind: str, name, valid) -> EvostyleError:
+    """The standard "unknown <kind> 'name'; valid: a, b, c" error (choices in the given order)."""
+    return EvostyleError(f"unknown {kind} {name!r}; valid: {', '.join(map(str, valid))}")
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import EvostyleError
+from .errors import EvostyleError, unknown
 
 _CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -55,7 +55,7 @@ def check_layers(layers) -> list[str]:
         raise EvostyleError("at least one layer is needed")
     for name in layers:
         if name not in LAYER_INDEX:
-            raise EvostyleError(f"unknown layer {name!r}; valid: {', '.join(LAYER_NAMES)}")
+            raise unknown("layer", name, LAYER_NAMES)
     return layers
 
 
@@ -163,7 +163,7 @@ class VGGFeatures(nn.Module):
                  seed: int = 0, pool: str = "max"):
         super().__init__()
         if pool not in ("max", "avg"):
-            raise EvostyleError(f"unknown pooling {pool!r}; valid: avg, max")
+            raise unknown("pooling", pool, ("avg", "max"))
         self.layers = check_layers(layers)
         depth = max(LAYER_INDEX[n] for n in self.layers) + 1
         self.body = _build(depth, pool)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import EvostyleError
+from .errors import unknown
 
 MEASURES = ("gram", "euclidean", "meanstd")
 GRAM_NORMS = ("hw", "chw", "none")
@@ -36,7 +36,7 @@ def gram(f: torch.Tensor, norm: str = "hw") -> torch.Tensor:
         (B, C, C), symmetric and positive semi-definite.
     """
     if norm not in GRAM_NORMS:
-        raise EvostyleError(f"unknown Gram normalisation {norm!r}; valid: {', '.join(GRAM_NORMS)}")
+        raise unknown("Gram normalisation", norm, GRAM_NORMS)
     f = _hi(f)
     _, c, h, w = f.shape
     g = torch.einsum("bchw,bdhw->bcd", f, f)
@@ -67,7 +67,7 @@ def style_statistic(f: torch.Tensor, measure: str) -> torch.Tensor:
         return _hi(f)
     if measure == "meanstd":
         return mean_std(f)
-    raise EvostyleError(f"unknown measure {measure!r}; valid: {', '.join(MEASURES)}")
+    raise unknown("measure", measure, MEASURES)
 
 
 def relative_sq_error(x: torch.Tensor, target: torch.Tensor, normalize: bool = True) -> torch.Tensor:

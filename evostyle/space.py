@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import EvostyleError
+from .errors import EvostyleError, unknown
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Space:
 
     def get(self, name: str) -> Param:
         if name not in self.by_name:
-            raise EvostyleError(f"unknown parameter {name!r}; valid: {', '.join(self.names)}")
+            raise unknown("parameter", name, self.names)
         return self.by_name[name]
 
     def fix(self, name: str, value: float) -> None:
@@ -141,7 +141,7 @@ def style_space(outputs: int, n_styles: int, style_layers, search, rotation_mode
     search = list(search)
     for g in search:
         if g not in SEARCH_GROUPS:
-            raise EvostyleError(f"unknown search group {g!r}; valid: {', '.join(SEARCH_GROUPS)}")
+            raise unknown("search group", g, SEARCH_GROUPS)
     on = set(search)
     params = []
     step = 90.0 if rotation_mode == "dfr" else None

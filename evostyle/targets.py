@@ -31,7 +31,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from .errors import EvostyleError
+from .errors import EvostyleError, unknown
 from .measures import style_statistic
 
 ROTATION_MODES = ("none", "channel", "spatial", "pixel", "dfr")
@@ -204,7 +204,7 @@ def shuffle_features(f: torch.Tensor, mode: str, seed: int = 0) -> torch.Tensor:
     if mode == "spatial":
         perm = torch.randperm(h * w, generator=gen).to(f.device)
         return f.flatten(2)[:, :, perm].reshape(b, c, h, w)
-    raise EvostyleError(f"unknown shuffle mode {mode!r}; valid: {', '.join(SHUFFLE_MODES)}")
+    raise unknown("shuffle mode", mode, SHUFFLE_MODES)
 
 
 class StyleTargets:
@@ -223,9 +223,9 @@ class StyleTargets:
     def __init__(self, extractor, styles, layers, measure="gram", rotation_mode="channel",
                  shuffle="none", seed=0, device=None):
         if rotation_mode not in ROTATION_MODES:
-            raise EvostyleError(f"unknown rotation mode {rotation_mode!r}; valid: {', '.join(ROTATION_MODES)}")
+            raise unknown("rotation mode", rotation_mode, ROTATION_MODES)
         if shuffle not in SHUFFLE_MODES:
-            raise EvostyleError(f"unknown shuffle mode {shuffle!r}; valid: {', '.join(SHUFFLE_MODES)}")
+            raise unknown("shuffle mode", shuffle, SHUFFLE_MODES)
         style_statistic(torch.zeros(1, 1, 1, 1), measure)  # validates the measure name
         if not styles:
             raise EvostyleError("at least one style image is needed")
@@ -316,10 +316,5 @@ class StyleTargets:
 def relative_change(a: torch.Tensor, b: torch.Tensor) -> float:
     """||a - b|| / ||b|| as a float (how much a transform changed a target)."""
     return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30))
-
-
-def angle_grid(k: int, start: float = 0.0) -> list[float]:
-    """K evenly spaced angles in degrees starting at ``start``: k=4 -> [0, 90, 180, 270]."""
-    return [start + 360.0 * i / k for i in range(k)]
 
 

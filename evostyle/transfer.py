@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .device import Precision, resolve_precision
-from .errors import EvostyleError
+from .errors import EvostyleError, unknown
 from .features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
 from .measures import content_term, style_term, total_variation
 
@@ -51,11 +51,11 @@ class TransferConfig:
         from .measures import MEASURES
         check_layers(list(self.style_layers) + [self.content_layer])
         if self.measure not in MEASURES:
-            raise EvostyleError(f"unknown measure {self.measure!r}; valid: {', '.join(MEASURES)}")
+            raise unknown("measure", self.measure, MEASURES)
         if self.optimizer not in OPTIMIZERS:
-            raise EvostyleError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+            raise unknown("optimizer", self.optimizer, OPTIMIZERS)
         if self.init not in INITS:
-            raise EvostyleError(f"unknown init {self.init!r}; valid: {', '.join(INITS)}")
+            raise unknown("init", self.init, INITS)
         if int(self.steps) <= 0:
             raise EvostyleError(f"steps must be a positive integer, got {self.steps}")
         for name in ("content_weight", "style_weight", "tv_weight", "init_noise"):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import inspect
 
 import numpy as np
-import scipy
 import torch
 from scipy.optimize import differential_evolution as _scipy_de
 
@@ -62,5 +61,3 @@ def scipy_differential_evolution(func, bounds, *, strategy="best1bin", popsize=1
                      polish=polish, updating="deferred", vectorized=vectorized, workers=workers,
                      **_seed_kwargs(seed))
 
-
-SCIPY_VERSION = scipy.__version__

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy.optimize import OptimizeResult
 
-from ..errors import EvostyleError
+from ..errors import EvostyleError, unknown
 from .strategies import crossover_mask, parse_strategy
 
 INITS = ("latinhypercube", "sobol", "random")
@@ -96,7 +96,7 @@ class DifferentialEvolution:
             raise EvostyleError(f"recombination must be in [0, 1], got {recombination}")
         self.cr = float(recombination)
         if boundary not in BOUNDARY_MODES:
-            raise EvostyleError(f"unknown boundary mode {boundary!r}; valid: {', '.join(BOUNDARY_MODES)}")
+            raise unknown("boundary mode", boundary, BOUNDARY_MODES)
         self.boundary = boundary
         if int(maxiter) < 0:
             raise EvostyleError(f"maxiter must be >= 0, got {maxiter}")

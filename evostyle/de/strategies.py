@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from ..errors import EvostyleError
+from ..errors import unknown
 
 
 class Mutation(NamedTuple):
@@ -69,7 +69,7 @@ STRATEGIES: tuple[str, ...] = tuple(m + c for m in MUTATIONS for c in CROSSOVERS
 def parse_strategy(name: str) -> tuple[Mutation, str]:
     """``'best1bin'`` -> (Mutation, ``'bin'``); an unknown name lists the valid ones."""
     if not isinstance(name, str) or name[-3:] not in CROSSOVERS or name[:-3] not in MUTATIONS:
-        raise EvostyleError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+        raise unknown("strategy", name, STRATEGIES)
     return MUTATIONS[name[:-3]], name[-3:]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import warnings
 from typing import Iterator
 
 EXIT_USAGE = 2
@@ -37,3 +38,14 @@ def cli_errors(debug: bool = False, prog: str = "evostyle") -> Iterator[None]:
             raise
         print(f"{prog}: error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
+
+
+@contextlib.contextmanager
+def warnings_to_stderr() -> Iterator[None]:
+    """Show our UserWarnings (e.g. the fallback to random weights) as ``warning: ...`` lines on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            print(f"warning: {w.message}", file=sys.stderr)

@@ -14,13 +14,12 @@ import shutil
 import signal
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
 
 from .config import OPTIMIZERS, SearchConfig, load_toml, make_config
-from .errors import EXIT_INTERRUPTED, EvostyleError, cli_errors
+from .errors import EXIT_INTERRUPTED, EvostyleError, cli_errors, warnings_to_stderr
 from .runlog import RunLog, atomic_write_json, environment, prepare_out_dir, read_json
 
 RUN_FILES = ("config.json", "candidates.csv", "generations.csv", "state.json", "summary.json", "report.html",
@@ -225,14 +224,10 @@ def _build(cfg: SearchConfig):
                           tv_weight=cfg.tv_weight, steps=cfg.steps, optimizer=cfg.inner_optimizer, lr=cfg.lr,
                           init=cfg.image_init, init_noise=cfg.init_noise, max_batch=cfg.max_batch,
                           precision=cfg.precision)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings_to_stderr():
         engine = StyleEngine(content, styles, tcfg, size=cfg.size, rotation_mode=cfg.rotation_mode,
                              shuffle=cfg.shuffle, weights=cfg.weights, seed=cfg.seed, pool=cfg.pool,
                              device=cfg.device)
-    for w in caught:
-        if issubclass(w.category, UserWarning):
-            print(f"warning: {w.message}", file=sys.stderr)
     if cfg.rotation_mode == "dfr":
         for p in space.params:
             if p.group == "angles" and p.value is not None and abs(p.value / 90 - round(p.value / 90)) > 1e-9:

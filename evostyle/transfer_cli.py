@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import warnings
 from pathlib import Path
 
 import torch
 
-from .errors import EvostyleError, cli_errors
+from . import resolve_image
+from .errors import EvostyleError, cli_errors, warnings_to_stderr
 from .features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
 from .measures import MEASURES
 from .runlog import atomic_write_json, environment, prepare_out_dir
@@ -85,15 +85,10 @@ def run(args) -> dict:
                          optimizer=args.optimizer, lr=lr, init=args.init, max_batch=args.max_batch,
                          precision=args.precision).validate()
     rows = _rows(args, len(args.style))
-    if (Path(args.out) / "losses.json").exists() and not args.overwrite:
-        prepare_out_dir(Path(args.out), overwrite=False, marker="losses.json")  # raises the clear error
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        from . import resolve_image
-        engine = StyleEngine(resolve_image(args.content), [resolve_image(s) for s in args.style], cfg, size=args.size, rotation_mode=args.rotation_mode,
-                             shuffle=args.shuffle, weights=args.weights, seed=args.seed, device=args.device)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    with warnings_to_stderr():
+        engine = StyleEngine(resolve_image(args.content), [resolve_image(s) for s in args.style], cfg,
+                             size=args.size, rotation_mode=args.rotation_mode, shuffle=args.shuffle,
+                             weights=args.weights, seed=args.seed, device=args.device)
     out = prepare_out_dir(Path(args.out), overwrite=args.overwrite, marker="losses.json")
     mix = torch.tensor([r[0] for r in rows])
     angles = torch.tensor([r[1] for r in rows], dtype=torch.float64)

@@ -138,3 +138,17 @@ def test_adam_matches_torch_optim():
         b.grad = g.clone()
         ref.step()
     assert torch.allclose(a, b.detach(), atol=1e-6)
+
+
+def test_channels_last_layout_gives_the_same_result(model, small, small_style):
+    """The GPU default layout (channels_last) is only a memory layout: same numbers to rounding."""
+    t = _targets(model, small_style, [0.0, 45.0])
+    a = run_transfer(model, small, t, TransferConfig(steps=5, precision="fp64", channels_last=False))
+    b = run_transfer(model, small, t, TransferConfig(steps=5, precision="fp64", channels_last=True))
+    assert torch.allclose(a.images, b.images, atol=1e-6)
+    assert torch.allclose(a.final["total"], b.final["total"], rtol=1e-6)
+
+
+def test_precision_auto_is_fp32_on_cpu(model, small, small_style):
+    t = _targets(model, small_style, [0.0])
+    assert run_transfer(model, small, t, TransferConfig(steps=1)).precision == "fp32"

@@ -196,15 +196,14 @@ class DifferentialEvolution:
         p, d = self.population.shape
         if self.dither is not None:
             self.scale = float(self.dither[0] + (self.dither[1] - self.dither[0]) * self._rand(1))
-        idx = torch.arange(p)
-        r = self._samples(p, self.mutation_fn.n_random)
-        pop_cpu = self.population.cpu()
-        mutant = self.mutation_fn.fn(pop_cpu, self.best, idx, r, self.scale)
-        u = self._rand(p, d)
-        pos = torch.randint(0, d, (p,), generator=self.gen)
+        dev = self.device  # random draws come from the CPU generator; the arithmetic runs on ``dev``
+        idx = torch.arange(p, device=dev)
+        r = self._samples(p, self.mutation_fn.n_random).to(dev)
+        mutant = self.mutation_fn.fn(self.population, self.best, idx, r, self.scale)
+        u = self._rand(p, d).to(dev)
+        pos = torch.randint(0, d, (p,), generator=self.gen).to(dev)
         mask = crossover_mask(self.crossover, u, pos, self.cr)
-        trial = torch.where(mask, mutant, pop_cpu).to(self.device)
-        trial = self._ensure_bounds(trial)
+        trial = self._ensure_bounds(torch.where(mask, mutant, self.population))
         e = self._evaluate(trial)
         better = e <= self.energies
         self.population = torch.where(better[:, None], trial, self.population)

@@ -76,7 +76,7 @@ def parse_strategy(name: str) -> tuple[Mutation, str]:
 def binomial_mask(u: torch.Tensor, j_rand: torch.Tensor, cr: float) -> torch.Tensor:
     """(P, D) bool: take the mutant where u < CR, and always at column ``j_rand`` (P,)."""
     mask = u < cr
-    mask[torch.arange(u.shape[0]), j_rand] = True
+    mask[torch.arange(u.shape[0], device=u.device), j_rand] = True
     return mask
 
 
@@ -89,7 +89,7 @@ def exponential_mask(u: torch.Tensor, start: torch.Tensor, cr: float) -> torch.T
     take = u < cr
     take[:, 0] = True
     length = torch.cumprod(take.to(torch.int64), dim=1).sum(dim=1)  # (P,)
-    offset = (torch.arange(d)[None, :] - start[:, None]) % d
+    offset = (torch.arange(d, device=u.device)[None, :] - start[:, None]) % d
     return offset < length[:, None]
 
 

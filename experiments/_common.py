@@ -74,7 +74,8 @@ def write_record(out: Path, name: str, args, s: dict, eng, extra: dict | None = 
            "command": f"python experiments/{name}.py" + (" --quick" if args.quick else "")
            + (f" --size {args.size}" if args.size else "") + (f" --steps {args.steps}" if args.steps else "")
            + (f" --popsize {args.popsize}" if args.popsize else "") + (f" --maxiter {args.maxiter}" if args.maxiter else "")
-           + (f" --weights {args.weights}" if args.weights != "auto" else ""),
+           + (f" --weights {args.weights}" if args.weights != "auto" else "")
+           + (f" --out {args.out}" if args.out != f"results/{name}" else ""),
            "seconds": None if t0 is None else round(time.perf_counter() - t0, 2)}
     rec.update(extra or {})
     atomic_write_json(out / "record.json", rec)

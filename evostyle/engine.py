@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from .device import device_info, resolve_device
-from .features import VGGFeatures
+from .errors import EvostyleError
+from .features import LAYER_INDEX, LAYER_NAMES, VGGFeatures
 from .images import load_image, resize
 from .targets import StyleTargets
 from .transfer import TransferConfig, TransferResult, run_transfer
@@ -19,8 +20,6 @@ from .transfer import TransferConfig, TransferResult, run_transfer
 
 def _check_depth(hw: tuple[int, int], layers) -> None:
     """Each pooling halves the map; refuse images too small for the deepest layer."""
-    from .errors import EvostyleError
-    from .features import LAYER_INDEX, LAYER_NAMES
     deepest = max(layers, key=lambda n: LAYER_INDEX[n])
     pools = sum(1 for n in LAYER_NAMES[:LAYER_INDEX[deepest]] if n.startswith("pool"))
     need = 2 ** pools

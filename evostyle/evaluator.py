@@ -128,9 +128,13 @@ class Evaluator:
         """(P, D) unit-cube population -> (P,) fitness (the DE objective)."""
         return self.evaluate(unit).fitness
 
+    def evaluate_point(self, values: dict[str, float], angles=None) -> Evaluation:
+        """Score one candidate given as {name: value}, optionally with its K angles replaced."""
+        v = {n: torch.tensor([float(x)], dtype=torch.float64) for n, x in values.items()}
+        for j, a in enumerate(angles or []):
+            v[f"angle_{j}"] = torch.tensor([float(a)], dtype=torch.float64)
+        return self.evaluate_values(v)
+
     def baseline(self, values: dict[str, float]) -> Evaluation:
         """Same-target baseline: candidate ``values`` with every output's angle set to ``angle_0``."""
-        v = {n: torch.tensor([float(x)], dtype=torch.float64) for n, x in values.items()}
-        for j in range(1, self.k):
-            v[f"angle_{j}"] = v["angle_0"].clone()
-        return self.evaluate_values(v)
+        return self.evaluate_point(values, [values["angle_0"]] * self.k)

@@ -194,9 +194,8 @@ class SearchObjective:
                    "elapsed": time.perf_counter() - self.t0, "eval_seconds": ev.seconds,
                    "chunk_size": ev.chunk_size}
         self.log.append_generation(rows, gen_row)
-        for m in ev.log:
-            if "out of memory" in m:
-                print(f"note: generation {g}: {m}", file=sys.stderr)
+        for m in ev.log:  # out-of-memory retries
+            print(f"note: generation {g}: {m}", file=sys.stderr)
         return ev.fitness
 
 

@@ -265,7 +265,8 @@ class StyleTargets:
                                              self.measure)
             elif mode == "spatial":
                 stat = style_statistic(rotate_maps(f.expand(b, -1, -1, -1), angles), self.measure)
-                if self.measure != "euclidean":  # shape-free statistics: exact rot90 on any map
+                if self.measure != "euclidean" and f.shape[-1] != f.shape[-2]:
+                    # rotate_maps turns square maps exactly; shape-free statistics allow it on any map
                     for i in torch.nonzero(_is_quarter(angles)).flatten().tolist():
                         k = int(round(float(angles[i]) / 90.0)) % 4
                         stat[i] = style_statistic(torch.rot90(f, k, dims=(-2, -1)), self.measure)[0]

@@ -79,6 +79,7 @@ class TransferResult:
     (weighted sum over layers, times style weight excluded), ``style_<layer>`` (unweighted), ``tv`` and
     ``total``; history: (T, B) total loss at ``history_steps``; failed: (B,) bool, True where the loss
     became NaN/inf (that row's image is its last state); chunk_size: rows per optimisation actually used.
+    log: one message per out-of-memory retry.
     """
 
     images: torch.Tensor
@@ -237,7 +238,7 @@ def run_transfer(model, content: torch.Tensor, targets: dict[str, torch.Tensor],
         layer_weights: (B, L) per-row style-layer weights (default 1 for every layer).
         content_weights / style_weights: (B,) per-row multipliers of cfg's content / style weight.
         noise_seeds: B ints seeding each row's noise init (default 0..B-1).
-        log: optional callable(str) for chunking messages.
+        log: optional callable(str), called for each out-of-memory retry.
     """
     cfg.validate()
     device = device or next(model.parameters()).device
@@ -286,7 +287,6 @@ def run_transfer(model, content: torch.Tensor, targets: dict[str, torch.Tensor],
                 note(f"out of memory at {stop - start} rows per chunk; retrying with {chunk}")
                 continue
             start = stop
-    note(f"chunk size {chunk} rows")
     images = torch.cat([p[0] for p in parts])
     initial = {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
     final = {k: torch.cat([p[2][k] for p in parts]) for k in parts[0][2]}

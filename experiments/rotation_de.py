@@ -60,10 +60,7 @@ def run(args):
     fixed = {n: float(p.value if p.value is not None else 0.0) for n, p in ev.space.by_name.items()}
 
     def evaluate(evaluator, angles):
-        v = {n: torch.tensor([x], dtype=torch.float64) for n, x in fixed.items()}
-        for k, a in enumerate(angles):
-            v[f"angle_{k}"] = torch.tensor([float(a)], dtype=torch.float64)
-        return evaluator.evaluate_values(v)
+        return evaluator.evaluate_point(fixed, angles)
 
     base = evaluate(ev, [0.0] * K)
     even = evaluate(ev, [0, 90, 180, 270])

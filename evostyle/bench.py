@@ -54,27 +54,26 @@ def _time(model, content, targets, cfg, device) -> float:
 
 
 def throughput(size: int, batch: int, precision: str, channels_last: bool, compile_: bool, steps: int,
-               device, weights: str = "random") -> dict:
+               device, weights: str = "random", autotune: bool = False) -> dict:
     """Measure one setting; returns a dict row (ms per image-step, image-steps/s, peak MiB per image)."""
     model, content, st = _setup(size, device, weights)
     angles = torch.linspace(0, 360, batch + 1)[:-1].double()
     targets = st.build(torch.ones(batch, 1), angles, torch.ones(batch))
-    runner = model
-    if compile_:
-        runner = torch.compile(model)
-        runner.weights_info = model.weights_info
     row = {"size": size, "batch": batch, "precision": precision, "channels_last": channels_last,
-           "compile": compile_, "ms_per_image_step": float("nan"), "image_steps_per_s": float("nan"),
+           "compile": compile_, "autotune": autotune, "ms_per_image_step": float("nan"), "image_steps_per_s": float("nan"),
            "peak_mib_per_image": float("nan"), "note": ""}
     short = max(1, steps // 4)
     try:
-        cfg_s = TransferConfig(steps=short, precision=precision, channels_last=channels_last, history_every=10**6)
-        cfg_l = TransferConfig(steps=steps, precision=precision, channels_last=channels_last, history_every=10**6)
-        _time(runner, content, targets, cfg_s, device)  # warm-up (and compilation)
+        kw = dict(precision=precision, channels_last=channels_last, compile=compile_, autotune=autotune,
+                  history_every=10**6)
+        cfg_s, cfg_l = TransferConfig(steps=short, **kw), TransferConfig(steps=steps, **kw)
+        t0 = time.perf_counter()
+        _time(model, content, targets, cfg_s, device)  # warm-up (cuDNN autotuning, compilation)
+        row["warmup_s"] = time.perf_counter() - t0
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        t_s = _time(runner, content, targets, cfg_s, device)
-        t_l = _time(runner, content, targets, cfg_l, device)
+        t_s = _time(model, content, targets, cfg_s, device)
+        t_l = _time(model, content, targets, cfg_l, device)
     except Exception as exc:  # report, keep going (e.g. compile unsupported, out of memory)
         row["note"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:60]}"
         return row
@@ -87,15 +86,19 @@ def throughput(size: int, batch: int, precision: str, channels_last: bool, compi
     return row
 
 
-def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, device: str, weights: str) -> dict:
-    """Same search twice: torch DE + batched default precision vs scipy DE + one candidate at a time fp32."""
+def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, device: str, weights: str,
+               compile_: bool = False) -> dict:
+    """Same search twice: torch DE + batched default precision vs scipy DE + one candidate at a time fp32.
+
+    ``compile_`` applies torch.compile to the batched side only; the reference side is plain eager.
+    """
     from .config import make_config
     from .search import run_search
     base = {"size": size, "steps": steps, "popsize": popsize, "maxiter": maxiter, "outputs": outputs,
             "device": device, "weights": weights, "seed": 0, "search": ["angles", "mix"]}
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, extra in (("torch-de batched", {"optimizer": "torch-de"}),
+        for name, extra in (("torch-de batched", {"optimizer": "torch-de", "compile": bool(compile_)}),
                             ("scipy-de one-at-a-time fp32", {"optimizer": "scipy-de", "precision": "fp32",
                                                              "max_batch": outputs})):
             t0 = time.perf_counter()
@@ -107,8 +110,46 @@ def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, 
     return out
 
 
+def quality(size: int, steps: int, batch: int, precision: str, device, weights: str = "random") -> dict:
+    """Final style and content loss of the same transfer in ``precision`` and in strict fp32.
+
+    ``batch`` rows with channel-rotation angles spread over [0, 360), Adam for ``steps`` steps from the
+    content image. Returns per-term relative differences |low - fp32| / fp32 (max and mean over rows).
+    """
+    model, content, st = _setup(size, device, weights)
+    angles = torch.linspace(0, 360, batch + 1)[:-1].double()
+    targets = st.build(torch.ones(batch, 1), angles, torch.ones(batch))
+    finals = {}
+    for prec in ("fp32", precision):
+        cfg = TransferConfig(steps=steps, precision=prec, history_every=10**6)
+        finals[prec] = run_transfer(model, content, targets, cfg, device=device).final
+    out = {"size": size, "steps": steps, "batch": batch, "precision": precision}
+    for term in ("style", "content", "total"):
+        ref, low = finals["fp32"][term].double(), finals[precision][term].double()
+        rel = (low - ref).abs() / ref.abs().clamp_min(1e-30)
+        out[term] = {"fp32_mean": float(ref.mean()), f"{precision}_mean": float(low.mean()),
+                     "rel_diff_max": float(rel.max()), "rel_diff_mean": float(rel.mean())}
+    return out
+
+
+def profile(size: int, batch: int, precision: str, steps: int, device, weights: str = "random",
+            rows: int = 15) -> str:
+    """Table of the CUDA kernels' time over ``steps`` image-steps of one batch (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile as _profile
+    model, content, st = _setup(size, device, weights)
+    angles = torch.linspace(0, 360, batch + 1)[:-1].double()
+    targets = st.build(torch.ones(batch, 1), angles, torch.ones(batch))
+    cfg = TransferConfig(steps=steps, precision=precision, history_every=10**6)
+    run_transfer(model, content, targets, cfg, device=device)  # warm-up, cuDNN autotuning
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with _profile(activities=acts) as prof:
+        run_transfer(model, content, targets, cfg, device=device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60)
+
+
 def _fmt_table(rows: list[dict]) -> str:
-    cols = ["size", "batch", "precision", "channels_last", "compile", "ms_per_image_step", "image_steps_per_s",
+    cols = ["size", "batch", "precision", "channels_last", "compile", "autotune", "ms_per_image_step", "image_steps_per_s",
             "peak_mib_per_image", "note"]
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     for r in rows:
@@ -129,13 +170,22 @@ def main(argv=None) -> int:
     ap.add_argument("--batches", type=int, nargs="+", default=None, help="default: 1 8 32 64 on CUDA, 1 4 on CPU")
     ap.add_argument("--precisions", nargs="+", default=None, help="default: fp32 tf32 bf16 on CUDA, fp32 on CPU")
     ap.add_argument("--channels-last", choices=("on", "off", "both"), default=None)
-    ap.add_argument("--compile", choices=("on", "off", "both"), default="off")
+    ap.add_argument("--compile", choices=("on", "off", "both"), default="off",
+                    help="torch.compile the forward pass and losses (TransferConfig.compile)")
+    ap.add_argument("--autotune", choices=("on", "off", "both"), default="off",
+                    help="cuDNN algorithm autotuning (TransferConfig.autotune; CUDA only)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 40 on CUDA, 8 on CPU)")
     ap.add_argument("--e2e", action="store_true", help="also race the two search set-ups")
     ap.add_argument("--e2e-size", type=int, default=None)
     ap.add_argument("--e2e-steps", type=int, default=None)
     ap.add_argument("--e2e-popsize", type=int, default=8)
     ap.add_argument("--e2e-maxiter", type=int, default=2)
+    ap.add_argument("--e2e-compile", action="store_true", help="torch.compile the batched side of the race")
+    ap.add_argument("--quality", action="store_true",
+                    help="also compare final losses in bf16 (the GPU default) with fp32 at --quality-size px")
+    ap.add_argument("--quality-size", type=int, default=None, help="default 256 on CUDA, 32 on CPU")
+    ap.add_argument("--quality-steps", type=int, default=None, help="default 200 on CUDA, 20 on CPU")
+    ap.add_argument("--profile", action="store_true", help="print the top kernels of the first setting")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--weights", default="random")
     ap.add_argument("--out", help="write bench.json and bench.md here")
@@ -153,22 +203,30 @@ def main(argv=None) -> int:
                 raise unknown("precision", p, explicit)
         cl = {"on": [True], "off": [False], "both": [False, True]}[args.channels_last or ("both" if cuda else "off")]
         comp = {"on": [True], "off": [False], "both": [False, True]}[args.compile]
+        tune = {"on": [True], "off": [False], "both": [False, True]}[args.autotune]
         steps = args.steps or (40 if cuda else 8)
         info = device_info(dev)
         print(f"device: {info.get('gpu', 'cpu')}  torch {torch.__version__}  steps {steps}", flush=True)
         rows = []
-        for size, batch, prec, c_l, c in itertools.product(sizes, batches, precisions, cl, comp):
-            r = throughput(size, batch, prec, c_l, c, steps, dev, args.weights)
+        for size, batch, prec, c_l, c, t in itertools.product(sizes, batches, precisions, cl, comp, tune):
+            r = throughput(size, batch, prec, c_l, c, steps, dev, args.weights, autotune=t)
             rows.append(r)
-            print(f"  {size}px batch {batch:3d} {prec:5s} cl={int(c_l)} compile={int(c)}: "
+            print(f"  {size}px batch {batch:3d} {prec:5s} cl={int(c_l)} compile={int(c)} autotune={int(t)}: "
                   f"{r['ms_per_image_step']:.3f} ms/image-step {r['note']}", flush=True)
         table = _fmt_table(rows)
         print(table)
         result = {"device": info, "date": time.strftime("%Y-%m-%d"), "steps": steps, "weights": args.weights,
                   "rows": rows}
+        if args.profile:
+            print(profile(sizes[0], batches[-1], precisions[-1], min(steps, 10), dev, args.weights))
+        if args.quality:
+            q = quality(args.quality_size or (256 if cuda else 32), args.quality_steps or (200 if cuda else 20),
+                        8, "bf16", dev, args.weights)
+            result["quality"] = q
+            print(json.dumps(q, indent=2))
         if args.e2e:
             e2e = end_to_end(args.e2e_size or (256 if cuda else 32), args.e2e_steps or (100 if cuda else 5),
-                             args.e2e_popsize, args.e2e_maxiter, 4, str(dev), args.weights)
+                             args.e2e_popsize, args.e2e_maxiter, 4, str(dev), args.weights, args.e2e_compile)
             result["e2e"] = e2e
             print(json.dumps(e2e, indent=2))
         if args.out:

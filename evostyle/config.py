@@ -76,6 +76,7 @@ class SearchConfig:
     init_noise: float = 0.1
     max_batch: Any = None
     precision: str = "auto"
+    compile: bool = False
     # scoring
     diversity_metric: str = "pixel"
     diversity_weight: float = 1.0
@@ -100,6 +101,7 @@ _STR_KEYS = {"content", "optimizer", "strategy", "init", "boundary", "rotation_m
              "content_layer", "inner_optimizer", "image_init", "precision", "diversity_metric", "device",
              "weights", "pool"}
 _LIST_STR_KEYS = {"style", "search", "style_layers"}
+_BOOL_KEYS = {"compile"}
 
 
 def _check_type(key: str, value):
@@ -119,6 +121,9 @@ def _check_type(key: str, value):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise EvostyleError(f"{where} must be a list of strings, got {value!r}")
+    elif key in _BOOL_KEYS:
+        if not isinstance(value, bool):
+            raise EvostyleError(f"{where} must be true or false, got {value!r}")
     elif key in ("bounds", "fixed"):
         if not isinstance(value, dict):
             raise EvostyleError(f"{where} must be a table, got {value!r}")

@@ -25,26 +25,65 @@ def _hi(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
+def _is_channels_last(f: torch.Tensor) -> bool:
+    """True for a (B, C, H, W) tensor stored channels-last (and not also plain contiguous)."""
+    return f.is_contiguous(memory_format=torch.channels_last) and not f.is_contiguous()
+
+
+class _GramFn(torch.autograd.Function):
+    """``G = scale * F F^T`` per row, with F the (C, H*W) view of (B, C, H, W) features.
+
+    Written for the GPU's inner loop: the product runs in the features' own dtype (bf16 on the matrix
+    units under autocast, with float32 accumulation) on a view of either memory layout (no transposing
+    copy), the (B, C, C) result is float32, and the backward pass is one product,
+    ``dL/dF = scale * (dL/dG + dL/dG^T) F``, returned in the layout of the input. Autograd's own rule
+    for ``einsum(f, f)`` takes two products, two full-size float32 tensors and their sum.
+    """
+
+    @staticmethod
+    def forward(ctx, f: torch.Tensor, scale: float) -> torch.Tensor:
+        b, c, h, w = f.shape
+        ctx.scale, ctx.channels_last = scale, _is_channels_last(f)
+        ctx.save_for_backward(f)
+        if ctx.channels_last:
+            m = f.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: (B, N, C)
+            g = torch.einsum("bnc,bnd->bcd", m, m)
+        else:
+            m = f.reshape(b, c, h * w)
+            g = torch.einsum("bcn,bdn->bcd", m, m)
+        out = g.to(torch.float64 if f.dtype == torch.float64 else torch.float32)
+        return out * scale if scale != 1.0 else out
+
+    @staticmethod
+    def backward(ctx, grad_g: torch.Tensor):
+        (f,) = ctx.saved_tensors
+        b, c, h, w = f.shape
+        sym = ((grad_g + grad_g.transpose(1, 2)) * ctx.scale).to(f.dtype)
+        if ctx.channels_last:
+            m = f.permute(0, 2, 3, 1).reshape(b, h * w, c)
+            grad = torch.einsum("bnc,bcd->bnd", m, sym).view(b, h, w, c).permute(0, 3, 1, 2)
+        else:
+            grad = torch.einsum("bcd,bdn->bcn", sym, f.reshape(b, c, h * w)).view(b, c, h, w)
+        return grad, None
+
+
 def gram(f: torch.Tensor, norm: str = "hw") -> torch.Tensor:
     """Batched Gram matrix ``G[b] = F[b] F[b]^T`` with F[b] of shape (C, H*W), via ``torch.einsum``.
 
     Args:
-        f: features (B, C, H, W); computed in float32 for half-precision input (float64 stays float64).
+        f: features (B, C, H, W), either memory layout. The products run in f's dtype: bfloat16
+            features (autocast on a GPU) use the bf16 matrix units with float32 accumulation, float32
+            and float64 stay as they are.
         norm: ``hw`` divides by H*W (the DFR code's choice, and ours); ``chw`` by C*H*W (Gatys-style
             implementations); ``none`` leaves the raw inner products.
     Returns:
-        (B, C, C), symmetric and positive semi-definite.
+        (B, C, C) float32 (float64 for float64 input), symmetric and positive semi-definite.
     """
     if norm not in GRAM_NORMS:
         raise unknown("Gram normalisation", norm, GRAM_NORMS)
-    f = _hi(f)
     _, c, h, w = f.shape
-    g = torch.einsum("bchw,bdhw->bcd", f, f)
-    if norm == "hw":
-        g = g / (h * w)
-    elif norm == "chw":
-        g = g / (c * h * w)
-    return g
+    scale = {"hw": 1.0 / (h * w), "chw": 1.0 / (c * h * w), "none": 1.0}[norm]
+    return _GramFn.apply(f, scale)
 
 
 def mean_std(f: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--loss-cap", type=float, help="penalise candidates whose loss exceeds this")
     a("--max-batch", type=int, help="most transfer rows per forward pass")
     a("--precision", help="auto | fp32 | tf32 | bf16 | fp64")
+    a("--compile", action="store_const", const=True, help="torch.compile the inner step (GPU speed-up)")
     a("--seed", type=int)
     a("--device", help="auto | cpu | cuda | cuda:N")
     a("--weights", help="auto | imagenet | random | path to a VGG19 state dict")
@@ -75,7 +76,7 @@ _FLAG_KEYS = {"content": "content", "style": "style", "optimizer": "optimizer", 
               "rotation_mode": "rotation_mode", "shuffle": "shuffle", "measure": "measure", "size": "size",
               "steps": "steps", "lr": "lr", "image_init": "image_init", "diversity_metric": "diversity_metric",
               "diversity_weight": "diversity_weight", "loss_cap": "loss_cap", "max_batch": "max_batch",
-              "precision": "precision", "seed": "seed", "device": "device",
+              "precision": "precision", "compile": "compile", "seed": "seed", "device": "device",
               "weights": "weights"}
 
 
@@ -222,7 +223,7 @@ def _build(cfg: SearchConfig):
                           measure=cfg.measure, content_weight=cfg.content_weight, style_weight=cfg.style_weight,
                           tv_weight=cfg.tv_weight, steps=cfg.steps, optimizer=cfg.inner_optimizer, lr=cfg.lr,
                           init=cfg.image_init, init_noise=cfg.init_noise, max_batch=cfg.max_batch,
-                          precision=cfg.precision)
+                          precision=cfg.precision, compile=cfg.compile)
     with warnings_to_stderr():
         engine = StyleEngine(content, styles, tcfg, size=cfg.size, rotation_mode=cfg.rotation_mode,
                              shuffle=cfg.shuffle, weights=cfg.weights, seed=cfg.seed, pool=cfg.pool,

@@ -10,6 +10,7 @@ Run ``python -m evostyle.transfer --help`` for the command line.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,13 @@ class TransferConfig:
     max_batch: int | None = None
     precision: str = "auto"
     channels_last: bool | None = None
+    autotune: bool = False
+    """On CUDA, let cuDNN time its convolution algorithms for each new shape (``cudnn.benchmark``).
+    Off by default: on an H100 at 256 px it changed nothing measurable (docs/performance.md)."""
+    compile: bool = False
+    """Run the forward pass and losses through ``torch.compile`` (fuses the elementwise work around the
+    convolutions; costs a compilation per new batch shape; falls back to eager with a log message if
+    compilation fails)."""
 
     def validate(self) -> "TransferConfig":
         from .features import check_layers
@@ -79,7 +87,7 @@ class TransferResult:
     (weighted sum over layers, times style weight excluded), ``style_<layer>`` (unweighted), ``tv`` and
     ``total``; history: (T, B) total loss at ``history_steps``; failed: (B,) bool, True where the loss
     became NaN/inf (that row's image is its last state); chunk_size: rows per optimisation actually used.
-    log: one message per out-of-memory retry.
+    log: one message per out-of-memory retry or compilation fallback.
     """
 
     images: torch.Tensor
@@ -108,6 +116,17 @@ def _terms(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device):
     terms["tv"] = total_variation(x)
     terms["total"] = cw * terms["content"] + sw * style + cfg.tv_weight * terms["tv"]
     return terms
+
+
+_COMPILED = None
+
+
+def _compiled_terms():
+    """``torch.compile(_terms)``, built once per process."""
+    global _COMPILED
+    if _COMPILED is None:
+        _COMPILED = torch.compile(_terms)
+    return _COMPILED
 
 
 def _init_images(content: torch.Tensor, n: int, cfg: TransferConfig, noise_seeds: list[int]) -> torch.Tensor:
@@ -187,9 +206,10 @@ class _BatchedLBFGS:
         self.x.copy_(new.to(self.x.dtype))
 
 
-def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg, prec, device, seeds):
+def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg, prec, device, seeds, note):
     """Optimise one chunk of rows; returns (images, initial, final, history, failed) on the CPU."""
     n = cw.shape[0]
+    terms_fn = _compiled_terms() if cfg.compile else _terms
     x = _init_images(content.cpu(), n, cfg, seeds).to(device=device, dtype=prec.dtype)
     if prec.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -201,7 +221,14 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
     for step in range(int(cfg.steps) + 1):
         last = step == int(cfg.steps)
         with torch.set_grad_enabled(not last):
-            terms = _terms(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device)
+            try:
+                terms = terms_fn(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device)
+            except Exception as exc:  # compilation failed (no compiler, unsupported op...): run eager
+                if terms_fn is _terms or _is_oom(exc):
+                    raise
+                note(f"torch.compile failed ({type(exc).__name__}); running eager")
+                terms_fn = _terms
+                terms = _terms(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device)
         total = terms["total"]
         failed |= ~torch.isfinite(total)
         if initial is None:
@@ -218,6 +245,17 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
             x.clamp_(0.0, 1.0)
     final = {k: v.detach().float().cpu() for k, v in terms.items()}
     return x.detach().float().cpu().contiguous(), initial, final, history, failed.cpu()
+
+
+@contextlib.contextmanager
+def _cudnn_benchmark(on: bool):
+    """Set ``torch.backends.cudnn.benchmark`` for the duration (restored afterwards)."""
+    old = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = old
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -238,7 +276,7 @@ def run_transfer(model, content: torch.Tensor, targets: dict[str, torch.Tensor],
         layer_weights: (B, L) per-row style-layer weights (default 1 for every layer).
         content_weights / style_weights: (B,) per-row multipliers of cfg's content / style weight.
         noise_seeds: B ints seeding each row's noise init (default 0..B-1).
-        log: optional callable(str), called for each out-of-memory retry.
+        log: optional callable(str), called for each out-of-memory retry or compilation fallback.
     """
     cfg.validate()
     device = device or next(model.parameters()).device
@@ -265,19 +303,20 @@ def run_transfer(model, content: torch.Tensor, targets: dict[str, torch.Tensor],
             log(msg)
 
     t0 = time.perf_counter()
-    with prec.matmul_mode(), torch.no_grad():
+    tune = device.type == "cuda" and bool(cfg.autotune)
+    with _cudnn_benchmark(tune), prec.matmul_mode(), torch.no_grad():
         with prec.autocast(device):
             content_feat = model(content[None])[cfg.content_layer].to(prec.dtype)
     chunk = min(b, int(cfg.max_batch) if cfg.max_batch else b)
     parts, start = [], 0
-    with prec.matmul_mode():
+    with _cudnn_benchmark(tune), prec.matmul_mode():
         while start < b:
             stop = min(b, start + chunk)
             sl = slice(start, stop)
             try:
                 parts.append(_optimise_chunk(
                     model, content, content_feat, {l: t[sl] for l, t in targets.items()}, lw[sl], cw[sl],
-                    sw[sl], cfg, prec, device, seeds[sl]))
+                    sw[sl], cfg, prec, device, seeds[sl], note))
             except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
                 if not _is_oom(exc) or chunk == 1:
                     raise

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "tf32", "bf16"))
     p.add_argument("--max-batch", type=int, default=None)
+    p.add_argument("--compile", action="store_true", help="torch.compile the inner step (GPU speed-up)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty output directory")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -83,7 +84,7 @@ def run(args) -> dict:
                          measure=args.measure, content_weight=args.content_weight,
                          style_weight=args.style_weight, tv_weight=args.tv_weight, steps=args.steps,
                          optimizer=args.optimizer, lr=lr, init=args.init, max_batch=args.max_batch,
-                         precision=args.precision).validate()
+                         precision=args.precision, compile=args.compile).validate()
     rows = _rows(args, len(args.style))
     with warnings_to_stderr():
         engine = StyleEngine(resolve_image(args.content), [resolve_image(s) for s in args.style], cfg,

@@ -33,6 +33,7 @@ def files(tmp_path_factory):
     torch.save({"conv.weight": torch.zeros(2)}, d / "notvgg.pt")
     (d / "unknown.toml").write_text('colour = "red"\n')
     (d / "types.toml").write_text('popsize = "ten"\n')
+    (d / "bool.toml").write_text('compile = "yes"\n')
     (d / "broken.toml").write_text('popsize = = 3\n')
     (d / "afile").write_text("x")
     (d / "emptyrun").mkdir()
@@ -73,6 +74,7 @@ CASES = [
     ("unwritable out", ["--out", "{d}/afile/run"], "cannot write to output directory"),
     ("unknown config key", ["--config", "{d}/unknown.toml"], "unknown config key 'colour'"),
     ("wrong config type", ["--config", "{d}/types.toml"], "config key 'popsize' must be an integer"),
+    ("wrong config bool", ["--config", "{d}/bool.toml"], "config key 'compile' must be true or false"),
     ("broken toml", ["--config", "{d}/broken.toml"], "is not valid TOML"),
     ("weights not VGG19", ["--weights", "{d}/notvgg.pt"], "is not a VGG19 state dict"),
     ("missing resume state", ["--resume", "{d}/emptyrun"], "is missing"),

@@ -25,6 +25,34 @@ def test_gram_symmetric_psd_and_matches_matmul():
     assert torch.allclose(g, ref, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gram_gradient_matches_einsum_reference(channels_last):
+    """Our one-product backward equals autograd's rule for einsum(f, f), in both memory layouts, and
+    hands back the gradient in the input's layout (no transposing copy for the next op)."""
+    gen = torch.Generator().manual_seed(3)
+    f = torch.randn(2, 5, 6, 7, dtype=torch.float64, generator=gen)
+    if channels_last:
+        f = f.contiguous(memory_format=torch.channels_last)
+    f.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: gram(x, "chw"), (f,))
+    w = torch.randn(2, 5, 5, dtype=torch.float64, generator=gen)  # not symmetric on purpose
+    (ours,) = torch.autograd.grad((gram(f) * w).sum(), f)
+    ref = torch.einsum("bchw,bdhw->bcd", f, f) / 42
+    (theirs,) = torch.autograd.grad((ref * w).sum(), f)
+    assert torch.allclose(gram(f), ref, rtol=1e-12, atol=0)
+    assert torch.allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    assert ours.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_gram_of_bf16_features_is_float32_and_close():
+    gen = torch.Generator().manual_seed(4)
+    f = torch.rand(2, 16, 12, 12, generator=gen).bfloat16().contiguous(memory_format=torch.channels_last)
+    g = gram(f)
+    ref = gram(f.double())
+    assert g.dtype == torch.float32
+    assert float((g.double() - ref).norm() / ref.norm()) < 1e-2  # bf16 products, float32 accumulation
+
+
 def test_gram_unknown_norm():
     with pytest.raises(EvostyleError, match="valid: hw, chw, none"):
         gram(torch.ones(1, 1, 2, 2), norm="bad")

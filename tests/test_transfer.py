@@ -152,3 +152,35 @@ def test_channels_last_layout_gives_the_same_result(model, small, small_style):
 def test_precision_auto_is_fp32_on_cpu(model, small, small_style):
     t = _targets(model, small_style, [0.0])
     assert run_transfer(model, small, t, TransferConfig(steps=1)).precision == "fp32"
+
+
+def test_compile_failure_falls_back_to_eager(model, small, small_style, monkeypatch):
+    """If torch.compile cannot build the step, the transfer logs it and runs eager with the same result."""
+    from evostyle import transfer as tr
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here (injected)")
+
+    t = _targets(model, small_style, [0.0, 90.0])
+    eager = run_transfer(model, small, t, TransferConfig(steps=5))
+    monkeypatch.setattr(tr, "_compiled_terms", lambda: broken)
+    res = run_transfer(model, small, t, TransferConfig(steps=5, compile=True))
+    assert any("torch.compile failed" in m for m in res.log)
+    assert torch.equal(res.images, eager.images)
+
+
+def test_autotune_setting_is_restored(model, small, small_style):
+    before = torch.backends.cudnn.benchmark
+    run_transfer(model, small, _targets(model, small_style, [0.0]), TransferConfig(steps=2, autotune=True))
+    assert torch.backends.cudnn.benchmark == before
+
+
+def test_compiled_step_matches_eager(model, small, small_style):
+    """torch.compile of the forward pass and losses computes the same transfer (or falls back, logged)."""
+    t = _targets(model, small_style, [0.0, 90.0])
+    eager = run_transfer(model, small, t, TransferConfig(steps=4))
+    res = run_transfer(model, small, t, TransferConfig(steps=4, compile=True))
+    assert res.log == [] or "torch.compile failed" in res.log[0]
+    assert torch.allclose(res.images, eager.images, atol=1e-4)
+    for term in ("style", "content"):
+        assert torch.allclose(res.final[term], eager.final[term], rtol=1e-4)

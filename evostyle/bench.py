@@ -43,14 +43,15 @@ def _setup(size: int, device, weights: str):
     return model, content, st
 
 
-def _time(model, content, targets, cfg, device) -> float:
+def _time(model, content, targets, cfg, device) -> tuple[float, list[str]]:
+    """Wall seconds of one ``run_transfer`` (device synchronised) and its log (OOM retries...)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     t0 = time.perf_counter()
-    run_transfer(model, content, targets, cfg, device=device)
+    res = run_transfer(model, content, targets, cfg, device=device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, res.log
 
 
 def throughput(size: int, batch: int, precision: str, channels_last: bool, compile_: bool, steps: int,
@@ -72,8 +73,9 @@ def throughput(size: int, batch: int, precision: str, channels_last: bool, compi
         row["warmup_s"] = time.perf_counter() - t0
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        t_s = _time(model, content, targets, cfg_s, device)
-        t_l = _time(model, content, targets, cfg_l, device)
+        t_s, log_s = _time(model, content, targets, cfg_s, device)
+        t_l, log_l = _time(model, content, targets, cfg_l, device)
+        row["note"] = "; ".join(dict.fromkeys(log_s + log_l))  # e.g. the chunk was halved
     except Exception as exc:  # report, keep going (e.g. compile unsupported, out of memory)
         row["note"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:60]}"
         return row
@@ -133,14 +135,14 @@ def quality(size: int, steps: int, batch: int, precision: str, device, weights: 
 
 
 def profile(size: int, batch: int, precision: str, steps: int, device, weights: str = "random",
-            rows: int = 15) -> str:
-    """Table of the CUDA kernels' time over ``steps`` image-steps of one batch (torch.profiler)."""
+            rows: int = 15, compile_: bool = False) -> str:
+    """Table of the CUDA kernels' time over ``steps`` steps of one batch (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile as _profile
     model, content, st = _setup(size, device, weights)
     angles = torch.linspace(0, 360, batch + 1)[:-1].double()
     targets = st.build(torch.ones(batch, 1), angles, torch.ones(batch))
-    cfg = TransferConfig(steps=steps, precision=precision, history_every=10**6)
-    run_transfer(model, content, targets, cfg, device=device)  # warm-up, cuDNN autotuning
+    cfg = TransferConfig(steps=steps, precision=precision, compile=compile_, history_every=10**6)
+    run_transfer(model, content, targets, cfg, device=device)  # warm-up (compilation)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with _profile(activities=acts) as prof:
         run_transfer(model, content, targets, cfg, device=device)
@@ -174,7 +176,7 @@ def main(argv=None) -> int:
                     help="torch.compile the forward pass and losses (TransferConfig.compile)")
     ap.add_argument("--autotune", choices=("on", "off", "both"), default="off",
                     help="cuDNN algorithm autotuning (TransferConfig.autotune; CUDA only)")
-    ap.add_argument("--steps", type=int, default=None, help="timed steps (default 40 on CUDA, 8 on CPU)")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on CUDA, 8 on CPU)")
     ap.add_argument("--e2e", action="store_true", help="also race the two search set-ups")
     ap.add_argument("--e2e-size", type=int, default=None)
     ap.add_argument("--e2e-steps", type=int, default=None)
@@ -204,37 +206,45 @@ def main(argv=None) -> int:
         cl = {"on": [True], "off": [False], "both": [False, True]}[args.channels_last or ("both" if cuda else "off")]
         comp = {"on": [True], "off": [False], "both": [False, True]}[args.compile]
         tune = {"on": [True], "off": [False], "both": [False, True]}[args.autotune]
-        steps = args.steps or (40 if cuda else 8)
+        steps = args.steps or (20 if cuda else 8)
         info = device_info(dev)
         print(f"device: {info.get('gpu', 'cpu')}  torch {torch.__version__}  steps {steps}", flush=True)
         rows = []
+        result = {"device": info, "date": time.strftime("%Y-%m-%d"), "steps": steps, "weights": args.weights,
+                  "argv": sys.argv[1:] if argv is None else list(argv), "rows": rows}
+
+        def save():  # after every row and section, so a run cut short keeps what it measured
+            if args.out:
+                out = Path(args.out)
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "bench.json").write_text(json.dumps(result, indent=2, default=str))
+                (out / "bench.md").write_text(f"device: {info.get('gpu', 'cpu')}, torch {torch.__version__}, "
+                                              f"{result['date']}\n\n{_fmt_table(rows)}\n")
+
         for size, batch, prec, c_l, c, t in itertools.product(sizes, batches, precisions, cl, comp, tune):
             r = throughput(size, batch, prec, c_l, c, steps, dev, args.weights, autotune=t)
             rows.append(r)
+            save()
             print(f"  {size}px batch {batch:3d} {prec:5s} cl={int(c_l)} compile={int(c)} autotune={int(t)}: "
                   f"{r['ms_per_image_step']:.3f} ms/image-step {r['note']}", flush=True)
-        table = _fmt_table(rows)
-        print(table)
-        result = {"device": info, "date": time.strftime("%Y-%m-%d"), "steps": steps, "weights": args.weights,
-                  "rows": rows}
+        print(_fmt_table(rows))
         if args.profile:
-            print(profile(sizes[0], batches[-1], precisions[-1], min(steps, 10), dev, args.weights))
+            result["profile"] = profile(sizes[0], batches[-1], precisions[-1], min(steps, 10), dev, args.weights,
+                                        compile_=comp[-1])
+            save()
+            print(result["profile"])
         if args.quality:
             q = quality(args.quality_size or (256 if cuda else 32), args.quality_steps or (200 if cuda else 20),
                         8, "bf16", dev, args.weights)
             result["quality"] = q
+            save()
             print(json.dumps(q, indent=2))
         if args.e2e:
             e2e = end_to_end(args.e2e_size or (256 if cuda else 32), args.e2e_steps or (100 if cuda else 5),
                              args.e2e_popsize, args.e2e_maxiter, 4, str(dev), args.weights, args.e2e_compile)
             result["e2e"] = e2e
+            save()
             print(json.dumps(e2e, indent=2))
-        if args.out:
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "bench.json").write_text(json.dumps(result, indent=2, default=str))
-            (out / "bench.md").write_text(f"device: {info.get('gpu', 'cpu')}, torch {torch.__version__}, "
-                                          f"{result['date']}\n\n{table}\n")
     return 0
 
 

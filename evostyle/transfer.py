@@ -221,10 +221,12 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
     for step in range(int(cfg.steps) + 1):
         last = step == int(cfg.steps)
         with torch.set_grad_enabled(not last):
+            # the last, gradient-free evaluation runs eager: compiling it would be a second graph
+            fn = _terms if last else terms_fn
             try:
-                terms = terms_fn(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device)
+                terms = fn(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device)
             except Exception as exc:  # compilation failed (no compiler, unsupported op...): run eager
-                if terms_fn is _terms or _is_oom(exc):
+                if fn is _terms or _is_oom(exc):
                     raise
                 note(f"torch.compile failed ({type(exc).__name__}); running eager")
                 terms_fn = _terms

@@ -1,3 +1,5 @@
+import json
+
 from evostyle.bench import main, profile, quality, throughput
 
 
@@ -12,6 +14,25 @@ def test_bench_cli_prints_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| size | batch | precision" in out and "ms/image-step" in out
     assert (tmp_path / "bench.json").is_file() and (tmp_path / "bench.md").is_file()
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["argv"][:2] == ["--sizes", "32"] and len(saved["rows"]) == 1
+    assert saved["rows"][0]["ms_per_image_step"] > 0
+
+
+def test_bench_notes_an_out_of_memory_retry(monkeypatch):
+    """A row whose batch had to be split says so instead of passing for a full-batch figure."""
+    import torch
+    from evostyle import transfer as tr
+    real = tr._optimise_chunk
+
+    def small_memory(model, content, content_feat, targets, *args):
+        if next(iter(targets.values())).shape[0] > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(model, content, content_feat, targets, *args)
+
+    monkeypatch.setattr(tr, "_optimise_chunk", small_memory)
+    r = throughput(32, 2, "fp32", False, False, 4, torch.device("cpu"))
+    assert "out of memory at 2 rows per chunk; retrying with 1" in r["note"]
 
 
 def test_quality_compares_bf16_with_fp32_on_cpu():

@@ -195,7 +195,7 @@ class SearchObjective:
                    "elapsed": time.perf_counter() - self.t0, "eval_seconds": ev.seconds,
                    "chunk_size": ev.chunk_size}
         self.log.append_generation(rows, gen_row)
-        for m in ev.log:  # out-of-memory retries
+        for m in ev.log:  # out-of-memory retries, a torch.compile fallback
             print(f"note: generation {g}: {m}", file=sys.stderr)
         return ev.fitness
 

@@ -119,14 +119,40 @@ def _terms(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device):
 
 
 _COMPILED = None
+_COMPILE_FAILED = False
+
+
+def _disable_compile():
+    """After a failed compilation, later transfers in this process run eager without trying again."""
+    global _COMPILE_FAILED
+    _COMPILE_FAILED = True
 
 
 def _compiled_terms():
-    """``torch.compile(_terms)``, built once per process."""
+    """``torch.compile(_terms)``, built once per process; plain ``_terms`` once compilation has failed."""
     global _COMPILED
+    if _COMPILE_FAILED:
+        return _terms
     if _COMPILED is None:
         _COMPILED = torch.compile(_terms)
     return _COMPILED
+
+
+def _evaluate(fn, args, failed: torch.Tensor, last: bool):
+    """Loss terms of one step through ``fn`` and, unless ``last``, the gradient w.r.t. the images.
+
+    ``args`` are ``_terms``' arguments (the images x second); ``failed`` (B,) is updated in place with
+    rows whose total loss is not finite. Returns (terms, grad or None).
+    """
+    with torch.set_grad_enabled(not last):
+        terms = fn(*args)
+    total = terms["total"]
+    failed |= ~torch.isfinite(total)
+    if last:
+        return terms, None
+    loss = torch.where(failed, torch.zeros_like(total), total).sum()
+    grad, = torch.autograd.grad(loss, args[1])
+    return terms, grad
 
 
 def _init_images(content: torch.Tensor, n: int, cfg: TransferConfig, noise_seeds: list[int]) -> torch.Tensor:
@@ -218,29 +244,28 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
     failed = torch.zeros(n, dtype=torch.bool, device=device)
     targets = {l: t.to(prec.dtype) for l, t in targets.items()}
     history, initial = [], None
+    args = (model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device)
     for step in range(int(cfg.steps) + 1):
         last = step == int(cfg.steps)
-        with torch.set_grad_enabled(not last):
-            # the last, gradient-free evaluation runs eager: compiling it would be a second graph
-            fn = _terms if last else terms_fn
-            try:
-                terms = fn(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device)
-            except Exception as exc:  # compilation failed (no compiler, unsupported op...): run eager
-                if fn is _terms or _is_oom(exc):
-                    raise
-                note(f"torch.compile failed ({type(exc).__name__}); running eager")
-                terms_fn = _terms
-                terms = _terms(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device)
+        # the last, gradient-free evaluation runs eager: compiling it would be a second graph
+        fn = _terms if last else terms_fn
+        try:
+            terms, grad = _evaluate(fn, args, failed, last)
+        except Exception as exc:  # compilation failed (no compiler, unsupported op...): go on eager
+            if fn is _terms or _is_oom(exc):
+                raise
+            _disable_compile()
+            note(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:80]}); "
+                 "running eager from here on")
+            terms_fn = _terms
+            terms, grad = _evaluate(_terms, args, failed, last)
         total = terms["total"]
-        failed |= ~torch.isfinite(total)
         if initial is None:
             initial = {k: v.detach().float().cpu() for k, v in terms.items()}
         if step % cfg.history_every == 0 or last:
             history.append((step, total.detach().float().cpu()))
         if last:
             break
-        loss = torch.where(failed, torch.zeros_like(total), total).sum()
-        grad, = torch.autograd.grad(loss, x)
         grad = torch.where(failed.view(-1, 1, 1, 1), torch.zeros_like(grad), torch.nan_to_num(grad))
         opt.step(grad)
         with torch.no_grad():

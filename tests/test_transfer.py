@@ -154,19 +154,36 @@ def test_precision_auto_is_fp32_on_cpu(model, small, small_style):
     assert run_transfer(model, small, t, TransferConfig(steps=1)).precision == "fp32"
 
 
-def test_compile_failure_falls_back_to_eager(model, small, small_style, monkeypatch):
-    """If torch.compile cannot build the step, the transfer logs it and runs eager with the same result."""
+@pytest.mark.parametrize("when", ["forward", "backward"])
+def test_compile_failure_falls_back_to_eager(model, small, small_style, monkeypatch, when):
+    """If the compiled step fails (while tracing the forward pass, or when its backward is first built),
+    the transfer logs it once, goes on eager with the same result, and later transfers skip compiling."""
     from evostyle import transfer as tr
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("no compiler here (injected)")
+    class _FailingBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, t):
+            return t.clone()
 
+        @staticmethod
+        def backward(ctx, g):
+            raise RuntimeError("backward compiler error (injected)")
+
+    def broken(*args):
+        if when == "forward":
+            raise RuntimeError("no compiler here (injected)")
+        terms = tr._terms(*args)
+        return {**terms, "total": _FailingBackward.apply(terms["total"])}
+
+    monkeypatch.setattr(tr, "_COMPILE_FAILED", False)
+    monkeypatch.setattr(tr, "_COMPILED", broken)
     t = _targets(model, small_style, [0.0, 90.0])
     eager = run_transfer(model, small, t, TransferConfig(steps=5))
-    monkeypatch.setattr(tr, "_compiled_terms", lambda: broken)
     res = run_transfer(model, small, t, TransferConfig(steps=5, compile=True))
-    assert any("torch.compile failed" in m for m in res.log)
+    assert len(res.log) == 1 and "torch.compile failed (RuntimeError" in res.log[0]
     assert torch.equal(res.images, eager.images)
+    assert run_transfer(model, small, t, TransferConfig(steps=2, compile=True)).log == []  # no new attempt
+    assert tr._compiled_terms() is tr._terms
 
 
 def test_autotune_setting_is_restored(model, small, small_style):
@@ -175,8 +192,10 @@ def test_autotune_setting_is_restored(model, small, small_style):
     assert torch.backends.cudnn.benchmark == before
 
 
-def test_compiled_step_matches_eager(model, small, small_style):
+def test_compiled_step_matches_eager(model, small, small_style, monkeypatch):
     """torch.compile of the forward pass and losses computes the same transfer (or falls back, logged)."""
+    from evostyle import transfer as tr
+    monkeypatch.setattr(tr, "_COMPILE_FAILED", False)
     t = _targets(model, small_style, [0.0, 90.0])
     eager = run_transfer(model, small, t, TransferConfig(steps=4))
     res = run_transfer(model, small, t, TransferConfig(steps=4, compile=True))

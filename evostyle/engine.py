@@ -6,6 +6,7 @@ how images are loaded and sized and which layers are used.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -58,6 +59,8 @@ class StyleEngine:
         self.targets = StyleTargets(self.model, self.styles, cfg.style_layers, cfg.measure, rotation_mode,
                                     shuffle, seed, self.device)
         self.rotation_mode, self.shuffle, self.seed = rotation_mode, shuffle, seed
+        self.chunk_cap: int | None = None
+        """Rows per chunk that fit in memory, learned from an out-of-memory retry; later runs start there."""
 
     @staticmethod
     def _load(img, size):
@@ -74,7 +77,18 @@ class StyleEngine:
 
     def run(self, mix, angles, rotation_weight, layer_weights=None, content_weights=None,
             style_weights=None, noise_seeds=None, log=None) -> TransferResult:
-        """Build per-row targets and optimise B rows. Shapes as in ``StyleTargets.build``."""
+        """Build per-row targets and optimise B rows. Shapes as in ``StyleTargets.build``.
+
+        If a run had to split its batch after running out of memory, the chunk size that worked is
+        kept, so the next generations do not run out of memory first again.
+        """
         targets = self.targets.build(mix, angles, rotation_weight)
-        return run_transfer(self.model, self.content, targets, self.cfg, layer_weights, content_weights,
-                            style_weights, noise_seeds, self.device, log)
+        cfg = self.cfg
+        if self.chunk_cap is not None and (cfg.max_batch is None or cfg.max_batch > self.chunk_cap):
+            cfg = dataclasses.replace(cfg, max_batch=self.chunk_cap)
+        rows = next(iter(targets.values())).shape[0]
+        res = run_transfer(self.model, self.content, targets, cfg, layer_weights, content_weights,
+                           style_weights, noise_seeds, self.device, log)
+        if res.chunk_size < min(rows, cfg.max_batch or rows):
+            self.chunk_cap = res.chunk_size
+        return res

@@ -85,7 +85,9 @@ def test_out_of_memory_halves_batch_and_search_completes(tmp_path, monkeypatch, 
     run_search(cfg, tmp_path / "run", quiet=True, report=False)
     assert len(pd.read_csv(tmp_path / "run" / "candidates.csv")) == 10
     assert pd.read_csv(tmp_path / "run" / "generations.csv").chunk_size.tolist() == [2, 2]  # 10 -> 5 -> 2
-    assert "out of memory at 10 rows per chunk; retrying with 5" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "generation 0: out of memory at 10 rows per chunk; retrying with 5" in err
+    assert "generation 1:" not in err  # the next generation starts at the chunk size that fitted
 
 
 def test_json_and_state_are_written_atomically(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ import torch
 
 from . import sample_image
 from .device import PRECISIONS, device_info, resolve_device
-from .errors import cli_errors, unknown
+from .errors import cli_errors, describe, unknown
 from .features import VGGFeatures
 from .images import load_image
 from .targets import StyleTargets
@@ -77,7 +77,7 @@ def throughput(size: int, batch: int, precision: str, channels_last: bool, compi
         t_l, log_l = _time(model, content, targets, cfg_l, device)
         row["note"] = "; ".join(dict.fromkeys(log_s + log_l))  # e.g. the chunk was halved
     except Exception as exc:  # report, keep going (e.g. compile unsupported, out of memory)
-        row["note"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:60]}"
+        row["note"] = describe(exc, 60)
         return row
     per = (t_l - t_s) / ((steps - short) * batch)
     row["ms_per_image_step"] = per * 1e3

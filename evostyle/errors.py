@@ -28,6 +28,12 @@ def unknown(kind: str, name, valid) -> EvostyleError:
     return EvostyleError(f"unknown {kind} {name!r}; valid: {', '.join(map(str, valid))}")
 
 
+def describe(exc: BaseException, width: int = 80) -> str:
+    """``Type: first line of the message`` (cut to ``width`` characters), for one-line notes."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:width]}" if lines else type(exc).__name__
+
+
 @contextlib.contextmanager
 def cli_errors(debug: bool = False, prog: str = "evostyle") -> Iterator[None]:
     """Turn :class:`EvostyleError` into ``prog: error: message`` and ``SystemExit(2)``."""

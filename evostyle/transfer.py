@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .device import Precision, resolve_precision
-from .errors import EvostyleError, unknown
+from .errors import EvostyleError, describe, unknown
 from .features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
 from .measures import content_term, style_term, total_variation
 
@@ -255,8 +255,7 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
             if fn is _terms or _is_oom(exc):
                 raise
             _disable_compile()
-            note(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:80]}); "
-                 "running eager from here on")
+            note(f"torch.compile failed ({describe(exc)}); running eager from here on")
             terms_fn = _terms
             terms, grad = _evaluate(_terms, args, failed, last)
         total = terms["total"]

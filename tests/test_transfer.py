@@ -171,7 +171,7 @@ def test_compile_failure_falls_back_to_eager(model, small, small_style, monkeypa
 
     def broken(*args):
         if when == "forward":
-            raise RuntimeError("no compiler here (injected)")
+            raise RuntimeError()  # no message at all
         terms = tr._terms(*args)
         return {**terms, "total": _FailingBackward.apply(terms["total"])}
 

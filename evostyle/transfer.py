@@ -134,7 +134,9 @@ def _compiled_terms():
     if _COMPILE_FAILED:
         return _terms
     if _COMPILED is None:
-        _COMPILED = torch.compile(_terms)
+        # static shapes: a search has one batch shape (P*K rows) plus the K-row baseline, and kernels
+        # specialised to a shape are the fast ones; each new shape compiles once
+        _COMPILED = torch.compile(_terms, dynamic=False)
     return _COMPILED
 
 

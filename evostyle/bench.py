@@ -88,6 +88,17 @@ def throughput(size: int, batch: int, precision: str, channels_last: bool, compi
     return row
 
 
+def race_configs(size: int, steps: int, popsize: int, maxiter: int, outputs: int, device: str, weights: str,
+                 compile_: bool = False) -> dict:
+    """The two validated search configs of the race: {name: SearchConfig} (raises on a bad value)."""
+    from .config import make_config
+    base = {"size": size, "steps": steps, "popsize": popsize, "maxiter": maxiter, "outputs": outputs,
+            "device": device, "weights": weights, "seed": 0, "search": ["angles", "mix"]}
+    return {"torch-de batched": make_config({**base, "optimizer": "torch-de", "compile": bool(compile_)}),
+            "scipy-de one-at-a-time fp32": make_config({**base, "optimizer": "scipy-de", "precision": "fp32",
+                                                        "max_batch": outputs})}
+
+
 def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, device: str, weights: str,
                compile_: bool = False) -> dict:
     """Same search twice: torch DE + batched default precision vs scipy DE + one candidate at a time fp32.
@@ -95,22 +106,18 @@ def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, 
     ``compile_`` applies torch.compile to the batched side only (its compilation is part of its time);
     the reference side is plain eager. Both precisions are warmed up before the race.
     """
-    from .config import make_config
     from .search import run_search
+    configs = race_configs(size, steps, popsize, maxiter, outputs, device, weights, compile_)
     dev = torch.device(device)  # start-up (CUDA context, library handles) outside the race:
     model, content, st = _setup(size, dev, weights)
     targets = st.build(torch.ones(1, 1), torch.zeros(1, dtype=torch.float64), torch.ones(1))
     for prec in ("fp32", "auto"):
         run_transfer(model, content, targets, TransferConfig(steps=2, precision=prec), device=dev)
-    base = {"size": size, "steps": steps, "popsize": popsize, "maxiter": maxiter, "outputs": outputs,
-            "device": device, "weights": weights, "seed": 0, "search": ["angles", "mix"]}
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, extra in (("torch-de batched", {"optimizer": "torch-de", "compile": bool(compile_)}),
-                            ("scipy-de one-at-a-time fp32", {"optimizer": "scipy-de", "precision": "fp32",
-                                                             "max_batch": outputs})):
+        for name, cfg in configs.items():
             t0 = time.perf_counter()
-            summ = run_search(make_config({**base, **extra}), Path(tmp) / name.split()[0], quiet=True, report=False)
+            summ = run_search(cfg, Path(tmp) / name.split()[0], quiet=True, report=False)
             out[name] = {"seconds": time.perf_counter() - t0, "best_fitness": summ["best"]["fitness"],
                          "evaluations": summ["optimizer"]["nfev_points"]}
     names = list(out)
@@ -213,6 +220,10 @@ def main(argv=None) -> int:
         comp = {"on": [True], "off": [False], "both": [False, True]}[args.compile]
         tune = {"on": [True], "off": [False], "both": [False, True]}[args.autotune]
         steps = args.steps or (20 if cuda else 8)
+        e2e_args = (args.e2e_size or (256 if cuda else 32), args.e2e_steps or (100 if cuda else 5),
+                    args.e2e_popsize, args.e2e_maxiter, 4, str(dev), args.weights, args.e2e_compile)
+        if args.e2e:
+            race_configs(*e2e_args)  # a bad race setting fails now, not after the whole grid
         info = device_info(dev)
         print(f"device: {info.get('gpu', 'cpu')}  torch {torch.__version__}  steps {steps}", flush=True)
         rows = []
@@ -246,8 +257,7 @@ def main(argv=None) -> int:
             save()
             print(json.dumps(q, indent=2))
         if args.e2e:
-            e2e = end_to_end(args.e2e_size or (256 if cuda else 32), args.e2e_steps or (100 if cuda else 5),
-                             args.e2e_popsize, args.e2e_maxiter, 4, str(dev), args.weights, args.e2e_compile)
+            e2e = end_to_end(*e2e_args)
             result["e2e"] = e2e
             save()
             print(json.dumps(e2e, indent=2))

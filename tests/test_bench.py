@@ -56,3 +56,15 @@ def test_end_to_end_race_runs_the_same_budget_on_both_sides():
     assert len(sides) == 2
     assert e[sides[0]]["evaluations"] == e[sides[1]]["evaluations"] > 0
     assert e["speedup"] == e[sides[1]]["seconds"] / e[sides[0]]["seconds"]
+
+
+def test_bad_race_setting_fails_before_the_grid(tmp_path, capsys):
+    """popsize 4 is refused at once (one line, exit 2), before any throughput row is timed."""
+    import pytest
+    with pytest.raises(SystemExit) as exc:
+        main(["--sizes", "32", "--batches", "1", "--steps", "4", "--device", "cpu", "--e2e", "--e2e-popsize", "4",
+              "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert "popsize (population size) must be >= 5" in captured.err
+    assert "ms/image-step" not in captured.out and not (tmp_path / "bench.json").exists()

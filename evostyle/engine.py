@@ -59,8 +59,8 @@ class StyleEngine:
         self.targets = StyleTargets(self.model, self.styles, cfg.style_layers, cfg.measure, rotation_mode,
                                     shuffle, seed, self.device)
         self.rotation_mode, self.shuffle, self.seed = rotation_mode, shuffle, seed
+        # rows per chunk that fit in memory, learned from an out-of-memory retry; later runs start there
         self.chunk_cap: int | None = None
-        """Rows per chunk that fit in memory, learned from an out-of-memory retry; later runs start there."""
 
     @staticmethod
     def _load(img, size):

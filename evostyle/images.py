@@ -146,22 +146,28 @@ def to_pil(img: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr, mode="RGB")
 
 
-def save_image(img: torch.Tensor, path: str | os.PathLike, quality: int = 92) -> Path:
-    """Save a (3, H, W) tensor in [0, 1] as PNG or JPEG (by suffix), atomically (temp + rename)."""
+def _save_pil(im: Image.Image, path: str | os.PathLike, quality: int) -> Path:
+    """Save a PIL image as PNG, JPEG or WebP (by suffix), atomically (temp + rename)."""
     path = Path(path)
     fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(path.suffix.lower())
     if fmt is None:
         raise EvostyleError(f"cannot save {path}: use a .png, .jpg or .webp name")
     tmp = path.with_name(path.name + ".tmp")
     kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    to_pil(img).save(tmp, format=fmt, **kwargs)
+    im.save(tmp, format=fmt, **kwargs)
     os.replace(tmp, path)
     return path
 
 
+def save_image(img: torch.Tensor, path: str | os.PathLike, quality: int = 92) -> Path:
+    """Save a (3, H, W) tensor in [0, 1] as PNG, JPEG or WebP (by suffix), atomically (temp + rename)."""
+    return _save_pil(to_pil(img), path, quality)
+
+
 def save_grid(images, path: str | os.PathLike, ncol: int, labels=None, cell: int = 160,
               quality: int = 88) -> Path:
-    """Save a labelled grid of (3, H, W) images (each scaled to ``cell`` px on its long side)."""
+    """Save a labelled grid of (3, H, W) images (each scaled to ``cell`` px on its long side), like
+    :func:`save_image` (format by suffix, atomic)."""
     images = list(images)
     nrow = (len(images) + ncol - 1) // ncol
     tiles = [to_pil(resize(img.float().cpu(), cell)) for img in images]
@@ -175,8 +181,4 @@ def save_grid(images, path: str | os.PathLike, ncol: int, labels=None, cell: int
         sheet.paste(t, (x, y + label_h))
         if labels:
             draw.text((x + 2, y + 1), str(labels[i])[:40], fill=(0, 0, 0))
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    sheet.save(tmp, format="JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG", quality=quality)
-    os.replace(tmp, path)
-    return path
+    return _save_pil(sheet, path, quality)

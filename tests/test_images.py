@@ -8,7 +8,7 @@ from PIL import Image
 
 from evostyle import sample_image
 from evostyle.errors import EvostyleError
-from evostyle.images import image_size, load_image, resize, save_image
+from evostyle.images import image_size, load_image, resize, save_grid, save_image
 
 
 def _png_header_only(path, w, h):
@@ -63,6 +63,15 @@ def test_save_roundtrip(tmp_path):
     assert load_image(tmp_path / "a.jpg").shape == (3, 16, 24)
     with pytest.raises(EvostyleError, match="png"):
         save_image(x, tmp_path / "a.tiff")
+
+
+def test_save_grid_lays_out_cells(tmp_path):
+    imgs = [torch.rand(3, 16, 24) for _ in range(5)]
+    save_grid(imgs, tmp_path / "g.jpg", ncol=3, labels=list("abcde"), cell=24)
+    assert load_image(tmp_path / "g.jpg").shape == (3, 2 * (16 + 14), 3 * 24)  # 2 rows with label strips
+    assert not (tmp_path / "g.jpg.tmp").exists()
+    with pytest.raises(EvostyleError, match="png"):
+        save_grid(imgs, tmp_path / "g.tiff", ncol=3)
 
 
 def test_errors(tmp_path):

@@ -119,20 +119,18 @@ def _terms(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device):
 
 
 _COMPILED = None
-_COMPILE_FAILED = False
+"""``torch.compile(_terms)`` once built; ``_terms`` itself after a compilation failed in this process."""
 
 
 def _disable_compile():
     """After a failed compilation, later transfers in this process run eager without trying again."""
-    global _COMPILE_FAILED
-    _COMPILE_FAILED = True
+    global _COMPILED
+    _COMPILED = _terms
 
 
 def _compiled_terms():
     """``torch.compile(_terms)``, built once per process; plain ``_terms`` once compilation has failed."""
     global _COMPILED
-    if _COMPILE_FAILED:
-        return _terms
     if _COMPILED is None:
         # static shapes: a search has one batch shape (P*K rows) plus the K-row baseline, and kernels
         # specialised to a shape are the fast ones; each new shape compiles once
@@ -331,13 +329,11 @@ def run_transfer(model, content: torch.Tensor, targets: dict[str, torch.Tensor],
             log(msg)
 
     t0 = time.perf_counter()
-    tune = device.type == "cuda" and bool(cfg.autotune)
-    with _cudnn_benchmark(tune), prec.matmul_mode(), torch.no_grad():
-        with prec.autocast(device):
-            content_feat = model(content[None])[cfg.content_layer].to(prec.dtype)
     chunk = min(b, int(cfg.max_batch) if cfg.max_batch else b)
     parts, start = [], 0
-    with _cudnn_benchmark(tune), prec.matmul_mode():
+    with _cudnn_benchmark(device.type == "cuda" and bool(cfg.autotune)), prec.matmul_mode():
+        with torch.no_grad(), prec.autocast(device):
+            content_feat = model(content[None])[cfg.content_layer].to(prec.dtype)
         while start < b:
             stop = min(b, start + chunk)
             sl = slice(start, stop)

@@ -43,27 +43,26 @@ class _GramFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, f: torch.Tensor, scale: float) -> torch.Tensor:
         b, c, h, w = f.shape
-        ctx.scale, ctx.channels_last = scale, _is_channels_last(f)
-        ctx.save_for_backward(f)
+        ctx.scale, ctx.shape, ctx.channels_last = scale, f.shape, _is_channels_last(f)
         if ctx.channels_last:
             m = f.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: (B, N, C)
             g = torch.einsum("bnc,bnd->bcd", m, m)
         else:
-            m = f.reshape(b, c, h * w)
+            m = f.reshape(b, c, h * w)  # (B, C, N), a view of contiguous features
             g = torch.einsum("bcn,bdn->bcd", m, m)
+        ctx.save_for_backward(m)
         out = g.to(torch.float64 if f.dtype == torch.float64 else torch.float32)
         return out * scale if scale != 1.0 else out
 
     @staticmethod
     def backward(ctx, grad_g: torch.Tensor):
-        (f,) = ctx.saved_tensors
-        b, c, h, w = f.shape
-        sym = ((grad_g + grad_g.transpose(1, 2)) * ctx.scale).to(f.dtype)
+        (m,) = ctx.saved_tensors
+        b, c, h, w = ctx.shape
+        sym = ((grad_g + grad_g.transpose(1, 2)) * ctx.scale).to(m.dtype)
         if ctx.channels_last:
-            m = f.permute(0, 2, 3, 1).reshape(b, h * w, c)
             grad = torch.einsum("bnc,bcd->bnd", m, sym).view(b, h, w, c).permute(0, 3, 1, 2)
         else:
-            grad = torch.einsum("bcd,bdn->bcn", sym, f.reshape(b, c, h * w)).view(b, c, h, w)
+            grad = torch.einsum("bcd,bdn->bcn", sym, m).view(b, c, h, w)
         return grad, None
 
 

@@ -31,16 +31,20 @@ from .targets import StyleTargets
 from .transfer import TransferConfig, run_transfer
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+_SWITCH = {"on": [True], "off": [False], "both": [False, True]}
+"""An on/off/both flag as the list of settings to measure."""
 GFLOP_256 = 95.0
 """Approximate GFLOP of one 256 px image-step (forward + backward to the image), from DESIGN.md."""
 
 
-def _setup(size: int, device, weights: str):
+def _setup(size: int, batch: int, device, weights: str):
+    """Network, (3, size, size) content and targets for ``batch`` rows (channel rotations spread over 360)."""
     content = load_image(sample_image("cat.jpg"), (size, size))
     style = load_image(sample_image("starry_night.jpg"), (size, size))
     model = VGGFeatures(LAYERS + ("relu4_2",), weights=weights, seed=0).to(device)
     st = StyleTargets(model, [style], LAYERS, rotation_mode="channel", device=device)
-    return model, content, st
+    angles = torch.linspace(0, 360, batch + 1)[:-1].double()
+    return model, content, st.build(torch.ones(batch, 1), angles, torch.ones(batch))
 
 
 def _time(model, content, targets, cfg, device) -> tuple[float, list[str]]:
@@ -57,9 +61,7 @@ def _time(model, content, targets, cfg, device) -> tuple[float, list[str]]:
 def throughput(size: int, batch: int, precision: str, channels_last: bool, compile_: bool, steps: int,
                device, weights: str = "random", autotune: bool = False) -> dict:
     """Measure one setting; returns a dict row (ms per image-step, image-steps/s, peak MiB per image)."""
-    model, content, st = _setup(size, device, weights)
-    angles = torch.linspace(0, 360, batch + 1)[:-1].double()
-    targets = st.build(torch.ones(batch, 1), angles, torch.ones(batch))
+    model, content, targets = _setup(size, batch, device, weights)
     row = {"size": size, "batch": batch, "precision": precision, "channels_last": channels_last,
            "compile": compile_, "autotune": autotune, "ms_per_image_step": float("nan"), "image_steps_per_s": float("nan"),
            "peak_mib_per_image": float("nan"), "note": ""}
@@ -109,8 +111,7 @@ def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, 
     from .search import run_search
     configs = race_configs(size, steps, popsize, maxiter, outputs, device, weights, compile_)
     dev = torch.device(device)  # start-up (CUDA context, library handles) outside the race:
-    model, content, st = _setup(size, dev, weights)
-    targets = st.build(torch.ones(1, 1), torch.zeros(1, dtype=torch.float64), torch.ones(1))
+    model, content, targets = _setup(size, 1, dev, weights)
     for prec in ("fp32", "auto"):
         run_transfer(model, content, targets, TransferConfig(steps=2, precision=prec), device=dev)
     out = {}
@@ -131,9 +132,7 @@ def quality(size: int, steps: int, batch: int, precision: str, device, weights: 
     ``batch`` rows with channel-rotation angles spread over [0, 360), Adam for ``steps`` steps from the
     content image. Returns per-term relative differences |low - fp32| / fp32 (max and mean over rows).
     """
-    model, content, st = _setup(size, device, weights)
-    angles = torch.linspace(0, 360, batch + 1)[:-1].double()
-    targets = st.build(torch.ones(batch, 1), angles, torch.ones(batch))
+    model, content, targets = _setup(size, batch, device, weights)
     finals = {}
     for prec in ("fp32", precision):
         cfg = TransferConfig(steps=steps, precision=prec, history_every=10**6)
@@ -151,9 +150,7 @@ def profile(size: int, batch: int, precision: str, steps: int, device, weights: 
             rows: int = 15, compile_: bool = False) -> str:
     """Table of the CUDA kernels' time over ``steps`` steps of one batch (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile as _profile
-    model, content, st = _setup(size, device, weights)
-    angles = torch.linspace(0, 360, batch + 1)[:-1].double()
-    targets = st.build(torch.ones(batch, 1), angles, torch.ones(batch))
+    model, content, targets = _setup(size, batch, device, weights)
     cfg = TransferConfig(steps=steps, precision=precision, compile=compile_, history_every=10**6)
     run_transfer(model, content, targets, cfg, device=device)  # warm-up (compilation)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -216,9 +213,8 @@ def main(argv=None) -> int:
         for p in precisions:
             if p not in explicit:
                 raise unknown("precision", p, explicit)
-        cl = {"on": [True], "off": [False], "both": [False, True]}[args.channels_last or ("both" if cuda else "off")]
-        comp = {"on": [True], "off": [False], "both": [False, True]}[args.compile]
-        tune = {"on": [True], "off": [False], "both": [False, True]}[args.autotune]
+        cl = _SWITCH[args.channels_last or ("both" if cuda else "off")]
+        comp, tune = _SWITCH[args.compile], _SWITCH[args.autotune]
         steps = args.steps or (20 if cuda else 8)
         e2e_args = (args.e2e_size or (256 if cuda else 32), args.e2e_steps or (100 if cuda else 5),
                     args.e2e_popsize, args.e2e_maxiter, 4, str(dev), args.weights, args.e2e_compile)

@@ -174,11 +174,13 @@ def make_config(file_values: dict | None = None, overrides: dict | None = None) 
 def validate(cfg: SearchConfig) -> SearchConfig:
     """Cheap checks of values and names, before anything is loaded or created."""
     from .de import BOUNDARY_MODES, INITS, parse_strategy
-    from .features import check_layers
+    from .device import PRECISIONS
+    from .features import POOLS, check_layers
     from .measures import MEASURES
     from .scoring import DIVERSITY_METRICS
     from .space import SEARCH_GROUPS
     from .targets import ROTATION_MODES, SHUFFLE_MODES
+    from .transfer import INITS as IMAGE_INITS, OPTIMIZERS as INNER_OPTIMIZERS
 
     def choice(name, value, valid):
         if value not in valid:
@@ -191,10 +193,10 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     choice("shuffle mode", cfg.shuffle, SHUFFLE_MODES)
     choice("measure", cfg.measure, MEASURES)
     choice("diversity metric", cfg.diversity_metric, DIVERSITY_METRICS)
-    choice("inner optimizer", cfg.inner_optimizer, ("adam", "lbfgs"))
-    choice("image init", cfg.image_init, ("content", "noise", "content+noise"))
-    choice("pooling", cfg.pool, ("max", "avg"))
-    choice("precision", cfg.precision, ("auto", "fp32", "tf32", "bf16", "fp64"))
+    choice("inner optimizer", cfg.inner_optimizer, INNER_OPTIMIZERS)
+    choice("image init", cfg.image_init, IMAGE_INITS)
+    choice("pooling", cfg.pool, POOLS)
+    choice("precision", cfg.precision, PRECISIONS)
     for g in cfg.search:
         choice("search group", g, SEARCH_GROUPS)
     check_layers(list(cfg.style_layers) + [cfg.content_layer])

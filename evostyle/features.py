@@ -30,6 +30,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 DEFAULT_CONTENT_LAYER = "relu4_2"
+POOLS = ("max", "avg")
 
 
 def _layer_names() -> list[str]:
@@ -162,8 +163,8 @@ class VGGFeatures(nn.Module):
     def __init__(self, layers=DEFAULT_STYLE_LAYERS + (DEFAULT_CONTENT_LAYER,), weights: str = "auto",
                  seed: int = 0, pool: str = "max"):
         super().__init__()
-        if pool not in ("max", "avg"):
-            raise unknown("pooling", pool, ("avg", "max"))
+        if pool not in POOLS:
+            raise unknown("pooling", pool, POOLS)
         self.layers = check_layers(layers)
         depth = max(LAYER_INDEX[n] for n in self.layers) + 1
         self.body = _build(depth, pool)

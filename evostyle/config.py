@@ -165,8 +165,7 @@ def make_config(file_values: dict | None = None, overrides: dict | None = None) 
     for source in (file_values or {}, {k: v for k, v in (overrides or {}).items() if v is not None}):
         for key, value in source.items():
             if key not in _TYPES:
-                valid = ", ".join(sorted(_TYPES))
-                raise EvostyleError(f"unknown config key {key!r}; valid: {valid}")
+                raise unknown("config key", key, sorted(_TYPES))
             values[key] = _check_type(key, value)
     return validate(SearchConfig(**values))
 

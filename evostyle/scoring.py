@@ -20,7 +20,7 @@ from itertools import combinations
 
 import torch
 
-from .errors import EvostyleError
+from .errors import EvostyleError, unknown
 
 DIVERSITY_METRICS = ("pixel", "feature")
 
@@ -35,8 +35,7 @@ class ScoreConfig:
 
     def validate(self) -> "ScoreConfig":
         if self.diversity_metric not in DIVERSITY_METRICS:
-            raise EvostyleError(f"unknown diversity metric {self.diversity_metric!r}; "
-                                f"valid: {', '.join(DIVERSITY_METRICS)}")
+            raise unknown("diversity metric", self.diversity_metric, DIVERSITY_METRICS)
         if not (self.diversity_weight >= 0 and math.isfinite(self.diversity_weight)):
             raise EvostyleError(f"diversity weight must be finite and >= 0, got {self.diversity_weight}")
         if self.loss_cap is not None and not (self.loss_cap > 0 and math.isfinite(self.loss_cap)):

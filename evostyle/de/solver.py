@@ -113,7 +113,7 @@ class DifferentialEvolution:
                 raise EvostyleError(f"init array must have shape (N, {d}), got {tuple(pop.shape)}")
             if not torch.isfinite(pop).all():
                 raise EvostyleError("init array contains NaN or inf")
-            pop = ((pop - self.bounds[:, 0]) / (self.bounds[:, 1] - self.bounds[:, 0])).clamp(0, 1)
+            pop = self.scale_in(pop).clamp(0, 1)
         need = self.mutation_fn.n_random + 1
         if pop.shape[0] < max(need, 5):
             raise EvostyleError(f"population of {pop.shape[0]} is too small for strategy {strategy!r}: "
@@ -124,7 +124,7 @@ class DifferentialEvolution:
                 raise EvostyleError(f"x0 must be {d} finite numbers, got {np.asarray(x0).tolist()}")
             if ((x0t < self.bounds[:, 0]) | (x0t > self.bounds[:, 1])).any():
                 raise EvostyleError("x0 lies outside the bounds")
-            pop[0] = (x0t - self.bounds[:, 0]) / (self.bounds[:, 1] - self.bounds[:, 0])
+            pop[0] = self.scale_in(x0t)
         self.population = pop.to(self.device)
         self.energies: torch.Tensor | None = None
         self.nit = self.nfev = 0
@@ -136,6 +136,10 @@ class DifferentialEvolution:
     def scale_out(self, unit: torch.Tensor) -> torch.Tensor:
         """Unit cube -> problem units."""
         return self.lo + unit * self.span
+
+    def scale_in(self, x: torch.Tensor) -> torch.Tensor:
+        """Problem units -> unit cube (the inverse of :meth:`scale_out`), on ``x``'s device."""
+        return (x - self.lo.to(x.device)) / self.span.to(x.device)
 
     def _evaluate(self, unit: torch.Tensor) -> torch.Tensor:
         out = self.func(self.scale_out(unit))

@@ -27,6 +27,7 @@ from .device import PRECISIONS, device_info, resolve_device
 from .errors import cli_errors, describe, unknown
 from .features import VGGFeatures
 from .images import load_image
+from .runlog import atomic_write_json, atomic_write_text
 from .targets import StyleTargets
 from .transfer import TransferConfig, run_transfer
 
@@ -230,9 +231,9 @@ def main(argv=None) -> int:
             if args.out:
                 out = Path(args.out)
                 out.mkdir(parents=True, exist_ok=True)
-                (out / "bench.json").write_text(json.dumps(result, indent=2, default=str))
-                (out / "bench.md").write_text(f"device: {info.get('gpu', 'cpu')}, torch {torch.__version__}, "
-                                              f"{result['date']}\n\n{_fmt_table(rows)}\n")
+                atomic_write_json(out / "bench.json", result)
+                atomic_write_text(out / "bench.md", f"device: {info.get('gpu', 'cpu')}, torch {torch.__version__}, "
+                                                    f"{result['date']}\n\n{_fmt_table(rows)}\n")
 
         for size, batch, prec, c_l, c, t in itertools.product(sizes, batches, precisions, cl, comp, tune):
             r = throughput(size, batch, prec, c_l, c, steps, dev, args.weights, autotune=t)

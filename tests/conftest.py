@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from evostyle import sample_image
 from evostyle.features import VGGFeatures
@@ -31,3 +33,21 @@ def style64(content64):
 @pytest.fixture(scope="session")
 def wave64(content64):
     return load_image(sample_image("great_wave.jpg"), tuple(content64.shape[-2:]))
+
+
+@pytest.fixture
+def random_image_file(tmp_path):
+    """Factory: write a seeded random image of PIL ``mode`` and size (h, w) as ``name``; returns its path.
+
+    ``I;16`` is 16-bit grayscale over the full 0-65535 range; other modes are converted from RGB noise.
+    """
+    def make(mode: str, hw: tuple[int, int], name: str):
+        rng = np.random.default_rng(0)
+        if mode == "I;16":
+            im = Image.fromarray((rng.random(hw) * 65535).astype(np.uint16))
+        else:
+            im = Image.fromarray((rng.random((*hw, 3)) * 255).astype(np.uint8)).convert(mode)
+        path = tmp_path / name
+        im.save(path)
+        return path
+    return make

@@ -5,7 +5,6 @@ import json
 import struct
 import zlib
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -104,14 +103,8 @@ def test_unknown_layer_through_transfer_cli(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("kind", ["L", "RGBA", "P", "I;16"])
-def test_unusual_png_modes_work(tmp_path, kind):
-    rng = np.random.default_rng(0)
-    if kind == "I;16":
-        im = Image.fromarray((rng.random((24, 32)) * 65535).astype(np.uint16))
-    else:
-        im = Image.fromarray((rng.random((24, 32, 3)) * 255).astype(np.uint8)).convert(kind)
-    p = tmp_path / f"img_{kind.replace(';', '')}.png"
-    im.save(p)
+def test_unusual_png_modes_work(tmp_path, random_image_file, kind):
+    p = random_image_file(kind, (24, 32), f"img_{kind.replace(';', '')}.png")
     assert transfer_main(["--content", str(p), "--style", STARRY, "--size", "32", "--steps", "1", "--weights",
                           "random", "--device", "cpu", "--out", str(tmp_path / "o")]) == 0
 

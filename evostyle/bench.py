@@ -5,26 +5,34 @@ Throughput: for every (size, batch, precision, channels_last, compile) it times 
 target building, the first forward pass and start-up cancel out. One image-step is a forward pass
 through VGG19 up to relu5_1, the backward pass to the image and an Adam update.
 
-End to end (``--e2e``): the same search (config, seed, number of evaluations) run twice:
-torch DE + the batched evaluator in the default precision, and scipy DE + a one-candidate-at-a-time
-fp32 evaluator (``max_batch`` = K rows). Prints wall times and the ratio.
+End to end (``--e2e``): the same search (config, seed, number of evaluations) run by torch DE + the
+batched evaluator in the default precision (eager, compiled or both: ``--e2e-compile``) and by scipy
+DE + a one-candidate-at-a-time fp32 evaluator (``max_batch`` = K rows). Prints wall times, the
+evaluation time of the generations after the first (no start-up, no compilation) and both ratios.
+
+``--budget SECONDS`` skips the rows and sections that would start after that many seconds (recorded
+under ``skipped``), so one call of a lent GPU with a time limit still returns its most important
+figures: the sections run in the order grid, quality, race, profile.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import itertools
 import json
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
 from . import sample_image
 from .device import PRECISIONS, device_info, resolve_device
-from .errors import cli_errors, describe, unknown
+from .errors import EvostyleError, cli_errors, describe, unknown
 from .features import VGGFeatures
 from .images import load_image
 from .runlog import atomic_write_json, atomic_write_text
@@ -92,53 +100,85 @@ def throughput(size: int, batch: int, precision: str, channels_last: bool, compi
 
 
 def race_configs(size: int, steps: int, popsize: int, maxiter: int, outputs: int, device: str, weights: str,
-                 compile_: bool = False) -> dict:
-    """The two validated search configs of the race: {name: SearchConfig} (raises on a bad value)."""
+                 compile_modes=(False,)) -> dict:
+    """The validated search configs of the race: {name: SearchConfig}, the batched side once per
+    setting in ``compile_modes`` and the reference last (raises on a bad value)."""
     from .config import make_config
     base = {"size": size, "steps": steps, "popsize": popsize, "maxiter": maxiter, "outputs": outputs,
             "device": device, "weights": weights, "seed": 0, "search": ["angles", "mix"]}
-    return {"torch-de batched": make_config({**base, "optimizer": "torch-de", "compile": bool(compile_)}),
-            "scipy-de one-at-a-time fp32": make_config({**base, "optimizer": "scipy-de", "precision": "fp32",
-                                                        "max_batch": outputs})}
+    configs = {f"torch-de batched{' compiled' if c else ''}": make_config({**base, "optimizer": "torch-de",
+                                                                          "compile": bool(c)})
+               for c in compile_modes}
+    configs[REFERENCE] = make_config({**base, "optimizer": "scipy-de", "precision": "fp32", "max_batch": outputs})
+    return configs
+
+
+REFERENCE = "scipy-de one-at-a-time fp32"
+"""The race's reference side: scipy's DE calling the evaluator one candidate (K rows) at a time in fp32."""
+
+
+@contextlib.contextmanager
+def _cold_compile():
+    """Compile from scratch inside: forget compiled graphs and bypass inductor's on-disk caches, so a
+    compiled race side pays the compilation a first-time user pays."""
+    import torch._inductor.config
+    from . import transfer
+    torch._dynamo.reset()
+    transfer._COMPILED = None
+    with torch._inductor.config.patch(force_disable_caches=True), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*force_disable_caches")  # "dynamo_pgo force disabled"
+        yield
 
 
 def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, device: str, weights: str,
-               compile_: bool = False) -> dict:
-    """Same search twice: torch DE + batched default precision vs scipy DE + one candidate at a time fp32.
+               compile_modes=(False,)) -> dict:
+    """Same search by torch DE + batched evaluator (per ``compile_modes``) and by the fp32 reference.
 
-    ``compile_`` applies torch.compile to the batched side only (its compilation is part of its time);
-    the reference side is plain eager. Both precisions are warmed up before the race.
+    A compiled side compiles from cold caches and its compilation is part of its wall time; the
+    reference is plain eager. Both precisions are warmed up before the race. Returns {side: {seconds,
+    later_generations_s, best_fitness, evaluations}} and, per batched side, ``speedup`` (reference wall
+    time / its wall time) and ``steady_speedup`` (the same for the generations after the first).
     """
     from .search import run_search
-    configs = race_configs(size, steps, popsize, maxiter, outputs, device, weights, compile_)
+    configs = race_configs(size, steps, popsize, maxiter, outputs, device, weights, compile_modes)
     dev = torch.device(device)  # start-up (CUDA context, library handles) outside the race:
     model, content, targets = _setup(size, 1, dev, weights)
     for prec in ("fp32", "auto"):
         run_transfer(model, content, targets, TransferConfig(steps=2, precision=prec), device=dev)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, cfg in configs.items():
-            t0 = time.perf_counter()
-            summ = run_search(cfg, Path(tmp) / name.split()[0], quiet=True, report=False)
-            out[name] = {"seconds": time.perf_counter() - t0, "best_fitness": summ["best"]["fitness"],
-                         "evaluations": summ["optimizer"]["nfev_points"]}
-    names = list(out)
-    out["speedup"] = out[names[1]]["seconds"] / out[names[0]]["seconds"]
+        for i, (name, cfg) in enumerate(configs.items()):
+            run_dir = Path(tmp) / f"side{i}"
+            with _cold_compile() if cfg.compile else contextlib.nullcontext():
+                t0 = time.perf_counter()
+                summ = run_search(cfg, run_dir, quiet=True, report=False)
+                wall = time.perf_counter() - t0
+            with open(run_dir / "generations.csv", newline="") as fh:
+                gens = list(csv.DictReader(fh))
+            out[name] = {"seconds": wall, "later_generations_s": sum(float(g["eval_seconds"]) for g in gens[1:]),
+                         "best_fitness": summ["best"]["fitness"], "evaluations": summ["optimizer"]["nfev_points"]}
+    ref = out[REFERENCE]
+    for name, side in out.items():
+        if name != REFERENCE:
+            side["speedup"] = ref["seconds"] / side["seconds"]
+            side["steady_speedup"] = ref["later_generations_s"] / max(side["later_generations_s"], 1e-12)
     return out
 
 
-def quality(size: int, steps: int, batch: int, precision: str, device, weights: str = "random") -> dict:
-    """Final style and content loss of the same transfer in ``precision`` and in strict fp32.
+def quality(size: int, steps: int, batch: int, precision: str, device, weights: str = "random",
+            compile_: bool = False) -> dict:
+    """Final style and content loss of the same transfer in ``precision`` (compiled if ``compile_``)
+    and in strict fp32 (eager).
 
     ``batch`` rows with channel-rotation angles spread over [0, 360), Adam for ``steps`` steps from the
     content image. Returns per-term relative differences |low - fp32| / fp32 (max and mean over rows).
     """
     model, content, targets = _setup(size, batch, device, weights)
     finals = {}
-    for prec in ("fp32", precision):
-        cfg = TransferConfig(steps=steps, precision=prec, history_every=10**6)
+    for prec, comp in (("fp32", False), (precision, compile_)):
+        cfg = TransferConfig(steps=steps, precision=prec, compile=comp, history_every=10**6)
         finals[prec] = run_transfer(model, content, targets, cfg, device=device).final
-    out = {"size": size, "steps": steps, "batch": batch, "precision": precision}
+    out = {"size": size, "steps": steps, "batch": batch, "precision": precision, "compile": compile_}
     for term in ("style", "content", "total"):
         ref, low = finals["fp32"][term].double(), finals[precision][term].double()
         rel = (low - ref).abs() / ref.abs().clamp_min(1e-30)
@@ -193,14 +233,20 @@ def main(argv=None) -> int:
     ap.add_argument("--e2e-steps", type=int, default=None)
     ap.add_argument("--e2e-popsize", type=int, default=8)
     ap.add_argument("--e2e-maxiter", type=int, default=2)
-    ap.add_argument("--e2e-compile", action="store_true", help="torch.compile the batched side of the race")
+    ap.add_argument("--e2e-compile", choices=("on", "off", "both"), nargs="?", const="on", default="off",
+                    help="torch.compile the batched side of the race (both: race it eager and compiled; "
+                         "the reference runs once)")
     ap.add_argument("--quality", action="store_true",
-                    help="also compare final losses in bf16 (the GPU default) with fp32 at --quality-size px")
+                    help="also compare final losses in bf16 (the GPU default; compiled if --compile is on or "
+                         "both) with fp32 at --quality-size px")
     ap.add_argument("--quality-size", type=int, default=None, help="default 256 on CUDA, 32 on CPU")
     ap.add_argument("--quality-steps", type=int, default=None, help="default 200 on CUDA, 20 on CPU")
-    ap.add_argument("--profile", action="store_true", help="print the top kernels of the first setting")
+    ap.add_argument("--profile", action="store_true",
+                    help="print the top kernels (first size; last batch, precision and compile setting)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--weights", default="random")
+    ap.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                    help="start no row or section after this many seconds (skipped ones are listed)")
     ap.add_argument("--out", help="write bench.json and bench.md here")
     ap.add_argument("--debug", action="store_true")
     args = ap.parse_args(argv)
@@ -218,14 +264,17 @@ def main(argv=None) -> int:
         comp, tune = _SWITCH[args.compile], _SWITCH[args.autotune]
         steps = args.steps or (20 if cuda else 8)
         e2e_args = (args.e2e_size or (256 if cuda else 32), args.e2e_steps or (100 if cuda else 5),
-                    args.e2e_popsize, args.e2e_maxiter, 4, str(dev), args.weights, args.e2e_compile)
+                    args.e2e_popsize, args.e2e_maxiter, 4, str(dev), args.weights, _SWITCH[args.e2e_compile])
         if args.e2e:
             race_configs(*e2e_args)  # a bad race setting fails now, not after the whole grid
+        if args.budget is not None and not args.budget > 0:
+            raise EvostyleError(f"--budget must be a positive number of seconds, got {args.budget}")
         info = device_info(dev)
         print(f"device: {info.get('gpu', 'cpu')}  torch {torch.__version__}  steps {steps}", flush=True)
-        rows = []
+        rows, skipped = [], []
         result = {"device": info, "date": time.strftime("%Y-%m-%d"), "steps": steps, "weights": args.weights,
-                  "argv": sys.argv[1:] if argv is None else list(argv), "rows": rows}
+                  "argv": sys.argv[1:] if argv is None else list(argv), "rows": rows, "skipped": skipped}
+        t_start = time.perf_counter()
 
         def save():  # after every row and section, so a run cut short keeps what it measured
             if args.out:
@@ -235,29 +284,40 @@ def main(argv=None) -> int:
                 atomic_write_text(out / "bench.md", f"device: {info.get('gpu', 'cpu')}, torch {torch.__version__}, "
                                                     f"{result['date']}\n\n{_fmt_table(rows)}\n")
 
+        def in_budget(what: str) -> bool:
+            """True if ``what`` may start; else records it as skipped (and says so)."""
+            if args.budget is None or time.perf_counter() - t_start < args.budget:
+                return True
+            skipped.append(what)
+            save()
+            print(f"  skipped (over the {args.budget:g} s budget): {what}", flush=True)
+            return False
+
         for size, batch, prec, c_l, c, t in itertools.product(sizes, batches, precisions, cl, comp, tune):
+            label = f"{size}px batch {batch:3d} {prec:5s} cl={int(c_l)} compile={int(c)} autotune={int(t)}"
+            if not in_budget(label):
+                continue
             r = throughput(size, batch, prec, c_l, c, steps, dev, args.weights, autotune=t)
             rows.append(r)
             save()
-            print(f"  {size}px batch {batch:3d} {prec:5s} cl={int(c_l)} compile={int(c)} autotune={int(t)}: "
-                  f"{r['ms_per_image_step']:.3f} ms/image-step {r['note']}", flush=True)
+            print(f"  {label}: {r['ms_per_image_step']:.3f} ms/image-step {r['note']}", flush=True)
         print(_fmt_table(rows))
-        if args.profile:
-            result["profile"] = profile(sizes[0], batches[-1], precisions[-1], min(steps, 10), dev, args.weights,
-                                        compile_=comp[-1])
-            save()
-            print(result["profile"])
-        if args.quality:
+        if args.quality and in_budget("quality"):
             q = quality(args.quality_size or (256 if cuda else 32), args.quality_steps or (200 if cuda else 20),
-                        8, "bf16", dev, args.weights)
+                        8, "bf16", dev, args.weights, compile_=comp[-1])
             result["quality"] = q
             save()
             print(json.dumps(q, indent=2))
-        if args.e2e:
+        if args.e2e and in_budget("e2e"):
             e2e = end_to_end(*e2e_args)
             result["e2e"] = e2e
             save()
             print(json.dumps(e2e, indent=2))
+        if args.profile and in_budget("profile"):
+            result["profile"] = profile(sizes[0], batches[-1], precisions[-1], min(steps, 10), dev, args.weights,
+                                        compile_=comp[-1])
+            save()
+            print(result["profile"])
     return 0
 
 

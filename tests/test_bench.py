@@ -50,12 +50,43 @@ def test_profile_lists_the_convolutions():
 
 
 def test_end_to_end_race_runs_the_same_budget_on_both_sides():
-    from evostyle.bench import end_to_end
+    from evostyle.bench import REFERENCE, end_to_end
     e = end_to_end(32, 2, 5, 1, 2, "cpu", "random")
-    sides = [k for k in e if k != "speedup"]
-    assert len(sides) == 2
-    assert e[sides[0]]["evaluations"] == e[sides[1]]["evaluations"] > 0
-    assert e["speedup"] == e[sides[1]]["seconds"] / e[sides[0]]["seconds"]
+    assert list(e) == ["torch-de batched", REFERENCE]
+    fast, ref = e["torch-de batched"], e[REFERENCE]
+    assert fast["evaluations"] == ref["evaluations"] == 10
+    assert fast["speedup"] == ref["seconds"] / fast["seconds"]
+    assert 0 < fast["later_generations_s"] < fast["seconds"] and 0 < ref["later_generations_s"] < ref["seconds"]
+    assert fast["steady_speedup"] == ref["later_generations_s"] / fast["later_generations_s"]
+
+
+def test_race_compiled_and_eager_share_one_reference(monkeypatch):
+    """``--e2e-compile both``: two batched sides and one reference run; the compiled side starts cold."""
+    import torch
+    from evostyle import bench, transfer
+    calls = []
+
+    def fake_compile(fn, **kw):  # stands in for inductor (minutes on this CPU), records the call
+        calls.append(kw)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(transfer, "_COMPILED", "stale graph from an earlier row")
+    e = bench.end_to_end(32, 2, 5, 1, 2, "cpu", "random", compile_modes=(False, True))
+    assert list(e) == ["torch-de batched", "torch-de batched compiled", bench.REFERENCE]
+    assert calls == [{"dynamic": False}]  # built anew for the compiled side, not reused from before
+    assert e["torch-de batched compiled"]["evaluations"] == e[bench.REFERENCE]["evaluations"]
+    assert "speedup" in e["torch-de batched compiled"] and "speedup" not in e[bench.REFERENCE]
+
+
+def test_budget_skips_what_would_start_late(tmp_path, capsys):
+    """Past --budget no row or section starts; the skipped ones are listed in bench.json."""
+    assert main(["--sizes", "32", "--batches", "1", "2", "--steps", "4", "--device", "cpu", "--quality",
+                 "--budget", "1e-9", "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["rows"] == [] and "quality" not in saved
+    assert len(saved["skipped"]) == 3 and saved["skipped"][-1] == "quality"
+    assert "skipped (over the 1e-09 s budget)" in capsys.readouterr().out
 
 
 def test_bad_race_setting_fails_before_the_grid(tmp_path, capsys):
@@ -68,3 +99,10 @@ def test_bad_race_setting_fails_before_the_grid(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "popsize (population size) must be >= 5" in captured.err
     assert "ms/image-step" not in captured.out and not (tmp_path / "bench.json").exists()
+
+
+def test_bad_budget_is_refused(capsys):
+    import pytest
+    with pytest.raises(SystemExit) as exc:
+        main(["--device", "cpu", "--budget", "0"])
+    assert exc.value.code == 2 and "--budget must be a positive number of seconds" in capsys.readouterr().err

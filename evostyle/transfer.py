@@ -295,7 +295,9 @@ def run_transfer(model, content: torch.Tensor, targets: dict[str, torch.Tensor],
     """Optimise B images at once.
 
     Args:
-        model: a :class:`~evostyle.features.VGGFeatures` with the style and content layers.
+        model: a :class:`~evostyle.features.VGGFeatures` with the style and content layers. With
+            channels_last (the CUDA default) its weights are converted to that layout in place (same
+            values; a copy per call would cost the engine, which reuses one model, memory and time).
         content: (3, H, W) content image in [0, 1]; shared by all rows.
         targets: {style layer: (B, ...)} per-row style statistics (see targets.StyleTargets.build).
         cfg: :class:`TransferConfig`.

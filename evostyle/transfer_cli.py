@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from . import resolve_image
+from .device import PRECISIONS
 from .errors import EvostyleError, cli_errors, warnings_to_stderr
 from .features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
 from .measures import MEASURES
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="auto", help="auto | imagenet | random | path to a state dict")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "tf32", "bf16"))
+    p.add_argument("--precision", default="auto", choices=PRECISIONS)
     p.add_argument("--max-batch", type=int, default=None)
     p.add_argument("--compile", action="store_true", help="torch.compile the inner step (GPU speed-up)")
     p.add_argument("--out", required=True, help="output directory")

@@ -42,3 +42,10 @@ def test_cli_bad_input_one_line_exit_2(tmp_path, capsys, extra, msg):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and msg in err[0] and "Traceback" not in err[0]
     assert not (tmp_path / "o" / "losses.json").exists()
+
+
+def test_cli_offers_every_precision_of_the_search(tmp_path):
+    """fp64 (the slow reference) is a choice here as in the search config; the record names it."""
+    out = tmp_path / "run"
+    assert main(BASE + ["--style", STARRY, "--steps", "2", "--precision", "fp64", "--out", str(out)]) == 0
+    assert json.loads((out / "losses.json").read_text())["precision"] == "fp64"

@@ -31,13 +31,11 @@ class Interrupted(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m evostyle.search", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m evostyle.search", description=__doc__.splitlines()[0])
     a = p.add_argument
     a("--config", help="TOML file with any of the settings below (flags override it)")
-    a("--content", help="content image (default: sample:cat.jpg, a bundled photo)")
-    a("--style", action="append", help="style image; repeat for several (default: sample:starry_night.jpg "
-                                       "and sample:great_wave.jpg)")
+    a("--content", help="content image (sample:NAME is a bundled image)")
+    a("--style", action="append", help="style image; repeat for several")
     a("--optimizer", choices=OPTIMIZERS, help="outer DE: our torch-batched one or scipy's")
     a("--strategy", help="DE strategy, e.g. best1bin, rand1exp, currenttobest1bin")
     a("--popsize", type=int, help="population size P (total, not scipy's multiplier)")
@@ -56,10 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--diversity-metric", help="pixel | feature")
     a("--diversity-weight", type=float, help="lambda in fitness = loss - lambda * diversity")
     a("--loss-cap", type=float, help="penalise candidates whose loss exceeds this")
-    a("--max-batch", type=int, help="most transfer rows per forward pass")
+    a("--max-batch", type=int, help="most transfer rows per forward pass (none: a whole generation; halved on out of memory)")
     a("--precision", help="auto | fp32 | tf32 | bf16 | fp64")
-    a("--compile", action="store_const", const=True, help="torch.compile the inner step (GPU speed-up)")
-    a("--seed", type=int)
+    a("--compile", action="store_const", const=True, help="torch.compile the inner step (fuses the elementwise work; compiles once per batch shape)")
+    a("--seed", type=int, help="seeds the DE, the noise inits and the random-init weights")
     a("--device", help="auto | cpu | cuda | cuda:N")
     a("--weights", help="auto | imagenet | random | path to a VGG19 state dict")
     a("--out", help="run directory (default results/run-<time>)")
@@ -68,16 +66,28 @@ def build_parser() -> argparse.ArgumentParser:
     a("--no-report", action="store_true", help="skip report.html at the end")
     a("--quiet", action="store_true", help="no progress bar")
     a("--debug", action="store_true", help="show tracebacks")
+    _show_defaults(p)
     return p
 
 
-_FLAG_KEYS = {"content": "content", "style": "style", "optimizer": "optimizer", "strategy": "strategy",
-              "popsize": "popsize", "maxiter": "maxiter", "outputs": "outputs", "search": "search",
-              "rotation_mode": "rotation_mode", "shuffle": "shuffle", "measure": "measure", "size": "size",
-              "steps": "steps", "lr": "lr", "image_init": "image_init", "diversity_metric": "diversity_metric",
-              "diversity_weight": "diversity_weight", "loss_cap": "loss_cap", "max_batch": "max_batch",
-              "precision": "precision", "compile": "compile", "seed": "seed", "device": "device",
-              "weights": "weights"}
+_FLAG_KEYS = ("content", "style", "optimizer", "strategy", "popsize", "maxiter", "outputs", "search",
+              "rotation_mode", "shuffle", "measure", "size", "steps", "lr", "image_init", "diversity_metric",
+              "diversity_weight", "loss_cap", "max_batch", "precision", "compile", "seed", "device", "weights")
+"""Flags that set a SearchConfig field of the same name (None when not given: the config file or the
+field's default applies)."""
+
+
+def _show_defaults(p: argparse.ArgumentParser) -> None:
+    """Append each config flag's effective default (SearchConfig's, not argparse's None) to its help."""
+    defaults = SearchConfig()
+    for action in p._actions:
+        if action.dest in _FLAG_KEYS and "(default" not in (action.help or ""):
+            v = getattr(defaults, action.dest)
+            if isinstance(v, bool):
+                v = "on" if v else "off"
+            elif isinstance(v, list):
+                v = " ".join(map(str, v))
+            action.help = f"{action.help or ''} (default: {'none' if v is None else v})".lstrip()
 
 
 def _pairs(items, what):
@@ -95,7 +105,7 @@ def _pairs(items, what):
 
 def config_from_args(args) -> SearchConfig:
     file_values = load_toml(args.config) if args.config else {}
-    over = {key: getattr(args, attr) for attr, key in _FLAG_KEYS.items()}
+    over = {key: getattr(args, key) for key in _FLAG_KEYS}
     fixed, bounds = _pairs(args.fix, "fix"), _pairs(args.bounds, "bounds")
     if fixed:
         over["fixed"] = {**file_values.get("fixed", {}), **fixed}

@@ -144,3 +144,16 @@ def test_example_config_file_loads():
     space = style_space(cfg.outputs, len(cfg.style), cfg.style_layers, cfg.search, cfg.rotation_mode,
                         cfg.fixed, cfg.bounds)
     assert space.get("angle_0").value == 0.0 and space.get("layer_relu3_1").high == 5.0
+
+
+def test_help_shows_the_effective_defaults(capsys):
+    """Flags default to None (so a config file can fill them); --help still shows SearchConfig's values."""
+    from evostyle.config import SearchConfig
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    d = SearchConfig()
+    assert f"per candidate (default: {d.steps})" in text and f"(default: {d.optimizer})" in text
+    assert f"(default: {' '.join(d.style)})" in text and "(default: off)" in text
+    assert "(default: None)" not in text

@@ -23,34 +23,50 @@ from .targets import ROTATION_MODES, SHUFFLE_MODES
 from .transfer import INITS, OPTIMIZERS, TransferConfig
 
 
+class _Help(argparse.HelpFormatter):
+    """Appends a flag's default to its help, lists space-separated; not for None/False/required flags
+    (their help says what happens)."""
+
+    def _get_help_string(self, action):
+        d = action.default
+        if action.required or d is None or d is False or d is argparse.SUPPRESS or "(default" in action.help:
+            return action.help
+        shown = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in d) if isinstance(d, list) else d
+        return f"{action.help} (default: {shown})"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m evostyle.transfer", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m evostyle.transfer", description=__doc__.splitlines()[0],
+                                formatter_class=_Help)
     p.add_argument("--content", required=True, help="content image")
     p.add_argument("--style", action="append", required=True, help="style image (repeat for several)")
     p.add_argument("--mix", type=float, nargs="+", default=None,
                    help="with 2 styles: weight(s) of the second style, one output per value (e.g. 0 0.25 "
-                        "0.5 0.75 1); with S styles: S non-negative weights")
-    p.add_argument("--rotation-mode", default="none", choices=ROTATION_MODES)
+                        "0.5 0.75 1); with S styles: S non-negative weights (default: an equal mix)")
+    p.add_argument("--rotation-mode", default="none", choices=ROTATION_MODES, help="how the style features are rotated")
     p.add_argument("--angles", type=float, nargs="+", default=[0.0], help="degrees, one output per angle")
     p.add_argument("--rotation-weight", type=float, default=1.0, help="DFR fusion weight in [0, 1]")
-    p.add_argument("--shuffle", default="none", choices=SHUFFLE_MODES)
-    p.add_argument("--measure", default="gram", choices=MEASURES)
-    p.add_argument("--style-layers", nargs="+", default=list(DEFAULT_STYLE_LAYERS))
-    p.add_argument("--content-layer", default=DEFAULT_CONTENT_LAYER)
-    p.add_argument("--content-weight", type=float, default=1.0)
-    p.add_argument("--style-weight", type=float, default=10.0)
-    p.add_argument("--tv-weight", type=float, default=0.0)
+    p.add_argument("--shuffle", default="none", choices=SHUFFLE_MODES, help="shuffle the style feature maps")
+    p.add_argument("--measure", default="gram", choices=MEASURES, help="style statistic compared")
+    p.add_argument("--style-layers", nargs="+", default=list(DEFAULT_STYLE_LAYERS), help="VGG19 layers of the style loss")
+    p.add_argument("--content-layer", default=DEFAULT_CONTENT_LAYER, help="VGG19 layer of the content loss")
+    p.add_argument("--content-weight", type=float, default=1.0, help="weight of the content term")
+    p.add_argument("--style-weight", type=float, default=10.0, help="weight of the style term")
+    p.add_argument("--tv-weight", type=float, default=0.0, help="weight of the total-variation term")
     p.add_argument("--size", type=int, default=256, help="long side of the output in px")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    p.add_argument("--steps", type=int, default=300, help="inner optimisation steps")
+    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="inner optimiser")
     p.add_argument("--lr", type=float, default=None, help="default 0.02 for adam, 1.0 for lbfgs")
-    p.add_argument("--init", default="content", choices=INITS)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default="content", choices=INITS, help="start image")
+    p.add_argument("--seed", type=int, default=0, help="seeds the noise inits and the random-init weights")
     p.add_argument("--weights", default="auto", help="auto | imagenet | random | path to a state dict")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS)
-    p.add_argument("--max-batch", type=int, default=None)
-    p.add_argument("--compile", action="store_true", help="torch.compile the inner step (GPU speed-up)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto: bf16 autocast + channels_last on CUDA, fp32 on the CPU")
+    p.add_argument("--max-batch", type=int, default=None,
+                   help="most rows per forward pass (default: all; halved on out of memory)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the inner step (fuses the elementwise work; compiles once per batch shape)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty output directory")
     p.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -49,3 +49,12 @@ def test_cli_offers_every_precision_of_the_search(tmp_path):
     out = tmp_path / "run"
     assert main(BASE + ["--style", STARRY, "--steps", "2", "--precision", "fp64", "--out", str(out)]) == 0
     assert json.loads((out / "losses.json").read_text())["precision"] == "fp64"
+
+
+def test_help_lists_defaults(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: relu1_1 relu2_1 relu3_1 relu4_1 relu5_1)" in text and "steps (default: 300)" in text
+    assert "(default: None)" not in text and "(default: False)" not in text

@@ -222,20 +222,23 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=None, help="default: 128 256 512 on CUDA, 64 on CPU")
     ap.add_argument("--batches", type=int, nargs="+", default=None, help="default: 1 8 32 64 on CUDA, 1 4 on CPU")
     ap.add_argument("--precisions", nargs="+", default=None, help="default: fp32 tf32 bf16 on CUDA, fp32 on CPU")
-    ap.add_argument("--channels-last", choices=("on", "off", "both"), default=None)
+    ap.add_argument("--channels-last", choices=("on", "off", "both"), default=None,
+                    help="memory layout of images and weights (default: both on CUDA, off on CPU)")
     ap.add_argument("--compile", choices=("on", "off", "both"), default="off",
-                    help="torch.compile the forward pass and losses (TransferConfig.compile)")
+                    help="torch.compile the forward pass and losses (TransferConfig.compile; default off)")
     ap.add_argument("--autotune", choices=("on", "off", "both"), default="off",
-                    help="cuDNN algorithm autotuning (TransferConfig.autotune; CUDA only)")
+                    help="cuDNN algorithm autotuning (TransferConfig.autotune; CUDA only; default off)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on CUDA, 8 on CPU)")
-    ap.add_argument("--e2e", action="store_true", help="also race the two search set-ups")
-    ap.add_argument("--e2e-size", type=int, default=None)
-    ap.add_argument("--e2e-steps", type=int, default=None)
-    ap.add_argument("--e2e-popsize", type=int, default=8)
-    ap.add_argument("--e2e-maxiter", type=int, default=2)
+    ap.add_argument("--e2e", action="store_true",
+                    help="also race the search: torch DE + batched evaluator vs scipy DE + one candidate at a "
+                         "time in fp32 (same config, seed and evaluations; 4 outputs per candidate)")
+    ap.add_argument("--e2e-size", type=int, default=None, help="race image size (default 256 on CUDA, 32 on CPU)")
+    ap.add_argument("--e2e-steps", type=int, default=None, help="inner steps (default 100 on CUDA, 5 on CPU)")
+    ap.add_argument("--e2e-popsize", type=int, default=8, help="DE population (default 8)")
+    ap.add_argument("--e2e-maxiter", type=int, default=2, help="generations after the first (default 2)")
     ap.add_argument("--e2e-compile", choices=("on", "off", "both"), nargs="?", const="on", default="off",
                     help="torch.compile the batched side of the race (both: race it eager and compiled; "
-                         "the reference runs once)")
+                         "the reference runs once; default off, bare flag on)")
     ap.add_argument("--quality", action="store_true",
                     help="also compare final losses in bf16 (the GPU default; compiled if --compile is on or "
                          "both) with fp32 at --quality-size px")
@@ -243,12 +246,13 @@ def main(argv=None) -> int:
     ap.add_argument("--quality-steps", type=int, default=None, help="default 200 on CUDA, 20 on CPU")
     ap.add_argument("--profile", action="store_true",
                     help="print the top kernels (first size; last batch, precision and compile setting)")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--weights", default="random")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    ap.add_argument("--weights", default="random",
+                    help="random (default; the arithmetic does not depend on the weights) | imagenet | auto | path")
     ap.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                     help="start no row or section after this many seconds (skipped ones are listed)")
     ap.add_argument("--out", help="write bench.json and bench.md here")
-    ap.add_argument("--debug", action="store_true")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args(argv)
     with cli_errors(args.debug, "evostyle.bench"):
         dev = resolve_device(args.device)

@@ -223,8 +223,8 @@ def write_report(run_dir, top: int = 10) -> Path:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m evostyle.report", description=__doc__.splitlines()[0])
-    ap.add_argument("run_dir")
-    ap.add_argument("--debug", action="store_true")
+    ap.add_argument("run_dir", help="a run directory written by python -m evostyle.search")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args(argv)
     with cli_errors(args.debug, "evostyle.report"):
         if not (Path(args.run_dir) / "config.json").is_file():

@@ -96,7 +96,7 @@ def make_plots(run: Path, cands: pd.DataFrame, gens: pd.DataFrame, searched: lis
     ax.plot(loss[front][order], div[front][order], "r-o", ms=4, label="Pareto front")
     ax.set_xlabel("loss (content + style, base weights)")
     ax.set_ylabel("diversity (mean pairwise |a - b|)")
-    fig.colorbar(sc, label="generation")
+    fig.colorbar(sc, label="generation", ticks=MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -67,12 +67,16 @@ def pairwise_feature(feats: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def feature_diversity(model, images: torch.Tensor, layer: str, batch: int = 16) -> torch.Tensor:
-    """(P, K, 3, H, W) images -> (P,) feature diversity at ``layer`` of ``model``."""
+    """(P, K, 3, H, W) images -> (P,) feature diversity at ``layer`` of ``model`` (on the CPU).
+
+    The features stay on the model's device (``batch`` images per forward pass); only the (P,) result
+    comes back.
+    """
     p, k = images.shape[:2]
     flat = images.flatten(0, 1)
     dev = next(model.parameters()).device
-    feats = torch.cat([model(flat[i:i + batch].to(dev))[layer].float().cpu() for i in range(0, len(flat), batch)])
-    return pairwise_feature(feats.view(p, k, *feats.shape[1:]))
+    feats = torch.cat([model(flat[i:i + batch].to(dev))[layer].float() for i in range(0, len(flat), batch)])
+    return pairwise_feature(feats.view(p, k, *feats.shape[1:])).cpu()
 
 
 def score_loss(final: dict[str, torch.Tensor], style_layers, content_weight: float, style_weight: float,

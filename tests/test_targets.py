@@ -160,3 +160,23 @@ def test_spatial_quarter_turn_is_gram_blind_on_non_square_maps(model, style64):
         assert relative_change(t[l][0], st.stats[0][l][0]) <= 1e-5
         assert relative_change(t[l][1], st.stats[0][l][0]) <= 1e-5
     assert relative_change(t["relu1_1"][2], st.stats[0]["relu1_1"][0]) > 0.01
+
+
+@pytest.mark.parametrize("measure", ["euclidean", "meanstd"])
+def test_channel_rotation_of_feature_measures(model, style64, measure):
+    """For the non-Gram measures the features themselves are rotated: angle 0 is the plain target, the
+    rotated features are R(a) f at every position (norms kept), and other angles change the target."""
+    from evostyle.measures import style_statistic
+    from evostyle.targets import rotate_features_channels
+    st = StyleTargets(model, [style64], LAYERS, measure=measure, rotation_mode="channel")
+    t = st.build(torch.ones(2, 1), torch.tensor([0.0, 90.0]), torch.ones(2))
+    for l in LAYERS:
+        assert relative_change(t[l][0], st.stats[0][l][0]) < 1e-5
+        assert relative_change(t[l][1], st.stats[0][l][0]) > 0.05
+    f = st.feats[0]["relu2_1"]
+    seed = st._layer_seed("relu2_1")
+    rot = rotate_features_channels(f, torch.tensor([90.0]), seed)
+    r = channel_rotation(f.shape[1], torch.tensor([90.0]), seed)[0].float()
+    assert torch.allclose(rot[0], torch.einsum("cd,dhw->chw", r, f[0]), atol=1e-4)
+    assert torch.allclose(rot.norm(dim=1), f.norm(dim=1), rtol=1e-4, atol=1e-5)
+    assert relative_change(st.rotated(0, torch.tensor([90.0]))["relu2_1"], style_statistic(rot, measure)) < 1e-6

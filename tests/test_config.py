@@ -1,0 +1,43 @@
+"""make_config: every wrong type or value is refused with a message that names the key."""
+
+import pytest
+
+from evostyle.config import make_config
+from evostyle.errors import EvostyleError
+
+
+@pytest.mark.parametrize("values,msg", [
+    ({"popsize": 6.5}, "config key 'popsize' must be an integer"),
+    ({"popsize": True}, "config key 'popsize' must be an integer"),
+    ({"lr": "fast"}, "config key 'lr' must be a number"),
+    ({"measure": 3}, "config key 'measure' must be a string"),
+    ({"search": ["angles", 2]}, "config key 'search' must be a list of strings"),
+    ({"bounds": [0, 1]}, "config key 'bounds' must be a table"),
+    ({"mutation": [0.5]}, "config key 'mutation' must be a number or [low, high]"),
+    ({"max_batch": 2.5}, "config key 'max_batch' must be an integer"),
+    ({"loss_cap": "high"}, "config key 'loss_cap' must be a number"),
+    ({"style": []}, "at least one --style image is needed"),
+    ({"outputs": 0}, "outputs must be >= 1"),
+    ({"steps": 0}, "steps must be >= 1"),
+    ({"maxiter": -1}, "maxiter must be >= 0"),
+    ({"lr": 0}, "lr must be a positive number"),
+    ({"tol": float("nan")}, "tol must be finite and >= 0"),
+    ({"recombination": 1.5}, "recombination must be in [0, 1]"),
+    ({"mutation": [1.0, 0.5]}, "mutation must be [low, high] with 0 <= low <= high <= 2"),
+    ({"mutation": 3}, "mutation must be in [0, 2]"),
+    ({"size": 4}, "size must be between 8 and 8192 px"),
+    ({"max_batch": 0}, "max-batch must be >= 1"),
+    ({"loss_cap": -1}, "loss-cap must be a positive number"),
+    ({"optimizer": "scipy-de", "boundary": "reflect"}, "scipy-de only supports boundary 'resample'"),
+    ({"precision": "fp8"}, "unknown precision"),
+])
+def test_bad_values_are_refused(values, msg):
+    with pytest.raises(EvostyleError) as exc:
+        make_config(values)
+    assert msg in str(exc.value)
+
+
+def test_good_values_are_normalised():
+    cfg = make_config({"lr": 1, "search": "angles", "mutation": [0.4, 0.9], "max_batch": 8})
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.search == ["angles"]
+    assert cfg.to_dict()["mutation"] == [0.4, 0.9] and cfg.max_batch == 8

@@ -101,15 +101,17 @@ def throughput(size: int, batch: int, precision: str, channels_last: bool, compi
 
 def race_configs(size: int, steps: int, popsize: int, maxiter: int, outputs: int, device: str, weights: str,
                  compile_modes=(False,)) -> dict:
-    """The validated search configs of the race: {name: SearchConfig}, the batched side once per
-    setting in ``compile_modes`` and the reference last (raises on a bad value)."""
+    """The validated search configs of the race: {name: SearchConfig} in running order: the eager
+    batched side, the reference, then the compiled batched side (the slow one to start, so a call cut
+    short still has the first ratio), as ``compile_modes`` asks. Raises on a bad value."""
     from .config import make_config
     base = {"size": size, "steps": steps, "popsize": popsize, "maxiter": maxiter, "outputs": outputs,
             "device": device, "weights": weights, "seed": 0, "search": ["angles", "mix"]}
-    configs = {f"torch-de batched{' compiled' if c else ''}": make_config({**base, "optimizer": "torch-de",
-                                                                          "compile": bool(c)})
-               for c in compile_modes}
+    batched = {c: make_config({**base, "optimizer": "torch-de", "compile": bool(c)}) for c in compile_modes}
+    configs = {"torch-de batched": batched[False]} if False in batched else {}
     configs[REFERENCE] = make_config({**base, "optimizer": "scipy-de", "precision": "fp32", "max_batch": outputs})
+    if True in batched:
+        configs["torch-de batched compiled"] = batched[True]
     return configs
 
 
@@ -131,13 +133,14 @@ def _cold_compile():
 
 
 def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, device: str, weights: str,
-               compile_modes=(False,)) -> dict:
+               compile_modes=(False,), report=None) -> dict:
     """Same search by torch DE + batched evaluator (per ``compile_modes``) and by the fp32 reference.
 
     A compiled side compiles from cold caches and its compilation is part of its wall time; the
     reference is plain eager. Both precisions are warmed up before the race. Returns {side: {seconds,
     later_generations_s, best_fitness, evaluations}} and, per batched side, ``speedup`` (reference wall
     time / its wall time) and ``steady_speedup`` (the same for the generations after the first).
+    ``report``, if given, is called with the sides finished so far after each one.
     """
     from .search import run_search
     configs = race_configs(size, steps, popsize, maxiter, outputs, device, weights, compile_modes)
@@ -157,11 +160,13 @@ def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, 
                 gens = list(csv.DictReader(fh))
             out[name] = {"seconds": wall, "later_generations_s": sum(float(g["eval_seconds"]) for g in gens[1:]),
                          "best_fitness": summ["best"]["fitness"], "evaluations": summ["optimizer"]["nfev_points"]}
-    ref = out[REFERENCE]
-    for name, side in out.items():
-        if name != REFERENCE:
-            side["speedup"] = ref["seconds"] / side["seconds"]
-            side["steady_speedup"] = ref["later_generations_s"] / max(side["later_generations_s"], 1e-12)
+            ref = out.get(REFERENCE)
+            for side_name, side in out.items():
+                if ref is not None and side_name != REFERENCE:
+                    side["speedup"] = ref["seconds"] / side["seconds"]
+                    side["steady_speedup"] = ref["later_generations_s"] / max(side["later_generations_s"], 1e-12)
+            if report is not None:
+                report(out)
     return out
 
 
@@ -313,10 +318,10 @@ def main(argv=None) -> int:
             save()
             print(json.dumps(q, indent=2))
         if args.e2e and in_budget("e2e"):
-            e2e = end_to_end(*e2e_args)
-            result["e2e"] = e2e
-            save()
-            print(json.dumps(e2e, indent=2))
+            def race_report(sides):  # saved after each side: a call cut short keeps the finished ones
+                result["e2e"] = sides
+                save()
+            print(json.dumps(end_to_end(*e2e_args, report=race_report), indent=2))
         if args.profile and in_budget("profile"):
             result["profile"] = profile(sizes[0], batches[-1], precisions[-1], min(steps, 10), dev, args.weights,
                                         compile_=comp[-1])

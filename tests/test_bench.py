@@ -72,8 +72,11 @@ def test_race_compiled_and_eager_share_one_reference(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     monkeypatch.setattr(transfer, "_COMPILED", "stale graph from an earlier row")
-    e = bench.end_to_end(32, 2, 5, 1, 2, "cpu", "random", compile_modes=(False, True))
-    assert list(e) == ["torch-de batched", "torch-de batched compiled", bench.REFERENCE]
+    seen = []
+    e = bench.end_to_end(32, 2, 5, 1, 2, "cpu", "random", compile_modes=(False, True),
+                         report=lambda sides: seen.append(list(sides)))
+    assert list(e) == ["torch-de batched", bench.REFERENCE, "torch-de batched compiled"]  # slow start last
+    assert seen == [list(e)[:1], list(e)[:2], list(e)]  # reported after each side
     assert calls == [{"dynamic": False}]  # built anew for the compiled side, not reused from before
     assert e["torch-de batched compiled"]["evaluations"] == e[bench.REFERENCE]["evaluations"]
     assert "speedup" in e["torch-de batched compiled"] and "speedup" not in e[bench.REFERENCE]
@@ -106,3 +109,11 @@ def test_bad_budget_is_refused(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--device", "cpu", "--budget", "0"])
     assert exc.value.code == 2 and "--budget must be a positive number of seconds" in capsys.readouterr().err
+
+
+def test_cli_race_is_saved_in_bench_json(tmp_path):
+    from evostyle.bench import REFERENCE
+    assert main(["--sizes", "32", "--batches", "1", "--steps", "4", "--device", "cpu", "--e2e", "--e2e-steps", "2",
+                 "--e2e-popsize", "5", "--e2e-maxiter", "1", "--out", str(tmp_path)]) == 0
+    e2e = json.loads((tmp_path / "bench.json").read_text())["e2e"]
+    assert list(e2e) == ["torch-de batched", REFERENCE] and e2e["torch-de batched"]["speedup"] > 0

@@ -54,9 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--diversity-metric", help="pixel | feature")
     a("--diversity-weight", type=float, help="lambda in fitness = loss - lambda * diversity")
     a("--loss-cap", type=float, help="penalise candidates whose loss exceeds this")
-    a("--max-batch", type=int, help="most transfer rows per forward pass (none: a whole generation; halved on out of memory)")
+    a("--max-batch", type=int,
+      help="most transfer rows per forward pass (none: a whole generation; halved on out of memory)")
     a("--precision", help="auto | fp32 | tf32 | bf16 | fp64")
-    a("--compile", action="store_const", const=True, help="torch.compile the inner step (fuses the elementwise work; compiles once per batch shape)")
+    a("--compile", action="store_const", const=True,
+      help="torch.compile the inner step (fuses the elementwise work; compiles once per batch shape)")
     a("--seed", type=int, help="seeds the DE, the noise inits and the random-init weights")
     a("--device", help="auto | cpu | cuda | cuda:N")
     a("--weights", help="auto | imagenet | random | path to a VGG19 state dict")

@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mix", type=float, nargs="+", default=None,
                    help="with 2 styles: weight(s) of the second style, one output per value (e.g. 0 0.25 "
                         "0.5 0.75 1); with S styles: S non-negative weights (default: an equal mix)")
-    p.add_argument("--rotation-mode", default="none", choices=ROTATION_MODES, help="how the style features are rotated")
+    p.add_argument("--rotation-mode", default="none", choices=ROTATION_MODES,
+                   help="how the style features are rotated")
     p.add_argument("--angles", type=float, nargs="+", default=[0.0], help="degrees, one output per angle")
     p.add_argument("--rotation-weight", type=float, default=1.0, help="DFR fusion weight in [0, 1]")
     p.add_argument("--shuffle", default="none", choices=SHUFFLE_MODES, help="shuffle the style feature maps")

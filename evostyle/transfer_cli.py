@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rotation-weight", type=float, default=1.0, help="DFR fusion weight in [0, 1]")
     p.add_argument("--shuffle", default="none", choices=SHUFFLE_MODES, help="shuffle the style feature maps")
     p.add_argument("--measure", default="gram", choices=MEASURES, help="style statistic compared")
-    p.add_argument("--style-layers", nargs="+", default=list(DEFAULT_STYLE_LAYERS), help="VGG19 layers of the style loss")
+    p.add_argument("--style-layers", nargs="+", default=list(DEFAULT_STYLE_LAYERS),
+                   help="VGG19 layers of the style loss")
     p.add_argument("--content-layer", default=DEFAULT_CONTENT_LAYER, help="VGG19 layer of the content loss")
     p.add_argument("--content-weight", type=float, default=1.0, help="weight of the content term")
     p.add_argument("--style-weight", type=float, default=10.0, help="weight of the style term")

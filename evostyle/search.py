@@ -322,6 +322,7 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
     base = ev.baseline(best_values)
     summary = {"best": {"fitness": float(best["fitness"]), "generation": int(best["generation"]),
                         "candidate": int(best["candidate"]), "params": best_values,
+                        "searched": [q.name for q in space.searched],
                         "loss_score": float(best["loss_score"]),
                         "diversity_pixel": float(best["diversity_pixel"]),
                         "diversity_feature": float(best["diversity_feature"])},
@@ -372,7 +373,10 @@ def main(argv=None) -> int:
         print(f"run directory: {out}")
         print(f"best fitness {b['fitness']:.5g} (loss {b['loss_score']:.4g}, pixel diversity "
               f"{b['diversity_pixel']:.4f}; same-target baseline {summary['baseline_same_target']['diversity_pixel']:.4f})")
-        print("best parameters: " + ", ".join(f"{k}={v:.4g}" for k, v in b["params"].items()))
+        searched = [k for k in b["params"] if k in b["searched"]]
+        fixed = len(b["params"]) - len(searched)
+        print("best parameters: " + ", ".join(f"{k}={b['params'][k]:.4g}" for k in searched)
+              + (f" ({fixed} fixed, in {out / 'summary.json'})" if fixed else ""))
     return 0
 
 

@@ -62,6 +62,8 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
     assert main(TINY + ["--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert f"run directory: {out}" in text and "best parameters: angle_0=" in text
+    line = next(l for l in text.splitlines() if l.startswith("best parameters"))
+    assert "mix=" in line and "layer_" not in line and "fixed, in" in line  # searched shown, fixed counted
     df = pd.read_csv(out / "candidates.csv")
     assert len(df) == 5 * 3
     cols = list(df.columns)
@@ -78,6 +80,7 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
     assert json.loads((out / "state.json").read_text())["status"] == "finished"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best"]["fitness"] == pytest.approx(df.fitness.min())
+    assert summary["best"]["searched"] == ["angle_0", "angle_1", "mix"]
     assert sorted(p.name for p in (out / "best").glob("*.png")) == ["output_0.png", "output_1.png"]
     cands, gens2 = load_run(out)
     assert len(cands) == 15 and len(gens2) == 3

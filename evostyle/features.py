@@ -17,6 +17,7 @@ Every extractor carries ``weights_info``, a JSON-able dict saying which weights 
 from __future__ import annotations
 
 import hashlib
+import socket
 import warnings
 from pathlib import Path
 
@@ -31,6 +32,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 DEFAULT_CONTENT_LAYER = "relu4_2"
 POOLS = ("max", "avg")
+DOWNLOAD_TIMEOUT_S = 30.0
+"""Socket timeout (seconds per blocking network operation, not for the whole download) while fetching
+the ImageNet weights."""
 
 
 def _layer_names() -> list[str]:
@@ -100,6 +104,8 @@ def _imagenet_state() -> dict[str, torch.Tensor]:
         from torchvision.models import VGG19_Weights
     except ImportError as exc:  # pragma: no cover - torchvision is a dependency
         raise EvostyleError(f"torchvision is needed for ImageNet weights: {exc}") from None
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # a firewalled network fails instead of hanging
     try:
         sd = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
     except Exception as exc:  # network errors come in many types
@@ -107,6 +113,8 @@ def _imagenet_state() -> dict[str, torch.Tensor]:
             "could not load ImageNet VGG19 weights (no network and not in the torch hub cache?): "
             f"{type(exc).__name__}; use --weights random or a local state-dict file"
         ) from None
+    finally:
+        socket.setdefaulttimeout(old_timeout)
     return _features_state(sd, "torchvision VGG19_Weights.IMAGENET1K_V1")
 
 

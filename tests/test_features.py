@@ -89,3 +89,24 @@ def test_auto_falls_back_to_random_with_warning(monkeypatch):
     assert any("falling back to random" in str(w.message) for w in caught)
     with pytest.raises(EvostyleError, match="offline"):
         VGGFeatures(("relu1_1",), weights="imagenet")
+
+
+def test_weights_download_has_a_socket_timeout(monkeypatch):
+    """The ImageNet download runs under a socket timeout (a firewalled network fails instead of hanging),
+    and the caller's timeout is restored afterwards, also when the download fails."""
+    import socket
+    import urllib.error
+
+    import torchvision.models._api as api
+
+    import evostyle.features as feat
+    seen = []
+
+    def no_network(url, *args, **kwargs):
+        seen.append(socket.getdefaulttimeout())
+        raise urllib.error.URLError("timed out (injected)")
+    monkeypatch.setattr(api, "load_state_dict_from_url", no_network)
+    before = socket.getdefaulttimeout()
+    with pytest.raises(EvostyleError, match="could not load ImageNet VGG19 weights.*URLError"):
+        VGGFeatures(("relu1_1",), weights="imagenet")
+    assert seen == [feat.DOWNLOAD_TIMEOUT_S] and socket.getdefaulttimeout() == before

@@ -27,16 +27,20 @@ STYLE_B = "sample:great_wave.jpg"
 
 def parser(name: str, doc: str, quick: dict, full: dict) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=f"python experiments/{name}.py", description=doc)
-    ap.add_argument("--quick", action="store_true", help=f"small CPU setting: {quick}")
+    shown = lambda d: ", ".join(f"{k} {v}" for k, v in d.items())  # noqa: E731
+    ap.add_argument("--quick", action="store_true", help=f"small CPU setting ({shown(quick)}) instead of the "
+                                                          f"full one ({shown(full)})")
     ap.add_argument("--size", type=int, help=f"long side in px (full: {full.get('size')})")
     ap.add_argument("--steps", type=int, help=f"inner steps (full: {full.get('steps')})")
-    ap.add_argument("--popsize", type=int, help="DE population (searching experiments only)")
-    ap.add_argument("--maxiter", type=int, help="DE generations (searching experiments only)")
-    ap.add_argument("--weights", default="auto")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=f"results/{name}")
-    ap.add_argument("--debug", action="store_true")
+    ap.add_argument("--popsize", type=int, help=f"DE population, searching experiments only (full: "
+                                                f"{full.get('popsize', '-')})")
+    ap.add_argument("--maxiter", type=int, help=f"DE generations, searching experiments only (full: "
+                                                f"{full.get('maxiter', '-')})")
+    ap.add_argument("--weights", default="auto", help="auto | imagenet | random | path (default: auto)")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    ap.add_argument("--seed", type=int, default=0, help="seeds the DE, noise inits and random-init weights (default: 0)")
+    ap.add_argument("--out", default=f"results/{name}", help=f"output directory (default: results/{name})")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
     ap.set_defaults(_quick=quick, _full=full)
     return ap
 

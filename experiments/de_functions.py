@@ -55,9 +55,9 @@ class Counter:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--out", default="results/de_functions")
+    ap = argparse.ArgumentParser(prog="python experiments/de_functions.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=10, help="seeds per problem and solver (default: 10)")
+    ap.add_argument("--out", default="results/de_functions", help="output directory (default: results/de_functions)")
     args = ap.parse_args(argv)
     rows = []
     for name, (f, r) in PROBLEMS.items():

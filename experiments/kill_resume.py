@@ -66,9 +66,9 @@ def trial(ref: Path, work: Path, rng: random.Random, max_delay: float) -> tuple[
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=10)
-    ap.add_argument("--seed", type=int, default=0)
+    ap = argparse.ArgumentParser(prog="python experiments/kill_resume.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=10, help="kill-and-resume trials (default: 10)")
+    ap.add_argument("--seed", type=int, default=0, help="seeds the kill times (default: 0)")
     ap.add_argument("--max-delay", type=float, default=None,
                     help="latest kill, seconds after a (re)start (default: 0.9 x the reference run's time)")
     args = ap.parse_args(argv)

@@ -38,7 +38,8 @@ def parser(name: str, doc: str, quick: dict, full: dict) -> argparse.ArgumentPar
                                                 f"{full.get('maxiter', '-')})")
     ap.add_argument("--weights", default="auto", help="auto | imagenet | random | path (default: auto)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    ap.add_argument("--seed", type=int, default=0, help="seeds the DE, noise inits and random-init weights (default: 0)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seeds the DE, noise inits and random-init weights (default: 0)")
     ap.add_argument("--out", default=f"results/{name}", help=f"output directory (default: results/{name})")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     ap.set_defaults(_quick=quick, _full=full)

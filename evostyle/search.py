@@ -31,32 +31,40 @@ class Interrupted(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .de import STRATEGIES
+    from .device import PRECISIONS
+    from .measures import MEASURES
+    from .scoring import DIVERSITY_METRICS
+    from .space import SEARCH_GROUPS
+    from .targets import ROTATION_MODES, SHUFFLE_MODES
+    from .transfer import INITS
     p = argparse.ArgumentParser(prog="python -m evostyle.search", description=__doc__.splitlines()[0])
     a = p.add_argument
+    alt = " | ".join
     a("--config", help="TOML file with any of the settings below (flags override it)")
     a("--content", help="content image (sample:NAME is a bundled image)")
     a("--style", action="append", help="style image; repeat for several")
     a("--optimizer", choices=OPTIMIZERS, help="outer DE: our torch-batched one or scipy's")
-    a("--strategy", help="DE strategy, e.g. best1bin, rand1exp, currenttobest1bin")
+    a("--strategy", help=f"DE strategy: {alt(STRATEGIES)}")
     a("--popsize", type=int, help="population size P (total, not scipy's multiplier)")
     a("--maxiter", type=int, help="generations after the initial population")
     a("--outputs", type=int, help="K outputs per candidate")
-    a("--search", nargs="+", help="parameter groups to search: angles mix layers rotation_weight style_ratio")
+    a("--search", nargs="+", help=f"parameter groups to search: {' '.join(SEARCH_GROUPS)}")
     a("--fix", action="append", metavar="NAME=VALUE", help="fix one parameter, e.g. angle_0=0")
     a("--bounds", action="append", metavar="NAME=LOW,HIGH", help="bounds of a parameter or group")
-    a("--rotation-mode", help="none | channel | spatial | pixel | dfr")
-    a("--shuffle", help="none | channel | spatial")
-    a("--measure", help="gram | euclidean | meanstd")
+    a("--rotation-mode", help=alt(ROTATION_MODES))
+    a("--shuffle", help=alt(SHUFFLE_MODES))
+    a("--measure", help=alt(MEASURES))
     a("--size", type=int, help="long side of the outputs in px")
     a("--steps", type=int, help="inner optimisation steps per candidate")
     a("--lr", type=float, help="inner learning rate")
-    a("--image-init", help="content | noise | content+noise")
-    a("--diversity-metric", help="pixel | feature")
+    a("--image-init", help=alt(INITS))
+    a("--diversity-metric", help=alt(DIVERSITY_METRICS))
     a("--diversity-weight", type=float, help="lambda in fitness = loss - lambda * diversity")
     a("--loss-cap", type=float, help="penalise candidates whose loss exceeds this")
     a("--max-batch", type=int,
       help="most transfer rows per forward pass (none: a whole generation; halved on out of memory)")
-    a("--precision", help="auto | fp32 | tf32 | bf16 | fp64")
+    a("--precision", help=alt(PRECISIONS))
     a("--compile", action="store_const", const=True,
       help="torch.compile the inner step (fuses the elementwise work; compiles once per batch shape)")
     a("--seed", type=int, help="seeds the DE, the noise inits and the random-init weights")

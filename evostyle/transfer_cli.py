@@ -28,11 +28,11 @@ class _Help(argparse.HelpFormatter):
     (their help says what happens)."""
 
     def _get_help_string(self, action):
-        d = action.default
-        if action.required or d is None or d is False or d is argparse.SUPPRESS or "(default" in action.help:
+        d, text = action.default, action.help or ""
+        if action.required or d is None or d is False or d is argparse.SUPPRESS or "(default" in text:
             return action.help
         shown = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in d) if isinstance(d, list) else d
-        return f"{action.help} (default: {shown})"
+        return f"{text} (default: {shown})".lstrip()
 
 
 def build_parser() -> argparse.ArgumentParser:

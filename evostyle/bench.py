@@ -35,13 +35,15 @@ from .device import PRECISIONS, device_info, resolve_device
 from .errors import EvostyleError, cli_errors, describe, unknown
 from .features import VGGFeatures
 from .images import load_image
-from .runlog import atomic_write_json, atomic_write_text
+from .runlog import atomic_write_json, atomic_write_text, environment
 from .targets import StyleTargets
 from .transfer import TransferConfig, run_transfer
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 _SWITCH = {"on": [True], "off": [False], "both": [False, True]}
 """An on/off/both flag as the list of settings to measure."""
+SEED = 0
+"""Seed of the random-init weights and of the race's searches."""
 GFLOP_256 = 95.0
 """Approximate GFLOP of one 256 px image-step (forward + backward to the image), from DESIGN.md."""
 
@@ -50,7 +52,7 @@ def _setup(size: int, batch: int, device, weights: str):
     """Network, (3, size, size) content and targets for ``batch`` rows (channel rotations spread over 360)."""
     content = load_image(sample_image("cat.jpg"), (size, size))
     style = load_image(sample_image("starry_night.jpg"), (size, size))
-    model = VGGFeatures(LAYERS + ("relu4_2",), weights=weights, seed=0).to(device)
+    model = VGGFeatures(LAYERS + ("relu4_2",), weights=weights, seed=SEED).to(device)
     st = StyleTargets(model, [style], LAYERS, rotation_mode="channel", device=device)
     angles = torch.linspace(0, 360, batch + 1)[:-1].double()
     return model, content, st.build(torch.ones(batch, 1), angles, torch.ones(batch))
@@ -106,7 +108,7 @@ def race_configs(size: int, steps: int, popsize: int, maxiter: int, outputs: int
     short still has the first ratio), as ``compile_modes`` asks. Raises on a bad value."""
     from .config import make_config
     base = {"size": size, "steps": steps, "popsize": popsize, "maxiter": maxiter, "outputs": outputs,
-            "device": device, "weights": weights, "seed": 0, "search": ["angles", "mix"]}
+            "device": device, "weights": weights, "seed": SEED, "search": ["angles", "mix"]}
     batched = {c: make_config({**base, "optimizer": "torch-de", "compile": bool(c)}) for c in compile_modes}
     configs = {"torch-de batched": batched[False]} if False in batched else {}
     configs[REFERENCE] = make_config({**base, "optimizer": "scipy-de", "precision": "fp32", "max_batch": outputs})
@@ -281,7 +283,17 @@ def main(argv=None) -> int:
         info = device_info(dev)
         print(f"device: {info.get('gpu', 'cpu')}  torch {torch.__version__}  steps {steps}", flush=True)
         rows, skipped = [], []
-        result = {"device": info, "date": time.strftime("%Y-%m-%d"), "steps": steps, "weights": args.weights,
+        settings = {"sizes": sizes, "batches": batches, "precisions": precisions, "channels_last": cl,
+                    "compile": comp, "autotune": tune, "steps": steps, "short_steps": max(1, steps // 4),
+                    "budget_s": args.budget, "seed": SEED, "layers": list(LAYERS) + ["relu4_2"]}
+        if args.quality:
+            settings["quality"] = {"size": args.quality_size or (256 if cuda else 32),
+                                   "steps": args.quality_steps or (200 if cuda else 20), "rows": 8}
+        if args.e2e:
+            settings["e2e"] = dict(zip(("size", "steps", "popsize", "maxiter", "outputs", "device", "weights",
+                                        "compile"), e2e_args))
+        result = {"device": info, "environment": environment(dev), "date": time.strftime("%Y-%m-%d"),
+                  "steps": steps, "weights": args.weights, "settings": settings,
                   "argv": sys.argv[1:] if argv is None else list(argv), "rows": rows, "skipped": skipped}
         t_start = time.perf_counter()
 
@@ -312,8 +324,8 @@ def main(argv=None) -> int:
             print(f"  {label}: {r['ms_per_image_step']:.3f} ms/image-step {r['note']}", flush=True)
         print(_fmt_table(rows))
         if args.quality and in_budget("quality"):
-            q = quality(args.quality_size or (256 if cuda else 32), args.quality_steps or (200 if cuda else 20),
-                        8, "bf16", dev, args.weights, compile_=comp[-1])
+            qs = settings["quality"]
+            q = quality(qs["size"], qs["steps"], qs["rows"], "bf16", dev, args.weights, compile_=comp[-1])
             result["quality"] = q
             save()
             print(json.dumps(q, indent=2))

@@ -87,6 +87,7 @@ def device_info(device: torch.device) -> dict:
         idx = device.index if device.index is not None else torch.cuda.current_device()
         info["gpu"] = torch.cuda.get_device_name(idx)
         info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
     else:
         info["threads"] = torch.get_num_threads()
     return info

@@ -16,6 +16,8 @@ def test_bench_cli_prints_table(tmp_path, capsys):
     assert (tmp_path / "bench.json").is_file() and (tmp_path / "bench.md").is_file()
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["argv"][:2] == ["--sizes", "32"] and len(saved["rows"]) == 1
+    assert saved["settings"]["sizes"] == [32] and saved["settings"]["precisions"] == ["fp32"]  # defaults resolved
+    assert saved["settings"]["seed"] == 0 and {"torch", "scipy", "numpy", "python"} <= set(saved["environment"])
     assert saved["rows"][0]["ms_per_image_step"] > 0
 
 

@@ -32,10 +32,10 @@ import torch
 
 from . import sample_image
 from .device import PRECISIONS, device_info, resolve_device
-from .errors import EvostyleError, cli_errors, describe, unknown
+from .errors import EvostyleError, cli_errors, describe, unknown, warnings_to_stderr
 from .features import VGGFeatures
 from .images import load_image
-from .runlog import atomic_write_json, atomic_write_text, environment
+from .runlog import atomic_write_json, atomic_write_text, environment, prepare_out_dir
 from .targets import StyleTargets
 from .transfer import TransferConfig, run_transfer
 
@@ -208,6 +208,47 @@ def profile(size: int, batch: int, precision: str, steps: int, device, weights: 
     return prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60)
 
 
+def _settings(args, cuda: bool) -> dict:
+    """The grid and quality settings after defaults (CUDA or CPU), checked: raises EvostyleError."""
+    pick = lambda given, on_cuda, on_cpu: given if given is not None else (on_cuda if cuda else on_cpu)  # noqa: E731
+    st = {"sizes": pick(args.sizes, [128, 256, 512], [64]), "batches": pick(args.batches, [1, 8, 32, 64], [1, 4]),
+          "precisions": pick(args.precisions, ["fp32", "tf32", "bf16"], ["fp32"]),
+          "channels_last": _SWITCH[args.channels_last or ("both" if cuda else "off")],
+          "compile": _SWITCH[args.compile], "autotune": _SWITCH[args.autotune], "steps": pick(args.steps, 20, 8),
+          "budget_s": args.budget, "seed": SEED, "layers": list(LAYERS) + ["relu4_2"],
+          "quality": {"size": pick(args.quality_size, 256, 32), "steps": pick(args.quality_steps, 200, 20),
+                      "rows": 8},
+          "e2e": {"size": pick(args.e2e_size, 256, 32), "steps": pick(args.e2e_steps, 100, 5),
+                  "popsize": args.e2e_popsize, "maxiter": args.e2e_maxiter, "outputs": 4,
+                  "compile": _SWITCH[args.e2e_compile]}}
+    st["short_steps"] = max(1, st["steps"] // 4)
+    explicit = tuple(p for p in PRECISIONS if p != "auto")
+    for p in st["precisions"]:
+        if p not in explicit:
+            raise unknown("precision", p, explicit)
+    for size in st["sizes"] + ([st["quality"]["size"]] if args.quality else []):
+        if not 8 <= size <= 8192:
+            raise EvostyleError(f"sizes must be between 8 and 8192 px, got {size}")
+    if min(st["batches"]) < 1:
+        raise EvostyleError(f"batches must be >= 1, got {min(st['batches'])}")
+    if st["steps"] < 2:
+        raise EvostyleError(f"--steps must be >= 2 (the time of steps // 4 steps is subtracted), got {st['steps']}")
+    if args.quality and st["quality"]["steps"] < 1:
+        raise EvostyleError(f"--quality-steps must be >= 1, got {st['quality']['steps']}")
+    if args.budget is not None and not args.budget > 0:
+        raise EvostyleError(f"--budget must be a positive number of seconds, got {args.budget}")
+    return st
+
+
+def _check_weights(spec: str) -> str:
+    """Resolve a weights spec once, before any timing: a bad name or file fails at once, and ``auto``
+    becomes ``imagenet`` or (with the usual warning) ``random``, so rows do not retry the download."""
+    from .features import resolve_weights
+    with warnings_to_stderr():
+        _, info = resolve_weights(spec, SEED)
+    return spec if info["used"] == "file" else info["used"]
+
+
 def _fmt_table(rows: list[dict]) -> str:
     cols = ["size", "batch", "precision", "channels_last", "compile", "autotune", "ms_per_image_step", "image_steps_per_s",
             "peak_mib_per_image", "note"]
@@ -264,36 +305,25 @@ def main(argv=None) -> int:
     with cli_errors(args.debug, "evostyle.bench"):
         dev = resolve_device(args.device)
         cuda = dev.type == "cuda"
-        sizes = args.sizes or ([128, 256, 512] if cuda else [64])
-        batches = args.batches or ([1, 8, 32, 64] if cuda else [1, 4])
-        precisions = args.precisions or (["fp32", "tf32", "bf16"] if cuda else ["fp32"])
-        explicit = tuple(p for p in PRECISIONS if p != "auto")
-        for p in precisions:
-            if p not in explicit:
-                raise unknown("precision", p, explicit)
-        cl = _SWITCH[args.channels_last or ("both" if cuda else "off")]
-        comp, tune = _SWITCH[args.compile], _SWITCH[args.autotune]
-        steps = args.steps or (20 if cuda else 8)
-        e2e_args = (args.e2e_size or (256 if cuda else 32), args.e2e_steps or (100 if cuda else 5),
-                    args.e2e_popsize, args.e2e_maxiter, 4, str(dev), args.weights, _SWITCH[args.e2e_compile])
+        st = _settings(args, cuda)
+        sizes, batches, precisions, steps = st["sizes"], st["batches"], st["precisions"], st["steps"]
+        cl, comp, tune = st["channels_last"], st["compile"], st["autotune"]
+        e = st["e2e"]
+
+        def race_args(w):  # end_to_end's and race_configs' positional arguments for weights w
+            return e["size"], e["steps"], e["popsize"], e["maxiter"], e["outputs"], str(dev), w, e["compile"]
         if args.e2e:
-            race_configs(*e2e_args)  # a bad race setting fails now, not after the whole grid
-        if args.budget is not None and not args.budget > 0:
-            raise EvostyleError(f"--budget must be a positive number of seconds, got {args.budget}")
+            race_configs(*race_args(args.weights))  # a bad race setting fails now, not after the whole grid
+        if args.out:
+            prepare_out_dir(Path(args.out), overwrite=True, marker="bench.json")
+        weights = _check_weights(args.weights)
+        e2e_args = race_args(weights)
         info = device_info(dev)
         print(f"device: {info.get('gpu', 'cpu')}  torch {torch.__version__}  steps {steps}", flush=True)
         rows, skipped = [], []
-        settings = {"sizes": sizes, "batches": batches, "precisions": precisions, "channels_last": cl,
-                    "compile": comp, "autotune": tune, "steps": steps, "short_steps": max(1, steps // 4),
-                    "budget_s": args.budget, "seed": SEED, "layers": list(LAYERS) + ["relu4_2"]}
-        if args.quality:
-            settings["quality"] = {"size": args.quality_size or (256 if cuda else 32),
-                                   "steps": args.quality_steps or (200 if cuda else 20), "rows": 8}
-        if args.e2e:
-            settings["e2e"] = dict(zip(("size", "steps", "popsize", "maxiter", "outputs", "device", "weights",
-                                        "compile"), e2e_args))
+        settings = {k: v for k, v in st.items() if (k != "quality" or args.quality) and (k != "e2e" or args.e2e)}
         result = {"device": info, "environment": environment(dev), "date": time.strftime("%Y-%m-%d"),
-                  "steps": steps, "weights": args.weights, "settings": settings,
+                  "steps": steps, "weights": args.weights, "weights_used": weights, "settings": settings,
                   "argv": sys.argv[1:] if argv is None else list(argv), "rows": rows, "skipped": skipped}
         t_start = time.perf_counter()
 
@@ -318,14 +348,14 @@ def main(argv=None) -> int:
             label = f"{size}px batch {batch:3d} {prec:5s} cl={int(c_l)} compile={int(c)} autotune={int(t)}"
             if not in_budget(label):
                 continue
-            r = throughput(size, batch, prec, c_l, c, steps, dev, args.weights, autotune=t)
+            r = throughput(size, batch, prec, c_l, c, steps, dev, weights, autotune=t)
             rows.append(r)
             save()
             print(f"  {label}: {r['ms_per_image_step']:.3f} ms/image-step {r['note']}", flush=True)
         print(_fmt_table(rows))
         if args.quality and in_budget("quality"):
             qs = settings["quality"]
-            q = quality(qs["size"], qs["steps"], qs["rows"], "bf16", dev, args.weights, compile_=comp[-1])
+            q = quality(qs["size"], qs["steps"], qs["rows"], "bf16", dev, weights, compile_=comp[-1])
             result["quality"] = q
             save()
             print(json.dumps(q, indent=2))
@@ -335,7 +365,7 @@ def main(argv=None) -> int:
                 save()
             print(json.dumps(end_to_end(*e2e_args, report=race_report), indent=2))
         if args.profile and in_budget("profile"):
-            result["profile"] = profile(sizes[0], batches[-1], precisions[-1], min(steps, 10), dev, args.weights,
+            result["profile"] = profile(sizes[0], batches[-1], precisions[-1], min(steps, 10), dev, weights,
                                         compile_=comp[-1])
             save()
             print(result["profile"])

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from evostyle.bench import main, profile, quality, throughput
 
 
@@ -96,7 +98,6 @@ def test_budget_skips_what_would_start_late(tmp_path, capsys):
 
 def test_bad_race_setting_fails_before_the_grid(tmp_path, capsys):
     """popsize 4 is refused at once (one line, exit 2), before any throughput row is timed."""
-    import pytest
     with pytest.raises(SystemExit) as exc:
         main(["--sizes", "32", "--batches", "1", "--steps", "4", "--device", "cpu", "--e2e", "--e2e-popsize", "4",
               "--out", str(tmp_path)])
@@ -107,7 +108,6 @@ def test_bad_race_setting_fails_before_the_grid(tmp_path, capsys):
 
 
 def test_bad_budget_is_refused(capsys):
-    import pytest
     with pytest.raises(SystemExit) as exc:
         main(["--device", "cpu", "--budget", "0"])
     assert exc.value.code == 2 and "--budget must be a positive number of seconds" in capsys.readouterr().err
@@ -119,3 +119,26 @@ def test_cli_race_is_saved_in_bench_json(tmp_path):
                  "--e2e-popsize", "5", "--e2e-maxiter", "1", "--out", str(tmp_path)]) == 0
     e2e = json.loads((tmp_path / "bench.json").read_text())["e2e"]
     assert list(e2e) == ["torch-de batched", REFERENCE] and e2e["torch-de batched"]["speedup"] > 0
+
+
+@pytest.mark.parametrize("extra,msg", [
+    (["--sizes", "0"], "sizes must be between 8 and 8192 px, got 0"),
+    (["--batches", "-1"], "batches must be >= 1, got -1"),
+    (["--steps", "0"], "--steps must be >= 2"),  # 0 once meant "the default"
+    (["--steps", "1"], "--steps must be >= 2"),  # once a division by zero
+    (["--quality", "--quality-size", "4"], "sizes must be between 8 and 8192 px, got 4"),
+    (["--quality", "--quality-steps", "0"], "--quality-steps must be >= 1"),
+    (["--precisions", "fp8"], "unknown precision 'fp8'"),
+    (["--weights", "nope.pt"], "neither 'imagenet', 'random', 'auto' nor an existing file"),
+    (["--out", "{tmp}/file.txt"], "exists and is not a directory"),
+])
+def test_bad_bench_input_one_line_before_any_timing(tmp_path, capsys, extra, msg):
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        main(["--device", "cpu", "--sizes", "32", "--batches", "1", "--steps", "4"]
+             + [a.replace("{tmp}", str(tmp_path)) for a in extra])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and msg in err[0] and "Traceback" not in captured.err
+    assert "device:" not in captured.out  # nothing was timed

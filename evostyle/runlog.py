@@ -5,7 +5,8 @@ A search's run directory holds::
     config.json       resolved config, versions, device, weights used, seed (written first)
     candidates.csv    one row per evaluated candidate (appended and fsync'ed once per generation)
     generations.csv   one row per generation: best / mean / std fitness, nfev, elapsed seconds
-    state.json        {"status": "running"|"finished"|"interrupted", "generations_done": n, ...}
+    state.json        {"status": "running"|"finished"|"interrupted"|"failed", "generations_done": n,
+                      "error": "Type: message" (failed only)}
     best/             the best candidate's outputs, the content and the style images
 
 ``state.json`` is written atomically after a generation's rows are on disk, so after a crash the rows
@@ -203,5 +204,6 @@ class RunLog:
             raise EvostyleError(f"{self.path} is missing generations {sorted(set(range(done)) - gens)[:5]}; "
                                 "start a new run")
         self.state["status"] = "running"
+        self.state.pop("error", None)  # of an earlier failed attempt
         self.write_state()
         return kept[0], kept[1]

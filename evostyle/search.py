@@ -7,6 +7,7 @@ run directory under ``results/`` and prints where it is and the best parameters.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import math
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .config import OPTIMIZERS, SearchConfig, load_toml, make_config
-from .errors import EXIT_INTERRUPTED, EvostyleError, cli_errors, warnings_to_stderr
+from .errors import EXIT_INTERRUPTED, EvostyleError, cli_errors, describe, warnings_to_stderr
 from .runlog import RunLog, atomic_write_json, environment, prepare_out_dir, read_json
 
 RUN_FILES = ("config.json", "candidates.csv", "generations.csv", "state.json", "summary.json", "report.html",
@@ -256,6 +257,20 @@ def _build(cfg: SearchConfig):
     return engine, space, Evaluator(engine, space, cfg.outputs, score, noise_seed=cfg.seed)
 
 
+@contextlib.contextmanager
+def _state_on_error(log: RunLog):
+    """A run that stops early says so in state.json: ``interrupted`` after Ctrl-C, ``failed`` with the
+    error after anything else (either can be continued with ``--resume``)."""
+    try:
+        yield
+    except (Interrupted, KeyboardInterrupt):
+        log.write_state(status="interrupted")
+        raise
+    except Exception as exc:
+        log.write_state(status="failed", error=describe(exc, 300))
+        raise
+
+
 def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False, overwrite: bool = False,
                quiet: bool = False, report: bool = True) -> dict:
     """Run (or resume) a search; returns the summary dict (also written to summary.json)."""
@@ -306,42 +321,41 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
         pass
     t0 = time.perf_counter()
     try:
-        if cfg.optimizer == "torch-de":
-            solver = DifferentialEvolution(obj, bounds, strategy=cfg.strategy, maxiter=cfg.maxiter,
-                                           mutation=cfg.mutation, recombination=cfg.recombination, init=init,
-                                           tol=cfg.tol, atol=cfg.atol, seed=cfg.seed, boundary=cfg.boundary,
-                                           device=engine.device)
-            res = solver.solve()
-        else:
-            res = scipy_differential_evolution(obj, bounds, strategy=cfg.strategy, maxiter=cfg.maxiter,
-                                               mutation=tuple(cfg.mutation) if isinstance(cfg.mutation, list)
-                                               else cfg.mutation, recombination=cfg.recombination,
-                                               init=init.numpy(), tol=cfg.tol, atol=cfg.atol, seed=cfg.seed)
-    except Interrupted:
-        log.write_state(status="interrupted")
-        raise
+        with _state_on_error(log):
+            if cfg.optimizer == "torch-de":
+                solver = DifferentialEvolution(obj, bounds, strategy=cfg.strategy, maxiter=cfg.maxiter,
+                                               mutation=cfg.mutation, recombination=cfg.recombination, init=init,
+                                               tol=cfg.tol, atol=cfg.atol, seed=cfg.seed, boundary=cfg.boundary,
+                                               device=engine.device)
+                res = solver.solve()
+            else:
+                res = scipy_differential_evolution(obj, bounds, strategy=cfg.strategy, maxiter=cfg.maxiter,
+                                                   mutation=tuple(cfg.mutation) if isinstance(cfg.mutation, list)
+                                                   else cfg.mutation, recombination=cfg.recombination,
+                                                   init=init.numpy(), tol=cfg.tol, atol=cfg.atol, seed=cfg.seed)
     finally:
         if progress is not None:
             progress.close()
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
-    best = obj.best_row
-    best_values = {n: float(best[f"param_{n}"]) for n in space.names}
-    base = ev.baseline(best_values)
-    summary = {"best": {"fitness": float(best["fitness"]), "generation": int(best["generation"]),
-                        "candidate": int(best["candidate"]), "params": best_values,
-                        "searched": [q.name for q in space.searched],
-                        "loss_score": float(best["loss_score"]),
-                        "diversity_pixel": float(best["diversity_pixel"]),
-                        "diversity_feature": float(best["diversity_feature"])},
-               "baseline_same_target": {"diversity_pixel": float(base.terms["diversity_pixel"][0]),
-                                        "diversity_feature": float(base.terms["diversity_feature"][0]),
-                                        "loss_score": float(base.terms["loss_score"][0])},
-               "optimizer": {"name": cfg.optimizer, "message": str(res.message), "nit": int(res.nit),
-                             "nfev_points": obj.nfev, "success": bool(res.success)},
-               "seconds": time.perf_counter() - t0, "replayed_generations": obj.replayed,
-               "weights": engine.weights_info["used"], "device": str(engine.device), "out": str(out)}
-    atomic_write_json(out / "summary.json", summary)
+    with _state_on_error(log):
+        best = obj.best_row
+        best_values = {n: float(best[f"param_{n}"]) for n in space.names}
+        base = ev.baseline(best_values)
+        summary = {"best": {"fitness": float(best["fitness"]), "generation": int(best["generation"]),
+                            "candidate": int(best["candidate"]), "params": best_values,
+                            "searched": [q.name for q in space.searched],
+                            "loss_score": float(best["loss_score"]),
+                            "diversity_pixel": float(best["diversity_pixel"]),
+                            "diversity_feature": float(best["diversity_feature"])},
+                   "baseline_same_target": {"diversity_pixel": float(base.terms["diversity_pixel"][0]),
+                                            "diversity_feature": float(base.terms["diversity_feature"][0]),
+                                            "loss_score": float(base.terms["loss_score"][0])},
+                   "optimizer": {"name": cfg.optimizer, "message": str(res.message), "nit": int(res.nit),
+                                 "nfev_points": obj.nfev, "success": bool(res.success)},
+                   "seconds": time.perf_counter() - t0, "replayed_generations": obj.replayed,
+                   "weights": engine.weights_info["used"], "device": str(engine.device), "out": str(out)}
+        atomic_write_json(out / "summary.json", summary)
     log.write_state(status="finished")
     if report:
         try:

@@ -74,8 +74,13 @@ class Space:
         return self.by_name[name]
 
     def fix(self, name: str, value: float) -> None:
-        self.get(name).value = float(value)
-        self.get(name).check()
+        """Fix ``name`` at ``value``, which must lie within the parameter's (current) bounds."""
+        p, v = self.get(name), float(value)
+        if math.isfinite(v) and not p.low <= v <= p.high:
+            raise EvostyleError(f"parameter {name}: fixed value {v:g} is outside its bounds [{p.low:g}, {p.high:g}]; "
+                                "fix a value inside them or change them with --bounds")
+        p.value = v
+        p.check()
 
     def set_bounds(self, name: str, low: float, high: float) -> None:
         p = self.get(name)

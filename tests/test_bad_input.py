@@ -66,6 +66,7 @@ CASES = [
     ("NaN bounds", ["--bounds", "angles=nan,5"], "must be finite"),
     ("NaN fixed value (x0)", ["--fix", "angle_0=nan"], "fixed value must be finite"),
     ("unknown parameter", ["--fix", "angle_7=0"], "unknown parameter 'angle_7'"),
+    ("fixed value out of bounds", ["--fix", "mix=2"], "parameter mix: fixed value 2 is outside its bounds [0, 1]"),
     ("popsize too small", ["--popsize", "3"], "popsize (population size) must be >= 5"),
     ("negative weight", ["--diversity-weight", "-1"], "diversity-weight must be finite and >= 0"),
     ("outputs < 1", ["--outputs", "0"], "outputs must be >= 1"),

@@ -101,10 +101,33 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_search(tiny_cfg(), part, quiet=True, report=False)
     monkeypatch.setattr(SearchObjective, "_evaluate", real)
-    assert json.loads((part / "state.json").read_text())["generations_done"] == 2
+    state = json.loads((part / "state.json").read_text())
+    assert state["generations_done"] == 2 and state["status"] == "interrupted"
     summary = run_search(tiny_cfg(), part, resume=True, quiet=True, report=False)
     assert summary["replayed_generations"] == 2
     pd.testing.assert_frame_equal(_rows(full), _rows(part))
+
+
+def test_a_run_that_fails_says_so_and_resumes(tmp_path, monkeypatch):
+    """An error mid-run (here in generation 1) leaves state.json 'failed' with the error, not 'running';
+    the finished generations are kept and --resume completes the run."""
+    out = tmp_path / "run"
+    real = SearchObjective._evaluate
+
+    def fail_in_gen1(self, g, unit):
+        if g == 1:
+            raise RuntimeError("CUDA error: an illegal memory access (injected)")
+        return real(self, g, unit)
+    monkeypatch.setattr(SearchObjective, "_evaluate", fail_in_gen1)
+    with pytest.raises(RuntimeError):
+        run_search(tiny_cfg(), out, quiet=True, report=False)
+    state = json.loads((out / "state.json").read_text())
+    assert state["status"] == "failed" and state["generations_done"] == 1
+    assert state["error"] == "RuntimeError: CUDA error: an illegal memory access (injected)"
+    monkeypatch.setattr(SearchObjective, "_evaluate", real)
+    run_search(tiny_cfg(), out, resume=True, quiet=True, report=False)
+    state = json.loads((out / "state.json").read_text())
+    assert state["status"] == "finished" and "error" not in state
 
 
 def test_scipy_de_search_and_same_start(tmp_path):

@@ -129,7 +129,8 @@ def _cold_compile():
     from . import transfer
     torch._dynamo.reset()
     transfer._COMPILED = None
-    with torch._inductor.config.patch(force_disable_caches=True), warnings.catch_warnings():
+    cold = {"force_disable_caches": True} if hasattr(torch._inductor.config, "force_disable_caches") else {}
+    with torch._inductor.config.patch(cold), warnings.catch_warnings():  # older torch: no such switch
         warnings.filterwarnings("ignore", message=".*force_disable_caches")  # "dynamo_pgo force disabled"
         yield
 

@@ -192,13 +192,28 @@ def test_autotune_setting_is_restored(model, small, small_style):
 
 
 def test_compiled_step_matches_eager(model, small, small_style, monkeypatch):
-    """torch.compile of the forward pass and losses computes the same transfer (or falls back, logged)."""
+    """torch.compile of the forward pass and losses computes the same loss terms and gradient (or falls
+    back, logged).
+
+    Compared at one step, not after several: a compiled kernel rounds differently, and Adam's first
+    step moves a pixel by +-lr whatever the size of its gradient, so where a gradient is near zero a
+    last-bit difference flips a whole step (torch 2.4 on the CPU: 0.3% of pixels, final losses 0.2%
+    apart after 4 steps, although the gradients agree to 0.5% of their largest value).
+    """
     from evostyle import transfer as tr
+    from evostyle.device import resolve_precision
     monkeypatch.setattr(tr, "_COMPILED", None)  # a fresh process: not built, not failed
     t = _targets(model, small_style, [0.0, 90.0])
-    eager = run_transfer(model, small, t, TransferConfig(steps=4))
-    res = run_transfer(model, small, t, TransferConfig(steps=4, compile=True))
+    res = run_transfer(model, small, t, TransferConfig(steps=2, compile=True))
     assert res.log == [] or "torch.compile failed" in res.log[0]
-    assert torch.allclose(res.images, eager.images, atol=1e-4)
-    for term in ("style", "content"):
-        assert torch.allclose(res.final[term], eager.final[term], rtol=1e-4)
+    cfg, cpu = TransferConfig(), torch.device("cpu")
+    with torch.no_grad():
+        content_feat = model(small[None])[cfg.content_layer]
+    x = (small[None].repeat(2, 1, 1, 1) + 0.05 * torch.rand(2, *small.shape)).clamp(0, 1).requires_grad_(True)
+    args = (model, x, content_feat, t, torch.rand(2, len(LAYERS)) + 0.5, torch.ones(2), torch.full((2,), 10.0),
+            cfg, resolve_precision("fp32", cpu), cpu)
+    eager, g_eager = tr._evaluate(tr._terms, args, torch.zeros(2, dtype=torch.bool), False)
+    comp, g_comp = tr._evaluate(tr._compiled_terms(), args, torch.zeros(2, dtype=torch.bool), False)
+    for k in eager:
+        assert torch.allclose(comp[k], eager[k], rtol=1e-4, atol=1e-7), k
+    assert float((g_comp - g_eager).abs().max() / g_eager.abs().max()) < 1e-2

@@ -86,22 +86,26 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
     assert len(cands) == 15 and len(gens2) == 3
 
 
+def _run_stopped_at(monkeypatch, out, generation, exc):
+    """Run tiny_cfg() into ``out`` with ``exc`` raised as ``generation`` starts; returns its state.json."""
+    real = SearchObjective._evaluate
+
+    def stop(self, g, unit):
+        if g == generation:
+            raise exc
+        return real(self, g, unit)
+    monkeypatch.setattr(SearchObjective, "_evaluate", stop)
+    with pytest.raises(type(exc)):
+        run_search(tiny_cfg(), out, quiet=True, report=False)
+    monkeypatch.setattr(SearchObjective, "_evaluate", real)
+    return json.loads((out / "state.json").read_text())
+
+
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch):
     full = tmp_path / "full"
     run_search(tiny_cfg(), full, quiet=True, report=False)
-
     part = tmp_path / "part"
-    real = SearchObjective._evaluate
-
-    def crash_after_gen1(self, g, unit):
-        if g == 2:
-            raise KeyboardInterrupt("simulated kill")
-        return real(self, g, unit)
-    monkeypatch.setattr(SearchObjective, "_evaluate", crash_after_gen1)
-    with pytest.raises(KeyboardInterrupt):
-        run_search(tiny_cfg(), part, quiet=True, report=False)
-    monkeypatch.setattr(SearchObjective, "_evaluate", real)
-    state = json.loads((part / "state.json").read_text())
+    state = _run_stopped_at(monkeypatch, part, 2, KeyboardInterrupt("simulated kill"))
     assert state["generations_done"] == 2 and state["status"] == "interrupted"
     summary = run_search(tiny_cfg(), part, resume=True, quiet=True, report=False)
     assert summary["replayed_generations"] == 2
@@ -112,19 +116,9 @@ def test_a_run_that_fails_says_so_and_resumes(tmp_path, monkeypatch):
     """An error mid-run (here in generation 1) leaves state.json 'failed' with the error, not 'running';
     the finished generations are kept and --resume completes the run."""
     out = tmp_path / "run"
-    real = SearchObjective._evaluate
-
-    def fail_in_gen1(self, g, unit):
-        if g == 1:
-            raise RuntimeError("CUDA error: an illegal memory access (injected)")
-        return real(self, g, unit)
-    monkeypatch.setattr(SearchObjective, "_evaluate", fail_in_gen1)
-    with pytest.raises(RuntimeError):
-        run_search(tiny_cfg(), out, quiet=True, report=False)
-    state = json.loads((out / "state.json").read_text())
+    state = _run_stopped_at(monkeypatch, out, 1, RuntimeError("CUDA error: an illegal memory access (injected)"))
     assert state["status"] == "failed" and state["generations_done"] == 1
     assert state["error"] == "RuntimeError: CUDA error: an illegal memory access (injected)"
-    monkeypatch.setattr(SearchObjective, "_evaluate", real)
     run_search(tiny_cfg(), out, resume=True, quiet=True, report=False)
     state = json.loads((out / "state.json").read_text())
     assert state["status"] == "finished" and "error" not in state

@@ -203,7 +203,9 @@ def profile(size: int, batch: int, precision: str, steps: int, device, weights: 
     cfg = TransferConfig(steps=steps, precision=precision, compile=compile_, history_every=10**6)
     run_transfer(model, content, targets, cfg, device=device)  # warm-up (compilation)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with _profile(activities=acts) as prof:
+    import inspect
+    keep = {"acc_events": True} if "acc_events" in inspect.signature(_profile.__init__).parameters else {}
+    with _profile(activities=acts, **keep) as prof:  # one cycle; acc_events only silences a warning
         run_transfer(model, content, targets, cfg, device=device)
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60)

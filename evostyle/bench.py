@@ -37,7 +37,7 @@ from .features import VGGFeatures
 from .images import load_image
 from .runlog import atomic_write_json, atomic_write_text, environment, prepare_out_dir
 from .targets import StyleTargets
-from .transfer import TransferConfig, run_transfer
+from .transfer import TransferConfig, compile_disabled, run_transfer
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 _SWITCH = {"on": [True], "off": [False], "both": [False, True]}
@@ -82,13 +82,15 @@ def throughput(size: int, batch: int, precision: str, channels_last: bool, compi
                   history_every=10**6)
         cfg_s, cfg_l = TransferConfig(steps=short, **kw), TransferConfig(steps=steps, **kw)
         t0 = time.perf_counter()
-        _time(model, content, targets, cfg_s, device)  # warm-up (cuDNN autotuning, compilation)
+        _, log_w = _time(model, content, targets, cfg_s, device)  # warm-up (cuDNN autotuning, compilation)
         row["warmup_s"] = time.perf_counter() - t0
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         t_s, log_s = _time(model, content, targets, cfg_s, device)
         t_l, log_l = _time(model, content, targets, cfg_l, device)
-        row["note"] = "; ".join(dict.fromkeys(log_s + log_l))  # e.g. the chunk was halved
+        notes = log_w + log_s + log_l + (["ran eager: torch.compile failed in this process"]
+                                 if compile_ and compile_disabled() else [])
+        row["note"] = "; ".join(dict.fromkeys(notes))  # e.g. the chunk was halved
     except Exception as exc:  # report, keep going (e.g. compile unsupported, out of memory)
         row["note"] = describe(exc, 60)
         return row
@@ -163,6 +165,8 @@ def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, 
                 gens = list(csv.DictReader(fh))
             out[name] = {"seconds": wall, "later_generations_s": sum(float(g["eval_seconds"]) for g in gens[1:]),
                          "best_fitness": summ["best"]["fitness"], "evaluations": summ["optimizer"]["nfev_points"]}
+            if cfg.compile and compile_disabled():
+                out[name]["note"] = "ran eager: torch.compile failed (see the log on stderr)"
             ref = out.get(REFERENCE)
             for side_name, side in out.items():
                 if ref is not None and side_name != REFERENCE:

@@ -128,6 +128,11 @@ def _disable_compile():
     _COMPILED = _terms
 
 
+def compile_disabled() -> bool:
+    """True once a compilation has failed in this process: transfers asking for ``compile`` run eager."""
+    return _COMPILED is _terms
+
+
 def _compiled_terms():
     """``torch.compile(_terms)``, built once per process; plain ``_terms`` once compilation has failed."""
     global _COMPILED

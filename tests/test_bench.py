@@ -142,3 +142,24 @@ def test_bad_bench_input_one_line_before_any_timing(tmp_path, capsys, extra, msg
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and msg in err[0] and "Traceback" not in captured.err
     assert "device:" not in captured.out  # nothing was timed
+
+
+def test_rows_and_race_say_when_compile_fell_back(monkeypatch):
+    """A compiled row or race side that ran eager (compilation failed) says so instead of passing for a
+    compiled figure."""
+    import torch
+    from evostyle import bench, transfer
+
+    def broken_compile(fn, **kw):
+        def compiled(*args):
+            raise RuntimeError("no C++ compiler (injected)")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(transfer, "_COMPILED", None)
+    r = throughput(32, 2, "fp32", False, True, 4, torch.device("cpu"))
+    assert "torch.compile failed (RuntimeError" in r["note"] and "ran eager" in r["note"]
+    assert r["ms_per_image_step"] > 0
+    e = bench.end_to_end(32, 2, 5, 1, 2, "cpu", "random", compile_modes=(True,))
+    assert "ran eager" in e["torch-de batched compiled"]["note"]
+    assert "note" not in e[bench.REFERENCE]

@@ -190,7 +190,8 @@ def quality(size: int, steps: int, batch: int, precision: str, device, weights: 
     for prec, comp in (("fp32", False), (precision, compile_)):
         cfg = TransferConfig(steps=steps, precision=prec, compile=comp, history_every=10**6)
         finals[prec] = run_transfer(model, content, targets, cfg, device=device).final
-    out = {"size": size, "steps": steps, "batch": batch, "precision": precision, "compile": compile_}
+    out = {"size": size, "steps": steps, "batch": batch, "precision": precision,
+           "compile": bool(compile_ and not compile_disabled())}  # False if it fell back to eager
     for term in ("style", "content", "total"):
         ref, low = finals["fp32"][term].double(), finals[precision][term].double()
         rel = (low - ref).abs() / ref.abs().clamp_min(1e-30)

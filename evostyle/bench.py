@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import csv
 import itertools
-import json
 import sys
 import tempfile
 import time
@@ -257,9 +256,14 @@ def _check_weights(spec: str) -> str:
     return spec if info["used"] == "file" else info["used"]
 
 
-def _fmt_table(rows: list[dict]) -> str:
-    cols = ["size", "batch", "precision", "channels_last", "compile", "autotune", "ms_per_image_step", "image_steps_per_s",
-            "peak_mib_per_image", "note"]
+ROW_COLUMNS = ["size", "batch", "precision", "channels_last", "compile", "autotune", "ms_per_image_step",
+               "image_steps_per_s", "peak_mib_per_image", "note"]
+RACE_COLUMNS = ["side", "seconds", "later_generations_s", "speedup", "steady_speedup", "evaluations", "best_fitness",
+                "note"]
+
+
+def _fmt_table(rows: list[dict], cols: list[str] = ROW_COLUMNS) -> str:
+    """Markdown table of ``rows`` (dicts) in ``cols``; floats to 3 significant digits, NaN as n/a."""
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     for r in rows:
         cells = []
@@ -271,6 +275,31 @@ def _fmt_table(rows: list[dict]) -> str:
                 cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _quality_md(q: dict) -> str:
+    """The quality check as a heading line and a table (one row per loss term)."""
+    return (f"Final losses, {q['precision']}{' compiled' if q['compile'] else ''} vs fp32 ({q['size']} px, "
+            f"{q['steps']} steps, {q['batch']} rows):\n\n"
+            + _fmt_table([{"term": t, **q[t]} for t in ("style", "content", "total")],
+                         ["term", "fp32_mean", f"{q['precision']}_mean", "rel_diff_max", "rel_diff_mean"]))
+
+
+def _race_md(e2e: dict) -> str:
+    """The search race as a heading line and a table (one row per side)."""
+    return ("Search race (same config, seed and evaluations):\n\n"
+            + _fmt_table([{"side": k, **v} for k, v in e2e.items()], RACE_COLUMNS))
+
+
+def _report_md(result: dict) -> str:
+    """bench.md: the device line, then a table per section measured so far."""
+    info = result["device"]
+    parts = [f"device: {info.get('gpu', 'cpu')}, torch {info['torch']}, {result['date']}", _fmt_table(result["rows"])]
+    if "quality" in result:
+        parts.append(_quality_md(result["quality"]))
+    if "e2e" in result:
+        parts.append(_race_md(result["e2e"]))
+    return "\n\n".join(parts) + "\n"
 
 
 def main(argv=None) -> int:
@@ -340,8 +369,7 @@ def main(argv=None) -> int:
                 out = Path(args.out)
                 out.mkdir(parents=True, exist_ok=True)
                 atomic_write_json(out / "bench.json", result)
-                atomic_write_text(out / "bench.md", f"device: {info.get('gpu', 'cpu')}, torch {torch.__version__}, "
-                                                    f"{result['date']}\n\n{_fmt_table(rows)}\n")
+                atomic_write_text(out / "bench.md", _report_md(result))
 
         def in_budget(what: str) -> bool:
             """True if ``what`` may start; else records it as skipped (and says so)."""
@@ -366,12 +394,12 @@ def main(argv=None) -> int:
             q = quality(qs["size"], qs["steps"], qs["rows"], "bf16", dev, weights, compile_=comp[-1])
             result["quality"] = q
             save()
-            print(json.dumps(q, indent=2))
+            print("\n" + _quality_md(q))
         if args.e2e and in_budget("e2e"):
             def race_report(sides):  # saved after each side: a call cut short keeps the finished ones
                 result["e2e"] = sides
                 save()
-            print(json.dumps(end_to_end(*e2e_args, report=race_report), indent=2))
+            print("\n" + _race_md(end_to_end(*e2e_args, report=race_report)))
         if args.profile and in_budget("profile"):
             result["profile"] = profile(sizes[0], batches[-1], precisions[-1], min(steps, 10), dev, weights,
                                         compile_=comp[-1])

@@ -113,12 +113,17 @@ def test_bad_budget_is_refused(capsys):
     assert exc.value.code == 2 and "--budget must be a positive number of seconds" in capsys.readouterr().err
 
 
-def test_cli_race_is_saved_in_bench_json(tmp_path):
+def test_cli_race_and_quality_are_saved(tmp_path):
     from evostyle.bench import REFERENCE
     assert main(["--sizes", "32", "--batches", "1", "--steps", "4", "--device", "cpu", "--e2e", "--e2e-steps", "2",
-                 "--e2e-popsize", "5", "--e2e-maxiter", "1", "--out", str(tmp_path)]) == 0
+                 "--e2e-popsize", "5", "--e2e-maxiter", "1", "--quality", "--quality-steps", "3",
+                 "--out", str(tmp_path)]) == 0
     e2e = json.loads((tmp_path / "bench.json").read_text())["e2e"]
     assert list(e2e) == ["torch-de batched", REFERENCE] and e2e["torch-de batched"]["speedup"] > 0
+    md = (tmp_path / "bench.md").read_text()  # the race as a table beside the throughput rows
+    assert "| side | seconds | later_generations_s | speedup | steady_speedup |" in md
+    assert f"| {REFERENCE} |" in md and "| torch-de batched |" in md
+    assert "| term | fp32_mean | bf16_mean | rel_diff_max | rel_diff_mean |" in md and "| style |" in md
 
 
 @pytest.mark.parametrize("extra,msg", [

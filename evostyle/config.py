@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EvostyleError, unknown
+from .transfer import TransferConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,22 +62,22 @@ class SearchConfig:
     fixed: dict = field(default_factory=dict)
     rotation_mode: str = "channel"
     shuffle: str = "none"
-    # inner transfer
-    measure: str = "gram"
-    style_layers: list = field(default_factory=lambda: ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"])
-    content_layer: str = "relu4_2"
-    content_weight: float = 1.0
-    style_weight: float = 10.0
-    tv_weight: float = 0.0
+    # inner transfer: TransferConfig's defaults, except a small, fast size and step count
+    measure: str = TransferConfig.measure
+    style_layers: list = field(default_factory=lambda: list(TransferConfig.style_layers))
+    content_layer: str = TransferConfig.content_layer
+    content_weight: float = TransferConfig.content_weight
+    style_weight: float = TransferConfig.style_weight
+    tv_weight: float = TransferConfig.tv_weight
     size: int = 64
     steps: int = 30
-    inner_optimizer: str = "adam"
-    lr: float = 0.02
-    image_init: str = "content"
-    init_noise: float = 0.1
-    max_batch: Any = None
-    precision: str = "auto"
-    compile: bool = False
+    inner_optimizer: str = TransferConfig.optimizer
+    lr: float = TransferConfig.lr
+    image_init: str = TransferConfig.init
+    init_noise: float = TransferConfig.init_noise
+    max_batch: Any = TransferConfig.max_batch
+    precision: str = TransferConfig.precision
+    compile: bool = TransferConfig.compile
     # scoring
     diversity_metric: str = "pixel"
     diversity_weight: float = 1.0

@@ -36,7 +36,7 @@ from .features import VGGFeatures
 from .images import load_image
 from .runlog import atomic_write_json, atomic_write_text, environment, prepare_out_dir
 from .targets import StyleTargets
-from .transfer import TransferConfig, compile_disabled, run_transfer
+from .transfer import TransferConfig, compile_disabled, reset_compile, run_transfer
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 _SWITCH = {"on": [True], "off": [False], "both": [False, True]}
@@ -127,9 +127,8 @@ def _cold_compile():
     """Compile from scratch inside: forget compiled graphs and bypass inductor's on-disk caches, so a
     compiled race side pays the compilation a first-time user pays."""
     import torch._inductor.config
-    from . import transfer
     torch._dynamo.reset()
-    transfer._COMPILED = None
+    reset_compile()
     cold = {"force_disable_caches": True} if hasattr(torch._inductor.config, "force_disable_caches") else {}
     with torch._inductor.config.patch(cold), warnings.catch_warnings():  # older torch: no such switch
         warnings.filterwarnings("ignore", message=".*force_disable_caches")  # "dynamo_pgo force disabled"

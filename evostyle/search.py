@@ -395,9 +395,8 @@ def main(argv=None) -> int:
         print(f"run directory: {out}")
         print(f"best fitness {b['fitness']:.5g} (loss {b['loss_score']:.4g}, pixel diversity "
               f"{b['diversity_pixel']:.4f}; same-target baseline {summary['baseline_same_target']['diversity_pixel']:.4f})")
-        searched = [k for k in b["params"] if k in b["searched"]]
-        fixed = len(b["params"]) - len(searched)
-        print("best parameters: " + ", ".join(f"{k}={b['params'][k]:.4g}" for k in searched)
+        fixed = len(b["params"]) - len(b["searched"])
+        print("best parameters: " + ", ".join(f"{k}={b['params'][k]:.4g}" for k in b["searched"])
               + (f" ({fixed} fixed, in {out / 'summary.json'})" if fixed else ""))
     return 0
 

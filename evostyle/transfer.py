@@ -128,6 +128,12 @@ def _disable_compile():
     _COMPILED = _terms
 
 
+def reset_compile():
+    """Forget the compiled step (and any earlier failure): the next compiled transfer compiles anew."""
+    global _COMPILED
+    _COMPILED = None
+
+
 def compile_disabled() -> bool:
     """True once a compilation has failed in this process: transfers asking for ``compile`` run eager."""
     return _COMPILED is _terms

@@ -150,13 +150,13 @@ def load_toml(path: str | Path) -> dict:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise EvostyleError(f"config file {path} is not valid TOML: {exc}") from None
-    base = path.parent
-    for key in ("content",):
-        if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
-            data[key] = str(base / data[key]) if (base / data[key]).exists() else data[key]
+    def near_file(p):  # a relative image path that exists beside the file is taken from there
+        return str(path.parent / p) if isinstance(p, str) and not Path(p).is_absolute() \
+            and (path.parent / p).exists() else p
+    if "content" in data:
+        data["content"] = near_file(data["content"])
     if isinstance(data.get("style"), list):
-        data["style"] = [str(base / s) if isinstance(s, str) and not Path(s).is_absolute() and (base / s).exists()
-                         else s for s in data["style"]]
+        data["style"] = [near_file(s) for s in data["style"]]
     return data
 
 

@@ -41,3 +41,15 @@ def test_good_values_are_normalised():
     cfg = make_config({"lr": 1, "search": "angles", "mutation": [0.4, 0.9], "max_batch": 8})
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.search == ["angles"]
     assert cfg.to_dict()["mutation"] == [0.4, 0.9] and cfg.max_batch == 8
+
+
+def test_toml_image_paths_are_taken_beside_the_file(tmp_path):
+    from evostyle.config import load_toml
+    d = tmp_path / "cfg"
+    d.mkdir()
+    (d / "c.jpg").write_bytes(b"x")
+    (d / "s.jpg").write_bytes(b"x")
+    (d / "run.toml").write_text('content = "c.jpg"\nstyle = ["s.jpg", "elsewhere.jpg", "sample:great_wave.jpg"]\n')
+    data = load_toml(d / "run.toml")
+    assert data["content"] == str(d / "c.jpg")
+    assert data["style"] == [str(d / "s.jpg"), "elsewhere.jpg", "sample:great_wave.jpg"]  # only what exists there

@@ -157,6 +157,8 @@ def load_toml(path: str | Path) -> dict:
         data["content"] = near_file(data["content"])
     if isinstance(data.get("style"), list):
         data["style"] = [near_file(s) for s in data["style"]]
+    elif "style" in data:  # one style as a plain string, which the config also accepts
+        data["style"] = near_file(data["style"])
     return data
 
 

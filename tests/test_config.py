@@ -53,3 +53,5 @@ def test_toml_image_paths_are_taken_beside_the_file(tmp_path):
     data = load_toml(d / "run.toml")
     assert data["content"] == str(d / "c.jpg")
     assert data["style"] == [str(d / "s.jpg"), "elsewhere.jpg", "sample:great_wave.jpg"]  # only what exists there
+    (d / "one.toml").write_text('style = "s.jpg"\n')  # a single style may be a plain string
+    assert load_toml(d / "one.toml")["style"] == str(d / "s.jpg")

@@ -36,6 +36,7 @@ from .features import VGGFeatures
 from .images import load_image
 from .runlog import atomic_write_json, atomic_write_text, environment, prepare_out_dir
 from .targets import StyleTargets
+from .report import markdown_table
 from .transfer import TransferConfig, compile_disabled, reset_compile, run_transfer
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -261,39 +262,25 @@ RACE_COLUMNS = ["side", "seconds", "later_generations_s", "speedup", "steady_spe
                 "note"]
 
 
-def _fmt_table(rows: list[dict], cols: list[str] = ROW_COLUMNS) -> str:
-    """Markdown table of ``rows`` (dicts) in ``cols``; floats to 3 significant digits, NaN as n/a."""
-    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-    for r in rows:
-        cells = []
-        for c in cols:
-            v = r.get(c, "")
-            if isinstance(v, float):
-                cells.append("n/a" if v != v else f"{v:.3g}")  # NaN: not measured (e.g. memory on the CPU)
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def _quality_md(q: dict) -> str:
     """The quality check as a heading line and a table (one row per loss term)."""
     return (f"Final losses, {q['precision']}{' compiled' if q['compile'] else ''} vs fp32 ({q['size']} px, "
             f"{q['steps']} steps, {q['batch']} rows):\n\n"
-            + _fmt_table([{"term": t, **q[t]} for t in ("style", "content", "total")],
+            + markdown_table([{"term": t, **q[t]} for t in ("style", "content", "total")],
                          ["term", "fp32_mean", f"{q['precision']}_mean", "rel_diff_max", "rel_diff_mean"]))
 
 
 def _race_md(e2e: dict) -> str:
     """The search race as a heading line and a table (one row per side)."""
     return ("Search race (same config, seed and evaluations):\n\n"
-            + _fmt_table([{"side": k, **v} for k, v in e2e.items()], RACE_COLUMNS))
+            + markdown_table([{"side": k, **v} for k, v in e2e.items()], RACE_COLUMNS))
 
 
 def _report_md(result: dict) -> str:
     """bench.md: the device line, then a table per section measured so far."""
     info = result["device"]
-    parts = [f"device: {info.get('gpu', 'cpu')}, torch {info['torch']}, {result['date']}", _fmt_table(result["rows"])]
+    parts = [f"device: {info.get('gpu', 'cpu')}, torch {info['torch']}, {result['date']}",
+             markdown_table(result["rows"], ROW_COLUMNS)]
     if "quality" in result:
         parts.append(_quality_md(result["quality"]))
     if "e2e" in result:
@@ -387,7 +374,7 @@ def main(argv=None) -> int:
             rows.append(r)
             save()
             print(f"  {label}: {r['ms_per_image_step']:.3f} ms/image-step {r['note']}", flush=True)
-        print(_fmt_table(rows))
+        print(markdown_table(rows, ROW_COLUMNS))
         if args.quality and in_budget("quality"):
             qs = settings["quality"]
             q = quality(qs["size"], qs["steps"], qs["rows"], "bf16", dev, weights, compile_=comp[-1])

@@ -116,6 +116,18 @@ def _img(path: Path, caption: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
+def markdown_table(rows: list[dict], cols: list[str], digits: int = 3) -> str:
+    """Markdown table of ``rows`` (dicts) in ``cols``: floats to ``digits`` significant digits, NaN as
+    n/a (not measured), a missing key as an empty cell."""
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "n/a" if v != v else f"{v:.{digits}g}"
+        return str(v)
+    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"

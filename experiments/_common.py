@@ -17,6 +17,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 from evostyle import resolve_image  # noqa: E402
 from evostyle.engine import StyleEngine  # noqa: E402
 from evostyle.errors import cli_errors  # noqa: E402
+from evostyle.report import markdown_table  # noqa: E402
 from evostyle.runlog import atomic_write_json, environment  # noqa: E402
 from evostyle.transfer import TransferConfig  # noqa: E402
 
@@ -88,11 +89,8 @@ def write_record(out: Path, name: str, args, s: dict, eng, extra: dict | None = 
 
 
 def md_table(rows: list[dict], cols: list[str]) -> str:
-    def f(v):
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-    lines += ["| " + " | ".join(f(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
+    """The experiments' tables: the report's markdown table with 4 significant digits."""
+    return markdown_table(rows, cols, digits=4)
 
 
 def weights_line(eng) -> str:

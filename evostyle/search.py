@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .cli import show_defaults
 from .config import OPTIMIZERS, SearchConfig, load_toml, make_config
 from .errors import EXIT_INTERRUPTED, EvostyleError, cli_errors, describe, warnings_to_stderr
 from .runlog import RunLog, atomic_write_json, environment, prepare_out_dir, read_json
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--no-report", action="store_true", help="skip report.html at the end")
     a("--quiet", action="store_true", help="no progress bar")
     a("--debug", action="store_true", help="show tracebacks")
-    _show_defaults(p)
+    show_defaults(p, {k: getattr(SearchConfig(), k) for k in _FLAG_KEYS})  # not argparse's None
     return p
 
 
@@ -86,19 +87,6 @@ _FLAG_KEYS = ("content", "style", "optimizer", "strategy", "popsize", "maxiter",
               "diversity_weight", "loss_cap", "max_batch", "precision", "compile", "seed", "device", "weights")
 """Flags that set a SearchConfig field of the same name (None when not given: the config file or the
 field's default applies)."""
-
-
-def _show_defaults(p: argparse.ArgumentParser) -> None:
-    """Append each config flag's effective default (SearchConfig's, not argparse's None) to its help."""
-    defaults = SearchConfig()
-    for action in p._actions:
-        if action.dest in _FLAG_KEYS and "(default" not in (action.help or ""):
-            v = getattr(defaults, action.dest)
-            if isinstance(v, bool):
-                v = "on" if v else "off"
-            elif isinstance(v, list):
-                v = " ".join(map(str, v))
-            action.help = f"{action.help or ''} (default: {'none' if v is None else v})".lstrip()
 
 
 def _pairs(items, what):

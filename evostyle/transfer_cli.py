@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from . import resolve_image
+from .cli import show_defaults
 from .device import PRECISIONS
 from .errors import EvostyleError, cli_errors, warnings_to_stderr
 from .features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
@@ -23,21 +24,8 @@ from .targets import ROTATION_MODES, SHUFFLE_MODES
 from .transfer import INITS, OPTIMIZERS, TransferConfig
 
 
-class _Help(argparse.HelpFormatter):
-    """Appends a flag's default to its help, lists space-separated; not for None/False/required flags
-    (their help says what happens)."""
-
-    def _get_help_string(self, action):
-        d, text = action.default, action.help or ""
-        if action.required or d is None or d is False or d is argparse.SUPPRESS or "(default" in text:
-            return action.help
-        shown = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in d) if isinstance(d, list) else d
-        return f"{text} (default: {shown})".lstrip()
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m evostyle.transfer", description=__doc__.splitlines()[0],
-                                formatter_class=_Help)
+    p = argparse.ArgumentParser(prog="python -m evostyle.transfer", description=__doc__.splitlines()[0])
     p.add_argument("--content", required=True, help="content image")
     p.add_argument("--style", action="append", required=True, help="style image (repeat for several)")
     p.add_argument("--mix", type=float, nargs="+", default=None,
@@ -72,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty output directory")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    # None, False and required flags say in their help what happens
+    show_defaults(p, {a.dest: a.default for a in p._actions
+                      if not a.required and all(a.default is not x for x in (None, False, argparse.SUPPRESS))})
     return p
 
 

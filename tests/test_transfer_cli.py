@@ -57,4 +57,5 @@ def test_help_lists_defaults(capsys):
     assert exc.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: relu1_1 relu2_1 relu3_1 relu4_1 relu5_1)" in text and "steps (default: 300)" in text
+    assert "total-variation term (default: 0.0)" in text  # a zero default is shown, not taken for False
     assert "(default: None)" not in text and "(default: False)" not in text

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 
 
-def show_defaults(parser: argparse.ArgumentParser, defaults: dict) -> None:
+def show_defaults(parser: argparse.ArgumentParser, defaults: dict | None = None) -> None:
     """Append ``(default: v)`` to the help of every flag whose dest is in ``defaults``.
 
-    Booleans read on/off, lists space-separated (floats as ``%g``), None as "none"; a help text that
-    already states its default is left alone.
+    ``defaults`` None: the parser's own defaults, except None, False and required flags (their help
+    says what happens). Booleans read on/off, lists space-separated (floats as ``%g``), None as "none";
+    a help text that already states its default is left alone.
     """
+    if defaults is None:
+        defaults = {a.dest: a.default for a in parser._actions
+                    if not a.required and all(a.default is not x for x in (None, False, argparse.SUPPRESS))}
     for action in parser._actions:
         if action.dest not in defaults or "(default" in (action.help or ""):
             continue

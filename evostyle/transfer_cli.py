@@ -60,9 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty output directory")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    # None, False and required flags say in their help what happens
-    show_defaults(p, {a.dest: a.default for a in p._actions
-                      if not a.required and all(a.default is not x for x in (None, False, argparse.SUPPRESS))})
+    show_defaults(p)
     return p
 
 

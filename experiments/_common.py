@@ -16,6 +16,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 from evostyle import resolve_image  # noqa: E402
 from evostyle.engine import StyleEngine  # noqa: E402
+from evostyle.cli import show_defaults  # noqa: E402
 from evostyle.errors import cli_errors  # noqa: E402
 from evostyle.report import markdown_table  # noqa: E402
 from evostyle.runlog import atomic_write_json, environment  # noqa: E402
@@ -37,12 +38,13 @@ def parser(name: str, doc: str, quick: dict, full: dict) -> argparse.ArgumentPar
                                                 f"{full.get('popsize', '-')})")
     ap.add_argument("--maxiter", type=int, help=f"DE generations, searching experiments only (full: "
                                                 f"{full.get('maxiter', '-')})")
-    ap.add_argument("--weights", default="auto", help="auto | imagenet | random | path (default: auto)")
-    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    ap.add_argument("--weights", default="auto", help="auto | imagenet | random | path")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ap.add_argument("--seed", type=int, default=0,
-                    help="seeds the DE, noise inits and random-init weights (default: 0)")
-    ap.add_argument("--out", default=f"results/{name}", help=f"output directory (default: results/{name})")
+                    help="seeds the DE, noise inits and random-init weights")
+    ap.add_argument("--out", default=f"results/{name}", help="output directory")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    show_defaults(ap)
     ap.set_defaults(_quick=quick, _full=full)
     return ap
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from evostyle.cli import show_defaults
 from evostyle.de import differential_evolution, scipy_differential_evolution
 
 
@@ -56,8 +57,9 @@ class Counter:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python experiments/de_functions.py", description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=10, help="seeds per problem and solver (default: 10)")
-    ap.add_argument("--out", default="results/de_functions", help="output directory (default: results/de_functions)")
+    ap.add_argument("--seeds", type=int, default=10, help="seeds per problem and solver")
+    ap.add_argument("--out", default="results/de_functions", help="output directory")
+    show_defaults(ap)
     args = ap.parse_args(argv)
     rows = []
     for name, (f, r) in PROBLEMS.items():

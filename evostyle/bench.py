@@ -2,7 +2,9 @@
 
 Throughput: for every (size, batch, precision, channels_last, compile) it times ``run_transfer`` with
 ``--steps`` and with ``--steps // 4`` steps and divides the difference by the extra image-steps, so
-target building, the first forward pass and start-up cancel out. One image-step is a forward pass
+target building, the first forward pass and start-up cancel out; the pair is repeated (``--repeats``)
+after an untimed full-length run and the median is reported. The profile (``--profile``) sums the
+GPU kernels' own durations as a cross-check of that figure. One image-step is a forward pass
 through VGG19 up to relu5_1, the backward pass to the image and an Adam update.
 
 End to end (``--e2e``): the same search (config, seed, number of evaluations) run by torch DE + the
@@ -21,6 +23,7 @@ import argparse
 import contextlib
 import csv
 import itertools
+import statistics
 import sys
 import tempfile
 import time
@@ -70,8 +73,14 @@ def _time(model, content, targets, cfg, device) -> tuple[float, list[str]]:
 
 
 def throughput(size: int, batch: int, precision: str, channels_last: bool, compile_: bool, steps: int,
-               device, weights: str = "random", autotune: bool = False) -> dict:
-    """Measure one setting; returns a dict row (ms per image-step, image-steps/s, peak MiB per image)."""
+               device, weights: str = "random", autotune: bool = False, repeats: int = 1) -> dict:
+    """Measure one setting; returns a dict row (ms per image-step, image-steps/s, peak MiB per image).
+
+    A short run (``steps // 4`` steps: cuDNN setup, compilation) and a full-length one (so the GPU
+    has left its idle clocks) come first, untimed. Then the pair (``steps // 4``, ``steps`` steps) is
+    timed ``repeats`` times; each pair gives (t_long - t_short) / extra image-steps, and the row
+    reports their median, with every estimate in ``ms_runs`` (their spread shows the timing noise).
+    """
     model, content, targets = _setup(size, batch, device, weights)
     row = {"size": size, "batch": batch, "precision": precision, "channels_last": channels_last,
            "compile": compile_, "autotune": autotune, "ms_per_image_step": float("nan"), "image_steps_per_s": float("nan"),
@@ -82,19 +91,25 @@ def throughput(size: int, batch: int, precision: str, channels_last: bool, compi
                   history_every=10**6)
         cfg_s, cfg_l = TransferConfig(steps=short, **kw), TransferConfig(steps=steps, **kw)
         t0 = time.perf_counter()
-        _, log_w = _time(model, content, targets, cfg_s, device)  # warm-up (cuDNN autotuning, compilation)
+        _, logs = _time(model, content, targets, cfg_s, device)  # cuDNN autotuning, compilation
         row["warmup_s"] = time.perf_counter() - t0
+        logs += _time(model, content, targets, cfg_l, device)[1]  # clocks up after an idle compilation
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        t_s, log_s = _time(model, content, targets, cfg_s, device)
-        t_l, log_l = _time(model, content, targets, cfg_l, device)
-        notes = log_w + log_s + log_l + (["ran eager: torch.compile failed in this process"]
-                                 if compile_ and compile_disabled() else [])
+        pers = []
+        for _ in range(repeats):
+            t_s, log_s = _time(model, content, targets, cfg_s, device)
+            t_l, log_l = _time(model, content, targets, cfg_l, device)
+            pers.append((t_l - t_s) / ((steps - short) * batch))
+            logs += log_s + log_l
+        notes = logs + (["ran eager: torch.compile failed in this process"]
+                        if compile_ and compile_disabled() else [])
         row["note"] = "; ".join(dict.fromkeys(notes))  # e.g. the chunk was halved
     except Exception as exc:  # report, keep going (e.g. compile unsupported, out of memory)
         row["note"] = describe(exc, 60)
         return row
-    per = (t_l - t_s) / ((steps - short) * batch)
+    per = statistics.median(pers)
+    row["ms_runs"] = [p * 1e3 for p in pers]
     row["ms_per_image_step"] = per * 1e3
     row["image_steps_per_s"] = 1.0 / per
     if device.type == "cuda":
@@ -200,19 +215,41 @@ def quality(size: int, steps: int, batch: int, precision: str, device, weights: 
 
 
 def profile(size: int, batch: int, precision: str, steps: int, device, weights: str = "random",
-            rows: int = 15, compile_: bool = False) -> str:
-    """Table of the CUDA kernels' time over ``steps`` steps of one batch (torch.profiler)."""
+            rows: int = 15, compile_: bool = False) -> dict:
+    """Kernels of one ``steps``-step transfer of one batch under torch.profiler (after a warm-up run).
+
+    Returns {"table": the top ``rows`` operators and kernels by self time (text), "steps", "batch",
+    "wall_ms": the profiled run's wall time, "kernel_ms": the sum of the GPU kernels' own durations
+    (CUDA only; NaN on the CPU), "kernel_ms_per_image_step": kernel_ms / (steps * batch)}. The kernel
+    sum includes the run's fixed part (first and last forward pass), so it bounds the timed figure
+    from above, and it does not depend on wall-clock timing.
+    """
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile as _profile
     model, content, targets = _setup(size, batch, device, weights)
     cfg = TransferConfig(steps=steps, precision=precision, compile=compile_, history_every=10**6)
     run_transfer(model, content, targets, cfg, device=device)  # warm-up (compilation)
-    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    cuda = device.type == "cuda"
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     import inspect
     keep = {"acc_events": True} if "acc_events" in inspect.signature(_profile.__init__).parameters else {}
     with _profile(activities=acts, **keep) as prof:  # one cycle; acc_events only silences a warning
-        run_transfer(model, content, targets, cfg, device=device)
-    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    return prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60)
+        wall, _ = _time(model, content, targets, cfg, device)
+    kernel_ms = float("nan")
+    if cuda:
+        kernel_ms = sum(e.device_time for e in prof.events() if e.device_type == DeviceType.CUDA) / 1e3
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60)
+    return {"table": table, "size": size, "steps": steps, "batch": batch, "precision": precision,
+            "compile": bool(compile_ and not compile_disabled()), "wall_ms": wall * 1e3, "kernel_ms": kernel_ms,
+            "kernel_ms_per_image_step": kernel_ms / (steps * batch)}
+
+
+def _profile_md(p: dict) -> str:
+    return (f"Profile ({p['size']} px, batch {p['batch']}, {p['precision']}, compile {p['compile']}, "
+            f"{p['steps']} steps): wall {p['wall_ms']:.1f} ms under the profiler, GPU kernels "
+            f"{p['kernel_ms']:.1f} ms = {p['kernel_ms_per_image_step']:.4g} ms per image-step "
+            "(first and last forward pass included)")
 
 
 def _settings(args, cuda: bool) -> dict:
@@ -222,7 +259,7 @@ def _settings(args, cuda: bool) -> dict:
           "precisions": pick(args.precisions, ["fp32", "tf32", "bf16"], ["fp32"]),
           "channels_last": _SWITCH[args.channels_last or ("both" if cuda else "off")],
           "compile": _SWITCH[args.compile], "autotune": _SWITCH[args.autotune], "steps": pick(args.steps, 20, 8),
-          "budget_s": args.budget, "seed": SEED, "layers": list(LAYERS) + ["relu4_2"],
+          "repeats": pick(args.repeats, 3, 1), "budget_s": args.budget, "seed": SEED, "layers": list(LAYERS) + ["relu4_2"],
           "quality": {"size": pick(args.quality_size, 256, 32), "steps": pick(args.quality_steps, 200, 20),
                       "rows": 8},
           "e2e": {"size": pick(args.e2e_size, 256, 32), "steps": pick(args.e2e_steps, 100, 5),
@@ -240,6 +277,8 @@ def _settings(args, cuda: bool) -> dict:
         raise EvostyleError(f"batches must be >= 1, got {min(st['batches'])}")
     if st["steps"] < 2:
         raise EvostyleError(f"--steps must be >= 2 (the time of steps // 4 steps is subtracted), got {st['steps']}")
+    if st["repeats"] < 1:
+        raise EvostyleError(f"--repeats must be >= 1, got {st['repeats']}")
     if args.quality and st["quality"]["steps"] < 1:
         raise EvostyleError(f"--quality-steps must be >= 1, got {st['quality']['steps']}")
     if args.budget is not None and not args.budget > 0:
@@ -285,6 +324,8 @@ def _report_md(result: dict) -> str:
         parts.append(_quality_md(result["quality"]))
     if "e2e" in result:
         parts.append(_race_md(result["e2e"]))
+    if "profile" in result:
+        parts.append(_profile_md(result["profile"]))
     return "\n\n".join(parts) + "\n"
 
 
@@ -300,6 +341,8 @@ def main(argv=None) -> int:
     ap.add_argument("--autotune", choices=("on", "off", "both"), default="off",
                     help="cuDNN algorithm autotuning (TransferConfig.autotune; CUDA only; default off)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on CUDA, 8 on CPU)")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="timed run pairs per row, the row reports their median (default 3 on CUDA, 1 on CPU)")
     ap.add_argument("--e2e", action="store_true",
                     help="also race the search: torch DE + batched evaluator vs scipy DE + one candidate at a "
                          "time in fp32 (same config, seed and evaluations; 4 outputs per candidate)")
@@ -370,7 +413,7 @@ def main(argv=None) -> int:
             label = f"{size}px batch {batch:3d} {prec:5s} cl={int(c_l)} compile={int(c)} autotune={int(t)}"
             if not in_budget(label):
                 continue
-            r = throughput(size, batch, prec, c_l, c, steps, dev, weights, autotune=t)
+            r = throughput(size, batch, prec, c_l, c, steps, dev, weights, autotune=t, repeats=st["repeats"])
             rows.append(r)
             save()
             print(f"  {label}: {r['ms_per_image_step']:.3f} ms/image-step {r['note']}", flush=True)
@@ -387,10 +430,10 @@ def main(argv=None) -> int:
                 save()
             print("\n" + _race_md(end_to_end(*e2e_args, report=race_report)))
         if args.profile and in_budget("profile"):
-            result["profile"] = profile(sizes[0], batches[-1], precisions[-1], min(steps, 10), dev, weights,
+            result["profile"] = profile(sizes[0], batches[-1], precisions[-1], steps, dev, weights,
                                         compile_=comp[-1])
             save()
-            print(result["profile"])
+            print(result["profile"]["table"] + "\n" + _profile_md(result["profile"]))
     return 0
 
 

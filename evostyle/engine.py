@@ -76,14 +76,16 @@ class StyleEngine:
         return device_info(self.device)
 
     def run(self, mix, angles, rotation_weight, layer_weights=None, content_weights=None,
-            style_weights=None, noise_seeds=None, log=None) -> TransferResult:
+            style_weights=None, noise_seeds=None, log=None, compile: bool | None = None) -> TransferResult:
         """Build per-row targets and optimise B rows. Shapes as in ``StyleTargets.build``.
+
+        ``compile`` overrides ``cfg.compile`` for this run (None: the config's setting).
 
         If a run had to split its batch after running out of memory, the chunk size that worked is
         kept, so the next generations do not run out of memory first again.
         """
         targets = self.targets.build(mix, angles, rotation_weight)
-        cfg = self.cfg
+        cfg = self.cfg if compile is None else dataclasses.replace(self.cfg, compile=bool(compile))
         if self.chunk_cap is not None and (cfg.max_batch is None or cfg.max_batch > self.chunk_cap):
             cfg = dataclasses.replace(cfg, max_batch=self.chunk_cap)
         rows = next(iter(targets.values())).shape[0]

@@ -138,6 +138,7 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     (B, 3, H, W) -> (B,); units are intensity on [0, 1] per pixel step.
     """
     x = _hi(x)
-    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(dim=1)
-    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(dim=1)
+    dims = tuple(range(1, x.dim()))  # a mean over the strided slices needs no flattening copy
+    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=dims)
+    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=dims)
     return dx + dy

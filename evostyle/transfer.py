@@ -113,7 +113,9 @@ def _terms(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device):
         terms[f"style_{l}"] = t
         style = style + layer_w[:, i] * t
     terms["style"] = style
-    terms["tv"] = total_variation(x)
+    # with no TV weight the term is only reported: keep it out of the backward pass (its slices'
+    # gradient is image-sized work in the other memory layout, which then slows every Adam update)
+    terms["tv"] = total_variation(x if cfg.tv_weight else x.detach())
     terms["total"] = cw * terms["content"] + sw * style + cfg.tv_weight * terms["tv"]
     return terms
 
@@ -162,7 +164,11 @@ def _evaluate(fn, args, failed: torch.Tensor, last: bool):
     if last:
         return terms, None
     loss = torch.where(failed, torch.zeros_like(total), total).sum()
-    grad, = torch.autograd.grad(loss, args[1])
+    x = args[1]
+    grad, = torch.autograd.grad(loss, x)
+    if x.is_contiguous(memory_format=torch.channels_last) and not grad.is_contiguous(
+            memory_format=torch.channels_last):  # one copy here instead of mixed-layout Adam kernels
+        grad = grad.contiguous(memory_format=torch.channels_last)
     return terms, grad
 
 

@@ -11,6 +11,23 @@ def test_throughput_row_on_cpu():
     assert r["ms_per_image_step"] > 0 and r["image_steps_per_s"] > 0 and r["note"] == ""
 
 
+def test_throughput_reports_the_median_of_its_repeats(monkeypatch):
+    """Each timed pair gives one estimate; the row is their median, every estimate is kept."""
+    import torch
+    from evostyle import bench
+    lengths, clock = [], iter([9.0, 9.0] + [0.1, 0.5, 0.2, 0.8, 0.3, 0.4])
+
+    def fake_time(model, content, targets, cfg, device):
+        lengths.append(cfg.steps)
+        return next(clock), []
+    monkeypatch.setattr(bench, "_time", fake_time)
+    r = throughput(32, 2, "fp32", False, False, 8, torch.device("cpu"), repeats=3)
+    assert lengths == [2, 8] + [2, 8] * 3  # warm-up short and long, then three timed pairs
+    # pairs (t_long - t_short) / (6 extra steps * 2 rows): 0.4 / 12, 0.6 / 12, 0.1 / 12 s
+    assert r["ms_runs"] == pytest.approx([400 / 12, 600 / 12, 100 / 12])
+    assert r["ms_per_image_step"] == pytest.approx(400 / 12)
+
+
 def test_bench_cli_prints_table(tmp_path, capsys):
     assert main(["--sizes", "32", "--batches", "1", "--steps", "4", "--device", "cpu", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -49,8 +66,10 @@ def test_quality_compares_bf16_with_fp32_on_cpu():
 
 def test_profile_lists_the_convolutions():
     import torch
-    table = profile(32, 2, "fp32", 2, torch.device("cpu"))
-    assert "convolution" in table
+    p = profile(32, 2, "fp32", 2, torch.device("cpu"))
+    assert "convolution" in p["table"]
+    assert p["steps"] == 2 and p["batch"] == 2 and p["wall_ms"] > 0
+    assert p["kernel_ms"] != p["kernel_ms"]  # NaN: no GPU kernels on the CPU
 
 
 def test_end_to_end_race_runs_the_same_budget_on_both_sides():
@@ -130,6 +149,7 @@ def test_cli_race_and_quality_are_saved(tmp_path):
     (["--sizes", "0"], "sizes must be between 8 and 8192 px, got 0"),
     (["--batches", "-1"], "batches must be >= 1, got -1"),
     (["--steps", "0"], "--steps must be >= 2"),  # 0 once meant "the default"
+    (["--repeats", "0"], "--repeats must be >= 1"),
     (["--steps", "1"], "--steps must be >= 2"),  # once a division by zero
     (["--quality", "--quality-size", "4"], "sizes must be between 8 and 8192 px, got 4"),
     (["--quality", "--quality-steps", "0"], "--quality-steps must be >= 1"),

@@ -128,7 +128,8 @@ def race_configs(size: int, steps: int, popsize: int, maxiter: int, outputs: int
             "device": device, "weights": weights, "seed": SEED, "search": ["angles", "mix"]}
     batched = {c: make_config({**base, "optimizer": "torch-de", "compile": bool(c)}) for c in compile_modes}
     configs = {"torch-de batched": batched[False]} if False in batched else {}
-    configs[REFERENCE] = make_config({**base, "optimizer": "scipy-de", "precision": "fp32", "max_batch": outputs})
+    configs[REFERENCE] = make_config({**base, "optimizer": "scipy-de", "precision": "fp32", "max_batch": outputs,
+                                      "compile": False})
     if True in batched:
         configs["torch-de batched compiled"] = batched[True]
     return configs

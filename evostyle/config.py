@@ -36,6 +36,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 OPTIMIZERS = ("torch-de", "scipy-de")
+COMPILE_AUTO_MIN_WORK = 100_000
+"""``compile = "auto"`` compiles a search on CUDA from this many planned image-steps on, counted in
+256 x 256 px images: (maxiter + 1) * popsize * outputs * steps * H * W / 256**2. Measured on an H100
+(docs/performance.md): compiling costs about 15-20 s once per search and saves about 0.17 ms per
+256 px image-step (0.27 instead of 0.44 ms), so it pays from about 100 000 image-steps on."""
 
 
 @dataclass
@@ -77,7 +82,10 @@ class SearchConfig:
     init_noise: float = TransferConfig.init_noise
     max_batch: Any = TransferConfig.max_batch
     precision: str = TransferConfig.precision
-    compile: bool = TransferConfig.compile
+    compile: Any = "auto"
+    """true, false or "auto": compile on CUDA when the search is long enough to pay for it (see
+    COMPILE_AUTO_MIN_WORK and :func:`compile_choice`); never on the CPU, where it costs a minute and
+    saves little."""
     # scoring
     diversity_metric: str = "pixel"
     diversity_weight: float = 1.0
@@ -102,7 +110,6 @@ _STR_KEYS = {"content", "optimizer", "strategy", "init", "boundary", "rotation_m
              "content_layer", "inner_optimizer", "image_init", "precision", "diversity_metric", "device",
              "weights", "pool"}
 _LIST_STR_KEYS = {"style", "search", "style_layers"}
-_BOOL_KEYS = {"compile"}
 
 
 def _check_type(key: str, value):
@@ -122,9 +129,9 @@ def _check_type(key: str, value):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise EvostyleError(f"{where} must be a list of strings, got {value!r}")
-    elif key in _BOOL_KEYS:
-        if not isinstance(value, bool):
-            raise EvostyleError(f"{where} must be true or false, got {value!r}")
+    elif key == "compile":
+        if not isinstance(value, bool) and value != "auto":
+            raise EvostyleError(f'{where} must be true, false or "auto", got {value!r}')
     elif key in ("bounds", "fixed"):
         if not isinstance(value, dict):
             raise EvostyleError(f"{where} must be a table, got {value!r}")
@@ -140,6 +147,21 @@ def _check_type(key: str, value):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise EvostyleError(f"{where} must be a number, got {value!r}")
     return value
+
+
+def compile_choice(cfg: SearchConfig, device, hw: tuple[int, int]) -> tuple[bool, str]:
+    """Whether the search compiles its inner step, and why (a sentence for the run record).
+
+    ``device`` is the search's torch.device, ``hw`` the outputs' (height, width) in px.
+    """
+    if isinstance(cfg.compile, bool):
+        return cfg.compile, f"compile = {str(cfg.compile).lower()} in the config"
+    if device.type != "cuda":
+        return False, "auto: not on CUDA"
+    work = (cfg.maxiter + 1) * cfg.popsize * cfg.outputs * cfg.steps * hw[0] * hw[1] / 256**2
+    use = work >= COMPILE_AUTO_MIN_WORK
+    return use, (f"auto: {work:,.0f} planned 256 px image-steps, {'at least' if use else 'under'} "
+                 f"{COMPILE_AUTO_MIN_WORK:,}")
 
 
 def load_toml(path: str | Path) -> dict:

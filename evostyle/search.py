@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as _dt
 import math
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .cli import show_defaults
-from .config import OPTIMIZERS, SearchConfig, load_toml, make_config
+from .config import OPTIMIZERS, SearchConfig, compile_choice, load_toml, make_config
 from .errors import EXIT_INTERRUPTED, EvostyleError, cli_errors, describe, warnings_to_stderr
 from .runlog import RunLog, atomic_write_json, environment, prepare_out_dir, read_json
 
@@ -67,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--max-batch", type=int,
       help="most transfer rows per forward pass (none: a whole generation; halved on out of memory)")
     a("--precision", help=alt(PRECISIONS))
-    a("--compile", action="store_const", const=True,
-      help="torch.compile the inner step (fuses the elementwise work; compiles once per batch shape)")
+    a("--compile", nargs="?", const="on", choices=("auto", "on", "off"),
+      help="torch.compile the inner step (fuses the elementwise work; compiles once per batch shape); "
+           "auto: on CUDA for searches long enough to repay the compilation; a bare --compile means on")
     a("--seed", type=int, help="seeds the DE, the noise inits and the random-init weights")
     a("--device", help="auto | cpu | cuda | cuda:N")
     a("--weights", help="auto | imagenet | random | path to a VGG19 state dict")
@@ -105,6 +107,8 @@ def _pairs(items, what):
 def config_from_args(args) -> SearchConfig:
     file_values = load_toml(args.config) if args.config else {}
     over = {key: getattr(args, key) for key in _FLAG_KEYS}
+    if over["compile"] is not None:  # --compile auto | on | off (a bare --compile: on)
+        over["compile"] = {"on": True, "off": False}.get(over["compile"], over["compile"])
     fixed, bounds = _pairs(args.fix, "fix"), _pairs(args.bounds, "bounds")
     if fixed:
         over["fixed"] = {**file_values.get("fixed", {}), **fixed}
@@ -232,11 +236,14 @@ def _build(cfg: SearchConfig):
                           measure=cfg.measure, content_weight=cfg.content_weight, style_weight=cfg.style_weight,
                           tv_weight=cfg.tv_weight, steps=cfg.steps, optimizer=cfg.inner_optimizer, lr=cfg.lr,
                           init=cfg.image_init, init_noise=cfg.init_noise, max_batch=cfg.max_batch,
-                          precision=cfg.precision, compile=cfg.compile)
+                          precision=cfg.precision)
     with warnings_to_stderr():
         engine = StyleEngine(content, styles, tcfg, size=cfg.size, rotation_mode=cfg.rotation_mode,
                              shuffle=cfg.shuffle, weights=cfg.weights, seed=cfg.seed, pool=cfg.pool,
                              device=cfg.device)
+    use, why = compile_choice(cfg, engine.device, tuple(engine.content.shape[-2:]))
+    engine.cfg = dataclasses.replace(tcfg, compile=use)
+    engine.compile_reason = why
     if cfg.rotation_mode == "dfr":
         for p in space.params:
             if p.group == "angles" and p.value is not None and abs(p.value / 90 - round(p.value / 90)) > 1e-9:
@@ -283,7 +290,8 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
         cached = []
         record = {"config": cfg.to_dict(), "space": space.describe(), "weights": engine.weights_info,
                   "environment": environment(engine.device), "seed": cfg.seed,
-                  "image_size": list(engine.content.shape[-2:]), "columns": ev.columns}
+                  "image_size": list(engine.content.shape[-2:]), "columns": ev.columns,
+                  "compile": {"used": engine.cfg.compile, "why": engine.compile_reason}}
         log.create(record)
         save_image(engine.content, out / "content.png")
         for i, s in enumerate(engine.styles):

@@ -74,7 +74,7 @@ CASES = [
     ("unwritable out", ["--out", "{d}/afile/run"], "cannot write to output directory"),
     ("unknown config key", ["--config", "{d}/unknown.toml"], "unknown config key 'colour'"),
     ("wrong config type", ["--config", "{d}/types.toml"], "config key 'popsize' must be an integer"),
-    ("wrong config bool", ["--config", "{d}/bool.toml"], "config key 'compile' must be true or false"),
+    ("wrong config bool", ["--config", "{d}/bool.toml"], "config key 'compile' must be true, false or \"auto\""),
     ("broken toml", ["--config", "{d}/broken.toml"], "is not valid TOML"),
     ("weights not VGG19", ["--weights", "{d}/notvgg.pt"], "is not a VGG19 state dict"),
     ("missing resume state", ["--resume", "{d}/emptyrun"], "is missing"),

@@ -83,6 +83,15 @@ def test_end_to_end_race_runs_the_same_budget_on_both_sides():
     assert fast["steady_speedup"] == ref["later_generations_s"] / fast["later_generations_s"]
 
 
+def test_race_sides_fix_their_compile_setting():
+    """Each side says whether it compiles, so a search's ``compile = "auto"`` never decides it: the
+    reference stays eager fp32 one candidate at a time however long the race."""
+    from evostyle.bench import REFERENCE, race_configs
+    c = race_configs(256, 1000, 20, 30, 4, "cpu", "random", (False, True))
+    assert [c[k].compile for k in ("torch-de batched", REFERENCE, "torch-de batched compiled")] == [False, False, True]
+    assert c[REFERENCE].precision == "fp32" and c[REFERENCE].max_batch == 4
+
+
 def test_race_compiled_and_eager_share_one_reference(monkeypatch):
     """``--e2e-compile both``: two batched sides and one reference run; the compiled side starts cold."""
     import torch

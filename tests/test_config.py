@@ -55,3 +55,33 @@ def test_toml_image_paths_are_taken_beside_the_file(tmp_path):
     assert data["style"] == [str(d / "s.jpg"), "elsewhere.jpg", "sample:great_wave.jpg"]  # only what exists there
     (d / "one.toml").write_text('style = "s.jpg"\n')  # a single style may be a plain string
     assert load_toml(d / "one.toml")["style"] == str(d / "s.jpg")
+
+
+def test_compile_auto_compiles_long_searches_on_cuda_only():
+    """``compile = "auto"`` weighs the planned work against the compilation's cost; true and false
+    are taken as given."""
+    import torch
+    from evostyle.config import COMPILE_AUTO_MIN_WORK, compile_choice
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    race = make_config({"popsize": 8, "maxiter": 5, "outputs": 4, "steps": 200})  # 38 400 image-steps
+    assert race.compile == "auto"
+    assert compile_choice(race, cuda, (256, 256)) == (False, "auto: 38,400 planned 256 px image-steps, under 100,000")
+    long_ = make_config({"popsize": 16, "maxiter": 20, "outputs": 4, "steps": 300})  # 403 200 image-steps
+    use, why = compile_choice(long_, cuda, (256, 256))
+    assert use and "at least 100,000" in why
+    assert compile_choice(long_, cuda, (64, 64))[0] is False  # 1/16 of the pixels: 25 200 image-steps
+    assert compile_choice(long_, cpu, (256, 256)) == (False, "auto: not on CUDA")
+    assert compile_choice(make_config({"compile": True}), cpu, (64, 64)) == (True, "compile = true in the config")
+    assert compile_choice(make_config({"compile": False}), cuda, (4096, 4096))[0] is False
+    edge = make_config({"popsize": 10, "maxiter": 0, "outputs": 1, "steps": COMPILE_AUTO_MIN_WORK // 10})
+    assert compile_choice(edge, cuda, (256, 256))[0] is True  # exactly the threshold compiles
+
+
+def test_compile_flag_values():
+    from evostyle.search import build_parser, config_from_args
+    cfg = lambda *a: config_from_args(build_parser().parse_args(list(a)))  # noqa: E731
+    assert cfg().compile == "auto"
+    assert cfg("--compile").compile is True  # a bare flag, as before
+    assert cfg("--compile", "on").compile is True
+    assert cfg("--compile", "off").compile is False
+    assert cfg("--compile", "auto").compile == "auto"

@@ -77,6 +77,7 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["weights"]["used"] == "random" and cfg["seed"] == 1 and "torch" in cfg["environment"]
     assert cfg["config"]["popsize"] == 5
+    assert cfg["compile"] == {"used": False, "why": "auto: not on CUDA"}
     assert json.loads((out / "state.json").read_text())["status"] == "finished"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best"]["fitness"] == pytest.approx(df.fitness.min())
@@ -175,5 +176,5 @@ def test_help_shows_the_effective_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     d = SearchConfig()
     assert f"per candidate (default: {d.steps})" in text and f"(default: {d.optimizer})" in text
-    assert f"(default: {' '.join(d.style)})" in text and "(default: off)" in text
+    assert f"(default: {' '.join(d.style)})" in text and "means on (default: auto)" in text
     assert "(default: None)" not in text

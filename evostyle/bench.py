@@ -179,7 +179,8 @@ def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, 
             with open(run_dir / "generations.csv", newline="") as fh:
                 gens = list(csv.DictReader(fh))
             out[name] = {"seconds": wall, "later_generations_s": sum(float(g["eval_seconds"]) for g in gens[1:]),
-                         "best_fitness": summ["best"]["fitness"], "evaluations": summ["optimizer"]["nfev_points"]}
+                         "best_fitness": summ["best"]["fitness"], "evaluations": summ["optimizer"]["nfev_points"],
+                         "seconds_by_phase": summ["seconds_by_phase"]}
             if cfg.compile and compile_disabled():
                 out[name]["note"] = "ran eager: torch.compile failed (see the log on stderr)"
             ref = out.get(REFERENCE)
@@ -299,7 +300,7 @@ def _check_weights(spec: str) -> str:
 ROW_COLUMNS = ["size", "batch", "precision", "channels_last", "compile", "autotune", "ms_per_image_step",
                "image_steps_per_s", "peak_mib_per_image", "note"]
 RACE_COLUMNS = ["side", "seconds", "later_generations_s", "speedup", "steady_speedup", "evaluations", "best_fitness",
-                "note"]
+                "targets / transfer / scoring / logging s", "note"]
 
 
 def _quality_md(q: dict) -> str:
@@ -312,8 +313,11 @@ def _quality_md(q: dict) -> str:
 
 def _race_md(e2e: dict) -> str:
     """The search race as a heading line and a table (one row per side)."""
-    return ("Search race (same config, seed and evaluations):\n\n"
-            + markdown_table([{"side": k, **v} for k, v in e2e.items()], RACE_COLUMNS))
+    split = "targets / transfer / scoring / logging s"
+    rows = [{"side": k, **v, split: " / ".join(f"{v['seconds_by_phase'][p]:.3g}" for p in
+                                                ("targets", "transfer", "scoring", "logging"))}
+            for k, v in e2e.items()]
+    return "Search race (same config, seed and evaluations):\n\n" + markdown_table(rows, RACE_COLUMNS)
 
 
 def _report_md(result: dict) -> str:

@@ -79,14 +79,24 @@ class StyleEngine:
 
     def run(self, mix, angles, rotation_weight, layer_weights=None, content_weights=None,
             style_weights=None, noise_seeds=None, log=None, compile: bool | None = None) -> TransferResult:
-        """Build per-row targets and optimise B rows. Shapes as in ``StyleTargets.build``.
+        """Build per-row targets and optimise B rows: :meth:`build_targets` then :meth:`optimise`.
+        Shapes as in ``StyleTargets.build``."""
+        return self.optimise(self.build_targets(mix, angles, rotation_weight), layer_weights, content_weights,
+                             style_weights, noise_seeds, log, compile)
+
+    def build_targets(self, mix, angles, rotation_weight) -> dict[str, torch.Tensor]:
+        """Per-row style targets {layer: (B, ...)} on the device; see ``StyleTargets.build``."""
+        return self.targets.build(mix, angles, rotation_weight)
+
+    def optimise(self, targets, layer_weights=None, content_weights=None, style_weights=None, noise_seeds=None,
+                 log=None, compile: bool | None = None) -> TransferResult:
+        """Optimise B rows towards ``targets`` (from :meth:`build_targets`).
 
         ``compile`` overrides ``cfg.compile`` for this run (None: the config's setting).
 
         If a run had to split its batch after running out of memory, the chunk size that worked is
         kept, so the next generations do not run out of memory first again.
         """
-        targets = self.targets.build(mix, angles, rotation_weight)
         cfg = self.cfg if compile is None else dataclasses.replace(self.cfg, compile=bool(compile))
         if self.chunk_cap is not None and (cfg.max_batch is None or cfg.max_batch > self.chunk_cap):
             cfg = dataclasses.replace(cfg, max_batch=self.chunk_cap)

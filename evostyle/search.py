@@ -139,6 +139,9 @@ class SearchObjective:
         self.stop_requested = False
         self.progress = progress
         self.replayed = 0
+        # wall seconds of the generations evaluated in this process, by part (see Evaluation.phases;
+        # "logging" is writing the CSV rows, images and state after each)
+        self.phase_seconds = {"targets": 0.0, "transfer": 0.0, "scoring": 0.0, "logging": 0.0}
 
     def _track(self, rows) -> bool:
         improved = False
@@ -179,6 +182,7 @@ class SearchObjective:
     def _evaluate(self, g: int, unit: torch.Tensor) -> torch.Tensor:
         from .images import save_image
         ev = self.ev.evaluate(unit)
+        t_log = time.perf_counter()
         p = unit.shape[0]
         per = ev.seconds / p
         rows = []
@@ -208,6 +212,9 @@ class SearchObjective:
                    "elapsed": time.perf_counter() - self.t0, "eval_seconds": ev.seconds,
                    "chunk_size": ev.chunk_size}
         self.log.append_generation(rows, gen_row)
+        for part, sec in ev.phases.items():
+            self.phase_seconds[part] += sec
+        self.phase_seconds["logging"] += time.perf_counter() - t_log
         for m in ev.log:  # out-of-memory retries, a torch.compile fallback
             print(f"note: generation {g}: {m}", file=sys.stderr)
         return ev.fitness
@@ -350,6 +357,7 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
                    "optimizer": {"name": cfg.optimizer, "message": str(res.message), "nit": int(res.nit),
                                  "nfev_points": obj.nfev, "success": bool(res.success)},
                    "seconds": time.perf_counter() - t0, "replayed_generations": obj.replayed,
+                   "seconds_by_phase": obj.phase_seconds,
                    "weights": engine.weights_info["used"], "device": str(engine.device), "out": str(out)}
         atomic_write_json(out / "summary.json", summary)
     log.write_state(status="finished")

@@ -80,6 +80,7 @@ def test_end_to_end_race_runs_the_same_budget_on_both_sides():
     assert fast["evaluations"] == ref["evaluations"] == 10
     assert fast["speedup"] == ref["seconds"] / fast["seconds"]
     assert 0 < fast["later_generations_s"] < fast["seconds"] and 0 < ref["later_generations_s"] < ref["seconds"]
+    assert set(fast["seconds_by_phase"]) == {"targets", "transfer", "scoring", "logging"}
     assert fast["steady_speedup"] == ref["later_generations_s"] / fast["later_generations_s"]
 
 
@@ -151,6 +152,7 @@ def test_cli_race_and_quality_are_saved(tmp_path):
     md = (tmp_path / "bench.md").read_text()  # the race as a table beside the throughput rows
     assert "| side | seconds | later_generations_s | speedup | steady_speedup |" in md
     assert f"| {REFERENCE} |" in md and "| torch-de batched |" in md
+    assert "| targets / transfer / scoring / logging s |" in md  # where each side's time went
     assert "| term | fp32_mean | bf16_mean | rel_diff_max | rel_diff_mean |" in md and "| style |" in md
 
 

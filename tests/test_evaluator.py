@@ -1,5 +1,6 @@
 """The evaluator's expansion of candidates into transfer rows, for one, two and three styles."""
 
+import pytest
 import torch
 
 from evostyle.engine import StyleEngine
@@ -41,3 +42,5 @@ def test_three_style_population_scores_every_candidate(model, content64, style64
     e = ev.evaluate(unit)
     assert e.fitness.shape == (3,) and torch.isfinite(e.fitness).all()
     assert e.images.shape[:2] == (3, 2) and set(e.row(0)) >= {"param_mix_2", "loss_score", "fitness"}
+    assert set(e.phases) == {"targets", "transfer", "scoring"} and min(e.phases.values()) > 0
+    assert sum(e.phases.values()) == pytest.approx(e.seconds)  # the parts cover the evaluation

@@ -82,6 +82,9 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best"]["fitness"] == pytest.approx(df.fitness.min())
     assert summary["best"]["searched"] == ["angle_0", "angle_1", "mix"]
+    split = summary["seconds_by_phase"]
+    assert set(split) == {"targets", "transfer", "scoring", "logging"} and min(split.values()) > 0
+    assert split["transfer"] > split["targets"] and sum(split.values()) < summary["seconds"]
     assert sorted(p.name for p in (out / "best").glob("*.png")) == ["output_0.png", "output_1.png"]
     cands, gens2 = load_run(out)
     assert len(cands) == 15 and len(gens2) == 3

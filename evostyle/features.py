@@ -193,13 +193,23 @@ class VGGFeatures(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, layers=None) -> dict[str, torch.Tensor]:
+        """(B, 3, H, W) in [0, 1] -> {tap: features}; ``layers`` (a subset of the taps) returns only
+        those and stops after the deepest of them."""
+        if layers is None:
+            tap_at = self._tap_at
+        else:
+            unknown_taps = [l for l in layers if l not in self.layers]
+            if unknown_taps:
+                raise unknown("tap of this extractor", unknown_taps[0], self.layers)
+            tap_at = {LAYER_INDEX[l]: l for l in layers}
+        last = max(tap_at)
         x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         out = {}
-        for i, mod in enumerate(self.body):
+        for i, mod in enumerate(self.body[:last + 1]):
             x = mod(x)
-            if i in self._tap_at:
-                out[self._tap_at[i]] = x
+            if i in tap_at:
+                out[tap_at[i]] = x
         return out
 
     def train(self, mode: bool = True):  # always frozen

@@ -75,7 +75,8 @@ def feature_diversity(model, images: torch.Tensor, layer: str, batch: int = 16) 
     p, k = images.shape[:2]
     flat = images.flatten(0, 1)
     dev = next(model.parameters()).device
-    feats = torch.cat([model(flat[i:i + batch].to(dev))[layer].float() for i in range(0, len(flat), batch)])
+    feats = torch.cat([model(flat[i:i + batch].to(dev), (layer,))[layer].float()  # no deeper layers run
+                       for i in range(0, len(flat), batch)])
     return pairwise_feature(feats.view(p, k, *feats.shape[1:])).cpu()
 
 

@@ -28,6 +28,23 @@ def test_truncated_to_deepest_layer_and_frozen():
     assert set(out) == {"relu2_1"} and out["relu2_1"].shape == (2, 128, 16, 16)
 
 
+def test_forward_can_stop_at_a_shallower_tap(monkeypatch):
+    """``layers`` picks taps and runs no module past the deepest of them (scoring needs relu3_1 only)."""
+    import pytest
+    from evostyle.errors import EvostyleError
+    m = VGGFeatures(("relu1_1", "relu3_1", "relu5_1"), weights="random")
+    x = torch.rand(2, 3, 32, 32)
+    full = m(x)
+    ran = []
+    for i, mod in enumerate(m.body):
+        mod.register_forward_hook(lambda mod, inp, out, i=i: ran.append(i))
+    part = m(x, ("relu3_1",))
+    assert set(part) == {"relu3_1"} and torch.equal(part["relu3_1"], full["relu3_1"])
+    assert max(ran) == LAYER_INDEX["relu3_1"]
+    with pytest.raises(EvostyleError, match="unknown tap of this extractor 'relu2_1'"):
+        m(x, ("relu2_1",))
+
+
 def test_matches_torchvision_with_same_weights(tmp_path):
     tv = vgg19(weights=None)
     path = tmp_path / "vgg.pt"

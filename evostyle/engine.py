@@ -61,8 +61,6 @@ class StyleEngine:
         self.rotation_mode, self.shuffle, self.seed = rotation_mode, shuffle, seed
         # rows per chunk that fit in memory, learned from an out-of-memory retry; later runs start there
         self.chunk_cap: int | None = None
-        # why cfg.compile is what it is (a search's "auto" choice replaces cfg and says why here)
-        self.compile_reason = f"compile = {str(bool(cfg.compile)).lower()} in the transfer config"
 
     @staticmethod
     def _load(img, size):

@@ -224,6 +224,11 @@ GEN_COLUMNS = ["generation", "best_fitness", "gen_best", "gen_mean", "gen_std", 
                "eval_seconds", "chunk_size"]
 
 
+def _hw(engine) -> tuple[int, int]:
+    """The outputs' (height, width) in px."""
+    return tuple(engine.content.shape[-2:])
+
+
 def _build(cfg: SearchConfig):
     """Load images and network, build the space and evaluator (all input errors surface here)."""
     from .engine import StyleEngine
@@ -248,9 +253,7 @@ def _build(cfg: SearchConfig):
         engine = StyleEngine(content, styles, tcfg, size=cfg.size, rotation_mode=cfg.rotation_mode,
                              shuffle=cfg.shuffle, weights=cfg.weights, seed=cfg.seed, pool=cfg.pool,
                              device=cfg.device)
-    use, why = compile_choice(cfg, engine.device, tuple(engine.content.shape[-2:]))
-    engine.cfg = dataclasses.replace(tcfg, compile=use)
-    engine.compile_reason = why
+    engine.cfg = dataclasses.replace(tcfg, compile=compile_choice(cfg, engine.device, _hw(engine))[0])
     if cfg.rotation_mode == "dfr":
         for p in space.params:
             if p.group == "angles" and p.value is not None and abs(p.value / 90 - round(p.value / 90)) > 1e-9:
@@ -295,10 +298,11 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
             for sub in ("best", "images"):
                 shutil.rmtree(out / sub, ignore_errors=True)
         cached = []
+        used, why = compile_choice(cfg, engine.device, _hw(engine))  # as _build applied it
         record = {"config": cfg.to_dict(), "space": space.describe(), "weights": engine.weights_info,
                   "environment": environment(engine.device), "seed": cfg.seed,
-                  "image_size": list(engine.content.shape[-2:]), "columns": ev.columns,
-                  "compile": {"used": engine.cfg.compile, "why": engine.compile_reason}}
+                  "image_size": list(_hw(engine)), "columns": ev.columns,
+                  "compile": {"used": used, "why": why}}
         log.create(record)
         save_image(engine.content, out / "content.png")
         for i, s in enumerate(engine.styles):

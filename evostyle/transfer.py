@@ -145,8 +145,8 @@ def _compiled_terms():
     """``torch.compile(_terms)``, built once per process; plain ``_terms`` once compilation has failed."""
     global _COMPILED
     if _COMPILED is None:
-        # static shapes: a search has one batch shape (P*K rows) plus the K-row baseline, and kernels
-        # specialised to a shape are the fast ones; each new shape compiles once
+        # static shapes: a search has one batch shape (P*K rows; its K-row baseline runs eager), and
+        # kernels specialised to a shape are the fast ones; each new shape compiles once
         _COMPILED = torch.compile(_terms, dynamic=False)
     return _COMPILED
 
@@ -352,7 +352,7 @@ def run_transfer(model, content: torch.Tensor, targets: dict[str, torch.Tensor],
     parts, start = [], 0
     with _cudnn_benchmark(device.type == "cuda" and bool(cfg.autotune)), prec.matmul_mode():
         with torch.no_grad(), prec.autocast(device):
-            content_feat = model(content[None])[cfg.content_layer].to(prec.dtype)
+            content_feat = model(content[None], (cfg.content_layer,))[cfg.content_layer].to(prec.dtype)
         while start < b:
             stop = min(b, start + chunk)
             sl = slice(start, stop)

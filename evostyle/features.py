@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .conv_relu import conv3x3_relu, fusion_enabled
 from .errors import EvostyleError, unknown
 
 _CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
@@ -62,6 +63,15 @@ def check_layers(layers) -> list[str]:
         if name not in LAYER_INDEX:
             raise unknown("layer", name, LAYER_NAMES)
     return layers
+
+
+def _autocast_half(x: torch.Tensor) -> torch.dtype | None:
+    """The half dtype autocast runs convolutions in on x's device, or None (autocast off)."""
+    kind = x.device.type
+    if torch.is_autocast_enabled(kind):
+        dtype = torch.get_autocast_dtype(kind)
+        return dtype if dtype in (torch.bfloat16, torch.float16) else None
+    return None
 
 
 def _build(n_modules: int, pool: str) -> nn.Sequential:
@@ -205,11 +215,19 @@ class VGGFeatures(nn.Module):
             tap_at = {LAYER_INDEX[l]: l for l in layers}
         last = max(tap_at)
         x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
-        out = {}
-        for i, mod in enumerate(self.body[:last + 1]):
-            x = mod(x)
+        half = _autocast_half(x) if fusion_enabled() else None
+        out, i = {}, 0
+        while i <= last:
+            mod = self.body[i]
+            if half is not None and isinstance(mod, nn.Conv2d) and i < last and i not in tap_at:
+                # the conv and the ReLU after it (every VGG conv has one) as one cuDNN kernel
+                x = conv3x3_relu(x.to(half), mod.weight.to(half), mod.bias.to(half))
+                i += 1
+            else:
+                x = mod(x)
             if i in tap_at:
                 out[tap_at[i]] = x
+            i += 1
         return out
 
     def train(self, mode: bool = True):  # always frozen

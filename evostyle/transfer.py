@@ -52,7 +52,8 @@ class TransferConfig:
     compile: bool = False
     """Run the forward pass and losses through ``torch.compile`` (fuses the elementwise work around the
     convolutions; costs a compilation per new batch shape; falls back to eager with a log message if
-    compilation fails)."""
+    compilation fails). With Adam, the update (sanitised gradient, Adam, clamp) is compiled too, into
+    one kernel instead of about eleven passes over the images."""
 
     def validate(self) -> "TransferConfig":
         from .features import check_layers
@@ -122,18 +123,26 @@ def _terms(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device):
 
 _COMPILED = None
 """``torch.compile(_terms)`` once built; ``_terms`` itself after a compilation failed in this process."""
+_COMPILED_UPDATE = None
+"""``torch.compile(_adam_clamp)`` once built; ``_adam_clamp`` itself after a compilation failed."""
 
 
 def _disable_compile():
     """After a failed compilation, later transfers in this process run eager without trying again."""
-    global _COMPILED
-    _COMPILED = _terms
+    global _COMPILED, _COMPILED_UPDATE
+    _COMPILED, _COMPILED_UPDATE = _terms, _adam_clamp
+
+
+def _compile_failed(exc: BaseException, note):
+    """Log a failed compilation and run eager from here on (this process)."""
+    _disable_compile()
+    note(f"torch.compile failed ({describe(exc)}); running eager from here on")
 
 
 def reset_compile():
     """Forget the compiled step (and any earlier failure): the next compiled transfer compiles anew."""
-    global _COMPILED
-    _COMPILED = None
+    global _COMPILED, _COMPILED_UPDATE
+    _COMPILED = _COMPILED_UPDATE = None
 
 
 def compile_disabled() -> bool:
@@ -149,6 +158,15 @@ def _compiled_terms():
         # kernels specialised to a shape are the fast ones; each new shape compiles once
         _COMPILED = torch.compile(_terms, dynamic=False)
     return _COMPILED
+
+
+def _compiled_update():
+    """``torch.compile(_adam_clamp)``, built once per process; plain ``_adam_clamp`` once compilation
+    has failed."""
+    global _COMPILED_UPDATE
+    if _COMPILED_UPDATE is None:
+        _COMPILED_UPDATE = torch.compile(_adam_clamp, dynamic=False)
+    return _COMPILED_UPDATE
 
 
 def _evaluate(fn, args, failed: torch.Tensor, last: bool):
@@ -187,25 +205,48 @@ def _init_images(content: torch.Tensor, n: int, cfg: TransferConfig, noise_seeds
     return torch.stack(rows)[:n]
 
 
+def _sanitise(grad: torch.Tensor, failed: torch.Tensor) -> torch.Tensor:
+    """The gradient (B, 3, H, W) with NaN/inf replaced by finite values and failed rows (B,) zeroed."""
+    return torch.where(failed.view(-1, 1, 1, 1), torch.zeros_like(grad), torch.nan_to_num(grad))
+
+
+def _adam_clamp(x, m, v, grad, failed, step_size, bc2_sqrt, b1: float, b2: float, eps: float):
+    """In place: one Adam step of the images x on the sanitised gradient, then x clamped to [0, 1].
+
+    x, m, v, grad: (B, 3, H, W); failed: (B,) bool; step_size = lr / (1 - b1^t) and bc2_sqrt =
+    sqrt(1 - b2^t) are 0-d tensors, so that one compiled version (one fused kernel) serves every step.
+    """
+    g = _sanitise(grad, failed)
+    m.lerp_(g, 1 - b1)
+    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+    x.sub_(step_size * m / (v.sqrt() / bc2_sqrt + eps))
+    x.clamp_(0.0, 1.0)
+
+
 class _Adam:
-    """Adam (Kingma & Ba 2015) on one tensor, same arithmetic as ``torch.optim.Adam`` (elementwise,
-    so rows stay independent); kept here to avoid torch.optim's import-time cost."""
+    """Adam (Kingma & Ba 2015) on one tensor, the arithmetic of ``torch.optim.Adam`` to rounding
+    (elementwise, so rows stay independent); kept here to avoid torch.optim's import-time cost and to
+    fuse the update into one kernel when compiled."""
 
     def __init__(self, x: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
         self.x, self.lr, self.b1, self.b2, self.eps = x, lr, betas[0], betas[1], eps
         self.m = torch.zeros_like(x)
         self.v = torch.zeros_like(x)
         self.t = 0
+        self._scalars = None
 
     @torch.no_grad()
-    def step(self, grad: torch.Tensor):
+    def step(self, grad: torch.Tensor, failed: torch.Tensor, fn=_adam_clamp):
+        """Sanitise the gradient, step and clamp the images to [0, 1], through ``fn`` (``_adam_clamp``
+        or its compiled version)."""
         self.t += 1
-        self.m.lerp_(grad, 1 - self.b1)
-        self.v.mul_(self.b2).addcmul_(grad, grad, value=1 - self.b2)
-        bc1 = 1 - self.b1 ** self.t
-        bc2 = 1 - self.b2 ** self.t
-        denom = (self.v.sqrt() / bc2 ** 0.5).add_(self.eps)
-        self.x.addcdiv_(self.m, denom, value=-self.lr / bc1)
+        if self._scalars is None:
+            self._scalars = (self.x.new_zeros(()), self.x.new_zeros(()))
+        step_size, bc2_sqrt = self._scalars
+        step_size.fill_(self.lr / (1 - self.b1 ** self.t))
+        bc2_sqrt.fill_((1 - self.b2 ** self.t) ** 0.5)
+        fn(self.x, self.m, self.v, grad, failed, step_size, bc2_sqrt, self.b1, self.b2, self.eps)
+
 
 
 class _BatchedLBFGS:
@@ -258,6 +299,7 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
     opt = _Adam(x, cfg.lr) if cfg.optimizer == "adam" else _BatchedLBFGS(x, cfg.lr)
+    update = None if cfg.optimizer != "adam" else _compiled_update() if cfg.compile else _adam_clamp
     failed = torch.zeros(n, dtype=torch.bool, device=device)
     targets = {l: t.to(prec.dtype) for l, t in targets.items()}
     history, initial = [], None
@@ -271,9 +313,8 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
         except Exception as exc:  # compilation failed (no compiler, unsupported op...): go on eager
             if fn is _terms or _is_oom(exc):
                 raise
-            _disable_compile()
-            note(f"torch.compile failed ({describe(exc)}); running eager from here on")
-            terms_fn = _terms
+            _compile_failed(exc, note)
+            terms_fn, update = _terms, (None if update is None else _adam_clamp)
             terms, grad = _evaluate(_terms, args, failed, last)
         total = terms["total"]
         if initial is None:
@@ -282,8 +323,18 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
             history.append((step, total.detach().float().cpu()))
         if last:
             break
-        grad = torch.where(failed.view(-1, 1, 1, 1), torch.zeros_like(grad), torch.nan_to_num(grad))
-        opt.step(grad)
+        if update is not None:  # Adam; compiled, the sanitising, the step and the clamp are one kernel
+            try:
+                opt.step(grad, failed, update)
+            except Exception as exc:  # compiling the update failed
+                if update is _adam_clamp or _is_oom(exc):
+                    raise
+                _compile_failed(exc, note)
+                terms_fn, update = _terms, _adam_clamp
+                opt.t -= 1  # the failed call changed nothing
+                opt.step(grad, failed, update)
+            continue
+        opt.step(_sanitise(grad, failed))  # L-BFGS
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
     final = {k: v.detach().float().cpu() for k, v in terms.items()}

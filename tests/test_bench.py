@@ -110,7 +110,8 @@ def test_race_compiled_and_eager_share_one_reference(monkeypatch):
                          report=lambda sides: seen.append(list(sides)))
     assert list(e) == ["torch-de batched", bench.REFERENCE, "torch-de batched compiled"]  # slow start last
     assert seen == [list(e)[:1], list(e)[:2], list(e)]  # reported after each side
-    assert calls == [{"dynamic": False}]  # built anew for the compiled side, not reused from before
+    # the step and the update, built anew for the compiled side, not reused from before
+    assert calls == [{"dynamic": False}] * 2
     assert e["torch-de batched compiled"]["evaluations"] == e[bench.REFERENCE]["evaluations"]
     assert "speedup" in e["torch-de batched compiled"] and "speedup" not in e[bench.REFERENCE]
 

@@ -127,17 +127,25 @@ def test_config_errors(field, value, msg):
 
 
 def test_adam_matches_torch_optim():
+    """Our update = torch.optim.Adam on the sanitised gradient (NaN -> 0, failed rows zeroed), then
+    the clamp to [0, 1]."""
     from evostyle.transfer import _Adam
     torch.manual_seed(0)
-    a = torch.rand(2, 3, 4, 4)
+    a = torch.rand(3, 3, 4, 4)
+    start = a.clone()
     b = a.clone().requires_grad_(True)
     ours, ref = _Adam(a, 0.02), torch.optim.Adam([b], lr=0.02)
-    for _ in range(5):
+    failed = torch.tensor([False, False, True])
+    for i in range(6):
         g = torch.randn_like(a)
-        ours.step(g)
-        b.grad = g.clone()
+        g[0, 0, 0, i % 4] = float("nan")
+        ours.step(g, failed)
+        b.grad = torch.nan_to_num(g) * (~failed).view(-1, 1, 1, 1)
         ref.step()
+        with torch.no_grad():
+            b.clamp_(0.0, 1.0)
     assert torch.allclose(a, b.detach(), atol=1e-6)
+    assert torch.equal(a[2], start[2]) and (a[:2] - start[:2]).abs().min() > 0  # only live rows move
 
 
 def test_channels_last_layout_gives_the_same_result(model, small, small_style):

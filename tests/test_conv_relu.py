@@ -1,0 +1,79 @@
+"""The fused convolution + bias + ReLU operator (evostyle.conv_relu). Its cuDNN kernels need a GPU;
+on the CPU the operator runs relu(conv2d), which checks its registration, its backward (the one the
+GPU path uses) and how the feature extractor routes through it."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from evostyle.conv_relu import _conv3x3_relu, _patch_product_relu, conv3x3_relu, fusion, fusion_enabled
+from evostyle.features import VGGFeatures
+
+
+def _operands(c_in=4, c_out=5, hw=(6, 7), dtype=torch.float64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, c_in, *hw, generator=gen, dtype=dtype)
+    w = torch.randn(c_out, c_in, 3, 3, generator=gen, dtype=dtype)
+    b = torch.randn(c_out, generator=gen, dtype=dtype)
+    return x, w, b
+
+
+def test_value_and_gradient_match_conv2d_relu():
+    x, w, b = (t.requires_grad_(True) for t in _operands())
+    assert torch.autograd.gradcheck(conv3x3_relu, (x, w, b))
+    out = conv3x3_relu(x, w, b)
+    ref = F.relu(F.conv2d(x, w, b, padding=1))
+    assert torch.equal(out, ref) and (out == 0).any() and (out > 0).any()  # the mask matters
+
+
+def test_operator_registration_passes_opcheck():
+    """Schema, fake (shape-only) implementation, autograd registration: what torch.compile relies on."""
+    x, w, b = _operands()
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    result = torch.library.opcheck(_conv3x3_relu, (x, w, b))
+    assert all(v == "SUCCESS" for v in result.values()), result
+
+
+@pytest.mark.parametrize("c_in", [3, 5])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_patch_product_equals_the_convolution(c_in, channels_last):
+    """The first layer's GPU path (explicit 3x3 patches, one matrix product): same map, channels_last."""
+    x, w, b = _operands(c_in=c_in, hw=(7, 9), seed=c_in)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    out = _patch_product_relu(x, w, b)
+    assert torch.allclose(out, F.relu(F.conv2d(x, w, b, padding=1)), atol=1e-12)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_extractor_routes_through_the_operator_under_autocast(monkeypatch):
+    """Under autocast each conv + ReLU pair goes through the operator (same features as the modules);
+    with ``fusion(False)``, or without autocast, the modules run."""
+    import evostyle.features as feats
+    model = VGGFeatures(weights="random", seed=1)
+    img = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    calls = []
+    real = feats.conv3x3_relu
+    monkeypatch.setattr(feats, "conv3x3_relu", lambda *a: calls.append(a[0].shape) or real(*a))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fused = model(img)
+        assert len(calls) == 13  # conv1_1 .. conv5_1
+        with fusion(False):
+            assert not fusion_enabled()
+            modules = model(img)
+        assert len(calls) == 13 and fusion_enabled()
+    for name in fused:
+        assert fused[name].dtype == torch.bfloat16
+        assert torch.equal(fused[name], modules[name]), name
+    model(img)
+    assert len(calls) == 13  # float32: the modules
+
+
+def test_a_conv_tap_is_not_fused():
+    """A tap on a convolution (before its ReLU) needs the pre-activation map."""
+    model = VGGFeatures(("conv1_2", "relu2_1"), weights="random", seed=1)
+    img = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(img)
+    assert (out["conv1_2"] < 0).any()  # not ReLU'd
+    assert (out["relu2_1"] >= 0).all()

@@ -67,17 +67,22 @@ SMALL_C_IN = 8
 
 def _patch_product_relu(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """relu(conv3x3(x) + b) as one matrix product over explicit patches: (B, C, H, W) -> (B, O, H, W)
-    stored channels_last. K = 9*C is padded to a multiple of 8 (the matrix units' alignment)."""
+    stored channels_last. K = 9*C is padded to a multiple of 8 (the matrix units' alignment).
+
+    The patches are one strided copy out of a (B, H, W, 3, 3, C) window view of the padded image
+    (concatenating the nine shifted slices instead took 1.56 ms at batch 64 on the H100, longer than
+    the product itself: a copy of 3-value runs)."""
     n, c, h, wd = x.shape
     k = 9 * c
     kp = -(-k // 8) * 8
-    xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1))  # (B, H+2, W+2, C)
-    taps = [xp[:, i:i + h, j:j + wd, :] for i in range(3) for j in range(3)]
-    if kp > k:
-        taps.append(x.new_zeros(1, 1, 1, kp - k).expand(n, h, wd, kp - k))
-    cols = torch.cat(taps, dim=3).reshape(n * h * wd, kp)  # patch order (kh, kw, c), then zeros
+    xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)).contiguous()  # (B, H+2, W+2, C)
+    sb, sh, sw, sc = xp.stride()
+    windows = xp.as_strided((n, h, wd, 3, 3, c), (sb, sh, sw, sh, sw, sc))  # [b, y, x, i, j] = xp[b, y+i, x+j]
+    cols = x.new_empty(n, h, wd, kp)
+    cols[..., k:].zero_()
+    cols[..., :k].view(n, h, wd, 3, 3, c).copy_(windows)  # patch order (kh, kw, c), then zeros
     w2 = F.pad(w.permute(0, 2, 3, 1).reshape(w.shape[0], k), (0, kp - k))  # (O, Kp), same order
-    out = torch._addmm_activation(b, cols, w2.t())  # (B*H*W, O): relu(cols @ w2^T + b)
+    out = torch._addmm_activation(b, cols.view(n * h * wd, kp), w2.t())  # (B*H*W, O): relu(cols @ w2^T + b)
     return out.view(n, h, wd, w.shape[0]).permute(0, 3, 1, 2)
 
 

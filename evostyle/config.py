@@ -39,8 +39,8 @@ OPTIMIZERS = ("torch-de", "scipy-de")
 COMPILE_AUTO_MIN_WORK = 100_000
 """``compile = "auto"`` compiles a search on CUDA from this many planned image-steps on, counted in
 256 x 256 px images: (maxiter + 1) * popsize * outputs * steps * H * W / 256**2. Measured on an H100
-(docs/performance.md): compiling costs about 15-20 s once per search and saves about 0.17 ms per
-256 px image-step (0.27 instead of 0.44 ms), so it pays from about 100 000 image-steps on."""
+in two search races (docs/performance.md): compiling cost 14-19 s once per search and saved
+0.13-0.19 ms per 256 px image-step, so it pays from about 100 000 image-steps on."""
 
 
 @dataclass

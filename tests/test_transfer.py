@@ -162,10 +162,11 @@ def test_precision_auto_is_fp32_on_cpu(model, small, small_style):
     assert run_transfer(model, small, t, TransferConfig(steps=1)).precision == "fp32"
 
 
-@pytest.mark.parametrize("when", ["forward", "backward"])
+@pytest.mark.parametrize("when", ["forward", "backward", "update"])
 def test_compile_failure_falls_back_to_eager(model, small, small_style, monkeypatch, when):
-    """If the compiled step fails (while tracing the forward pass, or when its backward is first built),
-    the transfer logs it once, goes on eager with the same result, and later transfers skip compiling."""
+    """If the compiled step fails (while tracing the forward pass, when its backward is first built, or
+    in the compiled Adam update), the transfer logs it once, goes on eager with the same result, and
+    later transfers skip compiling."""
     from evostyle import transfer as tr
 
     class _FailingBackward(torch.autograd.Function):
@@ -181,16 +182,22 @@ def test_compile_failure_falls_back_to_eager(model, small, small_style, monkeypa
         if when == "forward":
             raise RuntimeError()  # no message at all
         terms = tr._terms(*args)
+        if when == "update":
+            return terms
         return {**terms, "total": _FailingBackward.apply(terms["total"])}
 
+    def broken_update(*args):
+        raise RuntimeError("update compiler error (injected)")
+
     monkeypatch.setattr(tr, "_COMPILED", broken)
+    monkeypatch.setattr(tr, "_COMPILED_UPDATE", broken_update)
     t = _targets(model, small_style, [0.0, 90.0])
     eager = run_transfer(model, small, t, TransferConfig(steps=5))
     res = run_transfer(model, small, t, TransferConfig(steps=5, compile=True))
     assert len(res.log) == 1 and "torch.compile failed (RuntimeError" in res.log[0]
     assert torch.equal(res.images, eager.images)
     assert run_transfer(model, small, t, TransferConfig(steps=2, compile=True)).log == []  # no new attempt
-    assert tr._compiled_terms() is tr._terms
+    assert tr._compiled_terms() is tr._terms and tr._compiled_update() is tr._adam_clamp
 
 
 def test_autotune_setting_is_restored(model, small, small_style):

@@ -4,6 +4,8 @@ Layers are named by block as in Gatys et al. (2015): ``conv{b}_{i}``, ``relu{b}_
 the indices match torchvision's ``vgg19().features`` (relu1_1 = 1, relu2_1 = 6, relu3_1 = 11,
 relu4_1 = 20, relu4_2 = 22, relu5_1 = 29). Only the layers up to the deepest requested tap are built
 and run. Inputs are RGB in [0, 1], shape (B, 3, H, W); ImageNet mean/std normalisation happens inside.
+Under bf16/fp16 autocast each conv + ReLU pair runs as one operator (:mod:`evostyle.conv_relu`: one
+fused cuDNN kernel on a GPU); a tap on a convolution keeps that convolution separate.
 
 Weights (``weights=``):
     ``imagenet``  torchvision's ``VGG19_Weights.IMAGENET1K_V1`` (downloaded once into the torch hub cache)

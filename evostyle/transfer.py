@@ -248,7 +248,6 @@ class _Adam:
         fn(self.x, self.m, self.v, grad, failed, step_size, bc2_sqrt, self.b1, self.b2, self.eps)
 
 
-
 class _BatchedLBFGS:
     """L-BFGS without line search (as torch.optim.LBFGS with line_search_fn=None) kept per row."""
 

@@ -40,6 +40,7 @@ from .images import load_image
 from .runlog import atomic_write_json, atomic_write_text, environment, prepare_out_dir
 from .targets import StyleTargets
 from .report import markdown_table
+from .conv_relu import fusion_enabled
 from .transfer import TransferConfig, compile_disabled, reset_compile, run_transfer
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -262,6 +263,7 @@ def _settings(args, cuda: bool) -> dict:
           "channels_last": _SWITCH[args.channels_last or ("both" if cuda else "off")],
           "compile": _SWITCH[args.compile], "autotune": _SWITCH[args.autotune], "steps": pick(args.steps, 20, 8),
           "repeats": pick(args.repeats, 3, 1), "budget_s": args.budget, "seed": SEED, "layers": list(LAYERS) + ["relu4_2"],
+          "conv_relu_fused": fusion_enabled(),  # bf16 on CUDA: one kernel per conv + bias + ReLU
           "quality": {"size": pick(args.quality_size, 256, 32), "steps": pick(args.quality_steps, 200, 20),
                       "rows": 8},
           "e2e": {"size": pick(args.e2e_size, 256, 32), "steps": pick(args.e2e_steps, 100, 5),

@@ -25,11 +25,15 @@ Shapes: x (B, C_in, H, W), w (C_out, C_in, 3, 3), b (C_out,) -> (B, C_out, H, W)
 """
 
 import contextlib  # no "from __future__ import annotations": torch 2.4's custom_op reads the hints
+import warnings
 
 import torch
 import torch.nn.functional as F
 
 _ENABLED = True
+_CUDNN_FUSED_FAILED = False
+"""Set when cuDNN's fused kernel raised (a build or GPU without the fused engine): conv2d + ReLU from
+then on in this process, with one warning."""
 
 
 @contextlib.contextmanager
@@ -87,13 +91,32 @@ def _patch_product_relu(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> to
     return out.view(n, h, wd, w.shape[0]).permute(0, 3, 1, 2)
 
 
+def _cudnn_fused(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
+    """cuDNN's fused kernel, or None once it has failed in this process (out of memory is re-raised:
+    the transfer halves its chunk on that)."""
+    global _CUDNN_FUSED_FAILED
+    if _CUDNN_FUSED_FAILED:
+        return None
+    try:
+        return torch.cudnn_convolution_relu(x, w, b, (1, 1), (1, 1), (1, 1), 1)
+    except RuntimeError as exc:
+        if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
+            raise
+        _CUDNN_FUSED_FAILED = True
+        first = (str(exc).strip().splitlines() or [""])[0][:120]
+        warnings.warn(f"cuDNN's fused convolution + ReLU failed ({type(exc).__name__}: {first}); "
+                      "running conv2d + ReLU from here on", RuntimeWarning, stacklevel=2)
+        return None
+
+
 @torch.library.custom_op("evostyle::conv3x3_relu", mutates_args=())
 def _conv3x3_relu(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    out = None
     if _use_cudnn(x) and x.shape[1] < SMALL_C_IN:
         out = _patch_product_relu(x, w, b)
     elif _use_cudnn(x):
-        out = torch.cudnn_convolution_relu(x, w, b, (1, 1), (1, 1), (1, 1), 1)
-    else:
+        out = _cudnn_fused(x, w, b)
+    if out is None:
         out = F.relu(F.conv2d(x, w, b, padding=1))
     return out.contiguous(memory_format=_layout(x, w))
 

@@ -77,3 +77,32 @@ def test_a_conv_tap_is_not_fused():
         out = model(img)
     assert (out["conv1_2"] < 0).any()  # not ReLU'd
     assert (out["relu2_1"] >= 0).all()
+
+
+def test_a_failing_fused_kernel_falls_back_once(monkeypatch):
+    """If cuDNN's fused kernel raises (no fused engine in a build), the operator warns once and runs
+    conv2d + ReLU from then on; out of memory is passed on (the transfer halves its chunk on it)."""
+    import evostyle.conv_relu as cr
+    calls = []
+
+    def broken(*args):
+        calls.append(1)
+        raise RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED (injected)")
+
+    monkeypatch.setattr(cr, "_use_cudnn", lambda x: True)
+    monkeypatch.setattr(torch, "cudnn_convolution_relu", broken)
+    monkeypatch.setattr(cr, "_CUDNN_FUSED_FAILED", False)
+    x, w, b = _operands(c_in=8)
+    ref = F.relu(F.conv2d(x, w, b, padding=1))
+    with pytest.warns(RuntimeWarning, match="CUDNN_STATUS_NOT_SUPPORTED"):
+        assert torch.equal(conv3x3_relu(x, w, b), ref)
+    assert torch.equal(conv3x3_relu(x, w, b), ref) and calls == [1]  # not tried again
+
+    def oom(*args):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+
+    monkeypatch.setattr(torch, "cudnn_convolution_relu", oom)
+    monkeypatch.setattr(cr, "_CUDNN_FUSED_FAILED", False)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        conv3x3_relu(x, w, b)
+    assert not cr._CUDNN_FUSED_FAILED

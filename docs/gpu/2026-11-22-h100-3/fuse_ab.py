@@ -9,6 +9,8 @@ bf16 + channels_last), eager and compiled:
 First the first layer alone (three ways, CUDA events). Then the step; then the quality check
 (compiled bf16 vs fp32) and a kernel profile of the default compiled step at batch 64. Run:
 PYTHONPATH=. python3 docs/gpu/2026-11-22-h100-3/fuse_ab.py
+
+This is call 4's version; calls 2 and 3 ran earlier versions of it and of conv_relu (git history).
 """
 
 import json

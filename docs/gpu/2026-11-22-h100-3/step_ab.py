@@ -10,6 +10,9 @@ clamp. Variants change only the images' layout and how the update runs:
 Each variant: 2 warm-up loops of 10 steps, then 3 timed loops of 30 steps (host clock, device synchronised), median
 ms per image-step. Then a profile of the current compiled variant grouped by input shape, and the
 Python stacks of every aten::copy_. Run: PYTHONPATH=. python3 docs/gpu/2026-11-22-h100-3/step_ab.py
+
+Ran in call 1 against commit 0731869, before conv_relu and the fused update existed; it uses that
+commit's ``_Adam.step(grad)``, so it runs only there (``git checkout 0731869``).
 """
 
 import os

@@ -18,12 +18,26 @@ def _operands(c_in=4, c_out=5, hw=(6, 7), dtype=torch.float64, seed=0):
     return x, w, b
 
 
-def test_value_and_gradient_match_conv2d_relu():
+@pytest.mark.parametrize("fn", [conv3x3_relu, _conv3x3_relu], ids=["eager Function", "custom operator"])
+def test_value_and_gradient_match_conv2d_relu(fn):
     x, w, b = (t.requires_grad_(True) for t in _operands())
-    assert torch.autograd.gradcheck(conv3x3_relu, (x, w, b))
-    out = conv3x3_relu(x, w, b)
+    assert torch.autograd.gradcheck(fn, (x, w, b))
+    out = fn(x, w, b)
     ref = F.relu(F.conv2d(x, w, b, padding=1))
     assert torch.equal(out, ref) and (out == 0).any() and (out > 0).any()  # the mask matters
+
+
+def test_the_compiler_sees_the_custom_operator(monkeypatch):
+    """While torch.compile traces, the public function is the custom operator (opaque to the
+    compiler); in eager mode it is not (the operator's dispatch costs more per call)."""
+    import evostyle.conv_relu as cr
+    seen = []
+    monkeypatch.setattr(cr, "_conv3x3_relu", lambda *a: seen.append(1) or cr._forward(*a))
+    x, w, b = _operands()
+    conv3x3_relu(x, w, b)
+    assert seen == []
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert torch.equal(conv3x3_relu(x, w, b), F.relu(F.conv2d(x, w, b, padding=1))) and seen == [1]
 
 
 def test_operator_registration_passes_opcheck():

@@ -31,6 +31,8 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from .device import is_channels_last
+
 _ENABLED = True
 _CUDNN_FUSED_FAILED = False
 """Set when cuDNN's fused kernel raised (a build or GPU without the fused engine): conv2d + ReLU from
@@ -56,10 +58,7 @@ def fusion_enabled() -> bool:
 
 def _layout(x: torch.Tensor, w: torch.Tensor) -> torch.memory_format:
     """cuDNN's choice: channels_last if either operand is stored channels_last (as PyTorch's conv)."""
-    for t in (x, w):
-        if t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
-            return torch.channels_last
-    return torch.contiguous_format
+    return torch.channels_last if is_channels_last(x) or is_channels_last(w) else torch.contiguous_format
 
 
 def _use_cudnn(x: torch.Tensor) -> bool:

@@ -17,6 +17,11 @@ from .errors import EvostyleError, unknown
 PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp64")
 
 
+def is_channels_last(t: torch.Tensor) -> bool:
+    """True for a (B, C, H, W) tensor stored channels-last (and not also plain contiguous)."""
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
 def resolve_device(spec: str = "auto") -> torch.device:
     """``auto`` -> cuda if available else cpu; ``cuda`` without a GPU is an error."""
     if spec == "auto":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from .device import is_channels_last
 from .errors import unknown
 
 MEASURES = ("gram", "euclidean", "meanstd")
@@ -23,11 +24,6 @@ _EPS = 1e-12
 def _hi(x: torch.Tensor) -> torch.Tensor:
     """Upcast half-precision tensors to float32 (float32 and float64 pass through)."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-
-
-def _is_channels_last(f: torch.Tensor) -> bool:
-    """True for a (B, C, H, W) tensor stored channels-last (and not also plain contiguous)."""
-    return f.is_contiguous(memory_format=torch.channels_last) and not f.is_contiguous()
 
 
 class _GramFn(torch.autograd.Function):
@@ -43,7 +39,7 @@ class _GramFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, f: torch.Tensor, scale: float) -> torch.Tensor:
         b, c, h, w = f.shape
-        ctx.scale, ctx.shape, ctx.channels_last = scale, f.shape, _is_channels_last(f)
+        ctx.scale, ctx.shape, ctx.channels_last = scale, f.shape, is_channels_last(f)
         if ctx.channels_last:
             m = f.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: (B, N, C)
             g = torch.einsum("bnc,bnd->bcd", m, m)

@@ -76,11 +76,11 @@ class StyleEngine:
         return device_info(self.device)
 
     def run(self, mix, angles, rotation_weight, layer_weights=None, content_weights=None,
-            style_weights=None, noise_seeds=None, log=None, compile: bool | None = None) -> TransferResult:
+            style_weights=None, noise_seeds=None, log=None) -> TransferResult:
         """Build per-row targets and optimise B rows: :meth:`build_targets` then :meth:`optimise`.
         Shapes as in ``StyleTargets.build``."""
         return self.optimise(self.build_targets(mix, angles, rotation_weight), layer_weights, content_weights,
-                             style_weights, noise_seeds, log, compile)
+                             style_weights, noise_seeds, log)
 
     def build_targets(self, mix, angles, rotation_weight) -> dict[str, torch.Tensor]:
         """Per-row style targets {layer: (B, ...)} on the device; see ``StyleTargets.build``."""

@@ -233,19 +233,16 @@ class _Adam:
         self.m = torch.zeros_like(x)
         self.v = torch.zeros_like(x)
         self.t = 0
-        self._scalars = None
+        self._step_size, self._bc2_sqrt = x.new_zeros(()), x.new_zeros(())  # 0-d: filled each step
 
     @torch.no_grad()
     def step(self, grad: torch.Tensor, failed: torch.Tensor, fn=_adam_clamp):
         """Sanitise the gradient, step and clamp the images to [0, 1], through ``fn`` (``_adam_clamp``
         or its compiled version)."""
         self.t += 1
-        if self._scalars is None:
-            self._scalars = (self.x.new_zeros(()), self.x.new_zeros(()))
-        step_size, bc2_sqrt = self._scalars
-        step_size.fill_(self.lr / (1 - self.b1 ** self.t))
-        bc2_sqrt.fill_((1 - self.b2 ** self.t) ** 0.5)
-        fn(self.x, self.m, self.v, grad, failed, step_size, bc2_sqrt, self.b1, self.b2, self.eps)
+        self._step_size.fill_(self.lr / (1 - self.b1 ** self.t))
+        self._bc2_sqrt.fill_((1 - self.b2 ** self.t) ** 0.5)
+        fn(self.x, self.m, self.v, grad, failed, self._step_size, self._bc2_sqrt, self.b1, self.b2, self.eps)
 
 
 class _BatchedLBFGS:

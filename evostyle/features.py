@@ -202,8 +202,24 @@ class VGGFeatures(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self._tap_at = {LAYER_INDEX[n]: n for n in self.layers}
+        self._half: dict = {}  # {(conv index, dtype): (stamp, weight, bias)}: see _half_params
         self.requires_grad_(False)
         self.eval()
+
+    def _half_params(self, i: int, half: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Conv ``body[i]``'s weight and bias cast to ``half``, cast once and reused while the
+        parameters keep their storage, layout and version (in eager mode the casts were 26 extra kernels
+        per forward pass, and their launches are host time a small-batch step is bound by). Parameters
+        that require a gradient, and traced code, are cast afresh each call."""
+        mod = self.body[i]
+        w, b = mod.weight, mod.bias
+        if w.requires_grad or b.requires_grad or torch.compiler.is_compiling():
+            return w.to(half), b.to(half)
+        stamp = (w.data_ptr(), w.stride(), w._version, b.data_ptr(), b._version)
+        hit = self._half.get((i, half))
+        if hit is None or hit[0] != stamp:
+            hit = self._half[(i, half)] = (stamp, w.to(half), b.to(half))
+        return hit[1], hit[2]
 
     def forward(self, x: torch.Tensor, layers=None) -> dict[str, torch.Tensor]:
         """(B, 3, H, W) in [0, 1] -> {tap: features}; ``layers`` (a subset of the taps) returns only
@@ -223,7 +239,7 @@ class VGGFeatures(nn.Module):
             mod = self.body[i]
             if half is not None and isinstance(mod, nn.Conv2d) and i < last and i not in tap_at:
                 # the conv and the ReLU after it (every VGG conv has one) as one cuDNN kernel
-                x = conv3x3_relu(x.to(half), mod.weight.to(half), mod.bias.to(half))
+                x = conv3x3_relu(x.to(half), *self._half_params(i, half))
                 i += 1
             else:
                 x = mod(x)

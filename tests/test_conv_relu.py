@@ -120,3 +120,38 @@ def test_a_failing_fused_kernel_falls_back_once(monkeypatch):
     with pytest.raises(torch.cuda.OutOfMemoryError):
         conv3x3_relu(x, w, b)
     assert not cr._CUDNN_FUSED_FAILED
+
+
+def test_half_weights_are_cast_once_and_follow_the_parameters():
+    """Under autocast the extractor keeps each pair's bf16 weights between forward passes (no casts
+    per pass) and casts again when a parameter changes in place or moves to another layout; the
+    features always equal the modules' (``fusion(False)``)."""
+    model = VGGFeatures(("relu2_1",), weights="random", seed=1)
+    img = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+
+    def both():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fused = model(img)["relu2_1"]
+            with fusion(False):
+                return fused, model(img)["relu2_1"]
+
+    fused, ref = both()
+    assert torch.equal(fused, ref)
+    cached = {k: v[1] for k, v in model._half.items()}
+    assert len(cached) == 3  # conv1_1, conv1_2 and conv2_1, each with the ReLU after it
+    both()
+    assert all(model._half[k][1] is w for k, w in cached.items())  # reused, not cast again
+    with torch.no_grad():
+        model.body[2].weight.mul_(2)  # conv1_2, in place
+    fused, ref = both()
+    assert torch.equal(fused, ref)
+    assert model._half[(2, torch.bfloat16)][1] is not cached[(2, torch.bfloat16)]
+    assert model._half[(0, torch.bfloat16)][1] is cached[(0, torch.bfloat16)]
+    model.to(memory_format=torch.channels_last)
+    fused, ref = both()
+    assert torch.equal(fused, ref)
+    assert model._half[(0, torch.bfloat16)][1].is_contiguous(memory_format=torch.channels_last)
+    model.body[0].weight.requires_grad_(True)  # a trainable parameter: cast each call, gradient flows
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(img)["relu2_1"].float().sum().backward()
+    assert model.body[0].weight.grad is not None and model.body[0].weight.grad.abs().sum() > 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .device import Precision, resolve_precision
+from .device import Precision, resolve_precision, to_host
 from .errors import EvostyleError, describe, unknown
 from .features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
 from .measures import content_term, style_term, total_variation
@@ -334,7 +334,7 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
     final = {k: v.detach().float().cpu() for k, v in terms.items()}
-    return x.detach().float().cpu().contiguous(), initial, final, history, failed.cpu()
+    return to_host(x.detach().float()), initial, final, history, failed.cpu()
 
 
 @contextlib.contextmanager

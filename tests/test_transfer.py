@@ -155,6 +155,16 @@ def test_channels_last_layout_gives_the_same_result(model, small, small_style):
     b = run_transfer(model, small, t, TransferConfig(steps=5, precision="fp64", channels_last=True))
     assert torch.allclose(a.images, b.images, atol=1e-6)
     assert torch.allclose(a.final["total"], b.final["total"], rtol=1e-6)
+    assert b.images.is_contiguous() and b.images.dtype == torch.float32  # handed back NCHW float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the page-locked copy needs a GPU")
+def test_to_host_from_the_gpu_is_page_locked_and_nchw():
+    from evostyle.device import to_host
+    x = torch.rand(2, 3, 8, 8, device="cuda").contiguous(memory_format=torch.channels_last)
+    h = to_host(x)
+    assert h.device.type == "cpu" and h.is_pinned() and h.is_contiguous()
+    assert torch.equal(h, x.cpu())
 
 
 def test_precision_auto_is_fp32_on_cpu(model, small, small_style):

@@ -1,6 +1,6 @@
 """``python -m evostyle.bench``: throughput of the batched inner optimiser, and an end-to-end search race.
 
-Throughput: for every (size, batch, precision, channels_last, compile) it times ``run_transfer`` with
+Throughput: for every (size, batch, precision, channels_last, compile and its mode) it times ``run_transfer`` with
 ``--steps`` and with ``--steps // 4`` steps and divides the difference by the extra image-steps, so
 target building, the first forward pass and start-up cancel out; the pair is repeated (``--repeats``)
 after an untimed full-length run and the median is reported. The profile (``--profile``) sums the
@@ -41,7 +41,7 @@ from .runlog import atomic_write_json, atomic_write_text, environment, prepare_o
 from .targets import StyleTargets
 from .report import markdown_table
 from .conv_relu import fusion_enabled
-from .transfer import TransferConfig, compile_disabled, reset_compile, run_transfer
+from .transfer import COMPILE_MODES, TransferConfig, compile_disabled, reset_compile, run_transfer
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 _SWITCH = {"on": [True], "off": [False], "both": [False, True]}
@@ -74,7 +74,8 @@ def _time(model, content, targets, cfg, device) -> tuple[float, list[str]]:
 
 
 def throughput(size: int, batch: int, precision: str, channels_last: bool, compile_: bool, steps: int,
-               device, weights: str = "random", autotune: bool = False, repeats: int = 1) -> dict:
+               device, weights: str = "random", autotune: bool = False, repeats: int = 1,
+               compile_mode: str = "default") -> dict:
     """Measure one setting; returns a dict row (ms per image-step, image-steps/s, peak MiB per image).
 
     A short run (``steps // 4`` steps: cuDNN setup, compilation) and a full-length one (so the GPU
@@ -84,12 +85,13 @@ def throughput(size: int, batch: int, precision: str, channels_last: bool, compi
     """
     model, content, targets = _setup(size, batch, device, weights)
     row = {"size": size, "batch": batch, "precision": precision, "channels_last": channels_last,
-           "compile": compile_, "autotune": autotune, "ms_per_image_step": float("nan"), "image_steps_per_s": float("nan"),
+           "compile": compile_, "compile_mode": compile_mode if compile_ else "", "autotune": autotune,
+           "ms_per_image_step": float("nan"), "image_steps_per_s": float("nan"),
            "peak_mib_per_image": float("nan"), "note": ""}
     short = max(1, steps // 4)
     try:
         kw = dict(precision=precision, channels_last=channels_last, compile=compile_, autotune=autotune,
-                  history_every=10**6)
+                  compile_mode=compile_mode, history_every=10**6)
         cfg_s, cfg_l = TransferConfig(steps=short, **kw), TransferConfig(steps=steps, **kw)
         t0 = time.perf_counter()
         _, logs = _time(model, content, targets, cfg_s, device)  # cuDNN autotuning, compilation
@@ -120,14 +122,16 @@ def throughput(size: int, batch: int, precision: str, channels_last: bool, compi
 
 
 def race_configs(size: int, steps: int, popsize: int, maxiter: int, outputs: int, device: str, weights: str,
-                 compile_modes=(False,)) -> dict:
+                 compile_modes=(False,), compile_mode: str = "default") -> dict:
     """The validated search configs of the race: {name: SearchConfig} in running order: the eager
     batched side, the reference, then the compiled batched side (the slow one to start, so a call cut
-    short still has the first ratio), as ``compile_modes`` asks. Raises on a bad value."""
+    short still has the first ratio; torch.compile's ``compile_mode``), as ``compile_modes`` asks.
+    Raises on a bad value."""
     from .config import make_config
     base = {"size": size, "steps": steps, "popsize": popsize, "maxiter": maxiter, "outputs": outputs,
             "device": device, "weights": weights, "seed": SEED, "search": ["angles", "mix"]}
-    batched = {c: make_config({**base, "optimizer": "torch-de", "compile": bool(c)}) for c in compile_modes}
+    batched = {c: make_config({**base, "optimizer": "torch-de", "compile": bool(c), "compile_mode": compile_mode})
+               for c in compile_modes}
     configs = {"torch-de batched": batched[False]} if False in batched else {}
     configs[REFERENCE] = make_config({**base, "optimizer": "scipy-de", "precision": "fp32", "max_batch": outputs,
                                       "compile": False})
@@ -154,7 +158,7 @@ def _cold_compile():
 
 
 def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, device: str, weights: str,
-               compile_modes=(False,), report=None) -> dict:
+               compile_modes=(False,), report=None, compile_mode: str = "default") -> dict:
     """Same search by torch DE + batched evaluator (per ``compile_modes``) and by the fp32 reference.
 
     A compiled side compiles from cold caches and its compilation is part of its wall time; the
@@ -164,7 +168,7 @@ def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, 
     ``report``, if given, is called with the sides finished so far after each one.
     """
     from .search import run_search
-    configs = race_configs(size, steps, popsize, maxiter, outputs, device, weights, compile_modes)
+    configs = race_configs(size, steps, popsize, maxiter, outputs, device, weights, compile_modes, compile_mode)
     dev = torch.device(device)  # start-up (CUDA context, library handles) outside the race:
     model, content, targets = _setup(size, 1, dev, weights)
     for prec in ("fp32", "auto"):
@@ -195,7 +199,7 @@ def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, 
 
 
 def quality(size: int, steps: int, batch: int, precision: str, device, weights: str = "random",
-            compile_: bool = False) -> dict:
+            compile_: bool = False, compile_mode: str = "default") -> dict:
     """Final style and content loss of the same transfer in ``precision`` (compiled if ``compile_``)
     and in strict fp32 (eager).
 
@@ -205,7 +209,8 @@ def quality(size: int, steps: int, batch: int, precision: str, device, weights: 
     model, content, targets = _setup(size, batch, device, weights)
     finals = {}
     for prec, comp in (("fp32", False), (precision, compile_)):
-        cfg = TransferConfig(steps=steps, precision=prec, compile=comp, history_every=10**6)
+        cfg = TransferConfig(steps=steps, precision=prec, compile=comp, compile_mode=compile_mode,
+                             history_every=10**6)
         finals[prec] = run_transfer(model, content, targets, cfg, device=device).final
     out = {"size": size, "steps": steps, "batch": batch, "precision": precision,
            "compile": bool(compile_ and not compile_disabled())}  # False if it fell back to eager
@@ -218,7 +223,7 @@ def quality(size: int, steps: int, batch: int, precision: str, device, weights: 
 
 
 def profile(size: int, batch: int, precision: str, steps: int, device, weights: str = "random",
-            rows: int = 15, compile_: bool = False) -> dict:
+            rows: int = 15, compile_: bool = False, compile_mode: str = "default") -> dict:
     """Kernels of one ``steps``-step transfer of one batch under torch.profiler (after a warm-up run).
 
     Returns {"table": the top ``rows`` operators and kernels by self time (text), "steps", "batch",
@@ -230,7 +235,8 @@ def profile(size: int, batch: int, precision: str, steps: int, device, weights: 
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile as _profile
     model, content, targets = _setup(size, batch, device, weights)
-    cfg = TransferConfig(steps=steps, precision=precision, compile=compile_, history_every=10**6)
+    cfg = TransferConfig(steps=steps, precision=precision, compile=compile_, compile_mode=compile_mode,
+                         history_every=10**6)
     run_transfer(model, content, targets, cfg, device=device)  # warm-up (compilation)
     cuda = device.type == "cuda"
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
@@ -261,7 +267,7 @@ def _settings(args, cuda: bool) -> dict:
     st = {"sizes": pick(args.sizes, [128, 256, 512], [64]), "batches": pick(args.batches, [1, 8, 32, 64], [1, 4]),
           "precisions": pick(args.precisions, ["fp32", "tf32", "bf16"], ["fp32"]),
           "channels_last": _SWITCH[args.channels_last or ("both" if cuda else "off")],
-          "compile": _SWITCH[args.compile], "autotune": _SWITCH[args.autotune], "steps": pick(args.steps, 20, 8),
+          "compile": _SWITCH[args.compile], "compile_modes": args.compile_mode, "autotune": _SWITCH[args.autotune], "steps": pick(args.steps, 20, 8),
           "repeats": pick(args.repeats, 3, 1), "budget_s": args.budget, "seed": SEED, "layers": list(LAYERS) + ["relu4_2"],
           "conv_relu_fused": fusion_enabled(),  # bf16 on CUDA: one kernel per conv + bias + ReLU
           "quality": {"size": pick(args.quality_size, 256, 32), "steps": pick(args.quality_steps, 200, 20),
@@ -270,6 +276,9 @@ def _settings(args, cuda: bool) -> dict:
                   "popsize": args.e2e_popsize, "maxiter": args.e2e_maxiter, "outputs": 4,
                   "compile": _SWITCH[args.e2e_compile]}}
     st["short_steps"] = max(1, st["steps"] // 4)
+    for m in st["compile_modes"]:
+        if m not in COMPILE_MODES:
+            raise unknown("compile mode", m, COMPILE_MODES)
     explicit = tuple(p for p in PRECISIONS if p != "auto")
     for p in st["precisions"]:
         if p not in explicit:
@@ -299,7 +308,7 @@ def _check_weights(spec: str) -> str:
     return spec if info["used"] == "file" else info["used"]
 
 
-ROW_COLUMNS = ["size", "batch", "precision", "channels_last", "compile", "autotune", "ms_per_image_step",
+ROW_COLUMNS = ["size", "batch", "precision", "channels_last", "compile", "compile_mode", "autotune", "ms_per_image_step",
                "image_steps_per_s", "peak_mib_per_image", "note"]
 RACE_COLUMNS = ["side", "seconds", "later_generations_s", "speedup", "steady_speedup", "evaluations", "best_fitness",
                 "targets / transfer / scoring / logging s", "note"]
@@ -345,6 +354,9 @@ def main(argv=None) -> int:
                     help="memory layout of images and weights (default: both on CUDA, off on CPU)")
     ap.add_argument("--compile", choices=("on", "off", "both"), default="off",
                     help="torch.compile the forward pass and losses (TransferConfig.compile; default off)")
+    ap.add_argument("--compile-mode", nargs="+", default=["default"], metavar="MODE",
+                    help=f"torch.compile's mode(s) for the compiled rows: {' | '.join(COMPILE_MODES)} "
+                         "(default: default); the quality check, race and profile use the last")
     ap.add_argument("--autotune", choices=("on", "off", "both"), default="off",
                     help="cuDNN algorithm autotuning (TransferConfig.autotune; CUDA only; default off)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on CUDA, 8 on CPU)")
@@ -380,13 +392,16 @@ def main(argv=None) -> int:
         cuda = dev.type == "cuda"
         st = _settings(args, cuda)
         sizes, batches, precisions, steps = st["sizes"], st["batches"], st["precisions"], st["steps"]
-        cl, comp, tune = st["channels_last"], st["compile"], st["autotune"]
+        cl, tune, mode = st["channels_last"], st["autotune"], st["compile_modes"][-1]
+        comp = [(False, "")] if False in st["compile"] else []  # the grid's (compile, mode) settings
+        if True in st["compile"]:
+            comp += [(True, m) for m in st["compile_modes"]]
         e = st["e2e"]
 
         def race_args(w):  # end_to_end's and race_configs' positional arguments for weights w
             return e["size"], e["steps"], e["popsize"], e["maxiter"], e["outputs"], str(dev), w, e["compile"]
         if args.e2e:
-            race_configs(*race_args(args.weights))  # a bad race setting fails now, not after the whole grid
+            race_configs(*race_args(args.weights), mode)  # a bad race setting fails now, not after the whole grid
         if args.out:
             prepare_out_dir(Path(args.out), overwrite=True, marker="bench.json")
         weights = _check_weights(args.weights)
@@ -416,18 +431,20 @@ def main(argv=None) -> int:
             print(f"  skipped (over the {args.budget:g} s budget): {what}", flush=True)
             return False
 
-        for size, batch, prec, c_l, c, t in itertools.product(sizes, batches, precisions, cl, comp, tune):
-            label = f"{size}px batch {batch:3d} {prec:5s} cl={int(c_l)} compile={int(c)} autotune={int(t)}"
+        for size, batch, prec, c_l, (c, m), t in itertools.product(sizes, batches, precisions, cl, comp, tune):
+            label = f"{size}px batch {batch:3d} {prec:5s} cl={int(c_l)} compile={m if c else 0} autotune={int(t)}"
             if not in_budget(label):
                 continue
-            r = throughput(size, batch, prec, c_l, c, steps, dev, weights, autotune=t, repeats=st["repeats"])
+            r = throughput(size, batch, prec, c_l, c, steps, dev, weights, autotune=t, repeats=st["repeats"],
+                           compile_mode=m or "default")
             rows.append(r)
             save()
             print(f"  {label}: {r['ms_per_image_step']:.3f} ms/image-step {r['note']}", flush=True)
         print(markdown_table(rows, ROW_COLUMNS))
         if args.quality and in_budget("quality"):
             qs = settings["quality"]
-            q = quality(qs["size"], qs["steps"], qs["rows"], "bf16", dev, weights, compile_=comp[-1])
+            q = quality(qs["size"], qs["steps"], qs["rows"], "bf16", dev, weights, compile_=comp[-1][0],
+                        compile_mode=mode)
             result["quality"] = q
             save()
             print("\n" + _quality_md(q))
@@ -435,10 +452,10 @@ def main(argv=None) -> int:
             def race_report(sides):  # saved after each side: a call cut short keeps the finished ones
                 result["e2e"] = sides
                 save()
-            print("\n" + _race_md(end_to_end(*e2e_args, report=race_report)))
+            print("\n" + _race_md(end_to_end(*e2e_args, report=race_report, compile_mode=mode)))
         if args.profile and in_budget("profile"):
             result["profile"] = profile(sizes[0], batches[-1], precisions[-1], steps, dev, weights,
-                                        compile_=comp[-1])
+                                        compile_=comp[-1][0], compile_mode=mode)
             save()
             print(result["profile"]["table"] + "\n" + _profile_md(result["profile"]))
     return 0

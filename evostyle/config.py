@@ -86,6 +86,8 @@ class SearchConfig:
     """true, false or "auto": compile on CUDA when the search is long enough to pay for it (see
     COMPILE_AUTO_MIN_WORK and :func:`compile_choice`); never on the CPU, where it costs a minute and
     saves little."""
+    compile_mode: str = TransferConfig.compile_mode
+    """torch.compile's mode when the search compiles (see TransferConfig.compile_mode)."""
     # scoring
     diversity_metric: str = "pixel"
     diversity_weight: float = 1.0
@@ -108,7 +110,7 @@ _NUMBER_KEYS = {"recombination", "tol", "atol", "content_weight", "style_weight"
 _INT_KEYS = {"popsize", "maxiter", "outputs", "size", "steps", "seed"}
 _STR_KEYS = {"content", "optimizer", "strategy", "init", "boundary", "rotation_mode", "shuffle", "measure",
              "content_layer", "inner_optimizer", "image_init", "precision", "diversity_metric", "device",
-             "weights", "pool"}
+             "weights", "pool", "compile_mode"}
 _LIST_STR_KEYS = {"style", "search", "style_layers"}
 
 
@@ -204,7 +206,7 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     from .scoring import DIVERSITY_METRICS
     from .space import SEARCH_GROUPS
     from .targets import ROTATION_MODES, SHUFFLE_MODES
-    from .transfer import INITS as IMAGE_INITS, OPTIMIZERS as INNER_OPTIMIZERS
+    from .transfer import COMPILE_MODES, INITS as IMAGE_INITS, OPTIMIZERS as INNER_OPTIMIZERS
 
     def choice(name, value, valid):
         if value not in valid:
@@ -221,6 +223,7 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     choice("image init", cfg.image_init, IMAGE_INITS)
     choice("pooling", cfg.pool, POOLS)
     choice("precision", cfg.precision, PRECISIONS)
+    choice("compile mode", cfg.compile_mode, COMPILE_MODES)
     for g in cfg.search:
         choice("search group", g, SEARCH_GROUPS)
     check_layers(list(cfg.style_layers) + [cfg.content_layer])

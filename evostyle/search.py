@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .scoring import DIVERSITY_METRICS
     from .space import SEARCH_GROUPS
     from .targets import ROTATION_MODES, SHUFFLE_MODES
-    from .transfer import INITS
+    from .transfer import COMPILE_MODES, INITS
     p = argparse.ArgumentParser(prog="python -m evostyle.search", description=__doc__.splitlines()[0])
     a = p.add_argument
     alt = " | ".join
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--compile", nargs="?", const="on", choices=("auto", "on", "off"),
       help="torch.compile the inner step (fuses the elementwise work; compiles once per batch shape); "
            "auto: on CUDA for searches long enough to repay the compilation; a bare --compile means on")
+    a("--compile-mode", help=alt(COMPILE_MODES) + " (torch.compile's mode; reduce-overhead adds CUDA graphs)")
     a("--seed", type=int, help="seeds the DE, the noise inits and the random-init weights")
     a("--device", help="auto | cpu | cuda | cuda:N")
     a("--weights", help="auto | imagenet | random | path to a VGG19 state dict")
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 _FLAG_KEYS = ("content", "style", "optimizer", "strategy", "popsize", "maxiter", "outputs", "search",
               "rotation_mode", "shuffle", "measure", "size", "steps", "lr", "image_init", "diversity_metric",
-              "diversity_weight", "loss_cap", "max_batch", "precision", "compile", "seed", "device", "weights")
+              "diversity_weight", "loss_cap", "max_batch", "precision", "compile", "compile_mode", "seed", "device",
+              "weights")
 """Flags that set a SearchConfig field of the same name (None when not given: the config file or the
 field's default applies)."""
 
@@ -248,7 +250,7 @@ def _build(cfg: SearchConfig):
                           measure=cfg.measure, content_weight=cfg.content_weight, style_weight=cfg.style_weight,
                           tv_weight=cfg.tv_weight, steps=cfg.steps, optimizer=cfg.inner_optimizer, lr=cfg.lr,
                           init=cfg.image_init, init_noise=cfg.init_noise, max_batch=cfg.max_batch,
-                          precision=cfg.precision)
+                          precision=cfg.precision, compile_mode=cfg.compile_mode)
     with warnings_to_stderr():
         engine = StyleEngine(content, styles, tcfg, size=cfg.size, rotation_mode=cfg.rotation_mode,
                              shuffle=cfg.shuffle, weights=cfg.weights, seed=cfg.seed, pool=cfg.pool,

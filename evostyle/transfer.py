@@ -24,6 +24,8 @@ from .measures import content_term, style_term, total_variation
 
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("content", "noise", "content+noise")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+"""torch.compile's modes; the two with CUDA graphs are ``reduce-overhead`` and ``max-autotune``."""
 
 
 @dataclass
@@ -54,6 +56,11 @@ class TransferConfig:
     convolutions; costs a compilation per new batch shape; falls back to eager with a log message if
     compilation fails). With Adam, the update (sanitised gradient, Adam, clamp) is compiled too, into
     one kernel instead of about eleven passes over the images."""
+    compile_mode: str = "default"
+    """torch.compile's mode when ``compile`` is on. ``reduce-overhead`` also records each step's kernels
+    in CUDA graphs and replays them with one launch (for steps bound by the host's launching: small
+    batches); ``max-autotune`` times kernel variants too (a much longer compilation). Not yet measured
+    against ``default`` on a GPU (docs/performance.md)."""
 
     def validate(self) -> "TransferConfig":
         from .features import check_layers
@@ -61,6 +68,8 @@ class TransferConfig:
         check_layers(list(self.style_layers) + [self.content_layer])
         if self.measure not in MEASURES:
             raise unknown("measure", self.measure, MEASURES)
+        if self.compile_mode not in COMPILE_MODES:
+            raise unknown("compile mode", self.compile_mode, COMPILE_MODES)
         if self.optimizer not in OPTIMIZERS:
             raise unknown("optimizer", self.optimizer, OPTIMIZERS)
         if self.init not in INITS:
@@ -121,52 +130,41 @@ def _terms(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device):
     return terms
 
 
-_COMPILED = None
-"""``torch.compile(_terms)`` once built; ``_terms`` itself after a compilation failed in this process."""
-_COMPILED_UPDATE = None
-"""``torch.compile(_adam_clamp)`` once built; ``_adam_clamp`` itself after a compilation failed."""
+_COMPILED: dict = {}
+"""{(function, mode): ``torch.compile(function, mode=mode)``}, each built on first use in this process."""
+_COMPILE_FAILED = False
+"""Set once a compilation failed: later transfers in this process run eager without trying again."""
 
 
-def _disable_compile():
-    """After a failed compilation, later transfers in this process run eager without trying again."""
-    global _COMPILED, _COMPILED_UPDATE
-    _COMPILED, _COMPILED_UPDATE = _terms, _adam_clamp
+def _compiled(fn, mode: str = "default"):
+    """``torch.compile(fn, mode=mode)`` (``_terms`` or ``_adam_clamp``), built once per process and
+    mode; ``fn`` itself once a compilation has failed."""
+    if _COMPILE_FAILED:
+        return fn
+    if (fn, mode) not in _COMPILED:
+        # static shapes: a search has one batch shape (P*K rows; its K-row baseline runs eager), and
+        # kernels specialised to a shape are the fast ones; each new shape compiles once
+        _COMPILED[(fn, mode)] = torch.compile(fn, dynamic=False, mode=mode)
+    return _COMPILED[(fn, mode)]
 
 
 def _compile_failed(exc: BaseException, note):
     """Log a failed compilation and run eager from here on (this process)."""
-    _disable_compile()
+    global _COMPILE_FAILED
+    _COMPILE_FAILED = True
     note(f"torch.compile failed ({describe(exc)}); running eager from here on")
 
 
 def reset_compile():
-    """Forget the compiled step (and any earlier failure): the next compiled transfer compiles anew."""
-    global _COMPILED, _COMPILED_UPDATE
-    _COMPILED = _COMPILED_UPDATE = None
+    """Forget the compiled functions (and any earlier failure): the next compiled transfer compiles
+    anew."""
+    global _COMPILED, _COMPILE_FAILED
+    _COMPILED, _COMPILE_FAILED = {}, False
 
 
 def compile_disabled() -> bool:
     """True once a compilation has failed in this process: transfers asking for ``compile`` run eager."""
-    return _COMPILED is _terms
-
-
-def _compiled_terms():
-    """``torch.compile(_terms)``, built once per process; plain ``_terms`` once compilation has failed."""
-    global _COMPILED
-    if _COMPILED is None:
-        # static shapes: a search has one batch shape (P*K rows; its K-row baseline runs eager), and
-        # kernels specialised to a shape are the fast ones; each new shape compiles once
-        _COMPILED = torch.compile(_terms, dynamic=False)
-    return _COMPILED
-
-
-def _compiled_update():
-    """``torch.compile(_adam_clamp)``, built once per process; plain ``_adam_clamp`` once compilation
-    has failed."""
-    global _COMPILED_UPDATE
-    if _COMPILED_UPDATE is None:
-        _COMPILED_UPDATE = torch.compile(_adam_clamp, dynamic=False)
-    return _COMPILED_UPDATE
+    return _COMPILE_FAILED
 
 
 def _evaluate(fn, args, failed: torch.Tensor, last: bool):
@@ -289,13 +287,15 @@ class _BatchedLBFGS:
 def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg, prec, device, seeds, note):
     """Optimise one chunk of rows; returns (images, initial, final, history, failed) on the CPU."""
     n = cw.shape[0]
-    terms_fn = _compiled_terms() if cfg.compile else _terms
+    mode = cfg.compile_mode
+    terms_fn = _compiled(_terms, mode) if cfg.compile else _terms
+    graphs = cfg.compile and mode in ("reduce-overhead", "max-autotune")  # CUDA graphs (on CUDA)
     x = _init_images(content.cpu(), n, cfg, seeds).to(device=device, dtype=prec.dtype)
     if prec.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
     opt = _Adam(x, cfg.lr) if cfg.optimizer == "adam" else _BatchedLBFGS(x, cfg.lr)
-    update = None if cfg.optimizer != "adam" else _compiled_update() if cfg.compile else _adam_clamp
+    update = None if cfg.optimizer != "adam" else _compiled(_adam_clamp, mode) if cfg.compile else _adam_clamp
     failed = torch.zeros(n, dtype=torch.bool, device=device)
     targets = {l: t.to(prec.dtype) for l, t in targets.items()}
     history, initial = [], None
@@ -304,6 +304,8 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
         last = step == int(cfg.steps)
         # the last, gradient-free evaluation runs eager: compiling it would be a second graph
         fn = _terms if last else terms_fn
+        if graphs and not last:  # a new iteration: the last one's graph outputs (all used by now) may be reused
+            torch.compiler.cudagraph_mark_step_begin()
         try:
             terms, grad = _evaluate(fn, args, failed, last)
         except Exception as exc:  # compilation failed (no compiler, unsupported op...): go on eager

@@ -104,14 +104,14 @@ def test_race_compiled_and_eager_share_one_reference(monkeypatch):
         return fn
 
     monkeypatch.setattr(torch, "compile", fake_compile)
-    monkeypatch.setattr(transfer, "_COMPILED", "stale graph from an earlier row")
+    monkeypatch.setattr(transfer, "_COMPILED", {(transfer._terms, "default"): "stale graph from an earlier row"})
     seen = []
     e = bench.end_to_end(32, 2, 5, 1, 2, "cpu", "random", compile_modes=(False, True),
                          report=lambda sides: seen.append(list(sides)))
     assert list(e) == ["torch-de batched", bench.REFERENCE, "torch-de batched compiled"]  # slow start last
     assert seen == [list(e)[:1], list(e)[:2], list(e)]  # reported after each side
     # the step and the update, built anew for the compiled side, not reused from before
-    assert calls == [{"dynamic": False}] * 2
+    assert calls == [{"dynamic": False, "mode": "default"}] * 2
     assert e["torch-de batched compiled"]["evaluations"] == e[bench.REFERENCE]["evaluations"]
     assert "speedup" in e["torch-de batched compiled"] and "speedup" not in e[bench.REFERENCE]
 
@@ -166,6 +166,7 @@ def test_cli_race_and_quality_are_saved(tmp_path):
     (["--quality", "--quality-size", "4"], "sizes must be between 8 and 8192 px, got 4"),
     (["--quality", "--quality-steps", "0"], "--quality-steps must be >= 1"),
     (["--precisions", "fp8"], "unknown precision 'fp8'"),
+    (["--compile", "on", "--compile-mode", "fast"], "unknown compile mode 'fast'"),
     (["--weights", "nope.pt"], "neither 'imagenet', 'random', 'auto' nor an existing file"),
     (["--out", "{tmp}/file.txt"], "exists and is not a directory"),
 ])
@@ -193,10 +194,33 @@ def test_rows_and_race_say_when_compile_fell_back(monkeypatch):
         return compiled
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    monkeypatch.setattr(transfer, "_COMPILED", None)
+    monkeypatch.setattr(transfer, "_COMPILED", {})
+    monkeypatch.setattr(transfer, "_COMPILE_FAILED", False)
     r = throughput(32, 2, "fp32", False, True, 4, torch.device("cpu"))
     assert "torch.compile failed (RuntimeError" in r["note"] and "ran eager" in r["note"]
     assert r["ms_per_image_step"] > 0
     e = bench.end_to_end(32, 2, 5, 1, 2, "cpu", "random", compile_modes=(True,))
     assert "ran eager" in e["torch-de batched compiled"]["note"]
     assert "note" not in e[bench.REFERENCE]
+
+
+def test_compile_modes_are_grid_rows_and_the_race_uses_the_last(tmp_path, monkeypatch):
+    """``--compile both --compile-mode default reduce-overhead``: one eager row and one row per mode,
+    each compiled with its mode; the race's compiled side compiles with the last mode."""
+    import torch
+    modes = []
+
+    def fake_compile(fn, **kw):  # stands in for inductor (minutes on this CPU)
+        modes.append(kw["mode"])
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    assert main(["--sizes", "32", "--batches", "1", "--steps", "4", "--device", "cpu", "--compile", "both",
+                 "--compile-mode", "default", "reduce-overhead", "--e2e", "--e2e-steps", "2", "--e2e-popsize", "5",
+                 "--e2e-maxiter", "0", "--e2e-compile", "on", "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert [(r["compile"], r["compile_mode"]) for r in saved["rows"]] == [
+        (False, ""), (True, "default"), (True, "reduce-overhead")]
+    assert saved["settings"]["compile_modes"] == ["default", "reduce-overhead"]
+    assert set(modes) == {"default", "reduce-overhead"} and modes[-1] == "reduce-overhead"  # the race's
+    assert "| compile_mode |" in (tmp_path / "bench.md").read_text()

@@ -16,6 +16,8 @@ from evostyle.errors import EvostyleError
     ({"mutation": [0.5]}, "config key 'mutation' must be a number or [low, high]"),
     ({"max_batch": 2.5}, "config key 'max_batch' must be an integer"),
     ({"loss_cap": "high"}, "config key 'loss_cap' must be a number"),
+    ({"compile_mode": "fast"}, "unknown compile mode 'fast'"),
+    ({"compile_mode": 1}, "config key 'compile_mode' must be a string"),
     ({"style": []}, "at least one --style image is needed"),
     ({"outputs": 0}, "outputs must be >= 1"),
     ({"steps": 0}, "steps must be >= 1"),
@@ -85,3 +87,13 @@ def test_compile_flag_values():
     assert cfg("--compile", "on").compile is True
     assert cfg("--compile", "off").compile is False
     assert cfg("--compile", "auto").compile == "auto"
+    assert cfg().compile_mode == "default"
+    assert cfg("--compile-mode", "reduce-overhead").compile_mode == "reduce-overhead"
+
+
+def test_compile_mode_reaches_the_engine():
+    """The search's transfer settings carry the configured mode (used whenever the search compiles)."""
+    from evostyle.search import _build
+    engine, _, _ = _build(make_config({"compile_mode": "reduce-overhead", "size": 32, "device": "cpu",
+                                       "weights": "random", "compile": True}))
+    assert engine.cfg.compile_mode == "reduce-overhead" and engine.cfg.compile is True

@@ -120,7 +120,8 @@ def test_oom_halves_the_chunk(model, small, small_style, monkeypatch):
     ("steps", 0, "steps must be a positive"), ("optimizer", "sgd", "valid: adam, lbfgs"),
     ("measure", "cos", "unknown measure"), ("style_weight", -1.0, "style-weight must be finite"),
     ("content_weight", float("nan"), "content-weight"), ("init", "zeros", "unknown init"),
-    ("style_layers", ("relu7_1",), "unknown layer"), ("max_batch", 0, "max batch")])
+    ("style_layers", ("relu7_1",), "unknown layer"), ("max_batch", 0, "max batch"),
+    ("compile_mode", "fast", "unknown compile mode 'fast'")])
 def test_config_errors(field, value, msg):
     with pytest.raises(EvostyleError, match=msg):
         TransferConfig(**{field: value}).validate()
@@ -199,15 +200,40 @@ def test_compile_failure_falls_back_to_eager(model, small, small_style, monkeypa
     def broken_update(*args):
         raise RuntimeError("update compiler error (injected)")
 
-    monkeypatch.setattr(tr, "_COMPILED", broken)
-    monkeypatch.setattr(tr, "_COMPILED_UPDATE", broken_update)
+    monkeypatch.setattr(tr, "_COMPILED", {(tr._terms, "default"): broken, (tr._adam_clamp, "default"): broken_update})
+    monkeypatch.setattr(tr, "_COMPILE_FAILED", False)
     t = _targets(model, small_style, [0.0, 90.0])
     eager = run_transfer(model, small, t, TransferConfig(steps=5))
     res = run_transfer(model, small, t, TransferConfig(steps=5, compile=True))
     assert len(res.log) == 1 and "torch.compile failed (RuntimeError" in res.log[0]
     assert torch.equal(res.images, eager.images)
     assert run_transfer(model, small, t, TransferConfig(steps=2, compile=True)).log == []  # no new attempt
-    assert tr._compiled_terms() is tr._terms and tr._compiled_update() is tr._adam_clamp
+    assert tr._compiled(tr._terms) is tr._terms and tr._compiled(tr._adam_clamp, "reduce-overhead") is tr._adam_clamp
+
+
+@pytest.mark.parametrize("mode,graphs", [("reduce-overhead", True), ("max-autotune-no-cudagraphs", False)])
+def test_compile_mode_reaches_torch_compile(model, small, small_style, monkeypatch, mode, graphs):
+    """``compile_mode`` is torch.compile's mode for the step and the update, each compiled once per
+    mode; with CUDA graphs each optimisation step is marked as a new iteration (so a replay may reuse
+    the last step's outputs, which are all consumed by then)."""
+    from evostyle import transfer as tr
+    calls, marks = [], []
+
+    def fake_compile(fn, **kw):  # stands in for inductor (minutes on this CPU)
+        calls.append((fn.__name__, kw))
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    monkeypatch.setattr(tr, "_COMPILED", {})
+    monkeypatch.setattr(tr, "_COMPILE_FAILED", False)
+    t = _targets(model, small_style, [0.0, 90.0])
+    eager = run_transfer(model, small, t, TransferConfig(steps=3))
+    for _ in range(2):
+        res = run_transfer(model, small, t, TransferConfig(steps=3, compile=True, compile_mode=mode))
+    assert calls == [("_terms", {"dynamic": False, "mode": mode}), ("_adam_clamp", {"dynamic": False, "mode": mode})]
+    assert len(marks) == (2 * 3 if graphs else 0)  # 3 compiled steps per transfer; the last evaluation is eager
+    assert torch.equal(res.images, eager.images)
 
 
 def test_autotune_setting_is_restored(model, small, small_style):
@@ -227,7 +253,8 @@ def test_compiled_step_matches_eager(model, small, small_style, monkeypatch):
     """
     from evostyle import transfer as tr
     from evostyle.device import resolve_precision
-    monkeypatch.setattr(tr, "_COMPILED", None)  # a fresh process: not built, not failed
+    monkeypatch.setattr(tr, "_COMPILED", {})  # a fresh process: not built, not failed
+    monkeypatch.setattr(tr, "_COMPILE_FAILED", False)
     t = _targets(model, small_style, [0.0, 90.0])
     res = run_transfer(model, small, t, TransferConfig(steps=2, compile=True))
     assert res.log == [] or "torch.compile failed" in res.log[0]
@@ -238,7 +265,7 @@ def test_compiled_step_matches_eager(model, small, small_style, monkeypatch):
     args = (model, x, content_feat, t, torch.rand(2, len(LAYERS)) + 0.5, torch.ones(2), torch.full((2,), 10.0),
             cfg, resolve_precision("fp32", cpu), cpu)
     eager, g_eager = tr._evaluate(tr._terms, args, torch.zeros(2, dtype=torch.bool), False)
-    comp, g_comp = tr._evaluate(tr._compiled_terms(), args, torch.zeros(2, dtype=torch.bool), False)
+    comp, g_comp = tr._evaluate(tr._compiled(tr._terms), args, torch.zeros(2, dtype=torch.bool), False)
     for k in eager:
         assert torch.allclose(comp[k], eager[k], rtol=1e-4, atol=1e-7), k
     assert float((g_comp - g_eager).abs().max() / g_eager.abs().max()) < 1e-2

@@ -104,28 +104,42 @@ def style_statistic(f: torch.Tensor, measure: str) -> torch.Tensor:
     raise unknown("measure", measure, MEASURES)
 
 
-def relative_sq_error(x: torch.Tensor, target: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+def sq_norm(target: torch.Tensor) -> torch.Tensor:
+    """Per-row ``sum(t^2)`` in float32 or float64, floored at a tiny positive value: (B, ...) -> (B,).
+
+    The denominator of a normalised term; an optimisation's targets are fixed, so it computes this
+    once per target instead of at every step (``denom=`` below)."""
+    return _hi(target).flatten(1).pow(2).sum(dim=1).clamp_min(_EPS)
+
+
+def relative_sq_error(x: torch.Tensor, target: torch.Tensor, normalize: bool = True,
+                      denom: torch.Tensor | None = None) -> torch.Tensor:
     """Per-row ``sum((x - t)^2) / sum(t^2)`` (or the MSE if not ``normalize``): (B, ...) -> (B,).
 
-    ``target`` may have batch size 1 (broadcast to every row).
+    ``target`` may have batch size 1 (broadcast to every row). ``denom``, if given, is the target's
+    :func:`sq_norm`, computed beforehand.
     """
     x, target = _hi(x), _hi(target)
     diff = (x - target.to(x.dtype)).flatten(1)
     sq = diff.pow(2)
     if not normalize:
         return sq.mean(dim=1)
-    denom = target.to(x.dtype).flatten(1).pow(2).sum(dim=1).clamp_min(_EPS)
-    return sq.sum(dim=1) / denom
+    if denom is None:
+        denom = sq_norm(target)
+    return sq.sum(dim=1) / denom.to(x.dtype)
 
 
-def style_term(f_out: torch.Tensor, target: torch.Tensor, measure: str, normalize: bool = True) -> torch.Tensor:
-    """One layer's style loss per image: (B, C, H, W) features vs a (B or 1, ...) target -> (B,)."""
-    return relative_sq_error(style_statistic(f_out, measure), target, normalize)
+def style_term(f_out: torch.Tensor, target: torch.Tensor, measure: str, normalize: bool = True,
+               denom: torch.Tensor | None = None) -> torch.Tensor:
+    """One layer's style loss per image: (B, C, H, W) features vs a (B or 1, ...) target -> (B,).
+    ``denom``: the target's :func:`sq_norm`, if computed beforehand."""
+    return relative_sq_error(style_statistic(f_out, measure), target, normalize, denom)
 
 
-def content_term(f_out: torch.Tensor, f_content: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-    """Content loss per image: (B, C, H, W) vs (1 or B, C, H, W) -> (B,)."""
-    return relative_sq_error(f_out, f_content, normalize)
+def content_term(f_out: torch.Tensor, f_content: torch.Tensor, normalize: bool = True,
+                 denom: torch.Tensor | None = None) -> torch.Tensor:
+    """Content loss per image: (B, C, H, W) vs (1 or B, C, H, W) -> (B,). ``denom``: as style_term."""
+    return relative_sq_error(f_out, f_content, normalize, denom)
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

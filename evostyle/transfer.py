@@ -20,7 +20,7 @@ import torch
 from .device import Precision, resolve_precision, to_host
 from .errors import EvostyleError, describe, unknown
 from .features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
-from .measures import content_term, style_term, total_variation
+from .measures import content_term, sq_norm, style_term, total_variation
 
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("content", "noise", "content+noise")
@@ -112,21 +112,33 @@ class TransferResult:
     log: list[str] = field(default_factory=list)
 
 
-def _terms(model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device):
-    """Forward pass and named per-row loss terms for images x (B,3,H,W)."""
+def _denominators(content_feat, targets, cfg) -> dict:
+    """{"content" and each style layer: the target's squared norm (B or 1,)}, the fixed denominators
+    of the normalised terms, computed once per optimisation; {} when ``cfg.normalize`` is off."""
+    if not cfg.normalize:
+        return {}
+    return {"content": sq_norm(content_feat), **{l: sq_norm(targets[l]) for l in cfg.style_layers}}
+
+
+def _terms(model, x, content_feat, targets, denoms, layer_w, cw, sw, cfg, prec, device, tv: bool = True):
+    """Forward pass and named per-row loss terms for images x (B,3,H,W); ``denoms`` from
+    :func:`_denominators`. ``tv=False`` leaves out the total variation, which is allowed only when its
+    weight is 0 (then it is only reported, and the optimisation steps need not compute it)."""
     with prec.autocast(device):
         feats = model(x)
-    terms = {"content": content_term(feats[cfg.content_layer], content_feat, cfg.normalize)}
-    style = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
-    for i, l in enumerate(cfg.style_layers):
-        t = style_term(feats[l], targets[l], cfg.measure, cfg.normalize)
-        terms[f"style_{l}"] = t
-        style = style + layer_w[:, i] * t
+    terms = {"content": content_term(feats[cfg.content_layer], content_feat, cfg.normalize, denoms.get("content"))}
+    per_layer = [style_term(feats[l], targets[l], cfg.measure, cfg.normalize, denoms.get(l))
+                 for l in cfg.style_layers]
+    terms.update({f"style_{l}": t for l, t in zip(cfg.style_layers, per_layer)})
+    style = (layer_w * torch.stack(per_layer, 1)).sum(1)  # (B, L) weights: three operators, not 3L
     terms["style"] = style
-    # with no TV weight the term is only reported: keep it out of the backward pass (its slices'
-    # gradient is image-sized work in the other memory layout, which then slows every Adam update)
-    terms["tv"] = total_variation(x if cfg.tv_weight else x.detach())
-    terms["total"] = cw * terms["content"] + sw * style + cfg.tv_weight * terms["tv"]
+    total = cw * terms["content"] + sw * style
+    if tv or cfg.tv_weight:
+        # with no TV weight the term is only reported: keep it out of the backward pass (its slices'
+        # gradient is image-sized work in the other memory layout, which then slows every Adam update)
+        terms["tv"] = total_variation(x if cfg.tv_weight else x.detach())
+        total = total + cfg.tv_weight * terms["tv"]
+    terms["total"] = total
     return terms
 
 
@@ -171,10 +183,11 @@ def _evaluate(fn, args, failed: torch.Tensor, last: bool):
     """Loss terms of one step through ``fn`` and, unless ``last``, the gradient w.r.t. the images.
 
     ``args`` are ``_terms``' arguments (the images x second); ``failed`` (B,) is updated in place with
-    rows whose total loss is not finite. Returns (terms, grad or None).
+    rows whose total loss is not finite. The total variation is computed in the steps only if it is
+    weighted, and always in the ``last`` evaluation, which reports it. Returns (terms, grad or None).
     """
     with torch.set_grad_enabled(not last):
-        terms = fn(*args)
+        terms = fn(*args, tv=last)
     total = terms["total"]
     failed |= ~torch.isfinite(total)
     if last:
@@ -299,7 +312,8 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
     failed = torch.zeros(n, dtype=torch.bool, device=device)
     targets = {l: t.to(prec.dtype) for l, t in targets.items()}
     history, initial = [], None
-    args = (model, x, content_feat, targets, layer_w, cw, sw, cfg, prec, device)
+    args = (model, x, content_feat, targets, _denominators(content_feat, targets, cfg), layer_w, cw, sw, cfg,
+            prec, device)
     for step in range(int(cfg.steps) + 1):
         last = step == int(cfg.steps)
         # the last, gradient-free evaluation runs eager: compiling it would be a second graph
@@ -316,6 +330,9 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
             terms, grad = _evaluate(_terms, args, failed, last)
         total = terms["total"]
         if initial is None:
+            if "tv" not in terms:  # an unweighted TV is left out of the steps; reported here
+                terms = {**{k: v for k, v in terms.items() if k != "total"},
+                         "tv": total_variation(x.detach()), "total": total}
             initial = {k: v.detach().float().cpu() for k, v in terms.items()}
         if step % cfg.history_every == 0 or last:
             history.append((step, total.detach().float().cpu()))

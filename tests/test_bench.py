@@ -189,7 +189,7 @@ def test_rows_and_race_say_when_compile_fell_back(monkeypatch):
     from evostyle import bench, transfer
 
     def broken_compile(fn, **kw):
-        def compiled(*args):
+        def compiled(*args, **kw):
             raise RuntimeError("no C++ compiler (injected)")
         return compiled
 

@@ -189,10 +189,10 @@ def test_compile_failure_falls_back_to_eager(model, small, small_style, monkeypa
         def backward(ctx, g):
             raise RuntimeError("backward compiler error (injected)")
 
-    def broken(*args):
+    def broken(*args, **kw):
         if when == "forward":
             raise RuntimeError()  # no message at all
-        terms = tr._terms(*args)
+        terms = tr._terms(*args, **kw)
         if when == "update":
             return terms
         return {**terms, "total": _FailingBackward.apply(terms["total"])}
@@ -236,6 +236,27 @@ def test_compile_mode_reaches_torch_compile(model, small, small_style, monkeypat
     assert torch.equal(res.images, eager.images)
 
 
+@pytest.mark.parametrize("tv_weight", [0.0, 0.5])
+def test_fixed_work_is_done_once_per_transfer(model, small, small_style, monkeypatch, tv_weight):
+    """The targets' squared norms (the normalised terms' denominators) are computed once per
+    transfer, not at every step; an unweighted total variation is computed only for the report (the
+    initial and final terms), a weighted one at every step. The reported terms do not change."""
+    from evostyle import transfer as tr
+    from evostyle.measures import sq_norm, total_variation
+    norms, tvs = [], []
+    monkeypatch.setattr(tr, "sq_norm", lambda t: norms.append(1) or sq_norm(t))
+    monkeypatch.setattr(tr, "total_variation", lambda x: tvs.append(1) or total_variation(x))
+    t = _targets(model, small_style, [0.0, 90.0])
+    res = run_transfer(model, small, t, TransferConfig(steps=5, tv_weight=tv_weight))
+    assert len(norms) == len(LAYERS) + 1  # five style layers and the content
+    assert len(tvs) == (2 if tv_weight == 0 else 5 + 1)  # report only / 5 steps + the last evaluation
+    assert list(res.initial) == list(res.final)  # the same terms, in the same order, tv included
+    assert torch.allclose(res.initial["tv"], total_variation(small[None]).expand(2))  # from the content image
+    assert torch.allclose(res.final["style"], sum(res.final[f"style_{l}"] for l in LAYERS), rtol=1e-6)
+    total = res.final["content"] + 10.0 * res.final["style"] + tv_weight * res.final["tv"]
+    assert torch.allclose(res.final["total"], total, rtol=1e-6)
+
+
 def test_autotune_setting_is_restored(model, small, small_style):
     before = torch.backends.cudnn.benchmark
     run_transfer(model, small, _targets(model, small_style, [0.0]), TransferConfig(steps=2, autotune=True))
@@ -262,8 +283,8 @@ def test_compiled_step_matches_eager(model, small, small_style, monkeypatch):
     with torch.no_grad():
         content_feat = model(small[None])[cfg.content_layer]
     x = (small[None].repeat(2, 1, 1, 1) + 0.05 * torch.rand(2, *small.shape)).clamp(0, 1).requires_grad_(True)
-    args = (model, x, content_feat, t, torch.rand(2, len(LAYERS)) + 0.5, torch.ones(2), torch.full((2,), 10.0),
-            cfg, resolve_precision("fp32", cpu), cpu)
+    args = (model, x, content_feat, t, tr._denominators(content_feat, t, cfg), torch.rand(2, len(LAYERS)) + 0.5,
+            torch.ones(2), torch.full((2,), 10.0), cfg, resolve_precision("fp32", cpu), cpu)
     eager, g_eager = tr._evaluate(tr._terms, args, torch.zeros(2, dtype=torch.bool), False)
     comp, g_comp = tr._evaluate(tr._compiled(tr._terms), args, torch.zeros(2, dtype=torch.bool), False)
     for k in eager:

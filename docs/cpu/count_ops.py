@@ -47,7 +47,8 @@ def main():
     with prec.autocast(cpu), torch.no_grad():
         content_feat = model(content[None], ("relu4_2",))["relu4_2"].float()
     x = content[None].repeat(2, 1, 1, 1).contiguous(memory_format=torch.channels_last).requires_grad_(True)
-    args = (model, x, content_feat, targets, torch.ones(2, 5), torch.ones(2), torch.full((2,), 10.0), cfg, prec, cpu)
+    args = (model, x, content_feat, targets, tr._denominators(content_feat, targets, cfg), torch.ones(2, 5),
+            torch.ones(2), torch.full((2,), 10.0), cfg, prec, cpu)
     opt, failed = tr._Adam(x, 0.02), torch.zeros(2, dtype=torch.bool)
 
     def step():

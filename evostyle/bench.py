@@ -1,9 +1,9 @@
 """``python -m evostyle.bench``: throughput of the batched inner optimiser, and an end-to-end search race.
 
-Throughput: for every (size, batch, precision, channels_last, compile and its mode) it times ``run_transfer`` with
-``--steps`` and with ``--steps // 4`` steps and divides the difference by the extra image-steps, so
-target building, the first forward pass and start-up cancel out; the pair is repeated (``--repeats``)
-after an untimed full-length run and the median is reported. The profile (``--profile``) sums the
+Throughput: for every (size, batch, precision, channels_last, compile and its mode) it times
+``run_transfer`` with ``--steps`` and with ``--steps // 4`` steps and divides the difference by the
+extra image-steps, so target building, the first forward pass and start-up cancel out; the pair is
+repeated (``--repeats``) after an untimed full-length run and the median is reported. The profile (``--profile``) sums the
 GPU kernels' own durations as a cross-check of that figure. One image-step is a forward pass
 through VGG19 up to relu5_1, the backward pass to the image and an Adam update.
 
@@ -267,7 +267,8 @@ def _settings(args, cuda: bool) -> dict:
     st = {"sizes": pick(args.sizes, [128, 256, 512], [64]), "batches": pick(args.batches, [1, 8, 32, 64], [1, 4]),
           "precisions": pick(args.precisions, ["fp32", "tf32", "bf16"], ["fp32"]),
           "channels_last": _SWITCH[args.channels_last or ("both" if cuda else "off")],
-          "compile": _SWITCH[args.compile], "compile_modes": args.compile_mode, "autotune": _SWITCH[args.autotune], "steps": pick(args.steps, 20, 8),
+          "compile": _SWITCH[args.compile], "compile_modes": args.compile_mode, "autotune": _SWITCH[args.autotune],
+          "steps": pick(args.steps, 20, 8),
           "repeats": pick(args.repeats, 3, 1), "budget_s": args.budget, "seed": SEED, "layers": list(LAYERS) + ["relu4_2"],
           "conv_relu_fused": fusion_enabled(),  # bf16 on CUDA: one kernel per conv + bias + ReLU
           "quality": {"size": pick(args.quality_size, 256, 32), "steps": pick(args.quality_steps, 200, 20),
@@ -308,8 +309,8 @@ def _check_weights(spec: str) -> str:
     return spec if info["used"] == "file" else info["used"]
 
 
-ROW_COLUMNS = ["size", "batch", "precision", "channels_last", "compile", "compile_mode", "autotune", "ms_per_image_step",
-               "image_steps_per_s", "peak_mib_per_image", "note"]
+ROW_COLUMNS = ["size", "batch", "precision", "channels_last", "compile", "compile_mode", "autotune",
+               "ms_per_image_step", "image_steps_per_s", "peak_mib_per_image", "note"]
 RACE_COLUMNS = ["side", "seconds", "later_generations_s", "speedup", "steady_speedup", "evaluations", "best_fitness",
                 "targets / transfer / scoring / logging s", "note"]
 

@@ -11,9 +11,10 @@ convolution; the fused kernel saves that pass too.
 Under ``torch.compile``, :func:`conv3x3_relu` is a ``torch.library`` custom operator, so the compiler
 keeps it as one opaque call (with a shape-only "fake" implementation for tracing) and autograd uses
 our backward: the ReLU's mask, then PyTorch's own convolution backward. In eager mode the same two
-halves run as an autograd Function, whose Python costs less per call than the operator's dispatch. The fused kernel is used for CUDA tensors in
-bf16 or fp16 with cuDNN enabled; everything else (the CPU, float32/TF32/float64, so the strict fp32
-reference keeps its exact arithmetic) runs ``relu(conv2d(x, w, b))``.
+halves run as an autograd Function, whose Python costs less per call than the operator's dispatch.
+The fused kernel is used for CUDA tensors in bf16 or fp16 with cuDNN enabled; everything else (the
+CPU, float32/TF32/float64, so the strict fp32 reference keeps its exact arithmetic) runs
+``relu(conv2d(x, w, b))``.
 
 The first layer, on the 3-channel image, suits neither cuDNN kernel: with 27 values per output pixel
 the product is bound by memory, and cuDNN's kernels for it ran at about 20 TFLOP/s (1.18 ms fused,

@@ -208,9 +208,9 @@ class VGGFeatures(nn.Module):
 
     def _half_params(self, i: int, half: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """Conv ``body[i]``'s weight and bias cast to ``half``, cast once and reused while the
-        parameters keep their storage, layout and version (in eager mode the casts were 26 extra kernels
-        per forward pass, and their launches are host time a small-batch step is bound by). Parameters
-        that require a gradient, and traced code, are cast afresh each call."""
+        parameters keep their storage, layout and version (cast in every eager forward pass they were
+        26 extra kernels, each launch host time). Parameters that require a gradient, and traced code,
+        are cast afresh each call."""
         mod = self.body[i]
         w, b = mod.weight, mod.bias
         if w.requires_grad or b.requires_grad or torch.compiler.is_compiling():

@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most rows per forward pass (default: all; halved on out of memory)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the inner step (fuses the elementwise work; compiles once per batch shape)")
-    p.add_argument("--compile-mode", default="default", choices=COMPILE_MODES,
-                   help="torch.compile's mode with --compile (reduce-overhead adds CUDA graphs)")
+    p.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
+                   help="torch.compile's mode (implies --compile; default: default; reduce-overhead adds "
+                        "CUDA graphs)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty output directory")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -94,8 +95,8 @@ def run(args) -> dict:
                          measure=args.measure, content_weight=args.content_weight,
                          style_weight=args.style_weight, tv_weight=args.tv_weight, steps=args.steps,
                          optimizer=args.optimizer, lr=lr, init=args.init, max_batch=args.max_batch,
-                         precision=args.precision, compile=args.compile,
-                         compile_mode=args.compile_mode).validate()
+                         precision=args.precision, compile=args.compile or args.compile_mode is not None,
+                         compile_mode=args.compile_mode or "default").validate()
     rows = _rows(args, len(args.style))
     with warnings_to_stderr():
         engine = StyleEngine(resolve_image(args.content), [resolve_image(s) for s in args.style], cfg,

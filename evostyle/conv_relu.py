@@ -112,10 +112,8 @@ def _cudnn_fused(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Ten
 
 def _forward(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     out = None
-    if _use_cudnn(x) and x.shape[1] < SMALL_C_IN:
-        out = _patch_product_relu(x, w, b)
-    elif _use_cudnn(x):
-        out = _cudnn_fused(x, w, b)
+    if _use_cudnn(x):
+        out = _patch_product_relu(x, w, b) if x.shape[1] < SMALL_C_IN else _cudnn_fused(x, w, b)
     if out is None:
         out = F.relu(F.conv2d(x, w, b, padding=1))
     return out.contiguous(memory_format=_layout(x, w))

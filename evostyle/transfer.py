@@ -25,7 +25,9 @@ from .measures import content_term, sq_norm, style_term, total_variation
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("content", "noise", "content+noise")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-"""torch.compile's modes; the two with CUDA graphs are ``reduce-overhead`` and ``max-autotune``."""
+"""torch.compile's modes."""
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+"""The modes that record CUDA graphs (on CUDA)."""
 
 
 @dataclass
@@ -302,7 +304,7 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
     n = cw.shape[0]
     mode = cfg.compile_mode
     terms_fn = _compiled(_terms, mode) if cfg.compile else _terms
-    graphs = cfg.compile and mode in ("reduce-overhead", "max-autotune")  # CUDA graphs (on CUDA)
+    graphs = cfg.compile and mode in CUDA_GRAPH_MODES
     x = _init_images(content.cpu(), n, cfg, seeds).to(device=device, dtype=prec.dtype)
     if prec.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)

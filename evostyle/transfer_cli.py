@@ -96,7 +96,7 @@ def run(args) -> dict:
                          style_weight=args.style_weight, tv_weight=args.tv_weight, steps=args.steps,
                          optimizer=args.optimizer, lr=lr, init=args.init, max_batch=args.max_batch,
                          precision=args.precision, compile=args.compile or args.compile_mode is not None,
-                         compile_mode=args.compile_mode or "default").validate()
+                         compile_mode=args.compile_mode or TransferConfig.compile_mode).validate()
     rows = _rows(args, len(args.style))
     with warnings_to_stderr():
         engine = StyleEngine(resolve_image(args.content), [resolve_image(s) for s in args.style], cfg,

@@ -3,9 +3,9 @@
 Throughput: for every (size, batch, precision, channels_last, compile and its mode) it times
 ``run_transfer`` with ``--steps`` and with ``--steps // 4`` steps and divides the difference by the
 extra image-steps, so target building, the first forward pass and start-up cancel out; the pair is
-repeated (``--repeats``) after an untimed full-length run and the median is reported. The profile (``--profile``) sums the
-GPU kernels' own durations as a cross-check of that figure. One image-step is a forward pass
-through VGG19 up to relu5_1, the backward pass to the image and an Adam update.
+repeated (``--repeats``) after an untimed full-length run and the median is reported. The profile
+(``--profile``) sums the GPU kernels' own durations as a cross-check of that figure. One image-step
+is a forward pass through VGG19 up to relu5_1, the backward pass to the image and an Adam update.
 
 End to end (``--e2e``): the same search (config, seed, number of evaluations) run by torch DE + the
 batched evaluator in the default precision (eager, compiled or both: ``--e2e-compile``) and by scipy
@@ -268,8 +268,8 @@ def _settings(args, cuda: bool) -> dict:
           "precisions": pick(args.precisions, ["fp32", "tf32", "bf16"], ["fp32"]),
           "channels_last": _SWITCH[args.channels_last or ("both" if cuda else "off")],
           "compile": _SWITCH[args.compile], "compile_modes": args.compile_mode, "autotune": _SWITCH[args.autotune],
-          "steps": pick(args.steps, 20, 8),
-          "repeats": pick(args.repeats, 3, 1), "budget_s": args.budget, "seed": SEED, "layers": list(LAYERS) + ["relu4_2"],
+          "steps": pick(args.steps, 20, 8), "repeats": pick(args.repeats, 3, 1), "budget_s": args.budget,
+          "seed": SEED, "layers": list(LAYERS) + ["relu4_2"],
           "conv_relu_fused": fusion_enabled(),  # bf16 on CUDA: one kernel per conv + bias + ReLU
           "quality": {"size": pick(args.quality_size, 256, 32), "steps": pick(args.quality_steps, 200, 20),
                       "rows": 8},

@@ -36,6 +36,24 @@ def wave64(content64):
 
 
 @pytest.fixture
+def fake_compile(monkeypatch):
+    """``torch.compile`` replaced by a recorder that returns the function as it is (inductor takes
+    minutes on this CPU), with the transfer's compile cache empty and no failure recorded. The
+    fixture's value lists each call as (function name, keyword arguments)."""
+    from evostyle import transfer
+    calls = []
+
+    def compile_(fn, **kw):
+        calls.append((fn.__name__, kw))
+        return fn
+
+    monkeypatch.setattr(torch, "compile", compile_)
+    monkeypatch.setattr(transfer, "_COMPILED", {})
+    monkeypatch.setattr(transfer, "_COMPILE_FAILED", False)
+    return calls
+
+
+@pytest.fixture
 def random_image_file(tmp_path):
     """Factory: write a seeded random image of PIL ``mode`` and size (h, w) as ``name``; returns its path.
 

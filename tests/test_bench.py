@@ -93,17 +93,9 @@ def test_race_sides_fix_their_compile_setting():
     assert c[REFERENCE].precision == "fp32" and c[REFERENCE].max_batch == 4
 
 
-def test_race_compiled_and_eager_share_one_reference(monkeypatch):
+def test_race_compiled_and_eager_share_one_reference(monkeypatch, fake_compile):
     """``--e2e-compile both``: two batched sides and one reference run; the compiled side starts cold."""
-    import torch
     from evostyle import bench, transfer
-    calls = []
-
-    def fake_compile(fn, **kw):  # stands in for inductor (minutes on this CPU), records the call
-        calls.append(kw)
-        return fn
-
-    monkeypatch.setattr(torch, "compile", fake_compile)
     monkeypatch.setattr(transfer, "_COMPILED", {(transfer._terms, "default"): "stale graph from an earlier row"})
     seen = []
     e = bench.end_to_end(32, 2, 5, 1, 2, "cpu", "random", compile_modes=(False, True),
@@ -111,7 +103,7 @@ def test_race_compiled_and_eager_share_one_reference(monkeypatch):
     assert list(e) == ["torch-de batched", bench.REFERENCE, "torch-de batched compiled"]  # slow start last
     assert seen == [list(e)[:1], list(e)[:2], list(e)]  # reported after each side
     # the step and the update, built anew for the compiled side, not reused from before
-    assert calls == [{"dynamic": False, "mode": "default"}] * 2
+    assert [kw for _, kw in fake_compile] == [{"dynamic": False, "mode": "default"}] * 2
     assert e["torch-de batched compiled"]["evaluations"] == e[bench.REFERENCE]["evaluations"]
     assert "speedup" in e["torch-de batched compiled"] and "speedup" not in e[bench.REFERENCE]
 
@@ -204,17 +196,9 @@ def test_rows_and_race_say_when_compile_fell_back(monkeypatch):
     assert "note" not in e[bench.REFERENCE]
 
 
-def test_compile_modes_are_grid_rows_and_the_race_uses_the_last(tmp_path, monkeypatch):
+def test_compile_modes_are_grid_rows_and_the_race_uses_the_last(tmp_path, fake_compile):
     """``--compile both --compile-mode default reduce-overhead``: one eager row and one row per mode,
     each compiled with its mode; the race's compiled side compiles with the last mode."""
-    import torch
-    modes = []
-
-    def fake_compile(fn, **kw):  # stands in for inductor (minutes on this CPU)
-        modes.append(kw["mode"])
-        return fn
-
-    monkeypatch.setattr(torch, "compile", fake_compile)
     assert main(["--sizes", "32", "--batches", "1", "--steps", "4", "--device", "cpu", "--compile", "both",
                  "--compile-mode", "default", "reduce-overhead", "--e2e", "--e2e-steps", "2", "--e2e-popsize", "5",
                  "--e2e-maxiter", "0", "--e2e-compile", "on", "--out", str(tmp_path)]) == 0
@@ -222,5 +206,6 @@ def test_compile_modes_are_grid_rows_and_the_race_uses_the_last(tmp_path, monkey
     assert [(r["compile"], r["compile_mode"]) for r in saved["rows"]] == [
         (False, ""), (True, "default"), (True, "reduce-overhead")]
     assert saved["settings"]["compile_modes"] == ["default", "reduce-overhead"]
+    modes = [kw["mode"] for _, kw in fake_compile]
     assert set(modes) == {"default", "reduce-overhead"} and modes[-1] == "reduce-overhead"  # the race's
     assert "| compile_mode |" in (tmp_path / "bench.md").read_text()

@@ -212,26 +212,18 @@ def test_compile_failure_falls_back_to_eager(model, small, small_style, monkeypa
 
 
 @pytest.mark.parametrize("mode,graphs", [("reduce-overhead", True), ("max-autotune-no-cudagraphs", False)])
-def test_compile_mode_reaches_torch_compile(model, small, small_style, monkeypatch, mode, graphs):
+def test_compile_mode_reaches_torch_compile(model, small, small_style, monkeypatch, fake_compile, mode, graphs):
     """``compile_mode`` is torch.compile's mode for the step and the update, each compiled once per
     mode; with CUDA graphs each optimisation step is marked as a new iteration (so a replay may reuse
     the last step's outputs, which are all consumed by then)."""
-    from evostyle import transfer as tr
-    calls, marks = [], []
-
-    def fake_compile(fn, **kw):  # stands in for inductor (minutes on this CPU)
-        calls.append((fn.__name__, kw))
-        return fn
-
-    monkeypatch.setattr(torch, "compile", fake_compile)
+    marks = []
     monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
-    monkeypatch.setattr(tr, "_COMPILED", {})
-    monkeypatch.setattr(tr, "_COMPILE_FAILED", False)
     t = _targets(model, small_style, [0.0, 90.0])
     eager = run_transfer(model, small, t, TransferConfig(steps=3))
     for _ in range(2):
         res = run_transfer(model, small, t, TransferConfig(steps=3, compile=True, compile_mode=mode))
-    assert calls == [("_terms", {"dynamic": False, "mode": mode}), ("_adam_clamp", {"dynamic": False, "mode": mode})]
+    assert fake_compile == [("_terms", {"dynamic": False, "mode": mode}),
+                            ("_adam_clamp", {"dynamic": False, "mode": mode})]
     assert len(marks) == (2 * 3 if graphs else 0)  # 3 compiled steps per transfer; the last evaluation is eager
     assert torch.equal(res.images, eager.images)
 

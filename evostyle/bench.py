@@ -41,7 +41,8 @@ from .runlog import atomic_write_json, atomic_write_text, environment, prepare_o
 from .targets import StyleTargets
 from .report import markdown_table
 from .conv_relu import fusion_enabled
-from .transfer import COMPILE_MODES, TransferConfig, compile_disabled, reset_compile, run_transfer
+from .transfer import (COMPILE_MODES, TransferConfig, compile_disabled, reset_compile, resolve_compile_mode,
+                       run_transfer)
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 _SWITCH = {"on": [True], "off": [False], "both": [False, True]}
@@ -75,7 +76,7 @@ def _time(model, content, targets, cfg, device) -> tuple[float, list[str]]:
 
 def throughput(size: int, batch: int, precision: str, channels_last: bool, compile_: bool, steps: int,
                device, weights: str = "random", autotune: bool = False, repeats: int = 1,
-               compile_mode: str = "default") -> dict:
+               compile_mode: str = TransferConfig.compile_mode) -> dict:
     """Measure one setting; returns a dict row (ms per image-step, image-steps/s, peak MiB per image).
 
     A short run (``steps // 4`` steps: cuDNN setup, compilation) and a full-length one (so the GPU
@@ -85,7 +86,8 @@ def throughput(size: int, batch: int, precision: str, channels_last: bool, compi
     """
     model, content, targets = _setup(size, batch, device, weights)
     row = {"size": size, "batch": batch, "precision": precision, "channels_last": channels_last,
-           "compile": compile_, "compile_mode": compile_mode if compile_ else "", "autotune": autotune,
+           "compile": compile_, "compile_mode": resolve_compile_mode(compile_mode, device) if compile_ else "",
+           "autotune": autotune,
            "ms_per_image_step": float("nan"), "image_steps_per_s": float("nan"),
            "peak_mib_per_image": float("nan"), "note": ""}
     short = max(1, steps // 4)
@@ -122,7 +124,7 @@ def throughput(size: int, batch: int, precision: str, channels_last: bool, compi
 
 
 def race_configs(size: int, steps: int, popsize: int, maxiter: int, outputs: int, device: str, weights: str,
-                 compile_modes=(False,), compile_mode: str = "default") -> dict:
+                 compile_modes=(False,), compile_mode: str = TransferConfig.compile_mode) -> dict:
     """The validated search configs of the race: {name: SearchConfig} in running order: the eager
     batched side, the reference, then the compiled batched side (the slow one to start, so a call cut
     short still has the first ratio; torch.compile's ``compile_mode``), as ``compile_modes`` asks.
@@ -158,7 +160,7 @@ def _cold_compile():
 
 
 def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, device: str, weights: str,
-               compile_modes=(False,), report=None, compile_mode: str = "default") -> dict:
+               compile_modes=(False,), report=None, compile_mode: str = TransferConfig.compile_mode) -> dict:
     """Same search by torch DE + batched evaluator (per ``compile_modes``) and by the fp32 reference.
 
     A compiled side compiles from cold caches and its compilation is part of its wall time; the
@@ -199,7 +201,7 @@ def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, 
 
 
 def quality(size: int, steps: int, batch: int, precision: str, device, weights: str = "random",
-            compile_: bool = False, compile_mode: str = "default") -> dict:
+            compile_: bool = False, compile_mode: str = TransferConfig.compile_mode) -> dict:
     """Final style and content loss of the same transfer in ``precision`` (compiled if ``compile_``)
     and in strict fp32 (eager).
 
@@ -214,6 +216,7 @@ def quality(size: int, steps: int, batch: int, precision: str, device, weights: 
         finals[prec] = run_transfer(model, content, targets, cfg, device=device).final
     out = {"size": size, "steps": steps, "batch": batch, "precision": precision,
            "compile": bool(compile_ and not compile_disabled())}  # False if it fell back to eager
+    out["compile_mode"] = resolve_compile_mode(compile_mode, device) if out["compile"] else ""
     for term in ("style", "content", "total"):
         ref, low = finals["fp32"][term].double(), finals[precision][term].double()
         rel = (low - ref).abs() / ref.abs().clamp_min(1e-30)
@@ -223,7 +226,7 @@ def quality(size: int, steps: int, batch: int, precision: str, device, weights: 
 
 
 def profile(size: int, batch: int, precision: str, steps: int, device, weights: str = "random",
-            rows: int = 15, compile_: bool = False, compile_mode: str = "default") -> dict:
+            rows: int = 15, compile_: bool = False, compile_mode: str = TransferConfig.compile_mode) -> dict:
     """Kernels of one ``steps``-step transfer of one batch under torch.profiler (after a warm-up run).
 
     Returns {"table": the top ``rows`` operators and kernels by self time (text), "steps", "batch",
@@ -280,6 +283,9 @@ def _settings(args, cuda: bool) -> dict:
     for m in st["compile_modes"]:
         if m not in COMPILE_MODES:
             raise unknown("compile mode", m, COMPILE_MODES)
+    # the modes that run (auto: reduce-overhead on CUDA), each once, so rows and records name them
+    st["compile_modes"] = list(dict.fromkeys(resolve_compile_mode(m, "cuda" if cuda else "cpu")
+                                             for m in st["compile_modes"]))
     explicit = tuple(p for p in PRECISIONS if p != "auto")
     for p in st["precisions"]:
         if p not in explicit:
@@ -317,7 +323,8 @@ RACE_COLUMNS = ["side", "seconds", "later_generations_s", "speedup", "steady_spe
 
 def _quality_md(q: dict) -> str:
     """The quality check as a heading line and a table (one row per loss term)."""
-    return (f"Final losses, {q['precision']}{' compiled' if q['compile'] else ''} vs fp32 ({q['size']} px, "
+    how = f" compiled ({q.get('compile_mode') or 'default'})" if q["compile"] else ""
+    return (f"Final losses, {q['precision']}{how} vs fp32 ({q['size']} px, "
             f"{q['steps']} steps, {q['batch']} rows):\n\n"
             + markdown_table([{"term": t, **q[t]} for t in ("style", "content", "total")],
                          ["term", "fp32_mean", f"{q['precision']}_mean", "rel_diff_max", "rel_diff_mean"]))
@@ -355,9 +362,10 @@ def main(argv=None) -> int:
                     help="memory layout of images and weights (default: both on CUDA, off on CPU)")
     ap.add_argument("--compile", choices=("on", "off", "both"), default="off",
                     help="torch.compile the forward pass and losses (TransferConfig.compile; default off)")
-    ap.add_argument("--compile-mode", nargs="+", default=["default"], metavar="MODE",
+    ap.add_argument("--compile-mode", nargs="+", default=["auto"], metavar="MODE",
                     help=f"torch.compile's mode(s) for the compiled rows: {' | '.join(COMPILE_MODES)} "
-                         "(default: default); the quality check, race and profile use the last")
+                         "(default: auto, which is reduce-overhead on CUDA and default elsewhere); the "
+                         "quality check, race and profile use the last")
     ap.add_argument("--autotune", choices=("on", "off", "both"), default="off",
                     help="cuDNN algorithm autotuning (TransferConfig.autotune; CUDA only; default off)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on CUDA, 8 on CPU)")

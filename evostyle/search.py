@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--compile", nargs="?", const="on", choices=("auto", "on", "off"),
       help="torch.compile the inner step (fuses the elementwise work; compiles once per batch shape); "
            "auto: on CUDA for searches long enough to repay the compilation; a bare --compile means on")
-    a("--compile-mode", help=alt(COMPILE_MODES) + " (torch.compile's mode; reduce-overhead adds CUDA graphs)")
+    a("--compile-mode", help=alt(COMPILE_MODES) + " (torch.compile's mode; reduce-overhead adds CUDA graphs; "
+      "auto: reduce-overhead on CUDA, default elsewhere)")
     a("--seed", type=int, help="seeds the DE, the noise inits and the random-init weights")
     a("--device", help="auto | cpu | cuda | cuda:N")
     a("--weights", help="auto | imagenet | random | path to a VGG19 state dict")
@@ -284,6 +285,7 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
     from .de import DifferentialEvolution, scipy_differential_evolution
     from .de.solver import latin_hypercube
     from .images import save_image
+    from .transfer import resolve_compile_mode
 
     out = Path(out) if out else _default_out()
     if resume:
@@ -304,7 +306,8 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
         record = {"config": cfg.to_dict(), "space": space.describe(), "weights": engine.weights_info,
                   "environment": environment(engine.device), "seed": cfg.seed,
                   "image_size": list(_hw(engine)), "columns": ev.columns,
-                  "compile": {"used": used, "why": why}}
+                  "compile": {"used": used, "why": why,
+                              "mode": resolve_compile_mode(cfg.compile_mode, engine.device) if used else None}}
         log.create(record)
         save_image(engine.content, out / "content.png")
         for i, s in enumerate(engine.styles):

@@ -21,7 +21,7 @@ from .features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
 from .measures import MEASURES
 from .runlog import atomic_write_json, environment, prepare_out_dir
 from .targets import ROTATION_MODES, SHUFFLE_MODES
-from .transfer import COMPILE_MODES, INITS, OPTIMIZERS, TransferConfig
+from .transfer import COMPILE_MODES, INITS, OPTIMIZERS, TransferConfig, resolve_compile_mode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the inner step (fuses the elementwise work; compiles once per batch shape)")
     p.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
-                   help="torch.compile's mode (implies --compile; default: default; reduce-overhead adds "
-                        "CUDA graphs)")
+                   help="torch.compile's mode (implies --compile; default: auto, which is reduce-overhead "
+                        "(CUDA graphs) on CUDA and default elsewhere)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty output directory")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -118,6 +118,7 @@ def run(args) -> dict:
     record = {"config": {**{k: v for k, v in vars(args).items() if k not in ("debug",)},
                          "transfer": dataclasses.asdict(cfg)},
               "weights": engine.weights_info, "environment": environment(engine.device),
+              "compile_mode_used": resolve_compile_mode(cfg.compile_mode, engine.device) if cfg.compile else None,
               "seconds": res.seconds, "chunk_size": res.chunk_size, "precision": res.precision,
               "outputs": outputs}
     atomic_write_json(out / "losses.json", record)

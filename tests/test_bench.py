@@ -209,3 +209,17 @@ def test_compile_modes_are_grid_rows_and_the_race_uses_the_last(tmp_path, fake_c
     modes = [kw["mode"] for _, kw in fake_compile]
     assert set(modes) == {"default", "reduce-overhead"} and modes[-1] == "reduce-overhead"  # the race's
     assert "| compile_mode |" in (tmp_path / "bench.md").read_text()
+
+
+def test_auto_compile_mode_names_the_mode_that_ran(tmp_path, fake_compile):
+    """The default ``--compile-mode auto`` runs and records its resolved mode (default on the CPU),
+    each mode once: ``auto default`` is one compiled row, and the quality check names it."""
+    assert main(["--sizes", "16", "--batches", "1", "--steps", "2", "--device", "cpu", "--compile", "on",
+                 "--compile-mode", "auto", "default", "--quality", "--quality-size", "16", "--quality-steps",
+                 "1", "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["settings"]["compile_modes"] == ["default"]
+    assert [(r["compile"], r["compile_mode"]) for r in saved["rows"]] == [(True, "default")]
+    assert {kw["mode"] for _, kw in fake_compile} == {"default"}
+    assert saved["quality"]["compile_mode"] == "default"
+    assert "bf16 compiled (default) vs fp32" in (tmp_path / "bench.md").read_text()

@@ -87,7 +87,7 @@ def test_compile_flag_values():
     assert cfg("--compile", "on").compile is True
     assert cfg("--compile", "off").compile is False
     assert cfg("--compile", "auto").compile == "auto"
-    assert cfg().compile_mode == "default"
+    assert cfg().compile_mode == "auto"
     assert cfg("--compile-mode", "reduce-overhead").compile_mode == "reduce-overhead"
 
 

@@ -77,7 +77,7 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["weights"]["used"] == "random" and cfg["seed"] == 1 and "torch" in cfg["environment"]
     assert cfg["config"]["popsize"] == 5
-    assert cfg["compile"] == {"used": False, "why": "auto: not on CUDA"}
+    assert cfg["compile"] == {"used": False, "why": "auto: not on CUDA", "mode": None}
     assert json.loads((out / "state.json").read_text())["status"] == "finished"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best"]["fitness"] == pytest.approx(df.fitness.min())

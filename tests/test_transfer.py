@@ -211,8 +211,11 @@ def test_compile_failure_falls_back_to_eager(model, small, small_style, monkeypa
     assert tr._compiled(tr._terms) is tr._terms and tr._compiled(tr._adam_clamp, "reduce-overhead") is tr._adam_clamp
 
 
-@pytest.mark.parametrize("mode,graphs", [("reduce-overhead", True), ("max-autotune-no-cudagraphs", False)])
-def test_compile_mode_reaches_torch_compile(model, small, small_style, monkeypatch, fake_compile, mode, graphs):
+@pytest.mark.parametrize("mode,used,graphs", [("reduce-overhead", "reduce-overhead", True),
+                                             ("max-autotune-no-cudagraphs", "max-autotune-no-cudagraphs", False),
+                                             ("auto", "default", False)])  # auto on the CPU
+def test_compile_mode_reaches_torch_compile(model, small, small_style, monkeypatch, fake_compile, mode, used,
+                                            graphs):
     """``compile_mode`` is torch.compile's mode for the step and the update, each compiled once per
     mode; with CUDA graphs each optimisation step is marked as a new iteration (so a replay may reuse
     the last step's outputs, which are all consumed by then)."""
@@ -222,10 +225,23 @@ def test_compile_mode_reaches_torch_compile(model, small, small_style, monkeypat
     eager = run_transfer(model, small, t, TransferConfig(steps=3))
     for _ in range(2):
         res = run_transfer(model, small, t, TransferConfig(steps=3, compile=True, compile_mode=mode))
-    assert fake_compile == [("_terms", {"dynamic": False, "mode": mode}),
-                            ("_adam_clamp", {"dynamic": False, "mode": mode})]
+    assert fake_compile == [("_terms", {"dynamic": False, "mode": used}),
+                            ("_adam_clamp", {"dynamic": False, "mode": used})]
     assert len(marks) == (2 * 3 if graphs else 0)  # 3 compiled steps per transfer; the last evaluation is eager
     assert torch.equal(res.images, eager.images)
+
+
+def test_auto_compile_mode_is_cuda_graphs_on_cuda_only():
+    """``auto`` means reduce-overhead (CUDA graphs) on any CUDA device and default elsewhere; other
+    modes are themselves. The default of TransferConfig is auto."""
+    from evostyle.transfer import COMPILE_MODES, resolve_compile_mode
+    assert TransferConfig().compile_mode == "auto"
+    assert resolve_compile_mode("auto", "cuda") == "reduce-overhead"
+    assert resolve_compile_mode("auto", torch.device("cuda", 1)) == "reduce-overhead"
+    assert resolve_compile_mode("auto", torch.device("cpu")) == "default"
+    assert resolve_compile_mode("auto", "mps") == "default"
+    for m in COMPILE_MODES[1:]:
+        assert resolve_compile_mode(m, "cuda") == m and resolve_compile_mode(m, "cpu") == m
 
 
 @pytest.mark.parametrize("tv_weight", [0.0, 0.5])

@@ -65,6 +65,8 @@ def test_compile_mode_implies_compile(tmp_path, fake_compile):
     """``--compile-mode M`` compiles with mode M (a mode alone would otherwise be ignored); the record
     says so."""
     assert main(BASE + ["--style", STARRY, "--compile-mode", "reduce-overhead", "--out", str(tmp_path / "o")]) == 0
-    rec = json.loads((tmp_path / "o" / "losses.json").read_text())["config"]["transfer"]
+    saved = json.loads((tmp_path / "o" / "losses.json").read_text())
+    rec = saved["config"]["transfer"]
     assert rec["compile"] is True and rec["compile_mode"] == "reduce-overhead"
+    assert saved["compile_mode_used"] == "reduce-overhead"
     assert [kw["mode"] for _, kw in fake_compile] == ["reduce-overhead", "reduce-overhead"]  # step, update

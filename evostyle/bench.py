@@ -3,7 +3,8 @@
 Throughput: for every (size, batch, precision, channels_last, compile and its mode) it times
 ``run_transfer`` with ``--steps`` and with ``--steps // 4`` steps and divides the difference by the
 extra image-steps, so target building, the first forward pass and start-up cancel out; the pair is
-repeated (``--repeats``) after an untimed full-length run and the median is reported. The profile
+repeated (``--repeats``) after an untimed full-length run and the median is reported. A row whose
+full-length run is shorter than ``--min-seconds`` (1 s on CUDA) runs proportionally more steps. The profile
 (``--profile``) sums the GPU kernels' own durations as a cross-check of that figure. One image-step
 is a forward pass through VGG19 up to relu5_1, the backward pass to the image and an Adam update.
 
@@ -23,6 +24,7 @@ import argparse
 import contextlib
 import csv
 import itertools
+import math
 import statistics
 import sys
 import tempfile
@@ -76,18 +78,21 @@ def _time(model, content, targets, cfg, device) -> tuple[float, list[str]]:
 
 def throughput(size: int, batch: int, precision: str, channels_last: bool, compile_: bool, steps: int,
                device, weights: str = "random", autotune: bool = False, repeats: int = 1,
-               compile_mode: str = TransferConfig.compile_mode) -> dict:
+               compile_mode: str = TransferConfig.compile_mode, min_seconds: float = 0.0) -> dict:
     """Measure one setting; returns a dict row (ms per image-step, image-steps/s, peak MiB per image).
 
     A short run (``steps // 4`` steps: cuDNN setup, compilation) and a full-length one (so the GPU
-    has left its idle clocks) come first, untimed. Then the pair (``steps // 4``, ``steps`` steps) is
-    timed ``repeats`` times; each pair gives (t_long - t_short) / extra image-steps, and the row
-    reports their median, with every estimate in ``ms_runs`` (their spread shows the timing noise).
+    has left its idle clocks) come first, untimed. If that full-length run took under ``min_seconds``,
+    the row's steps are raised in proportion (at most 20x, in ``row["steps"]``) so that the timed
+    difference outweighs the tens of ms by which a run's fixed part varies. Then the pair
+    (``steps // 4``, ``steps`` steps) is timed ``repeats`` times; each pair gives
+    (t_long - t_short) / extra image-steps, and the row reports their median, with every estimate in
+    ``ms_runs`` (their spread shows the timing noise).
     """
     model, content, targets = _setup(size, batch, device, weights)
     row = {"size": size, "batch": batch, "precision": precision, "channels_last": channels_last,
            "compile": compile_, "compile_mode": resolve_compile_mode(compile_mode, device) if compile_ else "",
-           "autotune": autotune,
+           "autotune": autotune, "steps": steps,
            "ms_per_image_step": float("nan"), "image_steps_per_s": float("nan"),
            "peak_mib_per_image": float("nan"), "note": ""}
     short = max(1, steps // 4)
@@ -98,7 +103,13 @@ def throughput(size: int, batch: int, precision: str, channels_last: bool, compi
         t0 = time.perf_counter()
         _, logs = _time(model, content, targets, cfg_s, device)  # cuDNN autotuning, compilation
         row["warmup_s"] = time.perf_counter() - t0
-        logs += _time(model, content, targets, cfg_l, device)[1]  # clocks up after an idle compilation
+        t_full, log_l = _time(model, content, targets, cfg_l, device)  # clocks up after an idle compilation
+        logs += log_l
+        if t_full < min_seconds:  # too short to time: lengthen both runs of the pair
+            steps = min(20 * steps, math.ceil(steps * min_seconds / max(t_full, 1e-9)))
+            short = max(1, steps // 4)
+            cfg_s, cfg_l = TransferConfig(steps=short, **kw), TransferConfig(steps=steps, **kw)
+            row["steps"] = steps
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         pers = []
@@ -272,6 +283,7 @@ def _settings(args, cuda: bool) -> dict:
           "channels_last": _SWITCH[args.channels_last or ("both" if cuda else "off")],
           "compile": _SWITCH[args.compile], "compile_modes": args.compile_mode, "autotune": _SWITCH[args.autotune],
           "steps": pick(args.steps, 20, 8), "repeats": pick(args.repeats, 3, 1), "budget_s": args.budget,
+          "min_seconds": pick(args.min_seconds, 1.0, 0.0),
           "seed": SEED, "layers": list(LAYERS) + ["relu4_2"],
           "conv_relu_fused": fusion_enabled(),  # bf16 on CUDA: one kernel per conv + bias + ReLU
           "quality": {"size": pick(args.quality_size, 256, 32), "steps": pick(args.quality_steps, 200, 20),
@@ -299,6 +311,8 @@ def _settings(args, cuda: bool) -> dict:
         raise EvostyleError(f"--steps must be >= 2 (the time of steps // 4 steps is subtracted), got {st['steps']}")
     if st["repeats"] < 1:
         raise EvostyleError(f"--repeats must be >= 1, got {st['repeats']}")
+    if not 0 <= st["min_seconds"] <= 600:  # also refuses NaN
+        raise EvostyleError(f"--min-seconds must be between 0 and 600, got {st['min_seconds']}")
     if args.quality and st["quality"]["steps"] < 1:
         raise EvostyleError(f"--quality-steps must be >= 1, got {st['quality']['steps']}")
     if args.budget is not None and not args.budget > 0:
@@ -315,7 +329,7 @@ def _check_weights(spec: str) -> str:
     return spec if info["used"] == "file" else info["used"]
 
 
-ROW_COLUMNS = ["size", "batch", "precision", "channels_last", "compile", "compile_mode", "autotune",
+ROW_COLUMNS = ["size", "batch", "precision", "channels_last", "compile", "compile_mode", "autotune", "steps",
                "ms_per_image_step", "image_steps_per_s", "peak_mib_per_image", "note"]
 RACE_COLUMNS = ["side", "seconds", "later_generations_s", "speedup", "steady_speedup", "evaluations", "best_fitness",
                 "targets / transfer / scoring / logging s", "note"]
@@ -371,6 +385,10 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on CUDA, 8 on CPU)")
     ap.add_argument("--repeats", type=int, default=None,
                     help="timed run pairs per row, the row reports their median (default 3 on CUDA, 1 on CPU)")
+    ap.add_argument("--min-seconds", type=float, default=None, metavar="S",
+                    help="raise a row's steps (up to 20x) until its full-length run lasts about S seconds, "
+                         "so run-to-run jitter of tens of ms stays small against the timed difference "
+                         "(default 1 on CUDA, 0 on CPU)")
     ap.add_argument("--e2e", action="store_true",
                     help="also race the search: torch DE + batched evaluator vs scipy DE + one candidate at a "
                          "time in fp32 (same config, seed and evaluations; 4 outputs per candidate)")
@@ -445,10 +463,11 @@ def main(argv=None) -> int:
             if not in_budget(label):
                 continue
             r = throughput(size, batch, prec, c_l, c, steps, dev, weights, autotune=t, repeats=st["repeats"],
-                           compile_mode=m or "default")
+                           compile_mode=m or "default", min_seconds=st["min_seconds"])
             rows.append(r)
             save()
-            print(f"  {label}: {r['ms_per_image_step']:.3f} ms/image-step {r['note']}", flush=True)
+            print(f"  {label}: {r['ms_per_image_step']:.3f} ms/image-step ({r['steps']} steps) {r['note']}",
+                  flush=True)
         print(markdown_table(rows, ROW_COLUMNS))
         if args.quality and in_budget("quality"):
             qs = settings["quality"]

@@ -28,6 +28,24 @@ def test_throughput_reports_the_median_of_its_repeats(monkeypatch):
     assert r["ms_per_image_step"] == pytest.approx(400 / 12)
 
 
+@pytest.mark.parametrize("min_seconds,steps", [(0.4, 32), (100.0, 160), (0.05, 8)])
+def test_short_rows_are_lengthened_to_min_seconds(monkeypatch, min_seconds, steps):
+    """A row whose untimed full-length run (8 steps) took 0.1 s times its pairs with steps raised in
+    proportion to ``min_seconds`` (at most 20x; never lowered), and records the steps it used."""
+    import torch
+    from evostyle import bench
+    lengths = []
+
+    def fake_time(model, content, targets, cfg, device):
+        lengths.append(cfg.steps)
+        return 0.1 * cfg.steps / 8, []
+    monkeypatch.setattr(bench, "_time", fake_time)
+    r = throughput(32, 2, "fp32", False, False, 8, torch.device("cpu"), repeats=2, min_seconds=min_seconds)
+    assert lengths == [2, 8] + [steps // 4, steps] * 2
+    assert r["steps"] == steps
+    assert r["ms_per_image_step"] == pytest.approx(100 / 8 / 2)  # 0.1 s per 8 steps of 2 rows
+
+
 def test_bench_cli_prints_table(tmp_path, capsys):
     assert main(["--sizes", "32", "--batches", "1", "--steps", "4", "--device", "cpu", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -154,6 +172,8 @@ def test_cli_race_and_quality_are_saved(tmp_path):
     (["--batches", "-1"], "batches must be >= 1, got -1"),
     (["--steps", "0"], "--steps must be >= 2"),  # 0 once meant "the default"
     (["--repeats", "0"], "--repeats must be >= 1"),
+    (["--min-seconds", "-1"], "--min-seconds must be between 0 and 600"),
+    (["--min-seconds", "nan"], "--min-seconds must be between 0 and 600"),
     (["--steps", "1"], "--steps must be >= 2"),  # once a division by zero
     (["--quality", "--quality-size", "4"], "sizes must be between 8 and 8192 px, got 4"),
     (["--quality", "--quality-steps", "0"], "--quality-steps must be >= 1"),

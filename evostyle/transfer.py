@@ -63,7 +63,7 @@ class TransferConfig:
     in CUDA graphs and replays them with one launch (for steps bound by the host's launching: small
     batches); ``max-autotune`` times kernel variants too (a much longer compilation). ``auto`` (the
     default) is ``reduce-overhead`` on CUDA and ``default`` elsewhere: on an H100 at 256 px the graphs
-    made a batch-8 step 2.7-3.4x faster and left batches 16-64 within the timing noise
+    made a batch-8 step 2.4x faster and left batches 16-64 within the timing noise
     (docs/performance.md)."""
 
     def validate(self) -> "TransferConfig":

@@ -393,7 +393,8 @@ def main(argv=None) -> int:
         if args.resume:
             given = [k for k in _FLAG_KEYS if getattr(args, k) is not None] + (["config"] if args.config else [])
             if given:
-                raise EvostyleError(f"--resume uses the run's saved config; drop {', '.join('--' + g.replace('_', '-') for g in given)}")
+                flags = ", ".join("--" + g.replace("_", "-") for g in given)
+                raise EvostyleError(f"--resume uses the run's saved config; drop {flags}")
             cfg, out = _config_for_resume(args), Path(args.resume)
         else:
             cfg, out = config_from_args(args), (Path(args.out) if args.out else _default_out())
@@ -406,8 +407,9 @@ def main(argv=None) -> int:
             return EXIT_INTERRUPTED
         b = summary["best"]
         print(f"run directory: {out}")
+        base = summary["baseline_same_target"]["diversity_pixel"]
         print(f"best fitness {b['fitness']:.5g} (loss {b['loss_score']:.4g}, pixel diversity "
-              f"{b['diversity_pixel']:.4f}; same-target baseline {summary['baseline_same_target']['diversity_pixel']:.4f})")
+              f"{b['diversity_pixel']:.4f}; same-target baseline {base:.4f})")
         fixed = len(b["params"]) - len(b["searched"])
         print("best parameters: " + ", ".join(f"{k}={b['params'][k]:.4g}" for k in b["searched"])
               + (f" ({fixed} fixed, in {out / 'summary.json'})" if fixed else ""))

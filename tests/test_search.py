@@ -138,6 +138,16 @@ def test_scipy_de_search_and_same_start(tmp_path):
     pd.testing.assert_frame_equal(ra[ra.generation == 0], rb[rb.generation == 0])  # same initial population
 
 
+def test_resume_refuses_settings_beside_it(tmp_path, capsys):
+    """``--resume`` takes the run's saved config; other settings are named in a one-line error."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--resume", str(tmp_path / "run"), "--popsize", "6", "--max-batch", "4"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--resume uses the run's saved config; drop --popsize, --max-batch" in err
+    assert "Traceback" not in err
+
+
 def test_existing_run_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(TINY + ["--maxiter", "0", "--out", str(out)]) == 0

@@ -32,7 +32,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from .device import is_channels_last
+from .device import is_channels_last, is_oom
 
 _ENABLED = True
 _CUDNN_FUSED_FAILED = False
@@ -101,7 +101,7 @@ def _cudnn_fused(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Ten
     try:
         return torch.cudnn_convolution_relu(x, w, b, (1, 1), (1, 1), (1, 1), 1)
     except RuntimeError as exc:
-        if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        if is_oom(exc):
             raise
         _CUDNN_FUSED_FAILED = True
         first = (str(exc).strip().splitlines() or [""])[0][:120]

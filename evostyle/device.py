@@ -22,6 +22,11 @@ def is_channels_last(t: torch.Tensor) -> bool:
     return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
 
 
+def is_oom(exc: BaseException) -> bool:
+    """True if ``exc`` is an out-of-memory error (CUDA's own, or a RuntimeError that says so)."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
 def to_host(t: torch.Tensor) -> torch.Tensor:
     """``t`` on the CPU, stored contiguous (NCHW for images), whatever its device and layout.
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .device import Precision, resolve_precision, to_host
+from .device import Precision, is_oom, resolve_precision, to_host
 from .errors import EvostyleError, describe, unknown
 from .features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
 from .measures import content_term, sq_norm, style_term, total_variation
@@ -336,7 +336,7 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
         try:
             terms, grad = _evaluate(fn, args, failed, last)
         except Exception as exc:  # compilation failed (no compiler, unsupported op...): go on eager
-            if fn is _terms or _is_oom(exc):
+            if fn is _terms or is_oom(exc):
                 raise
             _compile_failed(exc, note)
             terms_fn, update = _terms, (None if update is None else _adam_clamp)
@@ -355,7 +355,7 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
             try:
                 opt.step(grad, failed, update)
             except Exception as exc:  # compiling the update failed
-                if update is _adam_clamp or _is_oom(exc):
+                if update is _adam_clamp or is_oom(exc):
                     raise
                 _compile_failed(exc, note)
                 terms_fn, update = _terms, _adam_clamp
@@ -378,10 +378,6 @@ def _cudnn_benchmark(on: bool):
         yield
     finally:
         torch.backends.cudnn.benchmark = old
-
-
-def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 def run_transfer(model, content: torch.Tensor, targets: dict[str, torch.Tensor], cfg: TransferConfig,
@@ -440,7 +436,7 @@ def run_transfer(model, content: torch.Tensor, targets: dict[str, torch.Tensor],
                     model, content, content_feat, {l: t[sl] for l, t in targets.items()}, lw[sl], cw[sl],
                     sw[sl], cfg, prec, device, seeds[sl], note))
             except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
-                if not _is_oom(exc) or chunk == 1:
+                if not is_oom(exc) or chunk == 1:
                     raise
                 chunk = max(1, chunk // 2)
                 if device.type == "cuda":

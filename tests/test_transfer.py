@@ -116,6 +116,29 @@ def test_oom_halves_the_chunk(model, small, small_style, monkeypatch):
     assert any("out of memory" in m for m in res.log)
 
 
+@pytest.mark.parametrize("where", ["step", "update"])
+def test_oom_in_compiled_code_halves_the_chunk_and_keeps_compiling(model, small, small_style, monkeypatch, where):
+    """Out of memory inside the compiled step or update is not a failed compilation: the chunk is
+    halved and the transfer goes on compiled."""
+    from evostyle import transfer as tr
+
+    def oom_above_one_row(fn, rows_arg):
+        def call(*args, **kw):
+            if args[rows_arg].shape[0] > 1:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+            return fn(*args, **kw)
+        return call
+    step = oom_above_one_row(tr._terms, 1) if where == "step" else tr._terms
+    update = oom_above_one_row(tr._adam_clamp, 0) if where == "update" else tr._adam_clamp
+    monkeypatch.setattr(tr, "_COMPILED", {(tr._terms, "default"): step, (tr._adam_clamp, "default"): update})
+    monkeypatch.setattr(tr, "_COMPILE_FAILED", False)
+    t = _targets(model, small_style, [0.0, 90.0])
+    res = run_transfer(model, small, t, TransferConfig(steps=3, compile=True))
+    assert res.chunk_size == 1 and res.images.shape[0] == 2
+    assert any("out of memory at 2 rows" in m for m in res.log)
+    assert not any("torch.compile failed" in m for m in res.log) and not tr.compile_disabled()
+
+
 @pytest.mark.parametrize("field,value,msg", [
     ("steps", 0, "steps must be a positive"), ("optimizer", "sgd", "valid: adam, lbfgs"),
     ("measure", "cos", "unknown measure"), ("style_weight", -1.0, "style-weight must be finite"),

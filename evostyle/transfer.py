@@ -173,9 +173,13 @@ def resolve_compile_mode(mode: str, device) -> str:
     return "reduce-overhead" if torch.device(device).type == "cuda" else "default"
 
 
-def _compile_failed(exc: BaseException, note):
-    """Log a failed compilation and run eager from here on (this process)."""
+def _fall_back_to_eager(exc: BaseException, ran_eager: bool, note):
+    """Handle ``exc`` raised by a step or an update: re-raise it if that code ran eager or ran out of
+    memory (the transfer halves its chunk on that); else it is a failed compilation: log it, and this
+    process runs eager from here on."""
     global _COMPILE_FAILED
+    if ran_eager or is_oom(exc):
+        raise exc
     _COMPILE_FAILED = True
     note(f"torch.compile failed ({describe(exc)}); running eager from here on")
 
@@ -336,9 +340,7 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
         try:
             terms, grad = _evaluate(fn, args, failed, last)
         except Exception as exc:  # compilation failed (no compiler, unsupported op...): go on eager
-            if fn is _terms or is_oom(exc):
-                raise
-            _compile_failed(exc, note)
+            _fall_back_to_eager(exc, fn is _terms, note)
             terms_fn, update = _terms, (None if update is None else _adam_clamp)
             terms, grad = _evaluate(_terms, args, failed, last)
         total = terms["total"]
@@ -355,9 +357,7 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
             try:
                 opt.step(grad, failed, update)
             except Exception as exc:  # compiling the update failed
-                if update is _adam_clamp or is_oom(exc):
-                    raise
-                _compile_failed(exc, note)
+                _fall_back_to_eager(exc, update is _adam_clamp, note)
                 terms_fn, update = _terms, _adam_clamp
                 opt.t -= 1  # the failed call changed nothing
                 opt.step(grad, failed, update)

@@ -35,7 +35,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-OPTIMIZERS = ("torch-de", "scipy-de")
+OPTIMIZERS = ("torch-de", "scipy-de", "random")
+"""The outer loop: our torch-batched DE (GDE3 for ``objective = "pareto"``), scipy's DE (scalar only),
+or random search at the same budget (the baseline)."""
+OBJECTIVES = ("scalar", "pareto")
+"""``scalar``: minimise fitness = quality - diversity_weight * diversity; ``pareto``: the front of
+(quality, -diversity), both minimised (GDE3 with ``torch-de``)."""
+SAVE_IMAGES = ("all", "best")
+"""Which outputs a search saves as JPEG under images/: every candidate's, or only each generation's best
+and the candidates on the front when they are evaluated."""
 COMPILE_AUTO_MIN_WORK = 100_000
 """``compile = "auto"`` compiles a search on CUDA from this many planned image-steps on, counted in
 256 x 256 px images: (maxiter + 1) * popsize * outputs * steps * H * W / 256**2. Measured on an H100
@@ -52,7 +60,9 @@ class SearchConfig:
     style: list = field(default_factory=lambda: ["sample:starry_night.jpg", "sample:great_wave.jpg"])
     # outer loop
     optimizer: str = "torch-de"
-    strategy: str = "best1bin"
+    objective: str = "scalar"
+    strategy: str = "auto"
+    """A DE strategy name, or "auto": best1bin for the scalar objective, rand1bin for GDE3 (pareto)."""
     popsize: int = 6
     maxiter: int = 3
     mutation: Any = (0.5, 1.0)
@@ -93,6 +103,12 @@ class SearchConfig:
     diversity_metric: str = "pixel"
     diversity_weight: float = 1.0
     loss_cap: Any = None
+    fitness_loss: str = "fidelity"
+    """The objectives' quality: "fidelity" (vs the unrotated painting) or "own_target" (loss_score)."""
+    reference_point: Any = None
+    """[quality, diversity] bounding the hypervolume; None: the unstylised content image's quality and
+    diversity 0, computed when the run starts (recorded in config.json)."""
+    save_images: str = "all"
     # run
     seed: int = 0
     device: str = "auto"
@@ -109,9 +125,9 @@ _TYPES = {f.name: f for f in dataclasses.fields(SearchConfig)}
 _NUMBER_KEYS = {"recombination", "tol", "atol", "content_weight", "style_weight", "tv_weight", "lr",
                 "init_noise", "diversity_weight"}
 _INT_KEYS = {"popsize", "maxiter", "outputs", "size", "steps", "seed"}
-_STR_KEYS = {"content", "optimizer", "strategy", "init", "boundary", "rotation_mode", "shuffle", "measure",
-             "content_layer", "inner_optimizer", "image_init", "precision", "diversity_metric", "device",
-             "weights", "pool", "compile_mode"}
+_STR_KEYS = {"content", "optimizer", "objective", "strategy", "init", "boundary", "rotation_mode", "shuffle",
+             "measure", "content_layer", "inner_optimizer", "image_init", "precision", "diversity_metric", "device",
+             "weights", "pool", "compile_mode", "fitness_loss", "save_images"}
 _LIST_STR_KEYS = {"style", "search", "style_layers"}
 
 
@@ -149,7 +165,19 @@ def _check_type(key: str, value):
     elif key == "loss_cap":
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise EvostyleError(f"{where} must be a number, got {value!r}")
+    elif key == "reference_point":
+        if value is not None and not (isinstance(value, (list, tuple)) and len(value) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise EvostyleError(f"{where} must be [quality, diversity], got {value!r}")
+        value = None if value is None else [float(v) for v in value]
     return value
+
+
+def resolved_strategy(cfg: "SearchConfig") -> str:
+    """The DE strategy a search runs: ``auto`` is best1bin for the scalar objective, rand1bin for GDE3."""
+    if cfg.strategy != "auto":
+        return cfg.strategy
+    return "rand1bin" if cfg.objective == "pareto" else "best1bin"
 
 
 def compile_choice(cfg: SearchConfig, device, hw: tuple[int, int]) -> tuple[bool, str]:
@@ -200,20 +228,33 @@ def make_config(file_values: dict | None = None, overrides: dict | None = None) 
 
 def validate(cfg: SearchConfig) -> SearchConfig:
     """Cheap checks of values and names, before anything is loaded or created."""
-    from .de import BOUNDARY_MODES, INITS, parse_strategy
+    from .de import BOUNDARY_MODES, GDE3_STRATEGIES, INITS, parse_strategy
     from .device import PRECISIONS
     from .features import POOLS, check_layers
     from .measures import MEASURES
-    from .scoring import DIVERSITY_METRICS
+    from .scoring import DIVERSITY_METRICS, FITNESS_LOSSES
     from .space import SEARCH_GROUPS
-    from .targets import ROTATION_MODES, SHUFFLE_MODES
+    from .rotations import ROTATION_MODES
+    from .targets import SHUFFLE_MODES
     from .transfer import COMPILE_MODES, INITS as IMAGE_INITS, OPTIMIZERS as INNER_OPTIMIZERS
 
     def choice(name, value, valid):
         if value not in valid:
             raise unknown(name, value, valid)
     choice("optimizer", cfg.optimizer, OPTIMIZERS)
-    parse_strategy(cfg.strategy)
+    choice("objective", cfg.objective, OBJECTIVES)
+    if cfg.strategy != "auto":
+        parse_strategy(cfg.strategy)
+    if cfg.objective == "pareto" and cfg.optimizer == "scipy-de":
+        raise EvostyleError("scipy-de has no multi-objective mode; use --optimizer torch-de (GDE3) or random "
+                            "with --objective pareto")
+    if cfg.objective == "pareto" and cfg.optimizer == "torch-de" and resolved_strategy(cfg) not in GDE3_STRATEGIES:
+        raise EvostyleError(f"objective 'pareto' runs GDE3, which takes strategy {', '.join(GDE3_STRATEGIES)}; "
+                            f"got {cfg.strategy!r}")
+    choice("fitness loss", cfg.fitness_loss, FITNESS_LOSSES)
+    choice("save-images", cfg.save_images, SAVE_IMAGES)
+    if cfg.reference_point is not None and not all(math.isfinite(v) for v in cfg.reference_point):
+        raise EvostyleError(f"reference-point must be two finite numbers, got {cfg.reference_point}")
     choice("init", cfg.init, INITS)
     choice("boundary mode", cfg.boundary, BOUNDARY_MODES)
     choice("rotation mode", cfg.rotation_mode, ROTATION_MODES)

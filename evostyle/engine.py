@@ -61,12 +61,23 @@ class StyleEngine:
         self.rotation_mode, self.shuffle, self.seed = rotation_mode, shuffle, seed
         # rows per chunk that fit in memory, learned from an out-of-memory retry; later runs start there
         self.chunk_cap: int | None = None
+        self._content_feat: torch.Tensor | None = None
 
     @staticmethod
     def _load(img, size):
         if isinstance(img, (str, Path)):
             return load_image(img, size)
         return resize(img.float(), size)
+
+    @property
+    def content_features(self) -> torch.Tensor:
+        """(1, C, h, w) float32 features of the content image at the content layer (computed once),
+        what outputs are scored against (the transfer computes its own, in its precision)."""
+        if self._content_feat is None:
+            with torch.no_grad():
+                x = self.content[None].to(self.device, torch.float32)
+                self._content_feat = self.model(x, (self.cfg.content_layer,))[self.cfg.content_layer].float()
+        return self._content_feat
 
     @property
     def weights_info(self) -> dict:

@@ -14,17 +14,20 @@ from dataclasses import dataclass, field
 import torch
 
 from .engine import StyleEngine
-from .scoring import ScoreConfig, feature_diversity, fitness, pairwise_pixel, score_loss
+from .scoring import (ScoreConfig, feature_diversity, fidelity_terms, fitness, objectives, output_terms,
+                      pairwise_feature, pairwise_pixel, score_loss)
 from .space import Space
 
 
 @dataclass
 class Evaluation:
-    """Scores of P candidates. ``terms`` maps CSV column names (``loss_*``, ``diversity_*``) to (P,)."""
+    """Scores of P candidates. ``terms`` maps CSV column names (``loss_*``, ``fidelity*``,
+    ``diversity_*``) to (P,); ``objectives`` (P, 2) are the Pareto objectives (quality, -diversity)."""
 
     values: dict[str, torch.Tensor]
     terms: dict[str, torch.Tensor]
     fitness: torch.Tensor
+    objectives: torch.Tensor
     failed: torch.Tensor
     images: torch.Tensor
     seconds: float
@@ -62,7 +65,7 @@ class Evaluator:
         self.noise_seed = int(noise_seed)
         self.n_styles = len(engine.styles)
         self.layers = list(engine.cfg.style_layers)
-        self._feature_model = None
+        self._extra_model = None
         for k in range(self.k):
             space.get(f"angle_{k}")
 
@@ -71,8 +74,9 @@ class Evaluator:
         """Candidate CSV columns, in order."""
         terms = ["content", "style", "tv", "total"] + [f"style_{l}" for l in self.layers]
         return (["generation", "candidate"] + [f"param_{n}" for n in self.space.names]
-                + [f"loss_{t}" for t in terms] + ["loss_score", "diversity_pixel", "diversity_feature",
-                                                  "fitness", "failed", "seconds"])
+                + [f"loss_{t}" for t in terms] + ["loss_score", "fidelity_style", "fidelity_content", "fidelity",
+                                                  "diversity_pixel", "diversity_feature", "fitness", "failed",
+                                                  "seconds"])
 
     def _mix(self, values: dict[str, torch.Tensor], p: int) -> torch.Tensor:
         if self.n_styles == 1:
@@ -113,23 +117,54 @@ class Evaluator:
         cfg = self.engine.cfg
         terms = {f"loss_{t}": v.double().view(p, self.k).mean(1) for t, v in res.final.items()}
         terms["loss_score"] = score_loss(res.final, self.layers, cfg.content_weight, cfg.style_weight, p, self.k)
-        terms["diversity_pixel"] = pairwise_pixel(images)
-        terms["diversity_feature"] = feature_diversity(self._features(), images, self.score.feature_layer)
-        fit = fitness(terms["loss_score"], terms, failed, self.score)
+        terms.update(self.score_images(images, mix))
+        fit = fitness(terms, failed, self.score)
         t3 = time.perf_counter()
-        return Evaluation(values, terms, fit, failed, images, t3 - t0, res.log, res.chunk_size,
-                          {"targets": t1 - t0, "transfer": t2 - t1, "scoring": t3 - t2})
+        return Evaluation(values, terms, fit, objectives(terms, failed, self.score), failed, images, t3 - t0,
+                          res.log, res.chunk_size, {"targets": t1 - t0, "transfer": t2 - t1, "scoring": t3 - t2})
 
-    def _features(self):
-        layer = self.score.feature_layer
-        if layer in self.engine.model.layers:
-            return self.engine.model
-        if self._feature_model is None:
+    def score_images(self, images: torch.Tensor, mix: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Fidelity and diversity of (P, K, 3, H, W) outputs whose P*K rows have mixing weights ``mix``
+        (P*K, S): {``fidelity_style``, ``fidelity_content``, ``fidelity``, ``diversity_pixel``,
+        ``diversity_feature``: (P,)} (see :mod:`evostyle.scoring`). One float32 forward pass of the
+        outputs gives the fidelity terms and, when the engine's network reaches it, the feature-diversity
+        layer."""
+        p, k = images.shape[:2]
+        eng, cfg, layer = self.engine, self.engine.cfg, self.score.feature_layer
+        shared = layer in eng.model.layers or layer in eng.model.reach
+        per_output, kept = output_terms(eng.model, images.flatten(0, 1), eng.content_features,
+                                        eng.targets.unrotated(mix), self.layers, cfg.content_layer, cfg.measure,
+                                        cfg.normalize, keep=(layer,) if shared else ())
+        out = fidelity_terms(per_output, self.layers, cfg.content_weight, cfg.style_weight, p, k)
+        out["diversity_pixel"] = pairwise_pixel(images)
+        if shared:
+            feats = kept[layer]
+            out["diversity_feature"] = pairwise_feature(feats.view(p, k, *feats.shape[1:])).cpu()
+        else:
+            out["diversity_feature"] = feature_diversity(self._feature_model(), images, layer)
+        return out
+
+    def _feature_model(self):
+        """A network for a feature-diversity layer deeper than the engine's (built once)."""
+        if self._extra_model is None:
             from .features import VGGFeatures
             info = self.engine.model.weights_info
             spec = info["spec"] if info["used"] != "random" else "random"
-            self._feature_model = VGGFeatures((layer,), weights=spec, seed=info.get("seed", 0)).to(self.engine.device)
-        return self._feature_model
+            self._extra_model = VGGFeatures((self.score.feature_layer,), weights=spec,
+                                            seed=info.get("seed", 0)).to(self.engine.device)
+        return self._extra_model
+
+    def reference_quality(self) -> float:
+        """The quality (``fidelity``, lower is better) of the unstylised content image itself: the
+        worst over each pure style's unrotated target and the space's default mix. The hypervolume's
+        reference point (quality, diversity 0) says "no better than the photo, with no diversity"."""
+        n = self.n_styles
+        defaults = {name: torch.tensor([float(p.value if p.value is not None else (p.low + p.high) / 2)],
+                                       dtype=torch.float64) for name, p in self.space.by_name.items()}
+        mix = torch.cat([torch.eye(n), self._mix(defaults, 1)]) if n > 1 else torch.ones(1, 1)
+        images = self.engine.content[None, None].expand(mix.shape[0], 1, -1, -1, -1)
+        terms = self.score_images(images, mix)
+        return float(terms["fidelity"].max())
 
     def evaluate(self, unit: torch.Tensor) -> Evaluation:
         """Score a (P, D) population in the unit cube."""

@@ -206,6 +206,11 @@ class VGGFeatures(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
+    @property
+    def reach(self) -> tuple[str, ...]:
+        """Every layer the built trunk computes (up to the deepest tap), in order."""
+        return LAYER_NAMES[:len(self.body)]
+
     def _half_params(self, i: int, half: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """Conv ``body[i]``'s weight and bias cast to ``half``, cast once and reused while the
         parameters keep their storage, layout and version (cast in every eager forward pass they were
@@ -222,14 +227,15 @@ class VGGFeatures(nn.Module):
         return hit[1], hit[2]
 
     def forward(self, x: torch.Tensor, layers=None) -> dict[str, torch.Tensor]:
-        """(B, 3, H, W) in [0, 1] -> {tap: features}; ``layers`` (a subset of the taps) returns only
-        those and stops after the deepest of them."""
+        """(B, 3, H, W) in [0, 1] -> {tap: features}. ``layers`` returns those layers instead of the
+        taps and stops after the deepest of them: any layer the built trunk reaches (the taps, or for
+        example a convolution's output before its ReLU)."""
         if layers is None:
             tap_at = self._tap_at
         else:
-            unknown_taps = [l for l in layers if l not in self.layers]
+            unknown_taps = [l for l in layers if l not in self.reach]
             if unknown_taps:
-                raise unknown("tap of this extractor", unknown_taps[0], self.layers)
+                raise unknown("layer this extractor reaches", unknown_taps[0], self.reach)
             tap_at = {LAYER_INDEX[l]: l for l in layers}
         last = max(tap_at)
         x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)

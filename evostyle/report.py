@@ -32,29 +32,34 @@ def _plt():
     return plt
 
 
-def pareto_front(loss: np.ndarray, diversity: np.ndarray) -> np.ndarray:
-    """Boolean mask of points not dominated for (minimise loss, maximise diversity)."""
-    n = len(loss)
-    keep = np.ones(n, dtype=bool)
-    for i in range(n):
-        if not (np.isfinite(loss[i]) and np.isfinite(diversity[i])):
-            keep[i] = False
-            continue
-        dominated = (loss <= loss[i]) & (diversity >= diversity[i]) & ((loss < loss[i]) | (diversity > diversity[i]))
-        keep[i] = not dominated.any()
-    return keep
+def pareto_front(quality: np.ndarray, diversity: np.ndarray) -> np.ndarray:
+    """Boolean mask of the points not dominated for (minimise quality, maximise diversity)."""
+    from .de.pareto import non_dominated
+    return non_dominated(np.stack([np.asarray(quality, float), -np.asarray(diversity, float)], 1))
+
+
+def _objective_columns(rec: dict) -> tuple[str, str]:
+    """The run's (quality, diversity) columns: the hypervolume's objectives in config.json (older runs:
+    loss_score and diversity_pixel)."""
+    objs = rec.get("hypervolume", {}).get("objectives")
+    return (objs[0], objs[1].lstrip("-")) if objs else ("loss_score", "diversity_pixel")
 
 
 def _searched(cfg: dict) -> list[str]:
     return [p["name"] for p in cfg.get("space", []) if p.get("fixed") is None]
 
 
-def make_plots(run: Path, cands: pd.DataFrame, gens: pd.DataFrame, searched: list[str]) -> list[Path]:
-    """Write the convergence, parameter-trajectory and loss-vs-diversity PNGs into ``run``."""
+def make_plots(run: Path, cands: pd.DataFrame, gens: pd.DataFrame, searched: list[str],
+               columns: tuple[str, str] = ("fidelity", "diversity_pixel"), reference=None) -> list[Path]:
+    """Write the convergence, parameter-trajectory and quality-vs-diversity PNGs into ``run``;
+    ``columns`` are the (quality, diversity) columns, ``reference`` the hypervolume's reference point
+    as (quality, -diversity)."""
     plt = _plt()
     from matplotlib.ticker import MaxNLocator
     out = []
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    has_hv = "hypervolume" in gens
+    fig, axes = plt.subplots(1, 2 if has_hv else 1, figsize=(10 if has_hv else 6, 3.6), squeeze=False)
+    ax = axes[0, 0]
     ax.plot(gens.generation, gens.best_fitness, "o-", label="best so far")
     ax.plot(gens.generation, gens.gen_mean, "s--", label="generation mean")
     ax.set_xlabel("generation")
@@ -62,6 +67,12 @@ def make_plots(run: Path, cands: pd.DataFrame, gens: pd.DataFrame, searched: lis
     ax.set_ylabel("fitness (lower is better)")
     ax.legend()
     ax.grid(alpha=0.3)
+    if has_hv:
+        ax = axes[0, 1]
+        ax.plot(gens.nfev, gens.hypervolume, "o-", color="C2")
+        ax.set_xlabel("evaluations (candidates)")
+        ax.set_ylabel("hypervolume of the front so far")
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(run / PLOTS[0], dpi=110)
     plt.close(fig)
@@ -89,13 +100,16 @@ def make_plots(run: Path, cands: pd.DataFrame, gens: pd.DataFrame, searched: lis
     out.append(run / PLOTS[1])
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    loss, div = ok.loss_score.to_numpy(), ok.diversity_pixel.to_numpy()
+    qcol, dcol = columns
+    loss, div = ok[qcol].to_numpy(), ok[dcol].to_numpy()
     sc = ax.scatter(loss, div, c=ok.generation, s=14, cmap="viridis", label="candidates")
     front = pareto_front(loss, div)
     order = np.argsort(loss[front])
     ax.plot(loss[front][order], div[front][order], "r-o", ms=4, label="Pareto front")
-    ax.set_xlabel("loss (content + style, base weights)")
-    ax.set_ylabel("diversity (mean pairwise |a - b|)")
+    if reference is not None and np.isfinite(reference).all():
+        ax.plot([reference[0]], [-reference[1]], "kx", ms=8, label="hypervolume reference")
+    ax.set_xlabel(f"{qcol} (lower is better)")
+    ax.set_ylabel(f"{dcol} (higher is more diverse)")
     fig.colorbar(sc, label="generation", ticks=MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -148,6 +162,28 @@ figure img{max-width:200px;max-height:200px;display:block}figcaption{font-size:1
 .plots img{max-width:100%}.warn{color:#a40}code{background:#f5f5f5;padding:1px 3px}"""
 
 
+def _front_html(run: Path, summary: dict, columns: tuple[str, str], k: int) -> str:
+    """The Pareto front of everything evaluated (summary.json ``front``), each member with its outputs."""
+    front = summary.get("front")
+    if not front:
+        return ""
+    q, d = columns
+    members = []
+    for m in sorted(front, key=lambda m: m.get(q, 0.0)):
+        figs = [_img(run / p, f"output {j}") for j, p in enumerate(m.get("images", [])) if (run / p).is_file()]
+        params = ", ".join(f"{n}={v:.4g}" for n, v in m.get("params", {}).items())
+        members.append(f"<div><p><b>g{m['generation']:03d} c{m['candidate']:03d}</b>: {html.escape(q)} "
+                       f"{m.get(q, float('nan')):.4g}, {html.escape(d)} {m.get(d, float('nan')):.4f}; "
+                       f"{html.escape(params)}</p>{''.join(figs)}</div>")
+    hv = summary.get("hypervolume")
+    ref = summary.get("hypervolume_reference")
+    head = (f"<h2>Pareto front ({len(front)} candidates)</h2><p>Non-dominated among all evaluated candidates for "
+            f"(lower {html.escape(q)}, higher {html.escape(d)}); hypervolume {hv:.4g} against the reference "
+            f"{html.escape(q)} {ref[0]:.4g}, {html.escape(d)} {-ref[1]:.4g}.</p>" if hv is not None and ref else
+            f"<h2>Pareto front ({len(front)} candidates)</h2>")
+    return head + "".join(members)
+
+
 def write_report(run_dir, top: int = 10) -> Path:
     """Build plots, ``summary.md`` and ``report.html`` for ``run_dir``; returns the HTML path."""
     run = Path(run_dir)
@@ -159,7 +195,8 @@ def write_report(run_dir, top: int = 10) -> Path:
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
     state = json.loads((run / "state.json").read_text()) if (run / "state.json").exists() else {}
     searched = _searched(rec)
-    make_plots(run, cands, gens, searched)
+    columns = _objective_columns(rec)
+    make_plots(run, cands, gens, searched, columns, rec.get("hypervolume", {}).get("reference"))
 
     weights = rec.get("weights", {})
     env = rec.get("environment", {})
@@ -194,15 +231,16 @@ def write_report(run_dir, top: int = 10) -> Path:
         others.append(_img(p, p.stem.replace("_", " ")))
 
     cols = ["generation", "candidate"] + [f"param_{n}" for n in searched] + [
-        "loss_score", "diversity_pixel", "diversity_feature", "fitness"]
+        c for c in ("fidelity", "loss_score", "diversity_pixel", "diversity_feature", "fitness") if c in cands]
     top_df = cands.sort_values("fitness").head(top)[cols]
     base = summary.get("baseline_same_target", {})
     base_html = ""
     if base:
-        base_html = (f"<p>Best candidate: pixel diversity <b>{best.diversity_pixel:.4f}</b>, loss "
-                     f"{best.loss_score:.4g}. Same-target baseline (all outputs with angle_0's target): "
-                     f"pixel diversity <b>{base.get('diversity_pixel', float('nan')):.4f}</b>, loss "
-                     f"{base.get('loss_score', float('nan')):.4g}.</p>")
+        q = columns[0]
+        base_html = (f"<p>Best candidate: pixel diversity <b>{best.diversity_pixel:.4f}</b>, {html.escape(q)} "
+                     f"{best[q]:.4g}. Same-target baseline (all outputs with angle_0's target): "
+                     f"pixel diversity <b>{base.get('diversity_pixel', float('nan')):.4f}</b>, {html.escape(q)} "
+                     f"{base.get(q, float('nan')):.4g}.</p>")
     warn = ""
     if weights.get("used") == "random":
         warn = ('<p class="warn">Made with a seeded random-init VGG19 (ImageNet weights were not used): '
@@ -210,13 +248,14 @@ def write_report(run_dir, top: int = 10) -> Path:
     failed_html = f'<p class="warn">{n_failed} candidate(s) failed (NaN/inf loss) and got fitness +inf.</p>' \
         if n_failed else ""
     plots = "".join(f'<img src="{_data_uri(run / p)}" alt="{p}">' for p in PLOTS)
+    front_html = _front_html(run, summary, columns, k)
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>evostyle run {html.escape(run.name)}</title>
 <style>{CSS}</style></head><body>
 <h1>evostyle run <code>{html.escape(run.name)}</code></h1>{warn}{failed_html}
 <h2>Summary</h2><table>{info_html}</table>{base_html}
 <h2>Images</h2><div>{''.join(imgs)}</div><h3>Best candidate</h3><div>{''.join(best_imgs)}</div>
 <h3>Recent generation bests</h3><div>{''.join(others)}</div>
-<h2>Plots</h2><div class="plots">{plots}</div>
+<h2>Plots</h2><div class="plots">{plots}</div>{front_html}
 <h2>Top {len(top_df)} candidates</h2>{_table(top_df)}
 <p>Data: <code>candidates.csv</code> (one row per candidate), <code>generations.csv</code>,
 <code>config.json</code>. In Python: <code>evostyle.load_run("{html.escape(str(run))}")</code>.</p>

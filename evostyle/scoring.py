@@ -1,15 +1,23 @@
-"""Scores for candidates: loss, diversity between a candidate's K outputs, and one fitness.
+"""Scores for candidates: fidelity, diversity between a candidate's K outputs, and the objectives.
 
 Shapes: a population of P candidates with K outputs each gives images (P, K, 3, H, W).
 
-* ``loss`` (per candidate): the mean over its K outputs of ``content_weight * content +
-  style_weight * mean_l style_l`` with the configured base weights, *not* the searched layer weights or
-  ratio, so the search cannot lower its loss by turning weights down.
+* ``loss_score`` (per candidate): the mean over its K outputs of ``content_weight * content +
+  style_weight * mean_l style_l`` against each output's *own* (rotated) target, with the configured base
+  weights, *not* the searched layer weights or ratio, so the search cannot lower it by turning weights
+  down. It rewards targets that are easy to reach, so it is kept as a column, not the default objective.
+* ``fidelity`` (per candidate): the same weighted sum measured for every candidate against the same
+  kind of target: each output's style error against the *unrotated* target of its candidate (the mixed
+  statistic of the paintings, rotation weight 0) and its content error, mean over the K outputs
+  (``fidelity_style`` and ``fidelity_content`` are the two parts before weighting).
 * ``diversity_pixel``: mean over output pairs of mean |a - b| on [0, 1] (DFP, CVPR 2020).
 * ``diversity_feature``: mean over pairs of ||phi(a) - phi(b)|| / sqrt((||phi(a)||^2 + ||phi(b)||^2) / 2)
   for VGG features phi at one layer (0 = identical, sqrt(2) for orthogonal features).
-* ``fitness`` = loss - diversity_weight * diversity_<metric> (+ penalty * max(0, loss - loss_cap));
-  lower is better; a candidate with any failed output gets +inf.
+* ``fitness`` (the scalar objective) = quality - diversity_weight * diversity_<metric>
+  (+ penalty * max(0, quality - loss_cap)), quality being ``fidelity`` (default) or ``loss_score``
+  (``fitness_loss = "own_target"``, the rule before fidelity existed); lower is better; a candidate
+  with any failed output gets +inf.
+* the Pareto objectives: (quality, -diversity_<metric>), both minimised (:func:`objectives`).
 """
 
 from __future__ import annotations
@@ -21,8 +29,12 @@ from itertools import combinations
 import torch
 
 from .errors import EvostyleError, unknown
+from .measures import content_term, style_term
 
 DIVERSITY_METRICS = ("pixel", "feature")
+FITNESS_LOSSES = ("fidelity", "own_target")
+"""What the objectives take as a candidate's quality: the ``fidelity`` column or ``loss_score``."""
+QUALITY_COLUMN = {"fidelity": "fidelity", "own_target": "loss_score"}
 
 
 @dataclass
@@ -32,10 +44,22 @@ class ScoreConfig:
     loss_cap: float | None = None
     cap_penalty: float = 10.0
     feature_layer: str = "relu3_1"
+    fitness_loss: str = "fidelity"
+
+    @property
+    def quality_column(self) -> str:
+        """The terms column the objectives take as quality (lower is better)."""
+        return QUALITY_COLUMN[self.fitness_loss]
+
+    @property
+    def diversity_column(self) -> str:
+        return f"diversity_{self.diversity_metric}"
 
     def validate(self) -> "ScoreConfig":
         if self.diversity_metric not in DIVERSITY_METRICS:
             raise unknown("diversity metric", self.diversity_metric, DIVERSITY_METRICS)
+        if self.fitness_loss not in FITNESS_LOSSES:
+            raise unknown("fitness loss", self.fitness_loss, FITNESS_LOSSES)
         if not (self.diversity_weight >= 0 and math.isfinite(self.diversity_weight)):
             raise EvostyleError(f"diversity weight must be finite and >= 0, got {self.diversity_weight}")
         if self.loss_cap is not None and not (self.loss_cap > 0 and math.isfinite(self.loss_cap)):
@@ -80,6 +104,48 @@ def feature_diversity(model, images: torch.Tensor, layer: str, batch: int = 16) 
     return pairwise_feature(feats.view(p, k, *feats.shape[1:])).cpu()
 
 
+@torch.no_grad()
+def output_terms(model, images: torch.Tensor, content_feat: torch.Tensor, reference: dict[str, torch.Tensor],
+                 style_layers, content_layer: str, measure: str, normalize: bool = True, keep=(),
+                 batch: int = 16) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Score N images against per-image reference targets, in float32 on the model's device.
+
+    Args:
+        model: a :class:`~evostyle.features.VGGFeatures` reaching every layer named here.
+        images: (N, 3, H, W) in [0, 1] (any device).
+        content_feat: (1, C, h, w) content features at ``content_layer``.
+        reference: {style layer: (N, ...)} the measure's statistic each image is scored against.
+        keep: layers whose features to return as well (e.g. the feature-diversity layer).
+        batch: images per forward pass (bounds the memory; the result does not depend on it).
+    Returns:
+        ({"content": (N,), "style_<layer>": (N,)} on the CPU, {kept layer: (N, C, h, w) on the device}),
+        the terms as in :mod:`evostyle.measures` (scale-free with ``normalize``).
+    """
+    dev = next(model.parameters()).device
+    want = tuple(dict.fromkeys([*style_layers, content_layer, *keep]))
+    parts: dict[str, list] = {"content": [], **{f"style_{l}": [] for l in style_layers}}
+    kept: dict[str, list] = {k: [] for k in keep}
+    for i in range(0, images.shape[0], batch):
+        feats = model(images[i:i + batch].to(dev, torch.float32), want)
+        parts["content"].append(content_term(feats[content_layer], content_feat, normalize).cpu())
+        for l in style_layers:
+            parts[f"style_{l}"].append(style_term(feats[l], reference[l][i:i + batch], measure, normalize).cpu())
+        for k in keep:
+            kept[k].append(feats[k].float())
+    return {k: torch.cat(v) for k, v in parts.items()}, {k: torch.cat(v) for k, v in kept.items()}
+
+
+def fidelity_terms(terms: dict[str, torch.Tensor], style_layers, content_weight: float, style_weight: float,
+                   p: int, k: int) -> dict[str, torch.Tensor]:
+    """Per-output :func:`output_terms` (P*K,) -> per-candidate (P,) ``fidelity_style`` (mean over
+    layers and outputs), ``fidelity_content`` (mean over outputs) and ``fidelity`` (their weighted sum
+    with the base weights), float64."""
+    style = torch.stack([terms[f"style_{l}"].double() for l in style_layers], 1).mean(1).view(p, k).mean(1)
+    content = terms["content"].double().view(p, k).mean(1)
+    return {"fidelity_style": style, "fidelity_content": content,
+            "fidelity": content_weight * content + style_weight * style}
+
+
 def score_loss(final: dict[str, torch.Tensor], style_layers, content_weight: float, style_weight: float,
                p: int, k: int) -> torch.Tensor:
     """Per-candidate loss with base weights: (P*K,) terms -> (P,)."""
@@ -88,14 +154,19 @@ def score_loss(final: dict[str, torch.Tensor], style_layers, content_weight: flo
     return per_output.view(p, k).mean(1)
 
 
-def fitness(loss: torch.Tensor, diversity: dict[str, torch.Tensor], failed: torch.Tensor,
-            cfg: ScoreConfig) -> torch.Tensor:
-    """(P,) fitness, lower is better; +inf where ``failed`` or not finite.
-
-    ``diversity`` maps ``diversity_<metric>`` names to (P,) tensors.
-    """
-    f = loss - cfg.diversity_weight * diversity[f"diversity_{cfg.diversity_metric}"]
+def fitness(terms: dict[str, torch.Tensor], failed: torch.Tensor, cfg: ScoreConfig) -> torch.Tensor:
+    """(P,) scalar fitness from per-candidate ``terms`` (columns as in the module doc), lower is better;
+    +inf where ``failed`` or not finite."""
+    q = terms[cfg.quality_column]
+    f = q - cfg.diversity_weight * terms[cfg.diversity_column]
     if cfg.loss_cap is not None:
-        f = f + cfg.cap_penalty * (loss - cfg.loss_cap).clamp_min(0)
-    f = torch.where(failed | ~torch.isfinite(f), torch.full_like(f, math.inf), f)
-    return f
+        f = f + cfg.cap_penalty * (q - cfg.loss_cap).clamp_min(0)
+    return torch.where(failed | ~torch.isfinite(f), torch.full_like(f, math.inf), f)
+
+
+def objectives(terms: dict[str, torch.Tensor], failed: torch.Tensor, cfg: ScoreConfig) -> torch.Tensor:
+    """(P, 2) Pareto objectives (quality, -diversity), both minimised; +inf rows where ``failed`` or
+    not finite (dominated by every finite point)."""
+    obj = torch.stack([terms[cfg.quality_column].double(), -terms[cfg.diversity_column].double()], 1)
+    bad = failed | ~torch.isfinite(obj).all(1)
+    return torch.where(bad[:, None], torch.full_like(obj, math.inf), obj)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .cli import show_defaults
-from .config import OPTIMIZERS, SearchConfig, compile_choice, load_toml, make_config
+from .config import OPTIMIZERS, SearchConfig, compile_choice, load_toml, make_config, resolved_strategy
 from .errors import EXIT_INTERRUPTED, EvostyleError, cli_errors, describe, warnings_to_stderr
 from .runlog import RunLog, atomic_write_json, environment, prepare_out_dir, read_json
 
@@ -37,9 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .de import STRATEGIES
     from .device import PRECISIONS
     from .measures import MEASURES
-    from .scoring import DIVERSITY_METRICS
+    from .config import OBJECTIVES, SAVE_IMAGES
+    from .scoring import DIVERSITY_METRICS, FITNESS_LOSSES
     from .space import SEARCH_GROUPS
-    from .targets import ROTATION_MODES, SHUFFLE_MODES
+    from .rotations import ROTATION_MODES
+    from .targets import SHUFFLE_MODES
     from .transfer import COMPILE_MODES, INITS
     p = argparse.ArgumentParser(prog="python -m evostyle.search", description=__doc__.splitlines()[0])
     a = p.add_argument
@@ -47,8 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--config", help="TOML file with any of the settings below (flags override it)")
     a("--content", help="content image (sample:NAME is a bundled image)")
     a("--style", action="append", help="style image; repeat for several")
-    a("--optimizer", choices=OPTIMIZERS, help="outer DE: our torch-batched one or scipy's")
-    a("--strategy", help=f"DE strategy: {alt(STRATEGIES)}")
+    a("--optimizer", choices=OPTIMIZERS, help="outer loop: our torch-batched DE, scipy's DE, or random search "
+      "(the baseline, same budget)")
+    a("--objective", choices=OBJECTIVES, help="scalar: minimise fitness = quality - lambda * diversity; pareto: "
+      "the front of (quality, diversity) (GDE3 with torch-de)")
+    a("--strategy", help=f"DE strategy: auto (best1bin; rand1bin for pareto) | {alt(STRATEGIES)}")
     a("--popsize", type=int, help="population size P (total, not scipy's multiplier)")
     a("--maxiter", type=int, help="generations after the initial population")
     a("--outputs", type=int, help="K outputs per candidate")
@@ -64,7 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     a("--image-init", help=alt(INITS))
     a("--diversity-metric", help=alt(DIVERSITY_METRICS))
     a("--diversity-weight", type=float, help="lambda in fitness = loss - lambda * diversity")
-    a("--loss-cap", type=float, help="penalise candidates whose loss exceeds this")
+    a("--loss-cap", type=float, help="penalise candidates whose quality exceeds this")
+    a("--fitness-loss", choices=FITNESS_LOSSES, help="the objectives' quality: fidelity (the outputs vs the "
+      "unrotated painting and the content) or own_target (vs each output's own rotated target)")
+    a("--reference-point", type=float, nargs=2, metavar=("QUALITY", "DIVERSITY"),
+      help="hypervolume reference (default: the unstylised content image's quality, diversity 0)")
+    a("--save-images", choices=SAVE_IMAGES, help="outputs kept under images/: all candidates', or each "
+      "generation's best and the front members")
     a("--max-batch", type=int,
       help="most transfer rows per forward pass (none: a whole generation; halved on out of memory)")
     a("--precision", help=alt(PRECISIONS))
@@ -86,10 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_FLAG_KEYS = ("content", "style", "optimizer", "strategy", "popsize", "maxiter", "outputs", "search",
+_FLAG_KEYS = ("content", "style", "optimizer", "objective", "strategy", "popsize", "maxiter", "outputs", "search",
               "rotation_mode", "shuffle", "measure", "size", "steps", "lr", "image_init", "diversity_metric",
-              "diversity_weight", "loss_cap", "max_batch", "precision", "compile", "compile_mode", "seed", "device",
-              "weights")
+              "diversity_weight", "loss_cap", "fitness_loss", "reference_point", "save_images", "max_batch",
+              "precision", "compile", "compile_mode", "seed", "device", "weights")
 """Flags that set a SearchConfig field of the same name (None when not given: the config file or the
 field's default applies)."""
 
@@ -126,17 +137,28 @@ def _default_out() -> Path:
 
 
 class SearchObjective:
-    """Wraps the evaluator: logs every generation, keeps the best outputs, replays cached generations."""
+    """Wraps the evaluator for a solver: logs every generation, saves outputs, keeps the best row and
+    the front of everything evaluated, and replays the generations a resumed run already logged.
 
-    def __init__(self, evaluator, log: RunLog, out: Path, cached: list[dict], progress=None):
+    Called with a (P, D) unit-cube population it returns (P,) fitness (``mode`` scalar) or (P, 2)
+    objectives (quality, -diversity) (``mode`` pareto). After each generation, ``generations.csv``
+    gets the hypervolume of the front of all candidates evaluated so far against ``reference``
+    (quality, -diversity), whichever the mode, so searches of either kind compare at equal budgets.
+    """
+
+    def __init__(self, evaluator, log: RunLog, out: Path, cached: list[dict], progress=None, mode: str = "scalar",
+                 reference=(math.inf, 0.0), save_images: str = "all"):
         self.ev, self.log, self.out = evaluator, log, out
+        self.mode, self.reference, self.save_images = mode, tuple(float(r) for r in reference), save_images
         self.generation = 0
         self.cached = {}
         for r in cached:
             self.cached.setdefault(int(r["generation"]), []).append(r)
         self.best_fitness, self.best_row = math.inf, None
-        for rows in self.cached.values():
-            self._track(rows)
+        self.rows: list[dict] = []  # every candidate row, in order
+        self.points = torch.zeros(0, 2, dtype=torch.float64)  # their objectives (quality, -diversity)
+        for g in sorted(self.cached):
+            self._track(sorted(self.cached[g], key=lambda r: int(r["candidate"])))
         self.nfev = sum(len(v) for v in self.cached.values())
         self.t0 = time.perf_counter()
         self.stop_requested = False
@@ -146,13 +168,31 @@ class SearchObjective:
         # "logging" is writing the CSV rows, images and state after each)
         self.phase_seconds = {"targets": 0.0, "transfer": 0.0, "scoring": 0.0, "logging": 0.0}
 
+    def _objectives(self, rows) -> torch.Tensor:
+        """(P, 2) objectives of logged rows (the CSV's repr floats read back bit-exactly)."""
+        from .scoring import objectives
+        sc = self.ev.score
+        terms = {c: torch.tensor([float(r[c]) for r in rows], dtype=torch.float64)
+                 for c in (sc.quality_column, sc.diversity_column)}
+        failed = torch.tensor([str(r["failed"]).lower() == "true" for r in rows])
+        return objectives(terms, failed, sc)
+
     def _track(self, rows) -> bool:
+        """Add a generation's rows to the best row and the front's points; True if the best improved."""
         improved = False
         for r in rows:
             f = float(r["fitness"])
             if f < self.best_fitness or self.best_row is None:  # all-failed runs still have a "best" row
                 self.best_fitness, self.best_row, improved = f, dict(r), True
+        self.rows += [dict(r) for r in rows]
+        self.points = torch.cat([self.points, self._objectives(rows)])
         return improved
+
+    def front(self) -> tuple[list[dict], float]:
+        """(rows of the non-dominated candidates among all evaluated, their hypervolume)."""
+        from .de.pareto import front_and_hypervolume
+        idx, hv = front_and_hypervolume(self.points, self.reference)
+        return [self.rows[i] for i in idx], hv
 
     def _replay(self, g: int, unit: torch.Tensor) -> torch.Tensor:
         rows = sorted(self.cached[g], key=lambda r: int(r["candidate"]))
@@ -166,40 +206,34 @@ class SearchObjective:
                 raise EvostyleError(f"resume diverged at generation {g} (parameter {name}); the run's "
                                     "settings or library versions changed: start a new run")
         self.replayed += 1
+        if self.mode == "pareto":
+            return self._objectives(rows)
         return torch.tensor([float(r["fitness"]) for r in rows], dtype=torch.float64)
 
     def __call__(self, unit: torch.Tensor) -> torch.Tensor:
         g = self.generation
         if g in self.cached:
-            fit = self._replay(g, unit)
+            out = self._replay(g, unit)
         else:
-            fit = self._evaluate(g, unit)
+            out = self._evaluate(g, unit)
         self.generation += 1
         if self.progress is not None:
             self.progress.set_postfix(best=f"{self.best_fitness:.4g}", refresh=False)
             self.progress.update(1)
         if self.stop_requested:
             raise Interrupted()
-        return fit
+        return out
 
-    def _evaluate(self, g: int, unit: torch.Tensor) -> torch.Tensor:
+    def _save_outputs(self, g: int, ev, gen_best: int, improved: bool, on_front: set[int]) -> None:
+        """JPEGs of this generation's outputs under images/ (all, or the best and the front members)
+        and, when the best improved, PNGs of the best candidate's outputs under best/."""
         from .images import save_image
-        ev = self.ev.evaluate(unit)
-        t_log = time.perf_counter()
-        p = unit.shape[0]
-        per = ev.seconds / p
-        rows = []
-        for i in range(p):
-            r = {"generation": g, "candidate": i, **ev.row(i), "seconds": per}
-            rows.append(r)
-        self.nfev += p
-        improved = self._track(rows)
-        finite = ev.fitness[torch.isfinite(ev.fitness)]
-        gi = int(torch.argmin(ev.fitness))
         img_dir = self.out / "images"
         img_dir.mkdir(exist_ok=True)
-        for k in range(self.ev.k):
-            save_image(ev.images[gi, k], img_dir / f"g{g:03d}_c{gi:03d}_k{k}.jpg", quality=85)
+        keep = range(ev.fitness.shape[0]) if self.save_images == "all" else sorted({gen_best} | on_front)
+        for c in keep:
+            for k in range(self.ev.k):
+                save_image(ev.images[c, k], img_dir / f"g{g:03d}_c{c:03d}_k{k}.jpg", quality=85)
         if improved:
             best_dir = self.out / "best"
             best_dir.mkdir(exist_ok=True)
@@ -207,11 +241,25 @@ class SearchObjective:
             for k in range(self.ev.k):
                 save_image(ev.images[bi, k], best_dir / f"output_{k}.png")
             atomic_write_json(best_dir / "best.json", {k: v for k, v in self.best_row.items()})
+
+    def _evaluate(self, g: int, unit: torch.Tensor) -> torch.Tensor:
+        ev = self.ev.evaluate(unit)
+        t_log = time.perf_counter()
+        p = unit.shape[0]
+        per = ev.seconds / p
+        rows = [{"generation": g, "candidate": i, **ev.row(i), "seconds": per} for i in range(p)]
+        self.nfev += p
+        improved = self._track(rows)
+        front, hv = self.front()
+        on_front = {int(r["candidate"]) for r in front if int(r["generation"]) == g}
+        finite = ev.fitness[torch.isfinite(ev.fitness)]
+        gi = int(torch.argmin(ev.fitness))
+        self._save_outputs(g, ev, gi, improved, on_front)
         gen_row = {"generation": g, "best_fitness": self.best_fitness,
                    "gen_best": float(ev.fitness[gi]),
                    "gen_mean": float(finite.mean()) if finite.numel() else math.inf,
                    "gen_std": float(finite.std(unbiased=False)) if finite.numel() else math.nan,
-                   "n_failed": int(ev.failed.sum()), "nfev": self.nfev,
+                   "n_failed": int(ev.failed.sum()), "nfev": self.nfev, "hypervolume": hv, "front_size": len(front),
                    "elapsed": time.perf_counter() - self.t0, "eval_seconds": ev.seconds,
                    "chunk_size": ev.chunk_size}
         self.log.append_generation(rows, gen_row)
@@ -220,11 +268,14 @@ class SearchObjective:
         self.phase_seconds["logging"] += time.perf_counter() - t_log
         for m in ev.log:  # out-of-memory retries, a torch.compile fallback
             print(f"note: generation {g}: {m}", file=sys.stderr)
-        return ev.fitness
+        return ev.objectives if self.mode == "pareto" else ev.fitness
 
 
-GEN_COLUMNS = ["generation", "best_fitness", "gen_best", "gen_mean", "gen_std", "n_failed", "nfev", "elapsed",
-               "eval_seconds", "chunk_size"]
+SCORE_COLUMNS = ("loss_score", "fidelity", "fidelity_style", "fidelity_content", "diversity_pixel",
+                 "diversity_feature")
+"""The per-candidate scores summary.json gives for the best candidate and its same-target baseline."""
+GEN_COLUMNS = ["generation", "best_fitness", "gen_best", "gen_mean", "gen_std", "n_failed", "nfev", "hypervolume",
+               "front_size", "elapsed", "eval_seconds", "chunk_size"]
 
 
 def _hw(engine) -> tuple[int, int]:
@@ -257,11 +308,13 @@ def _build(cfg: SearchConfig):
                              shuffle=cfg.shuffle, weights=cfg.weights, seed=cfg.seed, pool=cfg.pool,
                              device=cfg.device)
     engine.cfg = dataclasses.replace(tcfg, compile=compile_choice(cfg, engine.device, _hw(engine))[0])
-    if cfg.rotation_mode == "dfr":
-        for p in space.params:
-            if p.group == "angles" and p.value is not None and abs(p.value / 90 - round(p.value / 90)) > 1e-9:
-                raise EvostyleError(f"rotation mode 'dfr' needs angles in 0/90/180/270; {p.name} is {p.value:g}")
-    score = ScoreConfig(cfg.diversity_metric, cfg.diversity_weight, cfg.loss_cap)
+    for p in space.params:  # a fixed angle must be one the rotation mode accepts
+        if p.group == "angles" and p.value is not None:
+            try:
+                engine.targets.mode.check_angles([p.value])
+            except EvostyleError as exc:
+                raise EvostyleError(f"{p.name}: {exc}; fix it with --fix {p.name}=VALUE") from None
+    score = ScoreConfig(cfg.diversity_metric, cfg.diversity_weight, cfg.loss_cap, fitness_loss=cfg.fitness_loss)
     return engine, space, Evaluator(engine, space, cfg.outputs, score, noise_seed=cfg.seed)
 
 
@@ -279,10 +332,38 @@ def _state_on_error(log: RunLog):
         raise
 
 
+def _solve(cfg: SearchConfig, objective, dim: int, init: torch.Tensor, device):
+    """Run the outer loop of ``cfg`` over the unit cube [0, 1]^dim from ``init`` (P, dim); returns its
+    OptimizeResult."""
+    from .de import GDE3, DifferentialEvolution, RandomSearch, scipy_differential_evolution
+    bounds = [(0.0, 1.0)] * dim
+    if cfg.optimizer == "random":
+        return RandomSearch(objective, bounds, maxiter=cfg.maxiter, init=init, seed=cfg.seed, device=device).solve()
+    common = dict(strategy=resolved_strategy(cfg), maxiter=cfg.maxiter, recombination=cfg.recombination,
+                  mutation=tuple(cfg.mutation) if isinstance(cfg.mutation, list) else cfg.mutation, seed=cfg.seed)
+    if cfg.optimizer == "scipy-de":
+        return scipy_differential_evolution(objective, bounds, init=init.numpy(), tol=cfg.tol, atol=cfg.atol,
+                                            **common)
+    if cfg.objective == "pareto":
+        return GDE3(objective, bounds, init=init, boundary=cfg.boundary, device=device, **common).solve()
+    return DifferentialEvolution(objective, bounds, init=init, tol=cfg.tol, atol=cfg.atol, boundary=cfg.boundary,
+                                 device=device, **common).solve()
+
+
+def _front_member(row: dict, space, ev) -> dict:
+    """A front member for summary.json: where it was evaluated, its parameters and objectives, and
+    the files of its outputs (under images/, when saved)."""
+    g, c = int(row["generation"]), int(row["candidate"])
+    sc = ev.score
+    return {"generation": g, "candidate": c,
+            "params": {n: float(row[f"param_{n}"]) for n in space.names if space.get(n).searched},
+            sc.quality_column: float(row[sc.quality_column]), sc.diversity_column: float(row[sc.diversity_column]),
+            "fitness": float(row["fitness"]), "images": [f"images/g{g:03d}_c{c:03d}_k{k}.jpg" for k in range(ev.k)]}
+
+
 def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False, overwrite: bool = False,
                quiet: bool = False, report: bool = True) -> dict:
     """Run (or resume) a search; returns the summary dict (also written to summary.json)."""
-    from .de import DifferentialEvolution, scipy_differential_evolution
     from .de.solver import latin_hypercube
     from .images import save_image
     from .transfer import resolve_compile_mode
@@ -294,6 +375,10 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
     log = RunLog(out, ev.columns, GEN_COLUMNS)
     if resume:
         cached, _ = log.resume()
+        reference = read_json(out / RunLog.CONFIG, "run config").get("hypervolume", {}).get("reference")
+        if reference is None:
+            raise EvostyleError(f"{out / RunLog.CONFIG} has no hypervolume reference (made by an older evostyle); "
+                                "start a new run")
     else:
         prepare_out_dir(out, overwrite=overwrite)
         if overwrite:
@@ -303,23 +388,31 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
                 shutil.rmtree(out / sub, ignore_errors=True)
         cached = []
         used, why = compile_choice(cfg, engine.device, _hw(engine))  # as _build applied it
+        if cfg.reference_point is None:
+            reference, how = [ev.reference_quality(), 0.0], ("the unstylised content image's quality (the worst "
+                                                              "over the pure styles and the default mix), diversity 0")
+        else:
+            reference, how = [cfg.reference_point[0], -cfg.reference_point[1]], "reference_point in the config"
         record = {"config": cfg.to_dict(), "space": space.describe(), "weights": engine.weights_info,
                   "environment": environment(engine.device), "seed": cfg.seed,
                   "image_size": list(_hw(engine)), "columns": ev.columns,
+                  "strategy": resolved_strategy(cfg),
                   "compile": {"used": used, "why": why,
-                              "mode": resolve_compile_mode(cfg.compile_mode, engine.device) if used else None}}
+                              "mode": resolve_compile_mode(cfg.compile_mode, engine.device) if used else None},
+                  "hypervolume": {"objectives": [ev.score.quality_column, f"-{ev.score.diversity_column}"],
+                                  "reference": reference, "how": how}}
         log.create(record)
         save_image(engine.content, out / "content.png")
         for i, s in enumerate(engine.styles):
             save_image(s, out / f"style_{i}.png")
     gen = torch.Generator().manual_seed(cfg.seed)
     init = latin_hypercube(cfg.popsize, space.dim, gen)
-    bounds = [(0.0, 1.0)] * space.dim
     progress = None
     if not quiet:
         from tqdm.auto import tqdm
         progress = tqdm(total=cfg.maxiter + 1, desc="generations", unit="gen", file=sys.stderr)
-    obj = SearchObjective(ev, log, out, cached, progress)
+    obj = SearchObjective(ev, log, out, cached, progress, mode="pareto" if cfg.objective == "pareto" else "scalar",
+                          reference=reference, save_images=cfg.save_images)
     old_handler = None
 
     def on_sigint(signum, frame):
@@ -334,17 +427,7 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
     t0 = time.perf_counter()
     try:
         with _state_on_error(log):
-            if cfg.optimizer == "torch-de":
-                solver = DifferentialEvolution(obj, bounds, strategy=cfg.strategy, maxiter=cfg.maxiter,
-                                               mutation=cfg.mutation, recombination=cfg.recombination, init=init,
-                                               tol=cfg.tol, atol=cfg.atol, seed=cfg.seed, boundary=cfg.boundary,
-                                               device=engine.device)
-                res = solver.solve()
-            else:
-                res = scipy_differential_evolution(obj, bounds, strategy=cfg.strategy, maxiter=cfg.maxiter,
-                                                   mutation=tuple(cfg.mutation) if isinstance(cfg.mutation, list)
-                                                   else cfg.mutation, recombination=cfg.recombination,
-                                                   init=init.numpy(), tol=cfg.tol, atol=cfg.atol, seed=cfg.seed)
+            res = _solve(cfg, obj, space.dim, init, engine.device)
     finally:
         if progress is not None:
             progress.close()
@@ -353,18 +436,19 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
     with _state_on_error(log):
         best = obj.best_row
         best_values = {n: float(best[f"param_{n}"]) for n in space.names}
+        front, hv = obj.front()
+        front_summary = [_front_member(r, space, ev) for r in front]
         base = ev.baseline(best_values)
         summary = {"best": {"fitness": float(best["fitness"]), "generation": int(best["generation"]),
                             "candidate": int(best["candidate"]), "params": best_values,
                             "searched": [q.name for q in space.searched],
-                            "loss_score": float(best["loss_score"]),
-                            "diversity_pixel": float(best["diversity_pixel"]),
-                            "diversity_feature": float(best["diversity_feature"])},
-                   "baseline_same_target": {"diversity_pixel": float(base.terms["diversity_pixel"][0]),
-                                            "diversity_feature": float(base.terms["diversity_feature"][0]),
-                                            "loss_score": float(base.terms["loss_score"][0])},
-                   "optimizer": {"name": cfg.optimizer, "message": str(res.message), "nit": int(res.nit),
-                                 "nfev_points": obj.nfev, "success": bool(res.success)},
+                            **{c: float(best[c]) for c in SCORE_COLUMNS}},
+                   "baseline_same_target": {c: float(base.terms[c][0]) for c in SCORE_COLUMNS},
+                   "optimizer": {"name": cfg.optimizer, "objective": cfg.objective,
+                                 "strategy": resolved_strategy(cfg) if cfg.optimizer != "random" else None,
+                                 "message": str(res.message), "nit": int(res.nit), "nfev_points": obj.nfev,
+                                 "success": bool(res.success)},
+                   "front": front_summary, "hypervolume": hv, "hypervolume_reference": list(obj.reference),
                    "seconds": time.perf_counter() - t0, "replayed_generations": obj.replayed,
                    "seconds_by_phase": obj.phase_seconds,
                    "weights": engine.weights_info["used"], "device": str(engine.device), "out": str(out)}
@@ -408,8 +492,9 @@ def main(argv=None) -> int:
         b = summary["best"]
         print(f"run directory: {out}")
         base = summary["baseline_same_target"]["diversity_pixel"]
-        print(f"best fitness {b['fitness']:.5g} (loss {b['loss_score']:.4g}, pixel diversity "
-              f"{b['diversity_pixel']:.4f}; same-target baseline {base:.4f})")
+        print(f"best fitness {b['fitness']:.5g} (fidelity {b['fidelity']:.4g}, pixel diversity "
+              f"{b['diversity_pixel']:.4f}; same-target baseline {base:.4f}); front of {len(summary['front'])}, "
+              f"hypervolume {summary['hypervolume']:.4g}")
         fixed = len(b["params"]) - len(b["searched"])
         print("best parameters: " + ", ".join(f"{k}={b['params'][k]:.4g}" for k in b["searched"])
               + (f" ({fixed} fixed, in {out / 'summary.json'})" if fixed else ""))

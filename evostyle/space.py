@@ -149,7 +149,8 @@ def style_space(outputs: int, n_styles: int, style_layers, search, rotation_mode
             raise unknown("search group", g, SEARCH_GROUPS)
     on = set(search)
     params = []
-    step = 90.0 if rotation_mode == "dfr" else None
+    from .rotations import get_rotation_mode
+    step = get_rotation_mode(rotation_mode).angle_step  # e.g. dfr's 0/90/180/270
     for k in range(outputs):
         params.append(Param(f"angle_{k}", 0.0, 360.0, value=None if "angles" in on else 360.0 * k / outputs,
                             step=step, group="angles", unit="deg"))

@@ -20,7 +20,8 @@ from .errors import EvostyleError, cli_errors, warnings_to_stderr
 from .features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
 from .measures import MEASURES
 from .runlog import atomic_write_json, environment, prepare_out_dir
-from .targets import ROTATION_MODES, SHUFFLE_MODES
+from .rotations import ROTATION_MODES
+from .targets import SHUFFLE_MODES
 from .transfer import COMPILE_MODES, INITS, OPTIMIZERS, TransferConfig, resolve_compile_mode
 
 

@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 from evostyle import resolve_image  # noqa: E402
 from evostyle.engine import StyleEngine  # noqa: E402
 from evostyle.cli import show_defaults  # noqa: E402
-from evostyle.errors import cli_errors  # noqa: E402
+from evostyle.errors import EvostyleError, cli_errors  # noqa: E402
 from evostyle.report import markdown_table  # noqa: E402
 from evostyle.runlog import atomic_write_json, environment  # noqa: E402
 from evostyle.transfer import TransferConfig  # noqa: E402
@@ -25,6 +25,11 @@ from evostyle.transfer import TransferConfig  # noqa: E402
 CONTENT = "sample:cat.jpg"
 STYLE_A = "sample:starry_night.jpg"
 STYLE_B = "sample:great_wave.jpg"
+IMAGES = Path(__file__).resolve().parent / "images"
+PAIRS = {"astronaut-scream": (IMAGES / "astronaut.jpg", IMAGES / "the_scream.jpg"),
+         "mountains-kandinsky": (IMAGES / "mountains.jpg", IMAGES / "composition_vii.jpg"),
+         "coffee-shipwreck": (IMAGES / "coffee.jpg", IMAGES / "shipwreck.jpg")}
+"""The experiments' content/style pairs (images/ATTRIBUTION.md gives each licence)."""
 
 
 def parser(name: str, doc: str, quick: dict, full: dict) -> argparse.ArgumentParser:
@@ -42,7 +47,9 @@ def parser(name: str, doc: str, quick: dict, full: dict) -> argparse.ArgumentPar
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ap.add_argument("--seed", type=int, default=0,
                     help="seeds the DE, noise inits and random-init weights")
-    ap.add_argument("--out", default=f"results/{name}", help="output directory")
+    ap.add_argument("--out", help=f"output directory (default: results/{name}, or runs/quick/{name} with --quick)")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="write into an output directory that already holds this experiment's results")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     show_defaults(ap)
     ap.set_defaults(_quick=quick, _full=full)
@@ -68,10 +75,26 @@ def engine(args, s: dict, styles, rotation_mode="none", measure="gram", shuffle=
                        device=args.device)
 
 
-def out_dir(args) -> Path:
-    p = Path(args.out)
+def out_dir(args, name: str) -> Path:
+    """The experiment's output directory, created. ``--quick`` writes under runs/quick/ (ignored by git)
+    unless --out says otherwise, so a quick check never replaces committed results; a directory that
+    already holds results (a record.json) other than an earlier quick run's is refused without
+    --overwrite."""
+    p = Path(args.out) if args.out else Path("runs/quick" if args.quick else "results") / name
+    try:
+        earlier = json.loads((p / "record.json").read_text()).get("setting")
+    except (OSError, ValueError, AttributeError):
+        earlier = None if not (p / "record.json").exists() else "unreadable"
+    if earlier is not None and not args.overwrite and not (args.quick and earlier == "quick"):
+        raise EvostyleError(f"{p} already holds results of an experiment; pass --overwrite to replace them "
+                            "or --out DIR to write elsewhere")
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def say(msg: str) -> None:
+    """A progress line on stderr (the table goes to stdout at the end)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def write_record(out: Path, name: str, args, s: dict, eng, extra: dict | None = None, t0: float | None = None):
@@ -83,7 +106,7 @@ def write_record(out: Path, name: str, args, s: dict, eng, extra: dict | None = 
            + (f" --size {args.size}" if args.size else "") + (f" --steps {args.steps}" if args.steps else "")
            + (f" --popsize {args.popsize}" if args.popsize else "") + (f" --maxiter {args.maxiter}" if args.maxiter else "")
            + (f" --weights {args.weights}" if args.weights != "auto" else "")
-           + (f" --out {args.out}" if args.out != f"results/{name}" else ""),
+           + (f" --out {args.out}" if args.out else ""),
            "seconds": None if t0 is None else round(time.perf_counter() - t0, 2)}
     rec.update(extra or {})
     atomic_write_json(out / "record.json", rec)
@@ -126,5 +149,5 @@ def run_main(fn):
     return 0
 
 
-__all__ = ["parser", "settings", "engine", "out_dir", "write_record", "md_table", "weights_line", "finish",
-           "experiment", "run_main", "json"]
+__all__ = ["parser", "settings", "engine", "out_dir", "say", "write_record", "md_table", "weights_line", "finish",
+           "experiment", "run_main", "json", "PAIRS"]

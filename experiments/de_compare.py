@@ -28,7 +28,7 @@ def run(args):
 
     t0 = time.perf_counter()
     s = settings(args)
-    out = out_dir(args)
+    out = out_dir(args, NAME)
     rows, curves = [], {}
     for opt in ("torch-de", "scipy-de"):
         cfg = make_config({"content": CONTENT, "style": [STYLE_A, STYLE_B], "outputs": 3,

@@ -29,6 +29,7 @@ def run(args):
 
     t0 = time.perf_counter()
     s = settings(args)
+    out = out_dir(args, NAME)
     rows, tiles, labels, first = [], [], [], None
     for measure in MEASURES:
         imgs = {}
@@ -47,7 +48,6 @@ def run(args):
             labels.append(f"{measure} {mode} {angle:g}")
         for r in rows[-3:]:
             r["pixel_dist_to_unrotated"] = float((imgs[r["rotation"].split()[0]] - imgs["none"]).abs().mean())
-    out = out_dir(args)
     save_grid(tiles, out / "grid.jpg", ncol=3, labels=labels, cell=min(256, s["size"]))
     cols = ["measure", "rotation", "target_change", "pixel_dist_to_unrotated", "final_style_loss",
             "final_content_loss"]

@@ -53,9 +53,9 @@ def run(args):
 
     t0 = time.perf_counter()
     s = settings(args)
+    out = out_dir(args, NAME)
     s.setdefault("lambda", 100.0)
     s.setdefault("cap_factor", 1.0)
-    out = out_dir(args)
     _, _, ev = _build(_cfg(args, s, "channel"))
     fixed = {n: float(p.value if p.value is not None else 0.0) for n, p in ev.space.by_name.items()}
 

@@ -27,6 +27,7 @@ def run(args):
 
     t0 = time.perf_counter()
     s = settings(args)
+    out = out_dir(args, NAME)
     engines = {m: engine(args, s, [STYLE_A], shuffle=m) for m in MODES}
     base = engines["none"]
     layers = base.cfg.style_layers
@@ -39,7 +40,6 @@ def run(args):
         row["output_vs_unshuffled"] = float((outs[m].images[0] - outs["none"].images[0]).abs().mean())
         row["final_style_loss"] = float(outs[m].final["style"][0]) / len(layers)
         rows.append(row)
-    out = out_dir(args)
     save_grid([base.content, base.styles[0]] + [outs[m].images[0] for m in MODES], out / "grid.jpg", ncol=5,
               labels=["content", "style"] + [f"shuffle {m}" for m in MODES], cell=min(256, s["size"]))
     text = (f"# Shuffling style feature maps\n\n{weights_line(base)} Size {s['size']} px, {s['steps']} Adam "

@@ -28,6 +28,7 @@ def run(args):
 
     t0 = time.perf_counter()
     s = settings(args)
+    out = out_dir(args, NAME)
     eng = engine(args, s, [STYLE_A, STYLE_B])
     mix = torch.tensor([[1 - m, m] for m in MIXES])
     res = eng.run(mix, torch.zeros(len(MIXES)), torch.zeros(len(MIXES)))
@@ -42,7 +43,6 @@ def run(args):
             row[f"style_loss_vs_{tag}"] = float(sum(
                 style_term(feats[l][i:i + 1], eng.targets.stats[j][l], "gram") for l in layers) / len(layers))
         rows.append(row)
-    out = out_dir(args)
     pd.DataFrame(rows).to_csv(out / "mixes.csv", index=False)
     labels = ["content", "style A", "style B"] + [f"B weight {m:g}" for m in MIXES]
     save_grid([eng.content, *eng.styles, *res.images], out / "grid.jpg", ncol=4, labels=labels,

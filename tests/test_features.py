@@ -41,8 +41,11 @@ def test_forward_can_stop_at_a_shallower_tap(monkeypatch):
     part = m(x, ("relu3_1",))
     assert set(part) == {"relu3_1"} and torch.equal(part["relu3_1"], full["relu3_1"])
     assert max(ran) == LAYER_INDEX["relu3_1"]
-    with pytest.raises(EvostyleError, match="unknown tap of this extractor 'relu2_1'"):
-        m(x, ("relu2_1",))
+    between = m(x, ("conv2_1", "relu2_1"))  # any layer the trunk reaches, not only the taps
+    assert torch.equal(between["relu2_1"], torch.relu(between["conv2_1"]))
+    assert (between["conv2_1"] < 0).any()  # before the ReLU
+    with pytest.raises(EvostyleError, match="unknown layer this extractor reaches 'relu5_2'"):
+        m(x, ("relu5_2",))
 
 
 def test_matches_torchvision_with_same_weights(tmp_path):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from evostyle.errors import EvostyleError
-from evostyle.scoring import (ScoreConfig, feature_diversity, fitness, pairwise_feature, pairwise_pixel,
-                              score_loss)
+from evostyle.scoring import (ScoreConfig, feature_diversity, fidelity_terms, fitness, objectives, output_terms,
+                              pairwise_feature, pairwise_pixel, score_loss)
 
 
 def _flat(values, size=4):
@@ -53,21 +53,63 @@ def test_loss_uses_the_base_weights_and_averages_outputs():
     assert loss.tolist() == [16.5, 38.5]
 
 
-def test_fitness_trades_loss_for_diversity_caps_and_fails():
-    loss = torch.tensor([1.0, 2.0, 3.0, float("nan")], dtype=torch.float64)
-    div = {"diversity_pixel": torch.tensor([0.5, 0.1, 0.0, 0.0], dtype=torch.float64),
-           "diversity_feature": torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=torch.float64)}
+def test_fidelity_is_the_weighted_mean_over_outputs_and_layers():
+    per_output = {"content": torch.tensor([1.0, 3.0, 0.0, 0.0]),
+                  "style_a": torch.tensor([0.0, 2.0, 4.0, 6.0]), "style_b": torch.tensor([2.0, 2.0, 2.0, 2.0])}
+    f = fidelity_terms(per_output, ["a", "b"], content_weight=1.0, style_weight=10.0, p=2, k=2)
+    # style per output: 1, 2, 3, 4 -> candidates 1.5, 3.5; content 2, 0
+    assert f["fidelity_style"].tolist() == [1.5, 3.5] and f["fidelity_content"].tolist() == [2.0, 0.0]
+    assert f["fidelity"].tolist() == [17.0, 35.0]
+
+
+def _terms(quality, loss_score, pixel, feature):
+    d = torch.float64
+    return {"fidelity": torch.tensor(quality, dtype=d), "loss_score": torch.tensor(loss_score, dtype=d),
+            "diversity_pixel": torch.tensor(pixel, dtype=d), "diversity_feature": torch.tensor(feature, dtype=d)}
+
+
+def test_fitness_trades_quality_for_diversity_caps_and_fails():
+    terms = _terms([1.0, 2.0, 3.0, float("nan")], [9.0, 9.0, 9.0, 9.0], [0.5, 0.1, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0])
     failed = torch.tensor([False, False, True, False])
-    f = fitness(loss, div, failed, ScoreConfig(diversity_weight=2.0))
+    f = fitness(terms, failed, ScoreConfig(diversity_weight=2.0))
     assert f.tolist() == [0.0, 1.8, math.inf, math.inf]  # failed and NaN rows are +inf
-    g = fitness(loss, div, failed, ScoreConfig(diversity_metric="feature", loss_cap=1.5, cap_penalty=10.0))
+    g = fitness(terms, failed, ScoreConfig(diversity_metric="feature", loss_cap=1.5, cap_penalty=10.0))
     assert g[:2].tolist() == [1.0, 2.0 - 1.0 + 10.0 * 0.5]
+    old = fitness(terms, failed, ScoreConfig(fitness_loss="own_target"))  # the rule before fidelity
+    assert old[:2].tolist() == [9.0 - 0.5, 9.0 - 0.1]
+
+
+def test_pareto_objectives_are_quality_and_negated_diversity():
+    terms = _terms([1.0, 2.0, 3.0], [5.0, 5.0, 5.0], [0.5, 0.1, 0.2], [0.0, 1.0, 0.3])
+    obj = objectives(terms, torch.tensor([False, False, True]), ScoreConfig(diversity_metric="feature"))
+    assert obj.shape == (3, 2) and obj[:2].tolist() == [[1.0, -0.0], [2.0, -1.0]]
+    assert obj[2].tolist() == [math.inf, math.inf]
+
+
+def test_output_terms_do_not_depend_on_the_chunking_and_score_the_reference(model, content64, style64):
+    from evostyle.measures import content_term, style_statistic, style_term
+    imgs = torch.stack([content64, style64, 0.5 * (content64 + style64)])
+    layers = ("relu1_1", "relu3_1")
+    with torch.no_grad():
+        cf = model(content64[None], ("relu4_2",))["relu4_2"]
+        ref = {l: style_statistic(model(style64[None], (l,))[l], "gram").expand(3, -1, -1) for l in layers}
+    a, kept = output_terms(model, imgs, cf, ref, layers, "relu4_2", "gram", keep=("relu3_1",), batch=1)
+    b, _ = output_terms(model, imgs, cf, ref, layers, "relu4_2", "gram", batch=16)
+    for key in a:
+        assert torch.allclose(a[key], b[key], rtol=1e-5)
+    assert float(a["content"][0]) < 1e-10 and float(a["style_relu1_1"][1]) < 1e-10  # the content / the style
+    with torch.no_grad():
+        f = model(imgs[2:3])
+    assert torch.allclose(a["style_relu3_1"][2], style_term(f["relu3_1"], ref["relu3_1"][:1], "gram"), rtol=1e-5)
+    assert torch.allclose(a["content"][2], content_term(f["relu4_2"], cf), rtol=1e-5)
+    assert kept["relu3_1"].shape[0] == 3
 
 
 @pytest.mark.parametrize("kw,msg", [({"diversity_metric": "lpips"}, "unknown diversity metric"),
                                     ({"diversity_weight": -1.0}, "diversity weight must be finite"),
                                     ({"diversity_weight": float("nan")}, "diversity weight must be finite"),
-                                    ({"loss_cap": 0.0}, "loss cap must be a positive number")])
+                                    ({"loss_cap": 0.0}, "loss cap must be a positive number"),
+                                    ({"fitness_loss": "vibes"}, "unknown fitness loss 'vibes'; valid: fidelity")])
 def test_bad_score_settings_are_refused(kw, msg):
     with pytest.raises(EvostyleError, match=msg):
         ScoreConfig(**kw).validate()

@@ -191,3 +191,83 @@ def test_help_shows_the_effective_defaults(capsys):
     assert f"per candidate (default: {d.steps})" in text and f"(default: {d.optimizer})" in text
     assert f"(default: {' '.join(d.style)})" in text and "means on (default: auto)" in text
     assert "(default: None)" not in text
+
+
+GOLDEN = __import__("pathlib").Path(__file__).parent / "data" / "golden_tiny_v0_candidates.csv"
+
+
+def test_scalar_mode_is_unchanged_apart_from_the_new_columns(tmp_path):
+    """With the quality the fitness had before fidelity existed (``own_target``), the scalar search
+    proposes and scores exactly what evostyle 0.1.0 did (tests/data: that version's candidates.csv for
+    this config); the new columns are added, and the default fitness is fidelity - lambda * diversity."""
+    run_search(tiny_cfg(search=["angles", "mix", "layers"], fitness_loss="own_target"), tmp_path / "old",
+               quiet=True, report=False)
+    new, old = pd.read_csv(tmp_path / "old" / "candidates.csv"), pd.read_csv(GOLDEN)
+    assert set(new.columns) - set(old.columns) == {"fidelity_style", "fidelity_content", "fidelity"}
+    shared = [c for c in old.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(new[shared], old[shared], check_exact=False, rtol=1e-7)
+    run_search(tiny_cfg(search=["angles", "mix", "layers"]), tmp_path / "new", quiet=True, report=False)
+    d = pd.read_csv(tmp_path / "new" / "candidates.csv")
+    assert (d.fitness - (d.fidelity - d.diversity_pixel)).abs().max() < 1e-12
+    assert (d.fidelity - (d.fidelity_content + 10 * d.fidelity_style)).abs().max() < 1e-9
+    assert (d.fidelity_content - d.loss_content).abs().max() < 1e-6  # the same content error, measured twice
+
+
+def _assert_mutually_non_dominated(points):
+    from evostyle.de import dominates
+    for a in points:
+        for b in points:
+            assert not dominates(a, b)
+
+
+def test_pareto_search_logs_hypervolume_and_a_front_with_images(tmp_path):
+    out = tmp_path / "run"
+    summary = run_search(tiny_cfg(objective="pareto"), out, quiet=True)
+    gens = pd.read_csv(out / "generations.csv")
+    assert gens.hypervolume.is_monotonic_increasing and gens.hypervolume.iloc[-1] > 0
+    cfg = json.loads((out / "config.json").read_text())
+    ref = cfg["hypervolume"]["reference"]
+    assert cfg["hypervolume"]["objectives"] == ["fidelity", "-diversity_pixel"] and ref[1] == 0.0 and ref[0] > 0
+    assert cfg["strategy"] == "rand1bin" and summary["optimizer"]["objective"] == "pareto"
+    front = summary["front"]
+    assert len(front) == gens.front_size.iloc[-1] >= 1
+    _assert_mutually_non_dominated([(m["fidelity"], -m["diversity_pixel"]) for m in front])
+    cands = pd.read_csv(out / "candidates.csv")
+    for m in front:
+        row = cands[(cands.generation == m["generation"]) & (cands.candidate == m["candidate"])].iloc[0]
+        assert row.fidelity == m["fidelity"] and all((out / p).is_file() for p in m["images"])
+    # nothing evaluated dominates a front member
+    from evostyle.de import dominates
+    pts = list(zip(cands.fidelity, -cands.diversity_pixel))
+    assert not any(dominates(p, (m["fidelity"], -m["diversity_pixel"])) for p in pts for m in front)
+    assert "Pareto front" in (out / "report.html").read_text()
+
+
+def test_pareto_search_resumed_equals_uninterrupted(tmp_path, monkeypatch):
+    full = tmp_path / "full"
+    a = run_search(tiny_cfg(objective="pareto", maxiter=3), full, quiet=True, report=False)
+    part = tmp_path / "part"
+    real = SearchObjective._evaluate
+
+    def stop(self, g, unit):
+        if g == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return real(self, g, unit)
+    monkeypatch.setattr(SearchObjective, "_evaluate", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(tiny_cfg(objective="pareto", maxiter=3), part, quiet=True, report=False)
+    monkeypatch.setattr(SearchObjective, "_evaluate", real)
+    b = run_search(tiny_cfg(objective="pareto", maxiter=3), part, resume=True, quiet=True, report=False)
+    pd.testing.assert_frame_equal(_rows(full), _rows(part))
+    assert a["front"] == b["front"] and a["hypervolume"] == b["hypervolume"]
+
+
+def test_random_search_spends_the_same_budget_from_the_same_start(tmp_path):
+    run_search(tiny_cfg(optimizer="random"), tmp_path / "r", quiet=True, report=False)
+    run_search(tiny_cfg(), tmp_path / "de", quiet=True, report=False)
+    r, de = _rows(tmp_path / "r"), _rows(tmp_path / "de")
+    assert len(r) == len(de) == 15
+    pd.testing.assert_frame_equal(r[r.generation == 0], de[de.generation == 0])
+    assert not r[r.generation == 1].param_angle_0.isin(de.param_angle_0).any()  # its own draws after that
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["optimizer"]["name"] == "random" and summary["best"]["fitness"] == pytest.approx(r.fitness.min())

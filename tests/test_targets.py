@@ -3,8 +3,8 @@ import torch
 
 from evostyle.errors import EvostyleError
 from evostyle.measures import gram
-from evostyle.targets import (StyleTargets, channel_rotation, dfr_op, relative_change, rotate_image,
-                              rotate_maps, shuffle_features)
+from evostyle.rotations import channel_rotation, dfr_op, rotate_image, rotate_maps
+from evostyle.targets import StyleTargets, relative_change, shuffle_features
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1")
 
@@ -71,7 +71,7 @@ def test_channel_gram_shortcut_equals_rotating_features(model, style64):
     angles = torch.tensor([37.0, 200.0])
     fast = st.rotated(0, angles)["relu2_1"]
     f = st.feats[0]["relu2_1"][0]
-    r = channel_rotation(f.shape[0], angles, st._layer_seed("relu2_1")).float()
+    r = channel_rotation(f.shape[0], angles, st.layer_seed("relu2_1")).float()
     slow = gram(torch.einsum("bcd,dhw->bchw", r, f))
     assert relative_change(fast, slow) < 1e-4
 
@@ -167,14 +167,14 @@ def test_channel_rotation_of_feature_measures(model, style64, measure):
     """For the non-Gram measures the features themselves are rotated: angle 0 is the plain target, the
     rotated features are R(a) f at every position (norms kept), and other angles change the target."""
     from evostyle.measures import style_statistic
-    from evostyle.targets import rotate_features_channels
+    from evostyle.rotations import rotate_features_channels
     st = StyleTargets(model, [style64], LAYERS, measure=measure, rotation_mode="channel")
     t = st.build(torch.ones(2, 1), torch.tensor([0.0, 90.0]), torch.ones(2))
     for l in LAYERS:
         assert relative_change(t[l][0], st.stats[0][l][0]) < 1e-5
         assert relative_change(t[l][1], st.stats[0][l][0]) > 0.05
     f = st.feats[0]["relu2_1"]
-    seed = st._layer_seed("relu2_1")
+    seed = st.layer_seed("relu2_1")
     rot = rotate_features_channels(f, torch.tensor([90.0]), seed)
     r = channel_rotation(f.shape[1], torch.tensor([90.0]), seed)[0].float()
     assert torch.allclose(rot[0], torch.einsum("cd,dhw->chw", r, f[0]), atol=1e-4)

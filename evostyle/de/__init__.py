@@ -1,4 +1,5 @@
-"""Differential evolution: a torch-batched solver and an adapter to scipy's.
+"""Differential evolution: a torch-batched solver, an adapter to scipy's, the multi-objective GDE3,
+random search (the baseline) and Pareto utilities (:mod:`evostyle.de.pareto`).
 
 >>> from evostyle.de import differential_evolution
 >>> res = differential_evolution(lambda x: (x ** 2).sum(1), [(-5, 5)] * 3, seed=0, maxiter=200)
@@ -6,9 +7,15 @@
 True
 """
 
+from .gde3 import GDE3, GDE3_STRATEGIES, gde3
+from .pareto import (crowding_distance, dominates, hypervolume_2d, non_dominated, non_dominated_sort, prune,
+                     weakly_dominates)
+from .random_search import RandomSearch, random_search
 from .scipy_adapter import scipy_differential_evolution
 from .solver import BOUNDARY_MODES, INITS, DifferentialEvolution, check_bounds, differential_evolution
 from .strategies import MUTATIONS, STRATEGIES, parse_strategy
 
 __all__ = ["differential_evolution", "scipy_differential_evolution", "DifferentialEvolution", "STRATEGIES",
-           "MUTATIONS", "INITS", "BOUNDARY_MODES", "check_bounds", "parse_strategy"]
+           "MUTATIONS", "INITS", "BOUNDARY_MODES", "check_bounds", "parse_strategy", "gde3", "GDE3",
+           "GDE3_STRATEGIES", "random_search", "RandomSearch", "dominates", "weakly_dominates", "non_dominated",
+           "non_dominated_sort", "crowding_distance", "prune", "hypervolume_2d"]

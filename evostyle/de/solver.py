@@ -194,9 +194,11 @@ class DifferentialEvolution:
             self.energies = self._evaluate(self.population)
             self.best = int(torch.argmin(self.energies))
 
-    def step(self) -> tuple[np.ndarray, float]:
-        """One generation: mutate, cross over, evaluate all trials in one call, select. Returns best."""
-        self.init()
+    def _trials(self) -> torch.Tensor:
+        """One generation's (P, D) trial vectors in the unit cube: mutate, cross over, repair bounds.
+
+        The random draws, in this order: the dithered F (if any), the mutation's members, the
+        crossover's uniforms and start columns, then the boundary repair's uniforms."""
         p, d = self.population.shape
         if self.dither is not None:
             self.scale = float(self.dither[0] + (self.dither[1] - self.dither[0]) * self._rand(1))
@@ -207,7 +209,12 @@ class DifferentialEvolution:
         u = self._rand(p, d).to(dev)
         pos = torch.randint(0, d, (p,), generator=self.gen).to(dev)
         mask = crossover_mask(self.crossover, u, pos, self.cr)
-        trial = self._ensure_bounds(torch.where(mask, mutant, self.population))
+        return self._ensure_bounds(torch.where(mask, mutant, self.population))
+
+    def step(self) -> tuple[np.ndarray, float]:
+        """One generation: mutate, cross over, evaluate all trials in one call, select. Returns best."""
+        self.init()
+        trial = self._trials()
         e = self._evaluate(trial)
         better = e <= self.energies
         self.population = torch.where(better[:, None], trial, self.population)

@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from .atomic import read_json
 from .errors import EvostyleError
 
 
@@ -26,16 +26,36 @@ def load_run(run_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
     path = run_dir / "candidates.csv"
     if not path.is_file():
         raise EvostyleError(f"{run_dir} is not a run directory (no candidates.csv)")
-    cands = pd.read_csv(path)
-    gens = pd.read_csv(run_dir / "generations.csv")
-    for col in cands.columns:
-        if col in ("generation", "candidate"):
-            cands[col] = cands[col].astype("int64")
-        elif col == "failed":
-            cands[col] = cands[col].astype(str).str.lower().eq("true")
-        else:
-            cands[col] = pd.to_numeric(cands[col], errors="coerce").astype("float64")
+    cands, gens = _read_csv(path), _read_csv(run_dir / "generations.csv")
+    for name, df, need in (("candidates.csv", cands, ("generation", "candidate", "fitness", "failed")),
+                           ("generations.csv", gens, ("generation", "best_fitness", "nfev"))):
+        missing = [c for c in need if c not in df.columns]
+        if missing:
+            raise EvostyleError(f"{run_dir / name} lacks the column(s) {', '.join(missing)}; it was damaged or "
+                                "edited by hand")
+    try:
+        for col in cands.columns:
+            if col in ("generation", "candidate"):
+                cands[col] = pd.to_numeric(cands[col], errors="raise").astype("int64")
+            elif col == "failed":
+                cands[col] = cands[col].astype(str).str.lower().eq("true")
+            else:
+                cands[col] = pd.to_numeric(cands[col], errors="coerce").astype("float64")
+    except (ValueError, TypeError) as exc:
+        raise EvostyleError(f"{path} has a row that is not a number where one belongs ({exc}); it was damaged "
+                            "or edited by hand") from None
     cfg_path = run_dir / "config.json"
     if cfg_path.is_file():
-        cands.attrs["config"] = json.loads(cfg_path.read_text())
+        cands.attrs["config"] = read_json(cfg_path, "run config")
     return cands, gens
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A run's CSV file, or a one-line error naming it (missing, empty, truncated or not CSV)."""
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise EvostyleError(f"{path} is missing; the run directory is incomplete") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise EvostyleError(f"{path} is not readable CSV ({type(exc).__name__}); it was damaged or edited by "
+                            "hand") from None

@@ -39,7 +39,9 @@ from .device import PRECISIONS, device_info, resolve_device
 from .errors import EvostyleError, cli_errors, describe, unknown, warnings_to_stderr
 from .features import VGGFeatures
 from .images import load_image
-from .runlog import atomic_write_json, atomic_write_text, environment, prepare_out_dir
+from .atomic import atomic_write_json, atomic_write_text
+from .rundir import ensure_dir
+from .runlog import environment
 from .targets import StyleTargets
 from .report import markdown_table
 from .conv_relu import fusion_enabled
@@ -430,7 +432,7 @@ def main(argv=None) -> int:
         if args.e2e:
             race_configs(*race_args(args.weights), mode)  # a bad race setting fails now, not after the whole grid
         if args.out:
-            prepare_out_dir(Path(args.out), overwrite=True, marker="bench.json")
+            ensure_dir(Path(args.out))
         weights = _check_weights(args.weights)
         e2e_args = race_args(weights)
         info = device_info(dev)

@@ -38,9 +38,6 @@ else:  # pragma: no cover
 OPTIMIZERS = ("torch-de", "scipy-de", "random")
 """The outer loop: our torch-batched DE (GDE3 for ``objective = "pareto"``), scipy's DE (scalar only),
 or random search at the same budget (the baseline)."""
-OBJECTIVES = ("scalar", "pareto")
-"""``scalar``: minimise fitness = quality - diversity_weight * diversity; ``pareto``: the front of
-(quality, -diversity), both minimised (GDE3 with ``torch-de``)."""
 SAVE_IMAGES = ("all", "best")
 """Which outputs a search saves as JPEG under images/: every candidate's, or only each generation's best
 and the candidates on the front when they are evaluated."""
@@ -73,10 +70,14 @@ class SearchConfig:
     boundary: str = "resample"
     # what is searched
     outputs: int = 3
-    search: list = field(default_factory=lambda: ["angles", "mix"])
+    search: list = field(default_factory=lambda: ["angles", "mix", "rotation_weight"])
+    """Partial rotation (rotation_weight) is how the searches in docs/rotation.md trade fidelity for
+    diversity: their best candidates rotate by 10-40%."""
     bounds: dict = field(default_factory=dict)
     fixed: dict = field(default_factory=dict)
-    rotation_mode: str = "channel"
+    rotation_mode: str = "rectified"
+    """The default follows docs/rotation.md: no negative Gram entries at any angle and the best
+    fidelity/diversity trade-off of the modes measured there (results/reachability)."""
     shuffle: str = "none"
     # inner transfer: TransferConfig's defaults, except a small, fast size and step count
     measure: str = TransferConfig.measure
@@ -177,7 +178,8 @@ def resolved_strategy(cfg: "SearchConfig") -> str:
     """The DE strategy a search runs: ``auto`` is best1bin for the scalar objective, rand1bin for GDE3."""
     if cfg.strategy != "auto":
         return cfg.strategy
-    return "rand1bin" if cfg.objective == "pareto" else "best1bin"
+    from .scoring import OBJECTIVES
+    return "rand1bin" if OBJECTIVES.get(cfg.objective).multi else "best1bin"
 
 
 def compile_choice(cfg: SearchConfig, device, hw: tuple[int, int]) -> tuple[bool, str]:
@@ -232,7 +234,7 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     from .device import PRECISIONS
     from .features import POOLS, check_layers
     from .measures import MEASURES
-    from .scoring import DIVERSITY_METRICS, FITNESS_LOSSES
+    from .scoring import DIVERSITY_METRICS, FITNESS_LOSSES, OBJECTIVES
     from .space import SEARCH_GROUPS
     from .rotations import ROTATION_MODES
     from .targets import SHUFFLE_MODES
@@ -242,15 +244,15 @@ def validate(cfg: SearchConfig) -> SearchConfig:
         if value not in valid:
             raise unknown(name, value, valid)
     choice("optimizer", cfg.optimizer, OPTIMIZERS)
-    choice("objective", cfg.objective, OBJECTIVES)
+    multi = OBJECTIVES.get(cfg.objective).multi
     if cfg.strategy != "auto":
         parse_strategy(cfg.strategy)
-    if cfg.objective == "pareto" and cfg.optimizer == "scipy-de":
-        raise EvostyleError("scipy-de has no multi-objective mode; use --optimizer torch-de (GDE3) or random "
-                            "with --objective pareto")
-    if cfg.objective == "pareto" and cfg.optimizer == "torch-de" and resolved_strategy(cfg) not in GDE3_STRATEGIES:
-        raise EvostyleError(f"objective 'pareto' runs GDE3, which takes strategy {', '.join(GDE3_STRATEGIES)}; "
-                            f"got {cfg.strategy!r}")
+    if multi and cfg.optimizer == "scipy-de":
+        raise EvostyleError(f"scipy-de has no multi-objective mode; use --optimizer torch-de (GDE3) or random "
+                            f"with --objective {cfg.objective}")
+    if multi and cfg.optimizer == "torch-de" and resolved_strategy(cfg) not in GDE3_STRATEGIES:
+        raise EvostyleError(f"objective {cfg.objective!r} runs GDE3, which takes strategy "
+                            f"{', '.join(GDE3_STRATEGIES)}; got {cfg.strategy!r}")
     choice("fitness loss", cfg.fitness_loss, FITNESS_LOSSES)
     choice("save-images", cfg.save_images, SAVE_IMAGES)
     if cfg.reference_point is not None and not all(math.isfinite(v) for v in cfg.reference_point):
@@ -268,17 +270,25 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     choice("compile mode", cfg.compile_mode, COMPILE_MODES)
     for g in cfg.search:
         choice("search group", g, SEARCH_GROUPS)
+    for key, names in (("search", cfg.search), ("style_layers", cfg.style_layers)):
+        twice = sorted({n for n in names if list(names).count(n) > 1})
+        if twice:
+            raise EvostyleError(f"{key.replace('_', '-')} lists {', '.join(twice)} more than once; give each once")
+    if not cfg.style_layers:
+        raise EvostyleError("style-layers is empty; name at least one layer, e.g. relu1_1")
     check_layers(list(cfg.style_layers) + [cfg.content_layer])
     if not cfg.style:
         raise EvostyleError("at least one --style image is needed")
-    if cfg.outputs < 1:
-        raise EvostyleError(f"outputs must be >= 1, got {cfg.outputs}")
-    if cfg.steps <= 0:
-        raise EvostyleError(f"steps must be >= 1, got {cfg.steps}")
-    if cfg.popsize < 5:
-        raise EvostyleError(f"popsize (population size) must be >= 5, got {cfg.popsize}")
-    if cfg.maxiter < 0:
-        raise EvostyleError(f"maxiter must be >= 0, got {cfg.maxiter}")
+    for key, value in (("content", cfg.content), ("weights", cfg.weights), ("device", cfg.device),
+                       *(("style", v) for v in cfg.style)):
+        if not value.strip():
+            raise EvostyleError(f"--{key} is an empty string; give a {'path' if key != 'device' else 'device'}")
+    for key, low, high in (("seed", 0, 2**63 - 1), ("outputs", 1, 1024), ("steps", 1, 10**7),
+                           ("popsize", 5, 10**6), ("maxiter", 0, 10**6)):
+        v = getattr(cfg, key)
+        if not low <= v <= high:
+            what = "popsize (the population size)" if key == "popsize" else key
+            raise EvostyleError(f"{what} must be an integer in [{low:,}, {high:,}], got {v}")
     for key in ("content_weight", "style_weight", "tv_weight", "diversity_weight", "init_noise", "tol", "atol"):
         v = getattr(cfg, key)
         if not (v >= 0 and math.isfinite(v)):

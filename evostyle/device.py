@@ -8,6 +8,7 @@ a slow reference for checks). ``auto`` means bf16 + channels_last on CUDA and fp
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +44,21 @@ def to_host(t: torch.Tensor) -> torch.Tensor:
     out.copy_(t, non_blocking=True)
     torch.cuda.current_stream(t.device).synchronize()
     return out
+
+
+def available_host_memory() -> int | None:
+    """Bytes of memory the host can still give a process (Linux ``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def resolve_device(spec: str = "auto") -> torch.device:

@@ -38,13 +38,13 @@ class StyleEngine:
             aware measures and by spatial rotation; for Gram targets it only fixes the scale).
         cfg: :class:`~evostyle.transfer.TransferConfig`.
         size: long side of the output in px.
-        rotation_mode / shuffle: see :mod:`evostyle.targets`.
+        rotation_mode / shuffle: see :mod:`evostyle.rotations` and :mod:`evostyle.targets`.
         weights / seed / pool: see :class:`~evostyle.features.VGGFeatures`; ``seed`` also seeds the
             channel-rotation bases.
         device: ``auto`` | ``cpu`` | ``cuda[:N]`` or a torch.device.
     """
 
-    def __init__(self, content, styles, cfg: TransferConfig, size: int = 256, rotation_mode: str = "channel",
+    def __init__(self, content, styles, cfg: TransferConfig, size: int = 256, rotation_mode: str = "rectified",
                  shuffle: str = "none", weights: str = "auto", seed: int = 0, pool: str = "max",
                  device="auto", model: VGGFeatures | None = None):
         cfg.validate()

@@ -8,6 +8,7 @@ stderr and exit with status 2; tracebacks are shown only with ``--debug``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import sys
 import warnings
 from typing import Iterator
@@ -15,12 +16,27 @@ from typing import Iterator
 EXIT_USAGE = 2
 """Exit status for bad input (same as argparse's)."""
 
-EXIT_INTERRUPTED = 130
-"""Exit status after Ctrl-C (128 + SIGINT)."""
+EXIT_RESOURCE = 1
+"""Exit status when the machine ran out of something (disk space, memory) rather than the input being
+wrong."""
 
 
-class EvostyleError(Exception):
-    """A problem with the user's input, with a one-line message that names the fix."""
+class EvostyleError(ValueError):
+    """A problem with the user's input, with a one-line message that names the fix. A ValueError, as
+    scipy's and numpy's errors for bad arguments are."""
+
+    exit_code = EXIT_USAGE
+
+
+class ResourceError(EvostyleError):
+    """Out of disk space or memory: one line naming what ran out and how to go on."""
+
+    exit_code = EXIT_RESOURCE
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for an OSError that says the disk (or the user's quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
 def unknown(kind: str, name, valid) -> EvostyleError:
@@ -36,14 +52,21 @@ def describe(exc: BaseException, width: int = 80) -> str:
 
 @contextlib.contextmanager
 def cli_errors(debug: bool = False, prog: str = "evostyle") -> Iterator[None]:
-    """Turn :class:`EvostyleError` into ``prog: error: message`` and ``SystemExit(2)``."""
+    """Turn :class:`EvostyleError` into ``prog: error: message`` and ``SystemExit`` with its exit code
+    (2 for bad input, 1 for a :class:`ResourceError`); a full disk anywhere reads the same way."""
     try:
         yield
     except EvostyleError as exc:
         if debug:
             raise
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE) from None
+        raise SystemExit(exc.exit_code) from None
+    except OSError as exc:
+        if debug or not is_disk_full(exc):
+            raise
+        print(f"{prog}: error: no space left on device while writing {exc.filename or 'a file'}; free some space "
+              "and run it again", file=sys.stderr)
+        raise SystemExit(EXIT_RESOURCE) from None
 
 
 @contextlib.contextmanager

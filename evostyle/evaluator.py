@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .engine import StyleEngine
-from .scoring import (ScoreConfig, feature_diversity, fidelity_terms, fitness, objectives, output_terms,
-                      pairwise_feature, pairwise_pixel, score_loss)
+from .scoring import (DIVERSITY_METRICS, ScoreConfig, features_at, fidelity_terms, fitness, objectives, output_terms,
+                      score_loss)
 from .space import Space
 
 
@@ -65,7 +65,7 @@ class Evaluator:
         self.noise_seed = int(noise_seed)
         self.n_styles = len(engine.styles)
         self.layers = list(engine.cfg.style_layers)
-        self._extra_model = None
+        self._extra_models: dict = {}
         for k in range(self.k):
             space.get(f"angle_{k}")
 
@@ -74,9 +74,8 @@ class Evaluator:
         """Candidate CSV columns, in order."""
         terms = ["content", "style", "tv", "total"] + [f"style_{l}" for l in self.layers]
         return (["generation", "candidate"] + [f"param_{n}" for n in self.space.names]
-                + [f"loss_{t}" for t in terms] + ["loss_score", "fidelity_style", "fidelity_content", "fidelity",
-                                                  "diversity_pixel", "diversity_feature", "fitness", "failed",
-                                                  "seconds"])
+                + [f"loss_{t}" for t in terms] + ["loss_score", "fidelity_style", "fidelity_content", "fidelity"]
+                + [f"diversity_{n}" for n in DIVERSITY_METRICS] + ["fitness", "failed", "seconds"])
 
     def _mix(self, values: dict[str, torch.Tensor], p: int) -> torch.Tensor:
         if self.n_styles == 1:
@@ -123,36 +122,39 @@ class Evaluator:
         return Evaluation(values, terms, fit, objectives(terms, failed, self.score), failed, images, t3 - t0,
                           res.log, res.chunk_size, {"targets": t1 - t0, "transfer": t2 - t1, "scoring": t3 - t2})
 
-    def score_images(self, images: torch.Tensor, mix: torch.Tensor) -> dict[str, torch.Tensor]:
+    def score_images(self, images: torch.Tensor, mix: torch.Tensor, diversity: bool = True) -> dict[str, torch.Tensor]:
         """Fidelity and diversity of (P, K, 3, H, W) outputs whose P*K rows have mixing weights ``mix``
-        (P*K, S): {``fidelity_style``, ``fidelity_content``, ``fidelity``, ``diversity_pixel``,
-        ``diversity_feature``: (P,)} (see :mod:`evostyle.scoring`). One float32 forward pass of the
-        outputs gives the fidelity terms and, when the engine's network reaches it, the feature-diversity
-        layer."""
+        (P*K, S): {``fidelity_style``, ``fidelity_content``, ``fidelity`` and ``diversity_<name>`` for
+        every registered diversity metric: (P,)} (see :mod:`evostyle.scoring`). One float32 forward
+        pass of the outputs gives the fidelity terms and the features the metrics need (a layer the
+        engine's network does not reach gets a network of its own). ``diversity`` False: fidelity only."""
         p, k = images.shape[:2]
-        eng, cfg, layer = self.engine, self.engine.cfg, self.score.feature_layer
-        shared = layer in eng.model.layers or layer in eng.model.reach
+        eng, cfg = self.engine, self.engine.cfg
+        metrics = list(DIVERSITY_METRICS.items()) if diversity else []
+        layers = {m.layer for _, m in metrics if m.layer is not None}
+        shared = tuple(sorted(l for l in layers if l in eng.model.reach))
         per_output, kept = output_terms(eng.model, images.flatten(0, 1), eng.content_features,
                                         eng.targets.unrotated(mix), self.layers, cfg.content_layer, cfg.measure,
-                                        cfg.normalize, keep=(layer,) if shared else ())
+                                        cfg.normalize, keep=shared)
         out = fidelity_terms(per_output, self.layers, cfg.content_weight, cfg.style_weight, p, k)
-        out["diversity_pixel"] = pairwise_pixel(images)
-        if shared:
-            feats = kept[layer]
-            out["diversity_feature"] = pairwise_feature(feats.view(p, k, *feats.shape[1:])).cpu()
-        else:
-            out["diversity_feature"] = feature_diversity(self._feature_model(), images, layer)
+        for name, metric in metrics:
+            feats = None
+            if metric.layer is not None:
+                feats = kept[metric.layer] if metric.layer in kept else self._deep_features(images, metric.layer)
+                feats = feats.view(p, k, *feats.shape[1:])
+            out[f"diversity_{name}"] = torch.as_tensor(metric.compute(images, feats), dtype=torch.float64).cpu()
         return out
 
-    def _feature_model(self):
-        """A network for a feature-diversity layer deeper than the engine's (built once)."""
-        if self._extra_model is None:
+    def _deep_features(self, images: torch.Tensor, layer: str) -> torch.Tensor:
+        """(P*K, C, h, w) features at a layer deeper than the engine's network (whose own network is
+        built once, with the same weights)."""
+        if layer not in self._extra_models:
             from .features import VGGFeatures
             info = self.engine.model.weights_info
             spec = info["spec"] if info["used"] != "random" else "random"
-            self._extra_model = VGGFeatures((self.score.feature_layer,), weights=spec,
-                                            seed=info.get("seed", 0)).to(self.engine.device)
-        return self._extra_model
+            self._extra_models[layer] = VGGFeatures((layer,), weights=spec, seed=info.get("seed", 0)).to(
+                self.engine.device)
+        return features_at(self._extra_models[layer], images.flatten(0, 1), layer)
 
     def reference_quality(self) -> float:
         """The quality (``fidelity``, lower is better) of the unstylised content image itself: the
@@ -163,8 +165,7 @@ class Evaluator:
                                        dtype=torch.float64) for name, p in self.space.by_name.items()}
         mix = torch.cat([torch.eye(n), self._mix(defaults, 1)]) if n > 1 else torch.ones(1, 1)
         images = self.engine.content[None, None].expand(mix.shape[0], 1, -1, -1, -1)
-        terms = self.score_images(images, mix)
-        return float(terms["fidelity"].max())
+        return float(self.score_images(images, mix, diversity=False)["fidelity"].max())
 
     def evaluate(self, unit: torch.Tensor) -> Evaluation:
         """Score a (P, D) population in the unit cube."""

@@ -76,6 +76,26 @@ def _autocast_half(x: torch.Tensor) -> torch.dtype | None:
     return None
 
 
+def activation_values(hw: tuple[int, int], deepest: str) -> int:
+    """Values one image's forward pass produces up to and including layer ``deepest`` (every conv,
+    ReLU and pooling output) at input size ``hw`` = (H, W): what a transfer keeps for its backward
+    pass, per image."""
+    h, w = hw
+    c, total = 3, 0
+    for name in LAYER_NAMES[:LAYER_INDEX[deepest] + 1]:
+        if name.startswith("pool"):
+            h, w = h // 2, w // 2
+        elif name.startswith("conv"):
+            c = _CFG[[i for i, v in enumerate(_CFG) if v != "M"][_conv_index(name)]]
+        total += c * h * w
+    return total
+
+
+def _conv_index(name: str) -> int:
+    """0-based position of a conv/relu layer among VGG19's 16 convolutions."""
+    return sum(1 for n in LAYER_NAMES[:LAYER_INDEX[name] + 1] if n.startswith("conv")) - 1
+
+
 def _build(n_modules: int, pool: str) -> nn.Sequential:
     mods: list[nn.Module] = []
     c_in = 3
@@ -108,6 +128,10 @@ def _features_state(sd: dict, source: str) -> dict[str, torch.Tensor]:
             f"{source} is not a VGG19 state dict ({detail}); pass a torchvision vgg19 state dict, "
             "'imagenet' or 'random'"
         )
+    bad = [k for k in ref if not torch.isfinite(out[k]).all()]
+    if bad:
+        raise EvostyleError(f"{source} has NaN or infinite values (in {', '.join(bad[:3])}); it is damaged, use "
+                            "another weights file, 'imagenet' or 'random'")
     return {k: out[k].float() for k in ref}
 
 

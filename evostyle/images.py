@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic import atomic_path
 from .errors import EvostyleError
 
 MAX_PIXELS = 64_000_000
@@ -107,7 +108,7 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
     try:
         with Image.open(path) as im:
             im.load()
-            arr = _to_rgb_array(im)
+            arr = _to_rgb_array(ImageOps.exif_transpose(im))  # a phone photo's EXIF turn: upright
     except (OSError, SyntaxError, ValueError) as exc:
         raise EvostyleError(f"cannot decode image {path} (truncated or corrupt?): {exc}") from None
     img = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()
@@ -152,33 +153,12 @@ def _save_pil(im: Image.Image, path: str | os.PathLike, quality: int) -> Path:
     fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(path.suffix.lower())
     if fmt is None:
         raise EvostyleError(f"cannot save {path}: use a .png, .jpg or .webp name")
-    tmp = path.with_name(path.name + ".tmp")
     kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    im.save(tmp, format=fmt, **kwargs)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        im.save(tmp, format=fmt, **kwargs)
     return path
 
 
 def save_image(img: torch.Tensor, path: str | os.PathLike, quality: int = 92) -> Path:
     """Save a (3, H, W) tensor in [0, 1] as PNG, JPEG or WebP (by suffix), atomically (temp + rename)."""
     return _save_pil(to_pil(img), path, quality)
-
-
-def save_grid(images, path: str | os.PathLike, ncol: int, labels=None, cell: int = 160,
-              quality: int = 88) -> Path:
-    """Save a labelled grid of (3, H, W) images (each scaled to ``cell`` px on its long side), like
-    :func:`save_image` (format by suffix, atomic)."""
-    images = list(images)
-    nrow = (len(images) + ncol - 1) // ncol
-    tiles = [to_pil(resize(img.float().cpu(), cell)) for img in images]
-    w = max(t.width for t in tiles)
-    h = max(t.height for t in tiles)
-    label_h = 14 if labels else 0
-    sheet = Image.new("RGB", (ncol * w, nrow * (h + label_h)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, t in enumerate(tiles):
-        x, y = (i % ncol) * w, (i // ncol) * (h + label_h)
-        sheet.paste(t, (x, y + label_h))
-        if labels:
-            draw.text((x + 2, y + 1), str(labels[i])[:40], fill=(0, 0, 0))
-    return _save_pil(sheet, path, quality)

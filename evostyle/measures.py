@@ -15,8 +15,8 @@ import torch
 
 from .device import is_channels_last
 from .errors import unknown
+from .registry import Registry
 
-MEASURES = ("gram", "euclidean", "meanstd")
 GRAM_NORMS = ("hw", "chw", "none")
 _EPS = 1e-12
 
@@ -89,19 +89,56 @@ def mean_std(f: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return torch.stack([mu, sd], dim=1)
 
 
-def style_statistic(f: torch.Tensor, measure: str) -> torch.Tensor:
-    """The statistic a style measure compares.
+class Measure:
+    """A style measure: the statistic of (B, C, H, W) features that outputs and targets are compared
+    by (the comparison is always :func:`relative_sq_error`). Subclass, override :meth:`statistic`
+    and register it in :data:`MEASURES` to add one.
 
-    ``gram`` -> (B, C, C); ``euclidean`` -> the features themselves (B, C, H, W) in float32 (spatially
-    aware: it needs the style features at the output's spatial size); ``meanstd`` -> (B, 2, C).
+    Attributes:
+        spatial: True if the statistic keeps the spatial layout (so it needs style features at the
+            output's spatial size and a spatial rotation is never blind to it).
     """
-    if measure == "gram":
+
+    spatial: bool = False
+
+    def statistic(self, f: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class GramMeasure(Measure):
+    """:func:`gram`, (B, C, C): blind to every permutation of spatial positions."""
+
+    def statistic(self, f):
         return gram(f)
-    if measure == "euclidean":
+
+
+class EuclideanMeasure(Measure):
+    """The features themselves, (B, C, H, W) in float32 (spatially aware)."""
+
+    spatial = True
+
+    def statistic(self, f):
         return _hi(f)
-    if measure == "meanstd":
+
+
+class MeanStdMeasure(Measure):
+    """:func:`mean_std`, (B, 2, C): the AdaIN statistic."""
+
+    def statistic(self, f):
         return mean_std(f)
-    raise unknown("measure", measure, MEASURES)
+
+
+MEASURES: Registry[Measure] = Registry("measure")
+"""name -> :class:`Measure`; iterate for the names."""
+MEASURES.register("gram", GramMeasure())
+MEASURES.register("euclidean", EuclideanMeasure())
+MEASURES.register("meanstd", MeanStdMeasure())
+
+
+def style_statistic(f: torch.Tensor, measure: str) -> torch.Tensor:
+    """The statistic the measure ``measure`` (a name in :data:`MEASURES`) compares: ``gram`` ->
+    (B, C, C); ``euclidean`` -> the features (B, C, H, W) in float32; ``meanstd`` -> (B, 2, C)."""
+    return MEASURES.get(measure).statistic(f)
 
 
 def sq_norm(target: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ class Registry(Generic[T]):
         """
         if obj is None:
             return lambda o: self.register(name, o, replace=replace)
-        if not isinstance(name, str) or not name or name.strip() != name:
+        if not isinstance(name, str) or not name or any(c.isspace() for c in name):
             raise EvostyleError(f"{self.kind} name must be a non-empty string without spaces, got {name!r}")
         if name in self._items and not replace:
             raise EvostyleError(f"{self.kind} {name!r} is already registered; pass replace=True to replace it")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import json
 import math
 import sys
 from pathlib import Path
@@ -19,10 +18,20 @@ import numpy as np
 import pandas as pd
 
 from .analysis import load_run
+from .atomic import atomic_path, atomic_write_text, read_json
 from .errors import EvostyleError, cli_errors
-from .runlog import atomic_write_text
 
 PLOTS = ("plot_convergence.png", "plot_params.png", "plot_pareto.png")
+
+
+def _save_fig(fig, path: Path) -> None:
+    """Save and close a matplotlib figure, atomically."""
+    plt = _plt()
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def _plt():
@@ -74,8 +83,7 @@ def make_plots(run: Path, cands: pd.DataFrame, gens: pd.DataFrame, searched: lis
         ax.set_ylabel("hypervolume of the front so far")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(run / PLOTS[0], dpi=110)
-    plt.close(fig)
+    _save_fig(fig, run / PLOTS[0])
     out.append(run / PLOTS[0])
 
     n = max(1, len(searched))
@@ -95,8 +103,7 @@ def make_plots(run: Path, cands: pd.DataFrame, gens: pd.DataFrame, searched: lis
     for ax in list(axes.flat)[len(searched):]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(run / PLOTS[1], dpi=110)
-    plt.close(fig)
+    _save_fig(fig, run / PLOTS[1])
     out.append(run / PLOTS[1])
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -114,8 +121,7 @@ def make_plots(run: Path, cands: pd.DataFrame, gens: pd.DataFrame, searched: lis
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(run / PLOTS[2], dpi=110)
-    plt.close(fig)
+    _save_fig(fig, run / PLOTS[2])
     out.append(run / PLOTS[2])
     return out
 
@@ -179,21 +185,22 @@ def _front_html(run: Path, summary: dict, columns: tuple[str, str], k: int) -> s
     ref = summary.get("hypervolume_reference")
     head = (f"<h2>Pareto front ({len(front)} candidates)</h2><p>Non-dominated among all evaluated candidates for "
             f"(lower {html.escape(q)}, higher {html.escape(d)}); hypervolume {hv:.4g} against the reference "
-            f"{html.escape(q)} {ref[0]:.4g}, {html.escape(d)} {-ref[1]:.4g}.</p>" if hv is not None and ref else
+            f"{html.escape(q)} {ref[0]:.4g}, {html.escape(d)} {0.0 - ref[1]:.4g}.</p>" if hv is not None and ref else
             f"<h2>Pareto front ({len(front)} candidates)</h2>")
     return head + "".join(members)
 
 
-def write_report(run_dir, top: int = 10) -> Path:
-    """Build plots, ``summary.md`` and ``report.html`` for ``run_dir``; returns the HTML path."""
+def write_report(run_dir, top: int = 10, status: str | None = None) -> Path:
+    """Build plots, ``summary.md`` and ``report.html`` for ``run_dir``; returns the HTML path.
+    ``status`` overrides what state.json says (the report CLI passes the effective status)."""
     run = Path(run_dir)
     cands, gens = load_run(run)
     if cands.empty:
         raise EvostyleError(f"{run} has no evaluated candidates yet; nothing to report")
-    rec = json.loads((run / "config.json").read_text())
-    cfg = rec.get("config", {})
-    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
-    state = json.loads((run / "state.json").read_text()) if (run / "state.json").exists() else {}
+    rec = read_json(run / "config.json", "run config")
+    cfg = rec.get("config", {}) if isinstance(rec, dict) else {}
+    summary = read_json(run / "summary.json", "run summary") if (run / "summary.json").exists() else {}
+    state = read_json(run / "state.json", "run state") if (run / "state.json").exists() else {}
     searched = _searched(rec)
     columns = _objective_columns(rec)
     make_plots(run, cands, gens, searched, columns, rec.get("hypervolume", {}).get("reference"))
@@ -201,7 +208,7 @@ def write_report(run_dir, top: int = 10) -> Path:
     weights = rec.get("weights", {})
     env = rec.get("environment", {})
     n_failed = int(cands.failed.sum())
-    info = [("status", state.get("status", "?")), ("content", cfg.get("content")),
+    info = [("status", status or state.get("status", "?")), ("content", cfg.get("content")),
             ("styles", ", ".join(map(str, cfg.get("style", [])))), ("optimizer", cfg.get("optimizer")),
             ("strategy", cfg.get("strategy")), ("population x generations",
                                                 f"{cfg.get('popsize')} x {int(gens.generation.max()) + 1}"),
@@ -278,9 +285,17 @@ def main(argv=None) -> int:
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args(argv)
     with cli_errors(args.debug, "evostyle.report"):
-        if not (Path(args.run_dir) / "config.json").is_file():
-            raise EvostyleError(f"{args.run_dir} is not a run directory (no config.json)")
-        print(write_report(args.run_dir))
+        from .rundir import MARKER, RunLock
+        from .runlog import RunLog
+        run = Path(args.run_dir)
+        if not (run / "config.json").is_file():
+            raise EvostyleError(f"{run} is not a run directory (no config.json)")
+        status = RunLog.status(run) if (run / RunLog.STATE).exists() else None  # before taking the lock
+        if (run / MARKER).exists():
+            with RunLock(run, "report"):
+                print(write_report(run, status=status))
+        else:  # a run from before the marker existed: report on it without writing a lock into it
+            print(write_report(run, status=status))
     return 0
 
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import EvostyleError
-from .measures import style_statistic
+from .measures import MEASURES, style_statistic
 from .registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -309,7 +309,7 @@ class SpatialRotation(RotationMode):
             f = st.feats[s][l]
             stat = _chunked(angles, lambda a: style_statistic(rotate_maps(f.expand(a.numel(), -1, -1, -1), a),
                                                               st.measure))
-            if st.measure != "euclidean" and f.shape[-1] != f.shape[-2]:
+            if not MEASURES.get(st.measure).spatial and f.shape[-1] != f.shape[-2]:
                 # rotate_maps turns square maps exactly; shape-free statistics allow it on any map
                 for i in torch.nonzero(is_quarter(angles)).flatten().tolist():
                     k = int(round(float(angles[i]) / 90.0)) % 4

@@ -1,13 +1,15 @@
-"""Run directories: atomic files, environment records, tidy CSV logs and resume state.
+"""A run's records: environment, tidy CSV logs and resume state (the directory itself, its marker,
+lock and layout: :mod:`evostyle.rundir`).
 
 A search's run directory holds::
 
     config.json       resolved config, versions, device, weights used, seed (written first)
     candidates.csv    one row per evaluated candidate (appended and fsync'ed once per generation)
-    generations.csv   one row per generation: best / mean / std fitness, nfev, elapsed seconds
+    generations.csv   one row per generation: best / mean / std fitness, nfev, hypervolume, seconds
     state.json        {"status": "running"|"finished"|"interrupted"|"failed", "generations_done": n,
-                      "error": "Type: message" (failed only)}
-    best/             the best candidate's outputs, the content and the style images
+                      "error": "Type: message" (failed only), "signal": "SIGTERM" (interrupted only)}
+    best/             the best candidate's outputs
+    images/           every candidate's outputs (or each generation's best and the front's)
 
 ``state.json`` is written atomically after a generation's rows are on disk, so after a crash the rows
 of generations >= ``generations_done`` are the only ones that may be partial; :meth:`RunLog.resume`
@@ -19,46 +21,14 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
-import json
 import math
 import os
 import platform
 import sys
 from pathlib import Path
 
+from .atomic import atomic_write_json, atomic_write_text, read_json
 from .errors import EvostyleError
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _json_default(o):
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default, allow_nan=True) + "\n")
-
-
-def read_json(path: Path, what: str = "file"):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EvostyleError(f"{what} {path} is missing") from None
-    except (OSError, ValueError) as exc:
-        raise EvostyleError(f"{what} {path} is corrupt ({exc.__class__.__name__}); start a new run") from None
 
 
 def environment(device=None) -> dict:
@@ -80,29 +50,6 @@ def environment(device=None) -> dict:
         from .device import device_info
         env.update(device_info(device))
     return env
-
-
-def prepare_out_dir(path: Path, overwrite: bool = False, marker: str = "config.json") -> Path:
-    """Create ``path`` (parents too) and check it is writable and holds no other run.
-
-    Raises EvostyleError if ``path`` is a file, is not writable, or already contains ``marker`` (another
-    run) and ``overwrite`` is False.
-    """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise EvostyleError(f"output path {path} exists and is not a directory; choose another --out")
-    if (path / marker).exists() and not overwrite:
-        raise EvostyleError(f"output directory {path} already holds a run; use --resume to continue it, "
-                            "--overwrite to replace it, or another --out")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise EvostyleError(f"cannot write to output directory {path} ({exc.strerror or exc}); "
-                            "choose a writable --out") from None
-    return path
 
 
 def fmt(v) -> str:
@@ -151,13 +98,23 @@ class RunLog:
 
     # -- appending ------------------------------------------------------------------------------------
     def append_generation(self, cand_rows: list[dict], gen_row: dict) -> None:
-        """Append one generation's rows, fsync, then advance ``generations_done`` atomically."""
-        for name, cols, rows in ((self.CANDIDATES, self.cand_columns, cand_rows),
-                                 (self.GENERATIONS, self.gen_columns, [gen_row])):
-            with open(self.path / name, "a", encoding="utf-8", newline="") as f:
-                f.write("".join(self._line([r.get(c, "") for c in cols]) for r in rows))
-                f.flush()
-                os.fsync(f.fileno())
+        """Append one generation's rows, fsync, then advance ``generations_done`` atomically. If a write
+        fails (a full disk), both CSV files are cut back to their size before, so no partial row stays."""
+        files = ((self.CANDIDATES, self.cand_columns, cand_rows), (self.GENERATIONS, self.gen_columns, [gen_row]))
+        sizes = {name: (self.path / name).stat().st_size for name, _, _ in files}
+        try:
+            for name, cols, rows in files:
+                with open(self.path / name, "a", encoding="utf-8", newline="") as f:
+                    f.write("".join(self._line([r.get(c, "") for c in cols]) for r in rows))
+                    f.flush()
+                    os.fsync(f.fileno())
+        except BaseException:
+            for name, size in sizes.items():
+                try:
+                    os.truncate(self.path / name, size)
+                except OSError:
+                    pass
+            raise
         self.state["generations_done"] = int(gen_row["generation"]) + 1
         self.write_state()
 
@@ -181,6 +138,17 @@ class RunLog:
         if not isinstance(state, dict) or not isinstance(state.get("generations_done"), int):
             raise EvostyleError(f"resume state {Path(path) / cls.STATE} is corrupt; start a new run")
         return state
+
+    @classmethod
+    def status(cls, path: Path) -> str:
+        """The run's status as a person should read it: state.json's, except that ``running`` with no
+        process holding the run's lock (a killed run) reads ``interrupted (the process that ran it is
+        gone)``."""
+        from .rundir import is_locked
+        status = str(cls.check_state(path).get("status", "unknown"))
+        if status == "running" and not is_locked(path):
+            return "interrupted (the process that ran it is gone; resume it with --resume)"
+        return status
 
     def resume(self) -> tuple[list[dict], list[dict]]:
         """Load state, drop rows of unfinished generations, return (candidate rows, generation rows)."""

@@ -30,8 +30,8 @@ import torch
 
 from .errors import EvostyleError, unknown
 from .measures import content_term, style_term
+from .registry import Registry
 
-DIVERSITY_METRICS = ("pixel", "feature")
 FITNESS_LOSSES = ("fidelity", "own_target")
 """What the objectives take as a candidate's quality: the ``fidelity`` column or ``loss_score``."""
 QUALITY_COLUMN = {"fidelity": "fidelity", "own_target": "loss_score"}
@@ -43,7 +43,6 @@ class ScoreConfig:
     diversity_weight: float = 1.0
     loss_cap: float | None = None
     cap_penalty: float = 10.0
-    feature_layer: str = "relu3_1"
     fitness_loss: str = "fidelity"
 
     @property
@@ -56,8 +55,7 @@ class ScoreConfig:
         return f"diversity_{self.diversity_metric}"
 
     def validate(self) -> "ScoreConfig":
-        if self.diversity_metric not in DIVERSITY_METRICS:
-            raise unknown("diversity metric", self.diversity_metric, DIVERSITY_METRICS)
+        DIVERSITY_METRICS.check(self.diversity_metric)
         if self.fitness_loss not in FITNESS_LOSSES:
             raise unknown("fitness loss", self.fitness_loss, FITNESS_LOSSES)
         if not (self.diversity_weight >= 0 and math.isfinite(self.diversity_weight)):
@@ -89,18 +87,59 @@ def pairwise_feature(feats: torch.Tensor) -> torch.Tensor:
     return torch.stack(d, 1).mean(1)
 
 
-@torch.no_grad()
-def feature_diversity(model, images: torch.Tensor, layer: str, batch: int = 16) -> torch.Tensor:
-    """(P, K, 3, H, W) images -> (P,) feature diversity at ``layer`` of ``model`` (on the CPU).
+class DiversityMetric:
+    """How different a candidate's K outputs are from each other; higher is more diverse.
 
-    The features stay on the model's device (``batch`` images per forward pass); only the (P,) result
-    comes back.
+    Attributes:
+        layer: the VGG19 layer whose features :meth:`compute` needs (from the scoring pass), or None
+            for a metric of the pixels alone.
+    Subclass, override :meth:`compute` and register it in :data:`DIVERSITY_METRICS`: every search
+    then logs it as ``diversity_<name>``, and ``--diversity-metric <name>`` optimises it.
     """
-    p, k = images.shape[:2]
-    flat = images.flatten(0, 1)
+
+    layer: str | None = None
+
+    def compute(self, images: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        """(P, K, 3, H, W) images in [0, 1] and their (P, K, C, h, w) features at :attr:`layer` (None
+        without a layer) -> (P,) float64 on the CPU."""
+        raise NotImplementedError
+
+
+class PixelDiversity(DiversityMetric):
+    """Mean over output pairs of mean |a - b| on [0, 1] (:func:`pairwise_pixel`)."""
+
+    def compute(self, images, features):
+        return pairwise_pixel(images)
+
+
+class FeatureDiversity(DiversityMetric):
+    """Mean over pairs of the relative L2 distance of VGG features (:func:`pairwise_feature`)."""
+
+    layer = "relu3_1"
+
+    def compute(self, images, features):
+        return pairwise_feature(features).cpu()
+
+
+DIVERSITY_METRICS: Registry[DiversityMetric] = Registry("diversity metric")
+"""name -> :class:`DiversityMetric`; each is a ``diversity_<name>`` column of every search."""
+DIVERSITY_METRICS.register("pixel", PixelDiversity())
+DIVERSITY_METRICS.register("feature", FeatureDiversity())
+
+
+@torch.no_grad()
+def features_at(model, images: torch.Tensor, layer: str, batch: int = 16) -> torch.Tensor:
+    """(N, 3, H, W) images -> (N, C, h, w) float32 features at ``layer`` on the model's device,
+    ``batch`` images per forward pass (no deeper layer runs)."""
     dev = next(model.parameters()).device
-    feats = torch.cat([model(flat[i:i + batch].to(dev), (layer,))[layer].float()  # no deeper layers run
-                       for i in range(0, len(flat), batch)])
+    return torch.cat([model(images[i:i + batch].to(dev), (layer,))[layer].float()
+                      for i in range(0, len(images), batch)])
+
+
+def feature_diversity(model, images: torch.Tensor, layer: str, batch: int = 16) -> torch.Tensor:
+    """(P, K, 3, H, W) images -> (P,) feature diversity at ``layer`` of ``model`` (on the CPU)."""
+    p, k = images.shape[:2]
+    feats = features_at(model, images.flatten(0, 1), layer, batch)
     return pairwise_feature(feats.view(p, k, *feats.shape[1:])).cpu()
 
 
@@ -170,3 +209,36 @@ def objectives(terms: dict[str, torch.Tensor], failed: torch.Tensor, cfg: ScoreC
     obj = torch.stack([terms[cfg.quality_column].double(), -terms[cfg.diversity_column].double()], 1)
     bad = failed | ~torch.isfinite(obj).all(1)
     return torch.where(bad[:, None], torch.full_like(obj, math.inf), obj)
+
+
+class Objective:
+    """What a search minimises, computed from a population's per-candidate terms. ``multi`` objectives
+    return (P, M) values (GDE3 or random search front them); scalar ones (P,) (any solver). Register
+    a subclass in :data:`OBJECTIVES` to add one; ``--objective <name>`` selects it."""
+
+    multi: bool = False
+
+    def values(self, terms: dict[str, torch.Tensor], failed: torch.Tensor, cfg: ScoreConfig) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class ScalarObjective(Objective):
+    """:func:`fitness`: quality - diversity_weight * diversity (+ the cap penalty)."""
+
+    def values(self, terms, failed, cfg):
+        return fitness(terms, failed, cfg)
+
+
+class ParetoObjective(Objective):
+    """:func:`objectives`: (quality, -diversity), both minimised."""
+
+    multi = True
+
+    def values(self, terms, failed, cfg):
+        return objectives(terms, failed, cfg)
+
+
+OBJECTIVES: Registry[Objective] = Registry("objective")
+"""name -> :class:`Objective`."""
+OBJECTIVES.register("scalar", ScalarObjective())
+OBJECTIVES.register("pareto", ParetoObjective())

@@ -26,6 +26,8 @@ class Param:
     step: float | None = None
     group: str = ""
     unit: str = ""
+    domain: tuple[float, float] = (-math.inf, math.inf)
+    """Where the parameter means something (a fraction: [0, 1]); bounds and fixed values stay inside."""
 
     def check(self) -> "Param":
         if self.scale not in ("linear", "log"):
@@ -39,6 +41,10 @@ class Param:
             raise EvostyleError(f"parameter {self.name}: log-scale bounds must be > 0, got [{lo:g}, {hi:g}]")
         if self.value is not None and not math.isfinite(float(self.value)):
             raise EvostyleError(f"parameter {self.name}: fixed value must be finite, got {self.value}")
+        dlo, dhi = self.domain
+        if lo < dlo or hi > dhi:
+            raise EvostyleError(f"parameter {self.name}: bounds [{lo:g}, {hi:g}] leave its domain [{dlo:g}, {dhi:g}]; "
+                                f"give bounds inside it (--bounds {self.group or self.name}=LOW,HIGH)")
         return self
 
     @property
@@ -124,13 +130,13 @@ class Space:
     def describe(self) -> list[dict]:
         """JSON-able list of the parameters for run records."""
         return [{"name": p.name, "low": p.low, "high": p.high, "scale": p.scale, "fixed": p.value,
-                 "step": p.step, "group": p.group, "unit": p.unit} for p in self.params]
+                 "step": p.step, "group": p.group, "unit": p.unit, "domain": list(p.domain)} for p in self.params]
 
 
 SEARCH_GROUPS = ("angles", "mix", "layers", "rotation_weight", "style_ratio")
 
 
-def style_space(outputs: int, n_styles: int, style_layers, search, rotation_mode: str = "channel",
+def style_space(outputs: int, n_styles: int, style_layers, search, rotation_mode: str = "rectified",
                 fixed: dict | None = None, bounds: dict | None = None) -> Space:
     """The style-search space.
 
@@ -147,25 +153,30 @@ def style_space(outputs: int, n_styles: int, style_layers, search, rotation_mode
     for g in search:
         if g not in SEARCH_GROUPS:
             raise unknown("search group", g, SEARCH_GROUPS)
+    if "mix" in search and n_styles < 2:
+        raise EvostyleError("search group 'mix' needs at least two --style images; add one or drop 'mix'")
     on = set(search)
     params = []
     from .rotations import get_rotation_mode
     step = get_rotation_mode(rotation_mode).angle_step  # e.g. dfr's 0/90/180/270
     for k in range(outputs):
         params.append(Param(f"angle_{k}", 0.0, 360.0, value=None if "angles" in on else 360.0 * k / outputs,
-                            step=step, group="angles", unit="deg"))
+                            step=step, group="angles", unit="deg", domain=(-3600.0, 3600.0)))
+    unit = (0.0, 1.0)
     if n_styles == 2:
-        params.append(Param("mix", 0.0, 1.0, value=None if "mix" in on else 0.5, group="mix"))
+        params.append(Param("mix", 0.0, 1.0, value=None if "mix" in on else 0.5, group="mix",
+                            unit="weight of style 1", domain=unit))
     elif n_styles > 2:
         for i in range(n_styles):
-            params.append(Param(f"mix_{i}", 0.0, 1.0, value=None if "mix" in on else 1.0, group="mix"))
+            params.append(Param(f"mix_{i}", 0.0, 1.0, value=None if "mix" in on else 1.0, group="mix",
+                                unit="raw weight (normalised)", domain=unit))
     for l in style_layers:
         params.append(Param(f"layer_{l}", 0.1, 10.0, "log", value=None if "layers" in on else 1.0,
-                            group="layers"))
+                            group="layers", unit="x base weight", domain=(0.0, math.inf)))
     params.append(Param("rotation_weight", 0.0, 1.0, value=None if "rotation_weight" in on else 1.0,
-                        group="rotation_weight"))
+                        group="rotation_weight", unit="fraction rotated", domain=unit))
     params.append(Param("style_ratio", 0.1, 10.0, "log", value=None if "style_ratio" in on else 1.0,
-                        group="style_ratio"))
+                        group="style_ratio", unit="x style weight", domain=(0.0, math.inf)))
     space = Space(params)
     for name, lim in (bounds or {}).items():
         try:
@@ -177,9 +188,10 @@ def style_space(outputs: int, n_styles: int, style_layers, search, rotation_mode
             space.set_bounds(t, lo, hi)
     for name, value in (fixed or {}).items():
         try:
-            space.fix(name, float(value))
+            v = float(value)
         except (TypeError, ValueError):
             raise EvostyleError(f"fixed value for {name!r} must be a number, got {value!r}") from None
+        space.fix(name, v)
     if space.dim == 0:
         raise EvostyleError("nothing to search: every parameter is fixed; name groups with --search")
     return space

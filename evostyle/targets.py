@@ -20,7 +20,7 @@ import torch
 
 from .errors import EvostyleError, unknown
 from .features import LAYER_INDEX, LAYER_NAMES
-from .measures import style_statistic
+from .measures import MEASURES, style_statistic
 from .rotations import ROTATION_MODES, RotationMode
 
 SHUFFLE_MODES = ("none", "channel", "spatial")
@@ -61,13 +61,13 @@ class StyleTargets:
         seed: seeds the channel rotation bases and the shuffles.
     """
 
-    def __init__(self, extractor, styles, layers, measure="gram", rotation_mode="channel",
+    def __init__(self, extractor, styles, layers, measure="gram", rotation_mode="rectified",
                  shuffle="none", seed=0, device=None):
         self.mode: RotationMode = (rotation_mode if isinstance(rotation_mode, RotationMode)
                                    else ROTATION_MODES.get(rotation_mode))
         if shuffle not in SHUFFLE_MODES:
             raise unknown("shuffle mode", shuffle, SHUFFLE_MODES)
-        style_statistic(torch.zeros(1, 1, 1, 1), measure)  # validates the measure name
+        MEASURES.check(measure)
         if not styles:
             raise EvostyleError("at least one style image is needed")
         self.extractor, self.layers, self.measure = extractor, list(layers), measure

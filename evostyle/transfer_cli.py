@@ -19,7 +19,8 @@ from .device import PRECISIONS
 from .errors import EvostyleError, cli_errors, warnings_to_stderr
 from .features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
 from .measures import MEASURES
-from .runlog import atomic_write_json, environment, prepare_out_dir
+from .atomic import atomic_write_json
+from .runlog import environment
 from .rotations import ROTATION_MODES
 from .targets import SHUFFLE_MODES
 from .transfer import COMPILE_MODES, INITS, OPTIMIZERS, TransferConfig, resolve_compile_mode
@@ -62,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch.compile's mode (implies --compile; default: auto, which is reduce-overhead "
                         "(CUDA graphs) on CUDA and default elsewhere)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--overwrite", action="store_true", help="write into a non-empty output directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier transfer's outputs in --out (other files there are kept)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     show_defaults(p)
     return p
@@ -103,7 +105,11 @@ def run(args) -> dict:
         engine = StyleEngine(resolve_image(args.content), [resolve_image(s) for s in args.style], cfg,
                              size=args.size, rotation_mode=args.rotation_mode, shuffle=args.shuffle,
                              weights=args.weights, seed=args.seed, device=args.device)
-    out = prepare_out_dir(Path(args.out), overwrite=args.overwrite, marker="losses.json")
+    from .rundir import TRANSFER, ensure_dir, prepare_new
+    out = ensure_dir(Path(args.out))
+    kept = prepare_new(out, args.overwrite, TRANSFER)  # never a user's file; only a transfer's own
+    if kept:
+        print(f"note: kept {len(kept)} file(s) evostyle did not write in {out}", file=sys.stderr)
     mix = torch.tensor([r[0] for r in rows])
     angles = torch.tensor([r[1] for r in rows], dtype=torch.float64)
     res = engine.run(mix, angles, torch.full((len(rows),), args.rotation_weight),

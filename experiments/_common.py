@@ -19,7 +19,8 @@ from evostyle.engine import StyleEngine  # noqa: E402
 from evostyle.cli import show_defaults  # noqa: E402
 from evostyle.errors import EvostyleError, cli_errors  # noqa: E402
 from evostyle.report import markdown_table  # noqa: E402
-from evostyle.runlog import atomic_write_json, environment  # noqa: E402
+from evostyle.atomic import atomic_write_json  # noqa: E402
+from evostyle.runlog import environment  # noqa: E402
 from evostyle.transfer import TransferConfig  # noqa: E402
 
 CONTENT = "sample:cat.jpg"
@@ -32,7 +33,7 @@ PAIRS = {"astronaut-scream": (IMAGES / "astronaut.jpg", IMAGES / "the_scream.jpg
 """The experiments' content/style pairs (images/ATTRIBUTION.md gives each licence)."""
 
 
-def parser(name: str, doc: str, quick: dict, full: dict) -> argparse.ArgumentParser:
+def parser(name: str, doc: str, quick: dict, full: dict, options=None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=f"python experiments/{name}.py", description=doc)
     shown = lambda d: ", ".join(f"{k} {v}" for k, v in d.items())  # noqa: E731
     ap.add_argument("--quick", action="store_true", help=f"small CPU setting ({shown(quick)}) instead of the "
@@ -51,6 +52,8 @@ def parser(name: str, doc: str, quick: dict, full: dict) -> argparse.ArgumentPar
     ap.add_argument("--overwrite", action="store_true",
                     help="write into an output directory that already holds this experiment's results")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    if options is not None:  # the experiment's own flags
+        options(ap)
     show_defaults(ap)
     ap.set_defaults(_quick=quick, _full=full)
     return ap
@@ -133,10 +136,11 @@ def finish(out: Path, name: str, args, s: dict, eng, text: str, extra: dict | No
     print(text)
 
 
-def experiment(name: str, doc: str, quick: dict, full: dict):
-    """Decorator: attach the standard parser to an experiment's ``run(args)`` function."""
+def experiment(name: str, doc: str, quick: dict, full: dict, options=None):
+    """Decorator: attach the standard parser (plus ``options(parser)``'s flags) to an experiment's
+    ``run(args)`` function."""
     def wrap(fn):
-        fn.parser = lambda: parser(name, doc.splitlines()[0], quick, full)
+        fn.parser = lambda: parser(name, doc.splitlines()[0], quick, full, options)
         return fn
     return wrap
 

@@ -24,7 +24,7 @@ def run(args):
     import pandas as pd
     from evostyle.config import make_config
     from evostyle.report import _plt
-    from evostyle.search import _build, run_search
+    from evostyle.search import build, run_search
 
     t0 = time.perf_counter()
     s = settings(args)
@@ -58,7 +58,7 @@ def run(args):
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=100)
     plt.close(fig)
-    _, _, ev = _build(cfg)
+    _, _, ev = build(cfg)
     w = ev.engine.weights_info
     text = (f"# scipy DE vs torch DE on one style search\n\nWeights: {w['used']}. Size {s['size']} px, {s['steps']} "
             f"Adam steps, 3 outputs, searching angles, mix and layer weights; population {s['popsize']}, "

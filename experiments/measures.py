@@ -24,7 +24,7 @@ ROTATIONS = (("none", 0.0), ("spatial", 90.0), ("channel", 90.0))
 
 @experiment(NAME, __doc__, QUICK, FULL)
 def run(args):
-    from evostyle.images import save_grid
+    from evostyle.figures import save_grid
     from evostyle.targets import relative_change
 
     t0 = time.perf_counter()

@@ -22,7 +22,7 @@ MODES = ("none", "channel", "spatial")
 
 @experiment(NAME, __doc__, QUICK, FULL)
 def run(args):
-    from evostyle.images import save_grid
+    from evostyle.figures import save_grid
     from evostyle.targets import relative_change
 
     t0 = time.perf_counter()

@@ -23,7 +23,7 @@ MIXES = [0.0, 0.25, 0.5, 0.75, 1.0]
 @experiment(NAME, __doc__, QUICK, FULL)
 def run(args):
     import pandas as pd
-    from evostyle.images import save_grid
+    from evostyle.figures import save_grid
     from evostyle.measures import style_term
 
     t0 = time.perf_counter()

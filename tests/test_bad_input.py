@@ -38,8 +38,21 @@ def files(tmp_path_factory):
     (d / "emptyrun").mkdir()
     bad_state = d / "badstate"
     bad_state.mkdir()
-    (bad_state / "config.json").write_text(json.dumps({"config": {"size": 16}}))
+    (bad_state / "config.json").write_text(json.dumps({"config": {"size": 32, "weights": "random", "device": "cpu"}}))
+    (bad_state / ".evostyle-run").write_text(json.dumps({"run_id": "x", "config_sha256": "0"}))
     (bad_state / "state.json").write_text("{not json")
+    user = d / "userfolder"
+    user.mkdir()
+    (user / "holiday.jpg").write_bytes(b"mine")
+    (d / "dup_layers.toml").write_text('style_layers = ["relu1_1", "relu1_1"]\n')
+    (d / "no_layers.toml").write_text('style_layers = []\n')
+    (d / "mutation.toml").write_text('mutation = [0.5, 3.0]\n')
+    (d / "ref.toml").write_text('reference_point = "high"\n')
+    (d / "fitness_loss.toml").write_text('fitness_loss = "vibes"\n')
+    (d / "noise.toml").write_text('init_noise = -0.5\n')
+    sd = {k: v for k, v in __import__("evostyle.features", fromlist=["x"])._build(37, "max").state_dict().items()}
+    sd["0.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(sd, d / "nan.pt")
     return d
 
 
@@ -67,10 +80,10 @@ CASES = [
     ("NaN fixed value (x0)", ["--fix", "angle_0=nan"], "fixed value must be finite"),
     ("unknown parameter", ["--fix", "angle_7=0"], "unknown parameter 'angle_7'"),
     ("fixed value out of bounds", ["--fix", "mix=2"], "parameter mix: fixed value 2 is outside its bounds [0, 1]"),
-    ("popsize too small", ["--popsize", "3"], "popsize (population size) must be >= 5"),
+    ("popsize too small", ["--popsize", "3"], "popsize (the population size) must be an integer in [5, "),
     ("negative weight", ["--diversity-weight", "-1"], "diversity-weight must be finite and >= 0"),
-    ("outputs < 1", ["--outputs", "0"], "outputs must be >= 1"),
-    ("steps <= 0", ["--steps", "0"], "steps must be >= 1"),
+    ("outputs < 1", ["--outputs", "0"], "outputs must be an integer in [1, 1,024], got 0"),
+    ("steps <= 0", ["--steps", "0"], "steps must be an integer in [1, "),
     ("unwritable out", ["--out", "{d}/afile/run"], "cannot write to output directory"),
     ("unknown config key", ["--config", "{d}/unknown.toml"], "unknown config key 'colour'"),
     ("wrong config type", ["--config", "{d}/types.toml"], "config key 'popsize' must be an integer"),
@@ -83,6 +96,36 @@ CASES = [
     ("unknown precision", ["--precision", "fp8"], "unknown precision 'fp8'"),
     ("unknown search group", ["--search", "colours"], "unknown search group 'colours'"),
     ("too small for the layers", ["--size", "16"], "too small for layer relu5_1"),
+    ("mix with one style", ["--style", STARRY, "--search", "angles", "mix"], "needs at least two --style images"),
+    ("fraction bounds outside [0, 1]", ["--bounds", "mix=0,2"], "bounds [0, 2] leave its domain [0, 1]"),
+    ("negative rotation weight bound", ["--search", "angles", "rotation_weight", "--bounds", "rotation_weight=-0.5,1"],
+     "leave its domain [0, 1]"),
+    ("log bounds at 0", ["--search", "layers", "--bounds", "layers=0,2"], "log-scale bounds must be > 0"),
+    ("duplicate style layers", ["--config", "{d}/dup_layers.toml"], "style-layers lists relu1_1 more than once"),
+    ("empty style layers", ["--config", "{d}/no_layers.toml"], "style-layers is empty; name at least one layer"),
+    ("duplicate search group", ["--search", "angles", "angles"], "search lists angles more than once"),
+    ("empty content path", ["--content", ""], "--content is an empty string"),
+    ("empty style path", ["--style", ""], "--style is an empty string"),
+    ("negative seed", ["--seed", "-1"], "seed must be an integer in [0, "),
+    ("too many outputs", ["--outputs", "5000"], "outputs must be an integer in [1, 1,024], got 5000"),
+    ("NaN learning rate", ["--lr", "nan"], "lr must be a positive number"),
+    ("NaN reference point", ["--reference-point", "nan", "0"], "reference-point must be two finite numbers"),
+    ("pareto with scipy", ["--objective", "pareto", "--optimizer", "scipy-de"], "scipy-de has no multi-objective"),
+    ("pareto with a best strategy", ["--objective", "pareto", "--strategy", "best1bin"], "runs GDE3, which takes"),
+    ("dfr with a fixed 45 degrees", ["--rotation-mode", "dfr", "--fix", "angle_0=45"],
+     "angle_0: rotation mode 'dfr' takes angles 0, 90, 180 or 270, got 45"),
+    ("resume with another --out", ["--resume", "{d}/badstate", "--out", "{d}/other"], "drop --out"),
+    ("resume a folder that is no run", ["--resume", "{d}/userfolder"], "is not an evostyle run directory"),
+    ("out is a user's non-empty folder", ["--out", "{d}/userfolder"], "is not empty and does not hold an evostyle run"),
+    ("overwrite a user's folder", ["--out", "{d}/userfolder", "--overwrite"], "--overwrite only replaces an evostyle"),
+    ("weights with NaN", ["--weights", "{d}/nan.pt"], "has NaN or infinite values"),
+    ("mutation out of range", ["--config", "{d}/mutation.toml"], "mutation must be [low, high] with 0 <= low"),
+    ("reference point of the wrong type", ["--config", "{d}/ref.toml"], "must be [quality, diversity]"),
+    ("unknown fitness loss", ["--config", "{d}/fitness_loss.toml"], "unknown fitness loss 'vibes'"),
+    ("negative init noise", ["--config", "{d}/noise.toml"], "init-noise must be finite and >= 0"),
+    ("zero max batch", ["--max-batch", "0"], "max-batch must be >= 1"),
+    ("size too large", ["--size", "9000"], "size must be between 8 and 8192 px"),
+    ("negative loss cap", ["--loss-cap", "-1"], "loss-cap must be a positive number"),
 ]
 
 
@@ -93,9 +136,11 @@ def test_search_cli_bad_input(files, tmp_path, capsys, name, extra, msg):
         argv = extra
     else:
         argv = FAST + extra + ([] if "--out" in extra else ["--out", str(tmp_path / "run")])
+    before = sorted(p.name for p in (files / "userfolder").iterdir())
     _check(capsys, search_main, argv, msg)
     run = tmp_path / "run"
-    assert not (run / "state.json").exists() and not (run / "summary.json").exists()
+    assert not run.exists()  # nothing is created for bad input
+    assert sorted(p.name for p in (files / "userfolder").iterdir()) == before == ["holiday.jpg"]
 
 
 def test_unknown_layer_through_transfer_cli(tmp_path, capsys):

@@ -143,7 +143,7 @@ def test_bad_race_setting_fails_before_the_grid(tmp_path, capsys):
               "--out", str(tmp_path)])
     assert exc.value.code == 2
     captured = capsys.readouterr()
-    assert "popsize (population size) must be >= 5" in captured.err
+    assert "popsize (the population size) must be an integer in [5, " in captured.err
     assert "ms/image-step" not in captured.out and not (tmp_path / "bench.json").exists()
 
 

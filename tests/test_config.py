@@ -19,9 +19,9 @@ from evostyle.errors import EvostyleError
     ({"compile_mode": "fast"}, "unknown compile mode 'fast'"),
     ({"compile_mode": 1}, "config key 'compile_mode' must be a string"),
     ({"style": []}, "at least one --style image is needed"),
-    ({"outputs": 0}, "outputs must be >= 1"),
-    ({"steps": 0}, "steps must be >= 1"),
-    ({"maxiter": -1}, "maxiter must be >= 0"),
+    ({"outputs": 0}, "outputs must be an integer in [1, 1,024]"),
+    ({"steps": 0}, "steps must be an integer in [1, "),
+    ({"maxiter": -1}, "maxiter must be an integer in [0, "),
     ({"lr": 0}, "lr must be a positive number"),
     ({"tol": float("nan")}, "tol must be finite and >= 0"),
     ({"recombination": 1.5}, "recombination must be in [0, 1]"),
@@ -93,7 +93,7 @@ def test_compile_flag_values():
 
 def test_compile_mode_reaches_the_engine():
     """The search's transfer settings carry the configured mode (used whenever the search compiles)."""
-    from evostyle.search import _build
-    engine, _, _ = _build(make_config({"compile_mode": "reduce-overhead", "size": 32, "device": "cpu",
+    from evostyle.search import build
+    engine, _, _ = build(make_config({"compile_mode": "reduce-overhead", "size": 32, "device": "cpu",
                                        "weights": "random", "compile": True}))
     assert engine.cfg.compile_mode == "reduce-overhead" and engine.cfg.compile is True

@@ -92,14 +92,17 @@ def test_converges_on_rosenbrock_and_result_fields():
 def test_callback_sees_intermediate_result_and_can_stop():
     calls = []
 
-    def cb(r):
-        calls.append((r.nit, r.fun))
+    def cb(intermediate_result):  # scipy's name, which receives the OptimizeResult
+        r = intermediate_result
+        calls.append((r.nit, r.fun, r.message, r.success))
         return r.nit >= 3
     res = differential_evolution(sphere, [(-5, 5)] * 2, seed=0, maxiter=100, tol=0, callback=cb)
     assert res.nit == 3 and len(calls) == 3 and not res.success
     assert "callback" in res.message
+    assert all(m == "in progress" and ok is True for _, _, m, ok in calls)  # as scipy reports mid-run
 
-    def cb2(r):
+    def cb2(x, convergence):  # scipy's older form: the best point and tol / (std / |mean|)
+        assert x.shape == (2,) and convergence > 0
         raise StopIteration
     assert differential_evolution(sphere, [(-5, 5)] * 2, seed=0, maxiter=100, callback=cb2).nit == 1
 
@@ -144,14 +147,14 @@ def test_dithering_redraws_f_each_generation():
 
 @pytest.mark.parametrize("kwargs,msg", [
     ({"strategy": "best3bin"}, "unknown strategy 'best3bin'; valid: rand1bin"),
-    ({"bounds": [(1, 0)]}, "low >= high"),
+    ({"bounds": [(1, 0)]}, "low > high"),
     ({"bounds": [(float("nan"), 1)]}, "finite"),
     ({"bounds": [(0, 1)], "popsize": 1, "strategy": "rand2bin"}, "too small for strategy 'rand2bin'"),
     ({"x0": [float("nan"), 0]}, "x0 must be 2 finite"),
     ({"x0": [9, 0]}, "outside the bounds"),
     ({"mutation": 3}, "mutation must be in"),
     ({"recombination": 1.5}, "recombination"),
-    ({"init": "halton"}, "unknown init"),
+    ({"init": "faure"}, "unknown init"),
     ({"boundary": "wrap"}, "unknown boundary"),
 ])
 def test_errors(kwargs, msg):

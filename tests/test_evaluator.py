@@ -10,7 +10,8 @@ from evostyle.transfer import TransferConfig
 
 
 def _evaluator(model, content, styles, outputs=2):
-    space = style_space(outputs, len(styles), ["relu1_1", "relu2_1"], ["angles", "mix"], "channel")
+    groups = ["angles", "mix"] if len(styles) > 1 else ["angles"]
+    space = style_space(outputs, len(styles), ["relu1_1", "relu2_1"], groups, "channel")
     cfg = TransferConfig(style_layers=("relu1_1", "relu2_1"), steps=2)
     engine = StyleEngine(content, styles, cfg, rotation_mode="channel", model=model)
     return Evaluator(engine, space, outputs), space

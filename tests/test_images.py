@@ -8,7 +8,8 @@ from PIL import Image
 
 from evostyle import sample_image
 from evostyle.errors import EvostyleError
-from evostyle.images import image_size, load_image, resize, save_grid, save_image
+from evostyle.figures import save_grid
+from evostyle.images import image_size, load_image, resize, save_image
 
 
 def _png_header_only(path, w, h):
@@ -58,11 +59,17 @@ def test_save_roundtrip(tmp_path):
         save_image(x, tmp_path / "a.tiff")
 
 
-def test_save_grid_lays_out_cells(tmp_path):
+def test_save_grid_lays_out_cells_with_legible_wrapped_labels(tmp_path):
     imgs = [torch.rand(3, 16, 24) for _ in range(5)]
-    save_grid(imgs, tmp_path / "g.jpg", ncol=3, labels=list("abcde"), cell=24)
-    assert load_image(tmp_path / "g.jpg").shape == (3, 2 * (16 + 14), 3 * 24)  # 2 rows with label strips
-    assert not (tmp_path / "g.jpg.tmp").exists()
+    save_grid(imgs, tmp_path / "g.jpg", ncol=3, labels=list("abcde"), cell=96)
+    g = load_image(tmp_path / "g.jpg")
+    assert g.shape[-1] >= 3 * 96 and g.shape[-2] >= 2 * 64 + 2 * 12  # 2 rows of 96 x 64 tiles and labels
+    assert not list(tmp_path.glob("*.tmp*"))
+    long = ["DFR fixed 0/90/180/270 (dfr ops) output " + str(i) for i in range(5)]
+    save_grid(imgs, tmp_path / "long.png", ncol=3, labels=long, cell=96, row_labels=["first", "second"])
+    wrapped = load_image(tmp_path / "long.png")
+    assert wrapped.shape[-2] > g.shape[-2]  # long labels wrap onto more lines instead of being cut
+    assert wrapped.shape[-1] > g.shape[-1]  # room for the row labels
     with pytest.raises(EvostyleError, match="png"):
         save_grid(imgs, tmp_path / "g.tiff", ncol=3)
 

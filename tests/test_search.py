@@ -8,6 +8,7 @@ from evostyle import load_run
 from evostyle.config import make_config
 from evostyle.errors import EvostyleError
 from evostyle.search import SearchObjective, main, run_search
+from evostyle.signals import Interrupted
 from evostyle.space import Param, Space, style_space
 
 TINY = ["--size", "32", "--steps", "3", "--popsize", "5", "--outputs", "2", "--maxiter", "2", "--weights",
@@ -81,7 +82,7 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
     assert json.loads((out / "state.json").read_text())["status"] == "finished"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best"]["fitness"] == pytest.approx(df.fitness.min())
-    assert summary["best"]["searched"] == ["angle_0", "angle_1", "mix"]
+    assert summary["best"]["searched"] == ["angle_0", "angle_1", "mix", "rotation_weight"]
     split = summary["seconds_by_phase"]
     assert set(split) == {"targets", "transfer", "scoring", "logging"} and min(split.values()) > 0
     assert split["transfer"] > split["targets"] and sum(split.values()) < summary["seconds"]
@@ -90,8 +91,9 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
     assert len(cands) == 15 and len(gens2) == 3
 
 
-def _run_stopped_at(monkeypatch, out, generation, exc):
-    """Run tiny_cfg() into ``out`` with ``exc`` raised as ``generation`` starts; returns its state.json."""
+def _run_stopped_at(monkeypatch, out, generation, exc, expect=None):
+    """Run tiny_cfg() into ``out`` with ``exc`` raised as ``generation`` starts (``expect``: the error
+    run_search then raises, default ``exc``'s type); returns its state.json."""
     real = SearchObjective._evaluate
 
     def stop(self, g, unit):
@@ -99,7 +101,7 @@ def _run_stopped_at(monkeypatch, out, generation, exc):
             raise exc
         return real(self, g, unit)
     monkeypatch.setattr(SearchObjective, "_evaluate", stop)
-    with pytest.raises(type(exc)):
+    with pytest.raises(expect or type(exc)):
         run_search(tiny_cfg(), out, quiet=True, report=False)
     monkeypatch.setattr(SearchObjective, "_evaluate", real)
     return json.loads((out / "state.json").read_text())
@@ -109,7 +111,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch):
     full = tmp_path / "full"
     run_search(tiny_cfg(), full, quiet=True, report=False)
     part = tmp_path / "part"
-    state = _run_stopped_at(monkeypatch, part, 2, KeyboardInterrupt("simulated kill"))
+    state = _run_stopped_at(monkeypatch, part, 2, KeyboardInterrupt("simulated kill"), Interrupted)
     assert state["generations_done"] == 2 and state["status"] == "interrupted"
     summary = run_search(tiny_cfg(), part, resume=True, quiet=True, report=False)
     assert summary["replayed_generations"] == 2
@@ -154,7 +156,7 @@ def test_existing_run_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(TINY + ["--maxiter", "0", "--out", str(out)])
     assert exc.value.code == 2
-    assert "already holds a run" in capsys.readouterr().err
+    assert "already holds an evostyle run; use --resume" in capsys.readouterr().err
     assert main(TINY + ["--maxiter", "0", "--out", str(out), "--overwrite"]) == 0
 
 
@@ -199,9 +201,10 @@ GOLDEN = __import__("pathlib").Path(__file__).parent / "data" / "golden_tiny_v0_
 def test_scalar_mode_is_unchanged_apart_from_the_new_columns(tmp_path):
     """With the quality the fitness had before fidelity existed (``own_target``), the scalar search
     proposes and scores exactly what evostyle 0.1.0 did (tests/data: that version's candidates.csv for
-    this config); the new columns are added, and the default fitness is fidelity - lambda * diversity."""
-    run_search(tiny_cfg(search=["angles", "mix", "layers"], fitness_loss="own_target"), tmp_path / "old",
-               quiet=True, report=False)
+    this config, whose rotation mode was then the default); the new columns are added, and the default
+    fitness is fidelity - lambda * diversity."""
+    run_search(tiny_cfg(search=["angles", "mix", "layers"], fitness_loss="own_target", rotation_mode="channel"),
+               tmp_path / "old", quiet=True, report=False)
     new, old = pd.read_csv(tmp_path / "old" / "candidates.csv"), pd.read_csv(GOLDEN)
     assert set(new.columns) - set(old.columns) == {"fidelity_style", "fidelity_content", "fidelity"}
     shared = [c for c in old.columns if c != "seconds"]
@@ -254,7 +257,7 @@ def test_pareto_search_resumed_equals_uninterrupted(tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated kill")
         return real(self, g, unit)
     monkeypatch.setattr(SearchObjective, "_evaluate", stop)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):
         run_search(tiny_cfg(objective="pareto", maxiter=3), part, quiet=True, report=False)
     monkeypatch.setattr(SearchObjective, "_evaluate", real)
     b = run_search(tiny_cfg(objective="pareto", maxiter=3), part, resume=True, quiet=True, report=False)

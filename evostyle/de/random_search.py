@@ -16,7 +16,7 @@ from scipy.optimize import OptimizeResult
 
 from ..errors import EvostyleError
 from .pareto import non_dominated
-from .solver import check_bounds, initial_population
+from .solver import check_bounds, initial_population, wrap_callback
 
 
 class RandomSearch:
@@ -40,7 +40,7 @@ class RandomSearch:
         d = self.bounds.shape[0]
         if int(maxiter) < 0:
             raise EvostyleError(f"maxiter must be >= 0, got {maxiter}")
-        self.maxiter, self.callback, self.device = int(maxiter), callback, torch.device(device)
+        self.maxiter, self.callback, self.device = int(maxiter), wrap_callback(callback), torch.device(device)
         self.gen = torch.Generator().manual_seed(int(seed) if seed is not None else
                                                  int(torch.randint(0, 2**62, (1,))))
         lo, span = self.bounds[:, 0], self.bounds[:, 1] - self.bounds[:, 0]
@@ -99,7 +99,9 @@ class RandomSearch:
             self.step()
             if self.callback is not None:
                 try:
-                    stop = self.callback(self.result())
+                    res = self.result(True)
+                    res.message = "in progress"
+                    stop = self.callback(res)
                 except StopIteration:
                     stop = True
                 if stop:

@@ -52,12 +52,10 @@ def scipy_differential_evolution(func, bounds, *, strategy="best1bin", popsize=1
     parse_strategy(strategy)
     vectorized = workers == 1
     wrapped = _Vectorized(func) if vectorized else _Pointwise(func)
-    def cb(intermediate_result):  # scipy passes an OptimizeResult to a parameter of this name
-        return callback(intermediate_result)
     return _scipy_de(wrapped, bounds=[tuple(map(float, b)) for b in np.asarray(bounds, dtype=float)],
                      strategy=strategy, popsize=popsize, maxiter=maxiter, mutation=mutation,
                      recombination=recombination, init=init, tol=tol, atol=atol,
-                     callback=cb if callback is not None else None, x0=x0,
+                     callback=callback, x0=x0,
                      polish=polish, updating="deferred", vectorized=vectorized, workers=workers,
                      **_seed_kwargs(seed))
 

@@ -4,10 +4,21 @@ The objective takes a (P, D) tensor in the problem's units and returns (P,) valu
 Every generation makes one batched call (scipy's ``updating='deferred'``). Random numbers come from one
 seeded CPU generator, so a run is reproducible and identical on CPU and GPU for the same objective
 values.
+
+The arguments and results follow ``scipy.optimize.differential_evolution`` (``vectorized=True,
+updating='deferred'``, no polishing, no constraints): the strategies, dithering, the convergence rule
+std(E) <= atol + tol |mean(E)|, the intermediate result a callback sees (message "in progress",
+``convergence`` = tol / (std(E) / |mean(E)|)), a callable strategy, equal bounds for a fixed parameter
+(the population is popsize x the number of varying parameters), ``maxiter=None``, and an int, None or
+numpy Generator as the seed (``rng=`` as scipy >= 1.15 names it). Deliberate differences: the random
+numbers come from torch (same seed, other stream than scipy's), ``boundary="reflect"`` is offered
+beside scipy's resampling, and errors are :class:`~evostyle.errors.EvostyleError`, a ValueError.
+tests/test_de_scipy.py runs scipy's own tests that apply.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from typing import Callable
@@ -19,12 +30,13 @@ from scipy.optimize import OptimizeResult
 from ..errors import EvostyleError, unknown
 from .strategies import crossover_mask, parse_strategy
 
-INITS = ("latinhypercube", "sobol", "random")
+INITS = ("latinhypercube", "sobol", "halton", "random")
+_MACHEPS = float(np.finfo(np.float64).eps)
 BOUNDARY_MODES = ("resample", "reflect")
 
 
 def check_bounds(bounds) -> torch.Tensor:
-    """Validate bounds as a (D, 2) float64 tensor with finite low < high."""
+    """Validate bounds as a (D, 2) float64 tensor with finite low <= high (equal: a fixed parameter)."""
     try:
         b = torch.as_tensor(np.asarray(bounds, dtype=np.float64))
     except (TypeError, ValueError):
@@ -33,11 +45,40 @@ def check_bounds(bounds) -> torch.Tensor:
         raise EvostyleError(f"bounds must have shape (D, 2), got {tuple(b.shape)}")
     if not torch.isfinite(b).all():
         raise EvostyleError("bounds must be finite numbers (got NaN or inf)")
-    bad = torch.nonzero(b[:, 0] >= b[:, 1]).flatten().tolist()
+    bad = torch.nonzero(b[:, 0] > b[:, 1]).flatten().tolist()
     if bad:
         i = bad[0]
-        raise EvostyleError(f"bounds[{i}] has low >= high ({b[i, 0]:g} >= {b[i, 1]:g}); need low < high")
+        raise EvostyleError(f"bounds[{i}] has low > high ({b[i, 0]:g} > {b[i, 1]:g}); need low <= high")
     return b
+
+
+def torch_seed(seed) -> int:
+    """An int seed for torch's generator from an int, None (fresh entropy) or a numpy Generator /
+    RandomState (one draw from it, as scipy derives its streams)."""
+    if seed is None:
+        return int(np.random.default_rng().integers(2**62))
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(2**62))
+    if isinstance(seed, np.random.RandomState):
+        return int(seed.randint(2**31 - 1))
+    if isinstance(seed, (bool, float)) or not isinstance(seed, (int, np.integer)):
+        raise EvostyleError(f"seed must be an int, None or a numpy Generator, got {seed!r}")
+    return int(seed)
+
+
+def wrap_callback(callback):
+    """scipy's rule for a callback: one parameter named ``intermediate_result`` receives the
+    intermediate OptimizeResult; any other signature is called as ``callback(x, convergence)``.
+    Returns a function of the result (or None)."""
+    if callback is None:
+        return None
+    try:
+        params = set(inspect.signature(callback).parameters)
+    except (TypeError, ValueError):  # a builtin without a signature
+        params = set()
+    if params == {"intermediate_result"}:
+        return lambda res: callback(intermediate_result=res)
+    return lambda res: callback(np.copy(res.x), res.get("convergence", 0.0))
 
 
 def latin_hypercube(n: int, d: int, gen: torch.Generator) -> torch.Tensor:
@@ -60,6 +101,10 @@ def initial_population(init, n: int, d: int, gen: torch.Generator, seed: int | N
         if init == "sobol":
             s = int(torch.randint(0, 2**31 - 1, (1,), generator=gen)) if seed is None else int(seed)
             return torch.quasirandom.SobolEngine(d, scramble=True, seed=s).draw(n, dtype=torch.float64)
+        if init == "halton":
+            from scipy.stats import qmc
+            s = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+            return torch.from_numpy(qmc.Halton(d, scramble=True, seed=s).random(n))
         raise EvostyleError(f"unknown init {init!r}; valid: {', '.join(INITS)} or an (N, D) array")
     raise TypeError("initial_population needs a name; arrays are handled by the solver")
 
@@ -74,15 +119,19 @@ class DifferentialEvolution:
 
     def __init__(self, func: Callable, bounds, *, strategy="best1bin", popsize=15, maxiter=1000,
                  mutation=(0.5, 1.0), recombination=0.7, init="latinhypercube", tol=0.01, atol=0.0,
-                 seed=None, callback=None, x0=None, device="cpu", boundary="resample"):
+                 seed=None, callback=None, x0=None, device="cpu", boundary="resample", rng=None):
         self.func = func
         self.bounds = check_bounds(bounds)
         d = self.bounds.shape[0]
-        self.mutation_fn, self.crossover = parse_strategy(strategy)
+        if callable(strategy):  # scipy's custom strategy: strategy(candidate, population, rng=) -> trial
+            self.mutation_fn, self.crossover = None, None
+        else:
+            self.mutation_fn, self.crossover = parse_strategy(strategy)
         self.strategy = strategy
         self.device = torch.device(device)
         self.lo = self.bounds[:, 0].to(self.device)
         self.span = (self.bounds[:, 1] - self.bounds[:, 0]).to(self.device)
+        self.fixed = self.span == 0  # equal bounds: the parameter never moves
         if isinstance(mutation, (tuple, list)):
             if len(mutation) != 2 or not 0 <= mutation[0] <= mutation[1] <= 2:
                 raise EvostyleError(f"mutation (dither) must be (low, high) with 0 <= low <= high <= 2, got {mutation}")
@@ -98,15 +147,20 @@ class DifferentialEvolution:
         if boundary not in BOUNDARY_MODES:
             raise unknown("boundary mode", boundary, BOUNDARY_MODES)
         self.boundary = boundary
+        maxiter = 1000 if maxiter is None else maxiter  # scipy's default used to be None
         if int(maxiter) < 0:
             raise EvostyleError(f"maxiter must be >= 0, got {maxiter}")
         self.maxiter, self.tol, self.atol = int(maxiter), float(tol), float(atol)
-        self.callback = callback
-        self.gen = torch.Generator().manual_seed(int(seed) if seed is not None else
-                                                 int(torch.randint(0, 2**62, (1,))))
+        self.callback = wrap_callback(callback)
+        if rng is not None and seed is not None:
+            raise EvostyleError("give seed or rng, not both")
+        seed = rng if rng is not None else seed
+        self.seed = torch_seed(seed)
+        self.gen = torch.Generator().manual_seed(self.seed)
+        self.np_rng = np.random.default_rng(self.seed)  # what a callable strategy receives
         if isinstance(init, str):
-            n = max(5, int(popsize) * d)
-            pop = initial_population(init, n, d, self.gen, seed)
+            n = max(5, int(popsize) * max(1, d - int(self.fixed.sum())))
+            pop = initial_population(init, n, d, self.gen, self.seed)
         else:
             pop = torch.as_tensor(np.asarray(init, dtype=np.float64))
             if pop.dim() != 2 or pop.shape[1] != d:
@@ -114,7 +168,7 @@ class DifferentialEvolution:
             if not torch.isfinite(pop).all():
                 raise EvostyleError("init array contains NaN or inf")
             pop = self.scale_in(pop).clamp(0, 1)
-        need = self.mutation_fn.n_random + 1
+        need = (self.mutation_fn.n_random if self.mutation_fn is not None else 0) + 1
         if pop.shape[0] < max(need, 5):
             raise EvostyleError(f"population of {pop.shape[0]} is too small for strategy {strategy!r}: "
                                 f"it needs at least {max(need, 5)} members; raise popsize")
@@ -138,8 +192,11 @@ class DifferentialEvolution:
         return self.lo + unit * self.span
 
     def scale_in(self, x: torch.Tensor) -> torch.Tensor:
-        """Problem units -> unit cube (the inverse of :meth:`scale_out`), on ``x``'s device."""
-        return (x - self.lo.to(x.device)) / self.span.to(x.device)
+        """Problem units -> unit cube (the inverse of :meth:`scale_out`), on ``x``'s device; a fixed
+        parameter (equal bounds) maps to 0.5, as in scipy."""
+        fixed = self.fixed.to(x.device)
+        span = torch.where(fixed, torch.ones_like(self.span), self.span).to(x.device)
+        return torch.where(fixed, torch.full_like(x, 0.5), (x - self.lo.to(x.device)) / span)
 
     def _evaluate(self, unit: torch.Tensor) -> torch.Tensor:
         out = self.func(self.scale_out(unit))
@@ -177,15 +234,31 @@ class DifferentialEvolution:
         return bool(e.std(unbiased=False) <= self.atol + self.tol * e.mean().abs())
 
     def result(self, success: bool | None = None) -> OptimizeResult:
-        """The current state as an OptimizeResult (the same type the solve returns)."""
+        """The current state as an OptimizeResult (the same type the solve returns): x, fun, nfev, nit,
+        success, message, population (P, D) in problem units and population_energies (P,)."""
         e = self.energies if self.energies is not None else torch.full((self.population.shape[0],), math.inf)
         pop = self.scale_out(self.population).cpu().numpy()
-        conv = float(e.std(unbiased=False) / (e.mean().abs() + 1e-300)) if torch.isfinite(e).all() else math.inf
         return OptimizeResult(
             x=pop[self.best].copy(), fun=float(e[self.best]), nfev=self.nfev, nit=self.nit,
             success=bool(success) if success is not None else False, message=self.message,
-            population=pop, population_energies=e.cpu().numpy(), convergence=conv,
-            elapsed=time.perf_counter() - self.t0)
+            population=pop, population_energies=e.cpu().numpy(), elapsed=time.perf_counter() - self.t0)
+
+    def convergence(self) -> float:
+        """std(E) / |mean(E)| of the population's energies (inf while any is infinite), as scipy's
+        solver defines its ``convergence`` property."""
+        e = self.energies
+        if e is None or not torch.isfinite(e).all():
+            return math.inf
+        return float(e.std(unbiased=False) / (e.mean().abs() + _MACHEPS))
+
+    def intermediate_result(self) -> OptimizeResult:
+        """What a callback receives after each generation, as scipy gives it: the current state with
+        message "in progress", success True and ``convergence`` = tol / (std(E) / |mean(E)|), which
+        reaches 1 where the run would stop."""
+        res = self.result(success=True)
+        res.message = "in progress"
+        res.convergence = self.tol / (self.convergence() + _MACHEPS)
+        return res
 
     # -- the algorithm --------------------------------------------------------------------------------
     def init(self) -> None:
@@ -200,6 +273,13 @@ class DifferentialEvolution:
         The random draws, in this order: the dithered F (if any), the mutation's members, the
         crossover's uniforms and start columns, then the boundary repair's uniforms."""
         p, d = self.population.shape
+        if self.mutation_fn is None:  # a callable strategy makes each trial itself, in problem units
+            pop = self.scale_out(self.population).cpu().numpy()
+            trial = np.stack([np.asarray(self.strategy(i, pop, rng=self.np_rng), dtype=np.float64)
+                              for i in range(p)])
+            if trial.shape != (p, d):
+                raise EvostyleError(f"strategy must return an array of shape ({d},) for each candidate")
+            return self._ensure_bounds(self.scale_in(torch.from_numpy(trial).to(self.device)))
         if self.dither is not None:
             self.scale = float(self.dither[0] + (self.dither[1] - self.dither[0]) * self._rand(1))
         dev = self.device  # random draws come from the CPU generator; the arithmetic runs on ``dev``
@@ -242,7 +322,7 @@ class DifferentialEvolution:
             self.step()
             if self.callback is not None:
                 try:
-                    stop = self.callback(self.result())
+                    stop = self.callback(self.intermediate_result())
                 except StopIteration:
                     stop = True
                 if stop:
@@ -256,32 +336,36 @@ class DifferentialEvolution:
 def differential_evolution(func, bounds, *, strategy="best1bin", popsize=15, maxiter=1000,
                            mutation=(0.5, 1.0), recombination=0.7, init="latinhypercube", tol=0.01,
                            atol=0.0, seed=None, callback=None, x0=None, device="cpu",
-                           boundary="resample") -> OptimizeResult:
-    """Minimise a batched objective with differential evolution.
+                           boundary="resample", rng=None) -> OptimizeResult:
+    """Minimise a batched objective with differential evolution (scipy's arguments; see the module doc
+    for the differences).
 
     Args:
         func: callable (P, D) float64 tensor (problem units, on ``device``) -> (P,) values. NaN counts
             as +inf.
-        bounds: (D, 2) sequence of finite (low, high) with low < high.
-        strategy: a name from :data:`evostyle.de.STRATEGIES`, e.g. ``best1bin``, ``rand1exp``.
-        popsize: population multiplier as in scipy: P = max(5, popsize * D); ignored when ``init`` is
-            an array (then P = len(init)).
-        maxiter: maximum number of generations after the initial population.
+        bounds: (D, 2) sequence of finite (low, high) with low <= high (equal: the parameter is fixed).
+        strategy: a name from :data:`evostyle.de.STRATEGIES`, e.g. ``best1bin``, ``rand1exp``, or a
+            callable ``strategy(candidate: int, population: ndarray (P, D), rng=Generator) -> (D,)``
+            that makes the trial vector of one member (no crossover follows; bounds are repaired).
+        popsize: population multiplier as in scipy: P = max(5, popsize * (D - number of fixed
+            parameters)); ignored when ``init`` is an array (then P = len(init)).
+        maxiter: maximum number of generations after the initial population (None: 1000).
         mutation: F in [0, 2], or (low, high) to dither F per generation.
         recombination: crossover probability CR in [0, 1].
-        init: ``latinhypercube`` | ``sobol`` | ``random`` | an (N, D) array in problem units.
+        init: ``latinhypercube`` | ``sobol`` | ``halton`` | ``random`` | an (N, D) array in problem units.
         tol, atol: stop when std(E) <= atol + tol * |mean(E)| (scipy's rule).
-        seed: int for a reproducible run.
-        callback: called after every generation with the intermediate OptimizeResult; returning True
-            (or raising StopIteration) stops the run.
+        seed / rng: an int for a reproducible run, None, or a numpy Generator (one draw seeds the run).
+        callback: called after every generation with the intermediate OptimizeResult (see
+            :meth:`DifferentialEvolution.intermediate_result`); returning True (or raising
+            StopIteration) stops the run.
         x0: a point (D,) that replaces the first initial member.
         device: where the population lives.
         boundary: ``resample`` (scipy: out-of-bounds entries redrawn uniformly) or ``reflect``.
     Returns:
-        scipy.optimize.OptimizeResult with x, fun, nfev, nit, success, message, population (P, D) and
-        population_energies (P,).
+        scipy.optimize.OptimizeResult with x, fun, nfev, nit, success (False when maxiter ran out, as
+        scipy), message, population (P, D) and population_energies (P,).
     """
     return DifferentialEvolution(func, bounds, strategy=strategy, popsize=popsize, maxiter=maxiter,
                                  mutation=mutation, recombination=recombination, init=init, tol=tol,
                                  atol=atol, seed=seed, callback=callback, x0=x0, device=device,
-                                 boundary=boundary).solve()
+                                 boundary=boundary, rng=rng).solve()

@@ -1,31 +1,35 @@
 """evostyle: search the parameters of neural style transfer with differential evolution.
 
-Main pieces: :mod:`evostyle.features` (VGG19 taps), :mod:`evostyle.measures` (Gram, Euclidean,
-mean/std), :mod:`evostyle.targets` (mixing, rotation, shuffle), :mod:`evostyle.transfer` (batched
-inner optimiser), :mod:`evostyle.de` (torch-batched and scipy DE), :mod:`evostyle.search` (the CLI),
-:mod:`evostyle.report` (HTML/plots) and :func:`load_run` for pandas analysis.
+The pieces, in the order data flows through them: :mod:`evostyle.network` (VGG19 taps),
+:mod:`evostyle.style` (measures, rotation modes, targets), :mod:`evostyle.transfer` (the batched inner
+optimiser), :mod:`evostyle.de` (torch-batched DE, GDE3, random search, scipy's DE),
+:mod:`evostyle.search` (space, scoring, evaluator, running a search), :mod:`evostyle.io` (files and run
+directories) and :mod:`evostyle.report` (pandas, plots, the HTML report); :mod:`evostyle.cli` holds the
+command lines. The names below are the everyday ones; they load their module on first use.
 """
 
-from importlib import resources as _resources
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from importlib import metadata as _metadata
 
+from evostyle.io.samples import resolve_image, sample_image
 
-def sample_image(name: str) -> str:
-    """Path of a bundled sample image: ``cat.jpg``, ``starry_night.jpg`` or ``great_wave.jpg``."""
-    return str(_resources.files("evostyle") / "data" / name)
+try:
+    __version__ = _metadata.version("evostyle")
+except _metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout without installing
+    __version__ = "0.2.0"
 
-
-def resolve_image(path: str) -> str:
-    """Resolve ``sample:<name>`` to a bundled image's path; other paths pass through unchanged."""
-    path = str(path)
-    return sample_image(path[len("sample:"):]) if path.startswith("sample:") else path
-
-
-def load_run(run_dir):
-    """Load a run directory for analysis: returns (candidates DataFrame, generations DataFrame)."""
-    from .analysis import load_run as _load
-    return _load(run_dir)
+_LAZY = {"load_run": "evostyle.report.analysis", "load_runs": "evostyle.report.analysis",
+         "run_search": "evostyle.search.run", "build": "evostyle.search.run", "make_config": "evostyle.search.config",
+         "SearchConfig": "evostyle.search.config", "SearchResult": "evostyle.search.result",
+         "write_report": "evostyle.report.html"}
 
 
-__all__ = ["__version__", "sample_image", "resolve_image", "load_run"]
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'evostyle' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "sample_image", "resolve_image", *_LAZY]

@@ -11,7 +11,7 @@ import contextlib
 import errno
 import sys
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 EXIT_USAGE = 2
 """Exit status for bad input (same as argparse's)."""

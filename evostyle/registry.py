@@ -7,9 +7,10 @@ users add their own variants from Python with :meth:`Registry.register`, without
 
 from __future__ import annotations
 
-from typing import Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Generic, TypeVar
 
-from .errors import EvostyleError, unknown
+from evostyle.errors import EvostyleError, unknown
 
 T = TypeVar("T")
 

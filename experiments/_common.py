@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -14,14 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from evostyle import resolve_image  # noqa: E402
-from evostyle.engine import StyleEngine  # noqa: E402
-from evostyle.cli import show_defaults  # noqa: E402
+from evostyle.cli.common import show_defaults  # noqa: E402
 from evostyle.errors import EvostyleError, cli_errors  # noqa: E402
-from evostyle.report import markdown_table  # noqa: E402
-from evostyle.atomic import atomic_write_json  # noqa: E402
-from evostyle.runlog import environment  # noqa: E402
-from evostyle.transfer import TransferConfig  # noqa: E402
+from evostyle.io.atomic import atomic_write_json  # noqa: E402
+from evostyle.io.runlog import environment  # noqa: E402
+from evostyle.io.samples import resolve_image  # noqa: E402
+from evostyle.report.html import markdown_table  # noqa: E402
+from evostyle.transfer.config import TransferConfig  # noqa: E402
+from evostyle.transfer.engine import StyleEngine  # noqa: E402
 
 CONTENT = "sample:cat.jpg"
 STYLE_A = "sample:starry_night.jpg"
@@ -35,7 +36,7 @@ PAIRS = {"astronaut-scream": (IMAGES / "astronaut.jpg", IMAGES / "the_scream.jpg
 
 def parser(name: str, doc: str, quick: dict, full: dict, options=None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=f"python experiments/{name}.py", description=doc)
-    shown = lambda d: ", ".join(f"{k} {v}" for k, v in d.items())  # noqa: E731
+    shown = lambda d: ", ".join(f"{k} {v}" for k, v in d.items())
     ap.add_argument("--quick", action="store_true", help=f"small CPU setting ({shown(quick)}) instead of the "
                                                           f"full one ({shown(full)})")
     ap.add_argument("--size", type=int, help=f"long side in px (full: {full.get('size')})")
@@ -105,11 +106,7 @@ def write_record(out: Path, name: str, args, s: dict, eng, extra: dict | None = 
     setting = "quick" if args.quick else ("custom" if custom else "full")
     rec = {"experiment": name, "setting": setting, "settings": s, "seed": args.seed,
            "weights": eng.weights_info, "environment": environment(eng.device),
-           "command": f"python experiments/{name}.py" + (" --quick" if args.quick else "")
-           + (f" --size {args.size}" if args.size else "") + (f" --steps {args.steps}" if args.steps else "")
-           + (f" --popsize {args.popsize}" if args.popsize else "") + (f" --maxiter {args.maxiter}" if args.maxiter else "")
-           + (f" --weights {args.weights}" if args.weights != "auto" else "")
-           + (f" --out {args.out}" if args.out else ""),
+           "command": " ".join(["python", f"experiments/{name}.py", *map(shlex.quote, sys.argv[1:])]),
            "seconds": None if t0 is None else round(time.perf_counter() - t0, 2)}
     rec.update(extra or {})
     atomic_write_json(out / "record.json", rec)

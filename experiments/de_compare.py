@@ -22,9 +22,10 @@ FULL = {"size": 256, "steps": 300, "popsize": 16, "maxiter": 15}
 @experiment(NAME, __doc__, QUICK, FULL)
 def run(args):
     import pandas as pd
-    from evostyle.config import make_config
-    from evostyle.report import _plt
-    from evostyle.search import build, run_search
+
+    from evostyle.report.plots import _plt
+    from evostyle.search.config import make_config
+    from evostyle.search.run import build, run_search
 
     t0 = time.perf_counter()
     s = settings(args)

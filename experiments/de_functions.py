@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evostyle.cli import show_defaults
+from evostyle.cli.common import show_defaults
 from evostyle.de import differential_evolution, scipy_differential_evolution
 
 

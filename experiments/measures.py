@@ -24,8 +24,8 @@ ROTATIONS = (("none", 0.0), ("spatial", 90.0), ("channel", 90.0))
 
 @experiment(NAME, __doc__, QUICK, FULL)
 def run(args):
-    from evostyle.figures import save_grid
-    from evostyle.targets import relative_change
+    from evostyle.report.figures import save_grid
+    from evostyle.style.targets import relative_change
 
     t0 = time.perf_counter()
     s = settings(args)
@@ -56,7 +56,8 @@ def run(args):
             "pixel_dist_to_unrotated: mean |a - b| to the same measure's unrotated output. The optimisation "
             "is deterministic (the same target gives 0), but it is chaotic: a target that differs only by "
             "float rounding (about 1e-7, as after an exact rot90) already moves the output by a few "
-            "hundredths, so read small distances against that floor (see results/shuffle).\n\n" + md_table(rows, cols) + "\n")
+            "hundredths, so read small distances against that floor (see results/shuffle).\n\n"
+            + md_table(rows, cols) + "\n")
     finish(out, NAME, args, s, first, text, {"rows": rows}, t0)
 
 

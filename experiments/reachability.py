@@ -50,10 +50,10 @@ def _negative_fraction(t: torch.Tensor) -> float:
 def measure_mode(args, s, pair: str, mode: str, angles=ANGLES, size=None, steps=None):
     """One transfer per angle of ``mode`` on ``pair`` (one batch): (rows with the module doc's columns,
     one per angle, the engine)."""
-    from evostyle.engine import StyleEngine
-    from evostyle.scoring import output_terms
-    from evostyle.targets import relative_change
-    from evostyle.transfer import TransferConfig
+    from evostyle.search.scoring import output_terms
+    from evostyle.style.targets import relative_change
+    from evostyle.transfer.config import TransferConfig
+    from evostyle.transfer.engine import StyleEngine
 
     content, style = PAIRS[pair]
     angles = torch.tensor([a for a in angles if mode != "dfr" or a % 90 == 0], dtype=torch.float64)
@@ -67,7 +67,7 @@ def measure_mode(args, s, pair: str, mode: str, angles=ANGLES, size=None, steps=
     per_image, _ = output_terms(eng.model, images, eng.content_features,
                                 eng.targets.unrotated(torch.ones(n + 1, 1)), layers, eng.cfg.content_layer,
                                 eng.cfg.measure)
-    mean = lambda d, pre: torch.stack([d[f"{pre}{l}"].double() for l in layers], 1).mean(1)  # noqa: E731
+    mean = lambda d, pre: torch.stack([d[f"{pre}{l}"].double() for l in layers], 1).mean(1)
     fallen = 1 - mean(res.final, "style_") / mean(res.initial, "style_")
     neg = torch.stack([_negative_fraction(targets[l].cpu()) for l in layers], 1).mean(1)
     rows = []
@@ -94,7 +94,7 @@ def tradeoff(df):
 
 
 def _plot(df, path):
-    from evostyle.report import _plt
+    from evostyle.report.plots import _plt
     plt = _plt()
     mean = df.groupby(["mode", "angle"], sort=False).mean(numeric_only=True).reset_index()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))

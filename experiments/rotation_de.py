@@ -14,9 +14,10 @@ searched, at one budget of P x (G + 1) evaluations each:
 and, one evaluation each, the fixed angle sets 0/90/180/270 (rotation weight 1) of DFR's ops and of
 every continuous mode, and the same-target baseline (all angles 0). Every output starts from the
 content image, so the same-target baseline's outputs are identical (diversity 0) and any diversity
-comes from the rotated targets. Every method is scored the same way (fidelity against the unrotated painting, pixel diversity,
-evostyle.scoring) and by the hypervolume of everything it evaluated against the pair's reference
-(the unstylised photo's fidelity, diversity 0), which the fixed sets get as single points.
+comes from the rotated targets. Every method is scored the same way (fidelity against the unrotated
+painting, pixel diversity, evostyle.search.scoring) and by the hypervolume of everything it evaluated
+against the pair's reference (the unstylised photo's fidelity, diversity 0), which the fixed sets get
+as single points.
 
 Writes results/rotation_de/: table.md, methods.csv (every pair, seed and method), points.csv (every
 evaluated point of the searches), plot.png (fronts and hypervolume against evaluations), grid.jpg
@@ -44,7 +45,7 @@ FIXED_MODES = ("dfr", "channel", "rectified", "preact", "spatial", "pixel")
 
 
 def search_config(args, s, pair: str, seed: int, mode: str, optimizer="torch-de", objective="scalar"):
-    from evostyle.config import make_config
+    from evostyle.search.config import make_config
     content, style = PAIRS[pair]
     return make_config({"content": str(content), "style": [str(style)], "outputs": s["outputs"],
                         "search": ["angles", "rotation_weight"], "fixed": {"angle_0": 0.0}, "rotation_mode": mode,
@@ -66,7 +67,8 @@ def run_pair_seed(args, s, pair: str, seed: int, mode: str, runs: Path):
     """Every method on one pair and seed: (method rows, evaluated points of the searches, {method: the
     (K, 3, H, W) outputs shown in the grid}, engine)."""
     import pandas as pd
-    from evostyle.search import build, run_search
+
+    from evostyle.search.run import build, run_search
 
     rows, points, shown = [], [], {}
     ref = None
@@ -90,7 +92,7 @@ def run_pair_seed(args, s, pair: str, seed: int, mode: str, runs: Path):
                    for r in cands.itertuples()]
         rows[-1]["hv_curve"] = list(zip(gens.nfev.tolist(), gens.hypervolume.tolist()))
         g, c = int(best.generation), int(best.candidate)
-        from evostyle.images import load_image
+        from evostyle.io.images import load_image
         shown[label] = [load_image(run / "images" / f"g{g:03d}_c{c:03d}_k{k}.jpg") for k in range(s["outputs"])]
     built = {}
     for m in FIXED_MODES:
@@ -114,8 +116,9 @@ def run_pair_seed(args, s, pair: str, seed: int, mode: str, runs: Path):
 
 def _plot(points, methods, path):
     import numpy as np
+
     from evostyle.de import non_dominated
-    from evostyle.report import _plt
+    from evostyle.report.plots import _plt
     plt = _plt()
     pairs = list(dict.fromkeys(points.pair))
     fig, axes = plt.subplots(2, len(pairs), figsize=(4.6 * len(pairs), 8), squeeze=False)
@@ -182,7 +185,8 @@ def _options(ap):
 @experiment(NAME, __doc__, QUICK, FULL, _options)
 def run(args):
     import pandas as pd
-    from evostyle.figures import save_grid
+
+    from evostyle.report.figures import save_grid
 
     t0 = time.perf_counter()
     s = settings(args)
@@ -211,7 +215,7 @@ def run(args):
         shutil.copytree(example, out / "search")
     finally:
         shutil.rmtree(runs, ignore_errors=True)
-    from evostyle.report import write_report
+    from evostyle.report.html import write_report
     write_report(out / "search")
     df, pts = pd.DataFrame(methods), pd.DataFrame(points)
     _plot(pts, df, out / "plot.png")

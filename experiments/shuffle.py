@@ -22,8 +22,8 @@ MODES = ("none", "channel", "spatial")
 
 @experiment(NAME, __doc__, QUICK, FULL)
 def run(args):
-    from evostyle.figures import save_grid
-    from evostyle.targets import relative_change
+    from evostyle.report.figures import save_grid
+    from evostyle.style.targets import relative_change
 
     t0 = time.perf_counter()
     s = settings(args)

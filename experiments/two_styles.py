@@ -23,8 +23,9 @@ MIXES = [0.0, 0.25, 0.5, 0.75, 1.0]
 @experiment(NAME, __doc__, QUICK, FULL)
 def run(args):
     import pandas as pd
-    from evostyle.figures import save_grid
-    from evostyle.measures import style_term
+
+    from evostyle.report.figures import save_grid
+    from evostyle.style.measures import style_term
 
     t0 = time.perf_counter()
     s = settings(args)

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from evostyle import sample_image
-from evostyle.features import VGGFeatures
-from evostyle.images import load_image
+from evostyle.io.images import load_image
+from evostyle.io.samples import sample_image
+from evostyle.network.features import VGGFeatures
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
@@ -40,7 +40,7 @@ def fake_compile(monkeypatch):
     """``torch.compile`` replaced by a recorder that returns the function as it is (inductor takes
     minutes on this CPU), with the transfer's compile cache empty and no failure recorded. The
     fixture's value lists each call as (function name, keyword arguments)."""
-    from evostyle import transfer
+    from evostyle.transfer import compiling
     calls = []
 
     def compile_(fn, **kw):
@@ -48,8 +48,8 @@ def fake_compile(monkeypatch):
         return fn
 
     monkeypatch.setattr(torch, "compile", compile_)
-    monkeypatch.setattr(transfer, "_COMPILED", {})
-    monkeypatch.setattr(transfer, "_COMPILE_FAILED", False)
+    monkeypatch.setattr(compiling, "_COMPILED", {})
+    monkeypatch.setattr(compiling, "_COMPILE_FAILED", False)
     return calls
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from evostyle import sample_image
-from evostyle.search import main as search_main
-from evostyle.transfer_cli import main as transfer_main
+from evostyle.cli.search import main as search_main
+from evostyle.cli.transfer import main as transfer_main
+from evostyle.io.samples import sample_image
 
 CAT, STARRY = sample_image("cat.jpg"), sample_image("starry_night.jpg")
 FAST = ["--size", "32", "--steps", "1", "--popsize", "5", "--outputs", "2", "--maxiter", "0",
@@ -50,7 +50,8 @@ def files(tmp_path_factory):
     (d / "ref.toml").write_text('reference_point = "high"\n')
     (d / "fitness_loss.toml").write_text('fitness_loss = "vibes"\n')
     (d / "noise.toml").write_text('init_noise = -0.5\n')
-    sd = {k: v for k, v in __import__("evostyle.features", fromlist=["x"])._build(37, "max").state_dict().items()}
+    from torchvision.models import vgg19
+    sd = vgg19(weights=None).features.state_dict()
     sd["0.weight"][0, 0, 0, 0] = float("nan")
     torch.save(sd, d / "nan.pt")
     return d

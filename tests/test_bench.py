@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from evostyle.bench import main, profile, quality, throughput
+from evostyle.bench.bench import main, profile, quality, throughput
 
 
 def test_throughput_row_on_cpu():
@@ -14,7 +14,8 @@ def test_throughput_row_on_cpu():
 def test_throughput_reports_the_median_of_its_repeats(monkeypatch):
     """Each timed pair gives one estimate; the row is their median, every estimate is kept."""
     import torch
-    from evostyle import bench
+
+    from evostyle.bench import bench
     lengths, clock = [], iter([9.0, 9.0] + [0.1, 0.5, 0.2, 0.8, 0.3, 0.4])
 
     def fake_time(model, content, targets, cfg, device):
@@ -33,7 +34,8 @@ def test_short_rows_are_lengthened_to_min_seconds(monkeypatch, min_seconds, step
     """A row whose untimed full-length run (8 steps) took 0.1 s times its pairs with steps raised in
     proportion to ``min_seconds`` (at most 20x; never lowered), and records the steps it used."""
     import torch
-    from evostyle import bench
+
+    from evostyle.bench import bench
     lengths = []
 
     def fake_time(model, content, targets, cfg, device):
@@ -61,7 +63,8 @@ def test_bench_cli_prints_table(tmp_path, capsys):
 def test_bench_notes_an_out_of_memory_retry(monkeypatch):
     """A row whose batch had to be split says so instead of passing for a full-batch figure."""
     import torch
-    from evostyle import transfer as tr
+
+    from evostyle.transfer import run as tr
     real = tr._optimise_chunk
 
     def small_memory(model, content, content_feat, targets, *args):
@@ -91,7 +94,7 @@ def test_profile_lists_the_convolutions():
 
 
 def test_end_to_end_race_runs_the_same_budget_on_both_sides():
-    from evostyle.bench import REFERENCE, end_to_end
+    from evostyle.bench.bench import REFERENCE, end_to_end
     e = end_to_end(32, 2, 5, 1, 2, "cpu", "random")
     assert list(e) == ["torch-de batched", REFERENCE]
     fast, ref = e["torch-de batched"], e[REFERENCE]
@@ -105,7 +108,7 @@ def test_end_to_end_race_runs_the_same_budget_on_both_sides():
 def test_race_sides_fix_their_compile_setting():
     """Each side says whether it compiles, so a search's ``compile = "auto"`` never decides it: the
     reference stays eager fp32 one candidate at a time however long the race."""
-    from evostyle.bench import REFERENCE, race_configs
+    from evostyle.bench.bench import REFERENCE, race_configs
     c = race_configs(256, 1000, 20, 30, 4, "cpu", "random", (False, True))
     assert [c[k].compile for k in ("torch-de batched", REFERENCE, "torch-de batched compiled")] == [False, False, True]
     assert c[REFERENCE].precision == "fp32" and c[REFERENCE].max_batch == 4
@@ -113,8 +116,10 @@ def test_race_sides_fix_their_compile_setting():
 
 def test_race_compiled_and_eager_share_one_reference(monkeypatch, fake_compile):
     """``--e2e-compile both``: two batched sides and one reference run; the compiled side starts cold."""
-    from evostyle import bench, transfer
-    monkeypatch.setattr(transfer, "_COMPILED", {(transfer._terms, "default"): "stale graph from an earlier row"})
+    from evostyle.bench import bench
+    from evostyle.transfer import compiling
+    from evostyle.transfer.losses import loss_terms
+    monkeypatch.setattr(compiling, "_COMPILED", {(loss_terms, "default"): "stale graph from an earlier row"})
     seen = []
     e = bench.end_to_end(32, 2, 5, 1, 2, "cpu", "random", compile_modes=(False, True),
                          report=lambda sides: seen.append(list(sides)))
@@ -154,7 +159,7 @@ def test_bad_budget_is_refused(capsys):
 
 
 def test_cli_race_and_quality_are_saved(tmp_path):
-    from evostyle.bench import REFERENCE
+    from evostyle.bench.bench import REFERENCE
     assert main(["--sizes", "32", "--batches", "1", "--steps", "4", "--device", "cpu", "--e2e", "--e2e-steps", "2",
                  "--e2e-popsize", "5", "--e2e-maxiter", "1", "--quality", "--quality-steps", "3",
                  "--out", str(tmp_path)]) == 0
@@ -198,7 +203,9 @@ def test_rows_and_race_say_when_compile_fell_back(monkeypatch):
     """A compiled row or race side that ran eager (compilation failed) says so instead of passing for a
     compiled figure."""
     import torch
-    from evostyle import bench, transfer
+
+    from evostyle.bench import bench
+    from evostyle.transfer import compiling
 
     def broken_compile(fn, **kw):
         def compiled(*args, **kw):
@@ -206,8 +213,8 @@ def test_rows_and_race_say_when_compile_fell_back(monkeypatch):
         return compiled
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    monkeypatch.setattr(transfer, "_COMPILED", {})
-    monkeypatch.setattr(transfer, "_COMPILE_FAILED", False)
+    monkeypatch.setattr(compiling, "_COMPILED", {})
+    monkeypatch.setattr(compiling, "_COMPILE_FAILED", False)
     r = throughput(32, 2, "fp32", False, True, 4, torch.device("cpu"))
     assert "torch.compile failed (RuntimeError" in r["note"] and "ran eager" in r["note"]
     assert r["ms_per_image_step"] > 0

@@ -2,8 +2,8 @@
 
 import pytest
 
-from evostyle.config import make_config
 from evostyle.errors import EvostyleError
+from evostyle.search.config import make_config
 
 
 @pytest.mark.parametrize("values,msg", [
@@ -46,7 +46,7 @@ def test_good_values_are_normalised():
 
 
 def test_toml_image_paths_are_taken_beside_the_file(tmp_path):
-    from evostyle.config import load_toml
+    from evostyle.search.config import load_toml
     d = tmp_path / "cfg"
     d.mkdir()
     (d / "c.jpg").write_bytes(b"x")
@@ -63,7 +63,8 @@ def test_compile_auto_compiles_long_searches_on_cuda_only():
     """``compile = "auto"`` weighs the planned work against the compilation's cost; true and false
     are taken as given."""
     import torch
-    from evostyle.config import COMPILE_AUTO_MIN_WORK, compile_choice
+
+    from evostyle.search.config import COMPILE_AUTO_MIN_WORK, compile_choice
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     race = make_config({"popsize": 8, "maxiter": 5, "outputs": 4, "steps": 200})  # 38 400 image-steps
     assert race.compile == "auto"
@@ -80,8 +81,8 @@ def test_compile_auto_compiles_long_searches_on_cuda_only():
 
 
 def test_compile_flag_values():
-    from evostyle.search import build_parser, config_from_args
-    cfg = lambda *a: config_from_args(build_parser().parse_args(list(a)))  # noqa: E731
+    from evostyle.cli.search import build_parser, config_from_args
+    cfg = lambda *a: config_from_args(build_parser().parse_args(list(a)))
     assert cfg().compile == "auto"
     assert cfg("--compile").compile is True  # a bare flag, as before
     assert cfg("--compile", "on").compile is True
@@ -93,7 +94,7 @@ def test_compile_flag_values():
 
 def test_compile_mode_reaches_the_engine():
     """The search's transfer settings carry the configured mode (used whenever the search compiles)."""
-    from evostyle.search import build
+    from evostyle.search.run import build
     engine, _, _ = build(make_config({"compile_mode": "reduce-overhead", "size": 32, "device": "cpu",
                                        "weights": "random", "compile": True}))
     assert engine.cfg.compile_mode == "reduce-overhead" and engine.cfg.compile is True

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evostyle.conv_relu import _conv3x3_relu, _patch_product_relu, conv3x3_relu, fusion, fusion_enabled
-from evostyle.features import VGGFeatures
+from evostyle.network.conv_relu import _conv3x3_relu, _patch_product_relu, conv3x3_relu, fusion, fusion_enabled
+from evostyle.network.features import VGGFeatures
 
 
 def _operands(c_in=4, c_out=5, hw=(6, 7), dtype=torch.float64, seed=0):
@@ -30,7 +30,7 @@ def test_value_and_gradient_match_conv2d_relu(fn):
 def test_the_compiler_sees_the_custom_operator(monkeypatch):
     """While torch.compile traces, the public function is the custom operator (opaque to the
     compiler); in eager mode it is not (the operator's dispatch costs more per call)."""
-    import evostyle.conv_relu as cr
+    import evostyle.network.conv_relu as cr
     seen = []
     monkeypatch.setattr(cr, "_conv3x3_relu", lambda *a: seen.append(1) or cr._forward(*a))
     x, w, b = _operands()
@@ -63,7 +63,7 @@ def test_patch_product_equals_the_convolution(c_in, channels_last):
 def test_extractor_routes_through_the_operator_under_autocast(monkeypatch):
     """Under autocast each conv + ReLU pair goes through the operator (same features as the modules);
     with ``fusion(False)``, or without autocast, the modules run."""
-    import evostyle.features as feats
+    import evostyle.network.features as feats
     model = VGGFeatures(weights="random", seed=1)
     img = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     calls = []
@@ -96,7 +96,7 @@ def test_a_conv_tap_is_not_fused():
 def test_a_failing_fused_kernel_falls_back_once(monkeypatch):
     """If cuDNN's fused kernel raises (no fused engine in a build), the operator warns once and runs
     conv2d + ReLU from then on; out of memory is passed on (the transfer halves its chunk on it)."""
-    import evostyle.conv_relu as cr
+    import evostyle.network.conv_relu as cr
     calls = []
 
     def broken(*args):

@@ -201,7 +201,7 @@ def test_the_solver_iterates_and_never_gets_worse():
     solver = DifferentialEvolution(rosen, BOUNDS, popsize=3, seed=0, maxiter=60)
     x, fun_prev = next(solver)
     assert x.shape == (2,) and solver.nfev == 12
-    for i, (x, fun) in enumerate(solver):
+    for i, (_, fun) in enumerate(solver):
         assert fun_prev >= fun
         fun_prev = fun
         if i == 50:

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from evostyle.engine import StyleEngine
-from evostyle.evaluator import Evaluator
-from evostyle.space import style_space
-from evostyle.transfer import TransferConfig
+from evostyle.search.evaluator import Evaluator
+from evostyle.search.space import style_space
+from evostyle.transfer.config import TransferConfig
+from evostyle.transfer.engine import StyleEngine
 
 
 def _evaluator(model, content, styles, outputs=2):

@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evostyle import load_run
-from evostyle.report import main as report_main
-from evostyle.search import main
+from evostyle.cli.report import main as report_main
+from evostyle.cli.search import main
+from evostyle.report.analysis import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32", "--steps", "2", "--popsize", "5", "--outputs", "2", "--maxiter", "2", "--weights", "random",
@@ -140,8 +140,8 @@ def test_overwrite_refuses_a_folder_evostyle_did_not_make(tmp_path, capsys):
 
 
 def _hold_lock(run: Path):
-    code = ("import sys, time; from evostyle.rundir import RunLock; lock = RunLock(sys.argv[1], 'search').acquire(); "
-            "print('locked', flush=True); time.sleep(60)")
+    code = ("import sys, time; from evostyle.io.rundir import RunLock; "
+            "lock = RunLock(sys.argv[1], 'search').acquire(); print('locked', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(run)], env=_env(), stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     return proc
@@ -245,7 +245,7 @@ def test_damaged_runs_give_one_line_naming_the_file(tmp_path, capsys, finished_r
     try:
         load_run(run)
         results.append(("load_run", 0, []))
-    except Exception as exc:  # noqa: BLE001 - the type is checked below
+    except Exception as exc:
         results.append(("load_run", type(exc).__name__, [str(exc)]))
     for tool, rc, err in results:
         if rc == 0:  # tolerated: this tool does not need that file (e.g. the report and a resume state)
@@ -269,7 +269,7 @@ def test_resume_of_a_finished_run_leaves_it_alone(tmp_path, finished_run, capsys
 
 
 def test_json_files_are_strict_and_read_back(tmp_path):
-    from evostyle.atomic import atomic_write_json, read_json
+    from evostyle.io.atomic import atomic_write_json, read_json
     atomic_write_json(tmp_path / "x.json", {"a": float("inf"), "b": [1.0, float("nan")], "c": {"d": -float("inf")}})
     text = (tmp_path / "x.json").read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
@@ -280,13 +280,13 @@ def test_json_files_are_strict_and_read_back(tmp_path):
 def test_every_json_of_a_run_is_strict(finished_run):
     for path in list(finished_run.glob("*.json")) + list(finished_run.glob("best/*.json")) + \
             [finished_run / ".evostyle-run"]:
-        json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{path.name}: {c}"))
+        json.loads(path.read_text(), parse_constant=lambda c, name=path.name: pytest.fail(f"{name}: {c}"))
 
 
 def test_exif_orientation_is_honoured(tmp_path):
     from PIL import Image
 
-    from evostyle.images import image_size, load_image
+    from evostyle.io.images import image_size, load_image
     im = Image.new("RGB", (40, 20), "white")
     im.paste((255, 0, 0), (0, 0, 10, 20))  # a red strip on the left
     exif = Image.Exif()
@@ -299,8 +299,8 @@ def test_exif_orientation_is_honoured(tmp_path):
 
 
 def test_a_population_too_large_for_host_memory_is_chunked_or_refused(tmp_path, capsys, monkeypatch):
-    from evostyle import transfer
-    from evostyle.features import activation_values
+    from evostyle.network.features import activation_values
+    from evostyle.transfer import run as transfer
     per_row = activation_values((21, 32), "relu5_1") * transfer.BYTES_PER_VALUE  # a 32 px cat row
     monkeypatch.setattr(transfer, "available_host_memory", lambda: int(3.5 * per_row / transfer.HOST_MEMORY_SHARE))
     run = tmp_path / "run"

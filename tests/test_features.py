@@ -5,7 +5,7 @@ import torch
 from torchvision.models import vgg19
 
 from evostyle.errors import EvostyleError
-from evostyle.features import LAYER_INDEX, LAYER_NAMES, VGGFeatures
+from evostyle.network.features import LAYER_INDEX, LAYER_NAMES, VGGFeatures
 
 
 def test_layer_indices_match_torchvision():
@@ -31,6 +31,7 @@ def test_truncated_to_deepest_layer_and_frozen():
 def test_forward_can_stop_at_a_shallower_tap(monkeypatch):
     """``layers`` picks taps and runs no module past the deepest of them (scoring needs relu3_1 only)."""
     import pytest
+
     from evostyle.errors import EvostyleError
     m = VGGFeatures(("relu1_1", "relu3_1", "relu5_1"), weights="random")
     x = torch.rand(2, 3, 32, 32)
@@ -97,7 +98,7 @@ def test_pickled_object_is_refused(tmp_path):
 
 
 def test_auto_falls_back_to_random_with_warning(monkeypatch):
-    import evostyle.features as feat
+    import evostyle.network.features as feat
 
     def offline():
         raise EvostyleError("could not load ImageNet VGG19 weights (test: offline)")
@@ -119,7 +120,7 @@ def test_weights_download_has_a_socket_timeout(monkeypatch):
 
     import torchvision.models._api as api
 
-    import evostyle.features as feat
+    import evostyle.network.features as feat
     seen = []
 
     def no_network(url, *args, **kwargs):

@@ -6,10 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from evostyle import sample_image
 from evostyle.errors import EvostyleError
-from evostyle.figures import save_grid
-from evostyle.images import image_size, load_image, resize, save_image
+from evostyle.io.images import image_size, load_image, resize, save_image
+from evostyle.io.samples import sample_image
+from evostyle.report.figures import save_grid
 
 
 def _png_header_only(path, w, h):

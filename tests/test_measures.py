@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from evostyle.errors import EvostyleError
-from evostyle.measures import content_term, gram, mean_std, relative_sq_error, style_term, total_variation
+from evostyle.style.measures import content_term, gram, mean_std, relative_sq_error, style_term, total_variation
 
 
 def test_gram_worked_example_from_design():

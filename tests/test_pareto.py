@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from evostyle.de import (GDE3, crowding_distance, dominates, gde3, hypervolume_2d, non_dominated,
-                         non_dominated_sort, prune, random_search, weakly_dominates)
+from evostyle.de import (
+    GDE3,
+    crowding_distance,
+    dominates,
+    gde3,
+    hypervolume_2d,
+    non_dominated,
+    non_dominated_sort,
+    prune,
+    random_search,
+    weakly_dominates,
+)
 from evostyle.errors import EvostyleError
 
 

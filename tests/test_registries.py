@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from evostyle.config import make_config
 from evostyle.errors import EvostyleError
-from evostyle.measures import MEASURES, Measure
-from evostyle.rotations import ROTATION_MODES, RotationMode
-from evostyle.scoring import DIVERSITY_METRICS, OBJECTIVES, DiversityMetric, Objective
-from evostyle.search import run_search
+from evostyle.search.config import make_config
+from evostyle.search.run import run_search
+from evostyle.search.scoring import DIVERSITY_METRICS, OBJECTIVES, DiversityMetric, Objective
+from evostyle.style.measures import MEASURES, Measure
+from evostyle.style.rotations import ROTATION_MODES, RotationMode
 
 
 class ColourSpread(DiversityMetric):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from evostyle.config import make_config
-from evostyle.search import run_search
+from evostyle.search.config import make_config
+from evostyle.search.run import run_search
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
@@ -72,7 +72,7 @@ def test_numerical_failure_marks_candidate_and_search_goes_on(tmp_path):
 
 
 def test_out_of_memory_halves_batch_and_search_completes(tmp_path, monkeypatch, capsys):
-    import evostyle.transfer as tr
+    import evostyle.transfer.run as tr
     real = tr._optimise_chunk
 
     def small_gpu(*args):
@@ -91,7 +91,7 @@ def test_out_of_memory_halves_batch_and_search_completes(tmp_path, monkeypatch, 
 
 
 def test_json_and_state_are_written_atomically(tmp_path, monkeypatch):
-    from evostyle import runlog
+    from evostyle.io import atomic as runlog
     calls = []
     real = os.replace
 

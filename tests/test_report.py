@@ -4,10 +4,11 @@ import shutil
 
 import pytest
 
-from evostyle import sample_image
-from evostyle.report import main as report_main
-from evostyle.report import pareto_front, write_report
-from evostyle.search import main
+from evostyle.cli.report import main as report_main
+from evostyle.cli.search import main
+from evostyle.io.samples import sample_image
+from evostyle.report.html import write_report
+from evostyle.report.plots import pareto_front
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from evostyle.errors import EvostyleError
-from evostyle.measures import gram
-from evostyle.rotations import ROTATION_MODES, RotationMode, get_rotation_mode, rectify_rotated
-from evostyle.targets import StyleTargets, relative_change
+from evostyle.style.measures import gram
+from evostyle.style.rotations import ROTATION_MODES, RotationMode, get_rotation_mode, rectify_rotated
+from evostyle.style.targets import StyleTargets, relative_change
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 ANGLES = torch.tensor([0.0, 15.0, 30.0, 60.0, 90.0, 120.0, 180.0, 270.0, 359.0, 360.0])

@@ -6,8 +6,17 @@ import pytest
 import torch
 
 from evostyle.errors import EvostyleError
-from evostyle.scoring import (ScoreConfig, feature_diversity, fidelity_terms, fitness, objectives, output_terms,
-                              pairwise_feature, pairwise_pixel, score_loss)
+from evostyle.search.scoring import (
+    ScoreConfig,
+    feature_diversity,
+    fidelity_terms,
+    fitness,
+    objectives,
+    output_terms,
+    pairwise_feature,
+    pairwise_pixel,
+    score_loss,
+)
 
 
 def _flat(values, size=4):
@@ -62,14 +71,14 @@ def test_fidelity_is_the_weighted_mean_over_outputs_and_layers():
     assert f["fidelity"].tolist() == [17.0, 35.0]
 
 
-def _terms(quality, loss_score, pixel, feature):
+def score_terms(quality, loss_score, pixel, feature):
     d = torch.float64
     return {"fidelity": torch.tensor(quality, dtype=d), "loss_score": torch.tensor(loss_score, dtype=d),
             "diversity_pixel": torch.tensor(pixel, dtype=d), "diversity_feature": torch.tensor(feature, dtype=d)}
 
 
 def test_fitness_trades_quality_for_diversity_caps_and_fails():
-    terms = _terms([1.0, 2.0, 3.0, float("nan")], [9.0, 9.0, 9.0, 9.0], [0.5, 0.1, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0])
+    terms = score_terms([1.0, 2.0, 3.0, float("nan")], [9.0, 9.0, 9.0, 9.0], [0.5, 0.1, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0])
     failed = torch.tensor([False, False, True, False])
     f = fitness(terms, failed, ScoreConfig(diversity_weight=2.0))
     assert f.tolist() == [0.0, 1.8, math.inf, math.inf]  # failed and NaN rows are +inf
@@ -80,14 +89,14 @@ def test_fitness_trades_quality_for_diversity_caps_and_fails():
 
 
 def test_pareto_objectives_are_quality_and_negated_diversity():
-    terms = _terms([1.0, 2.0, 3.0], [5.0, 5.0, 5.0], [0.5, 0.1, 0.2], [0.0, 1.0, 0.3])
+    terms = score_terms([1.0, 2.0, 3.0], [5.0, 5.0, 5.0], [0.5, 0.1, 0.2], [0.0, 1.0, 0.3])
     obj = objectives(terms, torch.tensor([False, False, True]), ScoreConfig(diversity_metric="feature"))
     assert obj.shape == (3, 2) and obj[:2].tolist() == [[1.0, -0.0], [2.0, -1.0]]
     assert obj[2].tolist() == [math.inf, math.inf]
 
 
 def test_output_terms_do_not_depend_on_the_chunking_and_score_the_reference(model, content64, style64):
-    from evostyle.measures import content_term, style_statistic, style_term
+    from evostyle.style.measures import content_term, style_statistic, style_term
     imgs = torch.stack([content64, style64, 0.5 * (content64 + style64)])
     layers = ("relu1_1", "relu3_1")
     with torch.no_grad():

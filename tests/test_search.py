@@ -4,12 +4,14 @@ import pandas as pd
 import pytest
 import torch
 
-from evostyle import load_run
-from evostyle.config import make_config
+from evostyle.cli.search import main
 from evostyle.errors import EvostyleError
-from evostyle.search import SearchObjective, main, run_search
-from evostyle.signals import Interrupted
-from evostyle.space import Param, Space, style_space
+from evostyle.report.analysis import load_run
+from evostyle.search.config import make_config
+from evostyle.search.objective import SearchObjective
+from evostyle.search.run import run_search
+from evostyle.search.signals import Interrupted
+from evostyle.search.space import Param, Space, style_space
 
 TINY = ["--size", "32", "--steps", "3", "--popsize", "5", "--outputs", "2", "--maxiter", "2", "--weights",
         "random", "--device", "cpu", "--quiet", "--no-report", "--seed", "1"]
@@ -173,7 +175,7 @@ def test_toml_config(tmp_path):
 def test_example_config_file_loads():
     from pathlib import Path
 
-    from evostyle.config import load_toml
+    from evostyle.search.config import load_toml
     path = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "rotation_search.toml"
     cfg = make_config(load_toml(path))
     assert cfg.outputs == 4 and cfg.fixed == {"angle_0": 0.0} and cfg.bounds == {"layers": [0.2, 5.0]}
@@ -184,7 +186,7 @@ def test_example_config_file_loads():
 
 def test_help_shows_the_effective_defaults(capsys):
     """Flags default to None (so a config file can fill them); --help still shows SearchConfig's values."""
-    from evostyle.config import SearchConfig
+    from evostyle.search.config import SearchConfig
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0
@@ -274,3 +276,13 @@ def test_random_search_spends_the_same_budget_from_the_same_start(tmp_path):
     assert not r[r.generation == 1].param_angle_0.isin(de.param_angle_0).any()  # its own draws after that
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["optimizer"]["name"] == "random" and summary["best"]["fitness"] == pytest.approx(r.fitness.min())
+
+
+def test_the_default_search_is_unchanged_by_the_restructuring(tmp_path):
+    """The default search config (tiny sizes) gives the candidates.csv it gave before the package was
+    split into subpackages and its configuration nested (tests/data: written by evostyle at 543e40c):
+    every proposal and score to 1e-9."""
+    run_search(tiny_cfg(), tmp_path / "run", quiet=True, report=False)
+    new = pd.read_csv(tmp_path / "run" / "candidates.csv").drop(columns=["seconds"])
+    old = pd.read_csv(GOLDEN.with_name("golden_tiny_v1_candidates.csv")).drop(columns=["seconds"])
+    pd.testing.assert_frame_equal(new, old, check_exact=False, rtol=1e-9, atol=1e-12)

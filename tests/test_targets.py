@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from evostyle.errors import EvostyleError
-from evostyle.measures import gram
-from evostyle.rotations import channel_rotation, dfr_op, rotate_image, rotate_maps
-from evostyle.targets import StyleTargets, relative_change, shuffle_features
+from evostyle.style.measures import gram
+from evostyle.style.rotations import channel_rotation, dfr_op, rotate_image, rotate_maps
+from evostyle.style.targets import StyleTargets, relative_change, shuffle_features
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1")
 
@@ -166,8 +166,8 @@ def test_spatial_quarter_turn_is_gram_blind_on_non_square_maps(model, style64):
 def test_channel_rotation_of_feature_measures(model, style64, measure):
     """For the non-Gram measures the features themselves are rotated: angle 0 is the plain target, the
     rotated features are R(a) f at every position (norms kept), and other angles change the target."""
-    from evostyle.measures import style_statistic
-    from evostyle.rotations import rotate_features_channels
+    from evostyle.style.measures import style_statistic
+    from evostyle.style.rotations import rotate_features_channels
     st = StyleTargets(model, [style64], LAYERS, measure=measure, rotation_mode="channel")
     t = st.build(torch.ones(2, 1), torch.tensor([0.0, 90.0]), torch.ones(2))
     for l in LAYERS:

@@ -2,8 +2,11 @@ import pytest
 import torch
 
 from evostyle.errors import EvostyleError
-from evostyle.targets import StyleTargets
-from evostyle.transfer import TransferConfig, run_transfer
+from evostyle.style.targets import StyleTargets
+from evostyle.transfer import compiling, losses, optimisers
+from evostyle.transfer import run as transfer_run
+from evostyle.transfer.config import TransferConfig
+from evostyle.transfer.run import run_transfer
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
@@ -16,13 +19,13 @@ def _targets(model, style, angles, mode="channel"):
 
 @pytest.fixture(scope="module")
 def small(content64):
-    from evostyle.images import resize
+    from evostyle.io.images import resize
     return resize(content64, 32)
 
 
 @pytest.fixture(scope="module")
 def small_style(style64, small):
-    from evostyle.images import resize
+    from evostyle.io.images import resize
     return resize(style64, tuple(small.shape[-2:]))
 
 
@@ -98,8 +101,7 @@ def test_bf16_matches_fp32_at_small_size(model, small, small_style):
 
 
 def test_oom_halves_the_chunk(model, small, small_style, monkeypatch):
-    import evostyle.transfer as tr
-    real = tr._optimise_chunk
+    real = transfer_run._optimise_chunk
     sizes = []
 
     def fake(*args):
@@ -108,7 +110,7 @@ def test_oom_halves_the_chunk(model, small, small_style, monkeypatch):
         if n > 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
         return real(*args)
-    monkeypatch.setattr(tr, "_optimise_chunk", fake)
+    monkeypatch.setattr(transfer_run, "_optimise_chunk", fake)
     t = _targets(model, small_style, [0.0, 30.0, 60.0])
     res = run_transfer(model, small, t, TransferConfig(steps=3))
     assert res.chunk_size == 1 and res.images.shape[0] == 3
@@ -120,7 +122,6 @@ def test_oom_halves_the_chunk(model, small, small_style, monkeypatch):
 def test_oom_in_compiled_code_halves_the_chunk_and_keeps_compiling(model, small, small_style, monkeypatch, where):
     """Out of memory inside the compiled step or update is not a failed compilation: the chunk is
     halved and the transfer goes on compiled."""
-    from evostyle import transfer as tr
 
     def oom_above_one_row(fn, rows_arg):
         def call(*args, **kw):
@@ -128,15 +129,16 @@ def test_oom_in_compiled_code_halves_the_chunk_and_keeps_compiling(model, small,
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
             return fn(*args, **kw)
         return call
-    step = oom_above_one_row(tr._terms, 1) if where == "step" else tr._terms
-    update = oom_above_one_row(tr._adam_clamp, 0) if where == "update" else tr._adam_clamp
-    monkeypatch.setattr(tr, "_COMPILED", {(tr._terms, "default"): step, (tr._adam_clamp, "default"): update})
-    monkeypatch.setattr(tr, "_COMPILE_FAILED", False)
+    step = oom_above_one_row(losses.loss_terms, 1) if where == "step" else losses.loss_terms
+    update = oom_above_one_row(optimisers.adam_clamp, 0) if where == "update" else optimisers.adam_clamp
+    monkeypatch.setattr(compiling, "_COMPILED", {(losses.loss_terms, "default"): step,
+                                                 (optimisers.adam_clamp, "default"): update})
+    monkeypatch.setattr(compiling, "_COMPILE_FAILED", False)
     t = _targets(model, small_style, [0.0, 90.0])
     res = run_transfer(model, small, t, TransferConfig(steps=3, compile=True))
     assert res.chunk_size == 1 and res.images.shape[0] == 2
     assert any("out of memory at 2 rows" in m for m in res.log)
-    assert not any("torch.compile failed" in m for m in res.log) and not tr.compile_disabled()
+    assert not any("torch.compile failed" in m for m in res.log) and not compiling.compile_disabled()
 
 
 @pytest.mark.parametrize("field,value,msg", [
@@ -153,12 +155,12 @@ def test_config_errors(field, value, msg):
 def test_adam_matches_torch_optim():
     """Our update = torch.optim.Adam on the sanitised gradient (NaN -> 0, failed rows zeroed), then
     the clamp to [0, 1]."""
-    from evostyle.transfer import _Adam
+    from evostyle.transfer.optimisers import Adam
     torch.manual_seed(0)
     a = torch.rand(3, 3, 4, 4)
     start = a.clone()
     b = a.clone().requires_grad_(True)
-    ours, ref = _Adam(a, 0.02), torch.optim.Adam([b], lr=0.02)
+    ours, ref = Adam(a, 0.02), torch.optim.Adam([b], lr=0.02)
     failed = torch.tensor([False, False, True])
     for i in range(6):
         g = torch.randn_like(a)
@@ -184,7 +186,7 @@ def test_channels_last_layout_gives_the_same_result(model, small, small_style):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the page-locked copy needs a GPU")
 def test_to_host_from_the_gpu_is_page_locked_and_nchw():
-    from evostyle.device import to_host
+    from evostyle.network.device import to_host
     x = torch.rand(2, 3, 8, 8, device="cuda").contiguous(memory_format=torch.channels_last)
     h = to_host(x)
     assert h.device.type == "cpu" and h.is_pinned() and h.is_contiguous()
@@ -201,7 +203,6 @@ def test_compile_failure_falls_back_to_eager(model, small, small_style, monkeypa
     """If the compiled step fails (while tracing the forward pass, when its backward is first built, or
     in the compiled Adam update), the transfer logs it once, goes on eager with the same result, and
     later transfers skip compiling."""
-    from evostyle import transfer as tr
 
     class _FailingBackward(torch.autograd.Function):
         @staticmethod
@@ -215,7 +216,7 @@ def test_compile_failure_falls_back_to_eager(model, small, small_style, monkeypa
     def broken(*args, **kw):
         if when == "forward":
             raise RuntimeError()  # no message at all
-        terms = tr._terms(*args, **kw)
+        terms = losses.loss_terms(*args, **kw)
         if when == "update":
             return terms
         return {**terms, "total": _FailingBackward.apply(terms["total"])}
@@ -223,15 +224,17 @@ def test_compile_failure_falls_back_to_eager(model, small, small_style, monkeypa
     def broken_update(*args):
         raise RuntimeError("update compiler error (injected)")
 
-    monkeypatch.setattr(tr, "_COMPILED", {(tr._terms, "default"): broken, (tr._adam_clamp, "default"): broken_update})
-    monkeypatch.setattr(tr, "_COMPILE_FAILED", False)
+    monkeypatch.setattr(compiling, "_COMPILED", {(losses.loss_terms, "default"): broken,
+                                                 (optimisers.adam_clamp, "default"): broken_update})
+    monkeypatch.setattr(compiling, "_COMPILE_FAILED", False)
     t = _targets(model, small_style, [0.0, 90.0])
     eager = run_transfer(model, small, t, TransferConfig(steps=5))
     res = run_transfer(model, small, t, TransferConfig(steps=5, compile=True))
     assert len(res.log) == 1 and "torch.compile failed (RuntimeError" in res.log[0]
     assert torch.equal(res.images, eager.images)
     assert run_transfer(model, small, t, TransferConfig(steps=2, compile=True)).log == []  # no new attempt
-    assert tr._compiled(tr._terms) is tr._terms and tr._compiled(tr._adam_clamp, "reduce-overhead") is tr._adam_clamp
+    assert compiling.compiled(losses.loss_terms) is losses.loss_terms
+    assert compiling.compiled(optimisers.adam_clamp, "reduce-overhead") is optimisers.adam_clamp
 
 
 @pytest.mark.parametrize("mode,used,graphs", [("reduce-overhead", "reduce-overhead", True),
@@ -248,8 +251,8 @@ def test_compile_mode_reaches_torch_compile(model, small, small_style, monkeypat
     eager = run_transfer(model, small, t, TransferConfig(steps=3))
     for _ in range(2):
         res = run_transfer(model, small, t, TransferConfig(steps=3, compile=True, compile_mode=mode))
-    assert fake_compile == [("_terms", {"dynamic": False, "mode": used}),
-                            ("_adam_clamp", {"dynamic": False, "mode": used})]
+    assert fake_compile == [("loss_terms", {"dynamic": False, "mode": used}),
+                            ("adam_clamp", {"dynamic": False, "mode": used})]
     assert len(marks) == (2 * 3 if graphs else 0)  # 3 compiled steps per transfer; the last evaluation is eager
     assert torch.equal(res.images, eager.images)
 
@@ -257,7 +260,8 @@ def test_compile_mode_reaches_torch_compile(model, small, small_style, monkeypat
 def test_auto_compile_mode_is_cuda_graphs_on_cuda_only():
     """``auto`` means reduce-overhead (CUDA graphs) on any CUDA device and default elsewhere; other
     modes are themselves. The default of TransferConfig is auto."""
-    from evostyle.transfer import COMPILE_MODES, resolve_compile_mode
+    from evostyle.transfer.compiling import resolve_compile_mode
+    from evostyle.transfer.config import COMPILE_MODES
     assert TransferConfig().compile_mode == "auto"
     assert resolve_compile_mode("auto", "cuda") == "reduce-overhead"
     assert resolve_compile_mode("auto", torch.device("cuda", 1)) == "reduce-overhead"
@@ -272,11 +276,12 @@ def test_fixed_work_is_done_once_per_transfer(model, small, small_style, monkeyp
     """The targets' squared norms (the normalised terms' denominators) are computed once per
     transfer, not at every step; an unweighted total variation is computed only for the report (the
     initial and final terms), a weighted one at every step. The reported terms do not change."""
-    from evostyle import transfer as tr
-    from evostyle.measures import sq_norm, total_variation
+    from evostyle.style.measures import sq_norm, total_variation
     norms, tvs = [], []
-    monkeypatch.setattr(tr, "sq_norm", lambda t: norms.append(1) or sq_norm(t))
-    monkeypatch.setattr(tr, "total_variation", lambda x: tvs.append(1) or total_variation(x))
+    monkeypatch.setattr(losses, "sq_norm", lambda t: norms.append(1) or sq_norm(t))
+    counted = lambda x: tvs.append(1) or total_variation(x)
+    monkeypatch.setattr(losses, "total_variation", counted)  # the steps' and the last evaluation's
+    monkeypatch.setattr(transfer_run, "total_variation", counted)  # the initial report's
     t = _targets(model, small_style, [0.0, 90.0])
     res = run_transfer(model, small, t, TransferConfig(steps=5, tv_weight=tv_weight))
     assert len(norms) == len(LAYERS) + 1  # five style layers and the content
@@ -303,10 +308,9 @@ def test_compiled_step_matches_eager(model, small, small_style, monkeypatch):
     last-bit difference flips a whole step (torch 2.4 on the CPU: 0.3% of pixels, final losses 0.2%
     apart after 4 steps, although the gradients agree to 0.5% of their largest value).
     """
-    from evostyle import transfer as tr
-    from evostyle.device import resolve_precision
-    monkeypatch.setattr(tr, "_COMPILED", {})  # a fresh process: not built, not failed
-    monkeypatch.setattr(tr, "_COMPILE_FAILED", False)
+    from evostyle.network.device import resolve_precision
+    monkeypatch.setattr(compiling, "_COMPILED", {})  # a fresh process: not built, not failed
+    monkeypatch.setattr(compiling, "_COMPILE_FAILED", False)
     t = _targets(model, small_style, [0.0, 90.0])
     res = run_transfer(model, small, t, TransferConfig(steps=2, compile=True))
     assert res.log == [] or "torch.compile failed" in res.log[0]
@@ -314,10 +318,11 @@ def test_compiled_step_matches_eager(model, small, small_style, monkeypatch):
     with torch.no_grad():
         content_feat = model(small[None])[cfg.content_layer]
     x = (small[None].repeat(2, 1, 1, 1) + 0.05 * torch.rand(2, *small.shape)).clamp(0, 1).requires_grad_(True)
-    args = (model, x, content_feat, t, tr._denominators(content_feat, t, cfg), torch.rand(2, len(LAYERS)) + 0.5,
+    args = (model, x, content_feat, t, losses.denominators(content_feat, t, cfg), torch.rand(2, len(LAYERS)) + 0.5,
             torch.ones(2), torch.full((2,), 10.0), cfg, resolve_precision("fp32", cpu), cpu)
-    eager, g_eager = tr._evaluate(tr._terms, args, torch.zeros(2, dtype=torch.bool), False)
-    comp, g_comp = tr._evaluate(tr._compiled(tr._terms), args, torch.zeros(2, dtype=torch.bool), False)
+    eager, g_eager = losses.evaluate_step(losses.loss_terms, args, torch.zeros(2, dtype=torch.bool), False)
+    comp, g_comp = losses.evaluate_step(compiling.compiled(losses.loss_terms), args, torch.zeros(2, dtype=torch.bool),
+                                        False)
     for k in eager:
         assert torch.allclose(comp[k], eager[k], rtol=1e-4, atol=1e-7), k
     assert float((g_comp - g_eager).abs().max() / g_eager.abs().max()) < 1e-2

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from evostyle import sample_image
-from evostyle.transfer_cli import main
+from evostyle.cli.transfer import main
+from evostyle.io.samples import sample_image
 
 CAT, STARRY, WAVE = sample_image("cat.jpg"), sample_image("starry_night.jpg"), sample_image("great_wave.jpg")
 BASE = ["--content", CAT, "--size", "32", "--steps", "3", "--weights", "random", "--device", "cpu"]

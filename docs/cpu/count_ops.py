@@ -14,9 +14,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from evostyle import transfer as tr
-from evostyle.device import resolve_precision
-from evostyle.features import VGGFeatures
-from evostyle.targets import StyleTargets
+from evostyle.network.device import resolve_precision
+from evostyle.network.features import VGGFeatures
+from evostyle.style.targets import StyleTargets
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 VIEWS = {"aten.view", "aten.permute", "aten.detach", "aten.unsqueeze", "aten.expand", "aten.select",

@@ -7,13 +7,20 @@ random search (the baseline) and Pareto utilities (:mod:`evostyle.de.pareto`).
 True
 """
 
-from .gde3 import GDE3, GDE3_STRATEGIES, gde3
-from .pareto import (crowding_distance, dominates, hypervolume_2d, non_dominated, non_dominated_sort, prune,
-                     weakly_dominates)
-from .random_search import RandomSearch, random_search
-from .scipy_adapter import scipy_differential_evolution
-from .solver import BOUNDARY_MODES, INITS, DifferentialEvolution, check_bounds, differential_evolution
-from .strategies import MUTATIONS, STRATEGIES, parse_strategy
+from evostyle.de.gde3 import GDE3, GDE3_STRATEGIES, gde3
+from evostyle.de.pareto import (
+           crowding_distance,
+           dominates,
+           hypervolume_2d,
+           non_dominated,
+           non_dominated_sort,
+           prune,
+           weakly_dominates,
+)
+from evostyle.de.random_search import RandomSearch, random_search
+from evostyle.de.scipy_adapter import scipy_differential_evolution
+from evostyle.de.solver import BOUNDARY_MODES, INITS, DifferentialEvolution, check_bounds, differential_evolution
+from evostyle.de.strategies import MUTATIONS, STRATEGIES, parse_strategy
 
 __all__ = ["differential_evolution", "scipy_differential_evolution", "DifferentialEvolution", "STRATEGIES",
            "MUTATIONS", "INITS", "BOUNDARY_MODES", "check_bounds", "parse_strategy", "gde3", "GDE3",

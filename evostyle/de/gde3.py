@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from scipy.optimize import OptimizeResult
 
+from evostyle.de.pareto import non_dominated, prune
+from evostyle.de.solver import DifferentialEvolution
+
 from ..errors import EvostyleError
-from .pareto import non_dominated, prune
-from .solver import DifferentialEvolution
 
 GDE3_STRATEGIES = ("rand1bin", "rand1exp", "rand2bin", "rand2exp")
 """Strategies whose mutation needs no single best member (GDE3 has none)."""

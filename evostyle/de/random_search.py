@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from scipy.optimize import OptimizeResult
 
+from evostyle.de.pareto import non_dominated
+from evostyle.de.solver import check_bounds, initial_population, wrap_callback
+
 from ..errors import EvostyleError
-from .pareto import non_dominated
-from .solver import check_bounds, initial_population, wrap_callback
 
 
 class RandomSearch:

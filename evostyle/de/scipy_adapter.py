@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from scipy.optimize import differential_evolution as _scipy_de
 
-from .solver import check_bounds
-from .strategies import parse_strategy
+from evostyle.de.solver import check_bounds
+from evostyle.de.strategies import parse_strategy
 
 
 class _Vectorized:

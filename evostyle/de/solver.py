@@ -21,14 +21,15 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from scipy.optimize import OptimizeResult
 
+from evostyle.de.strategies import crossover_mask, parse_strategy
+
 from ..errors import EvostyleError, unknown
-from .strategies import crossover_mask, parse_strategy
 
 INITS = ("latinhypercube", "sobol", "halton", "random")
 _MACHEPS = float(np.finfo(np.float64).eps)

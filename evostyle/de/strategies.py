@@ -16,7 +16,8 @@ holds e.g. ``rand1bin`` and ``rand1exp``.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 

@@ -1,0 +1,7 @@
+"""``python -m evostyle.bench``: throughput table, search race, quality check and kernel profile."""
+
+import sys
+
+from evostyle.bench.bench import main
+
+sys.exit(main())

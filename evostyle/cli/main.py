@@ -1,0 +1,31 @@
+"""``evostyle <command> [...]``: one entry point for every command line (``python -m evostyle`` too).
+
+Each subcommand hands its arguments to the command's own parser, so ``evostyle search --help`` is
+``python -m evostyle.search --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {"search": ("evostyle.cli.search", "search the parameters of style transfer with DE"),
+            "transfer": ("evostyle.cli.transfer", "one batched style transfer"),
+            "report": ("evostyle.cli.report", "(re)build a run's report"),
+            "bench": ("evostyle.bench.bench", "throughput, search race, quality and profile")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from evostyle import __version__
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="evostyle", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"evostyle {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, text) in COMMANDS.items():
+        sub.add_parser(name, help=text, add_help=False)
+    if not argv or argv[0] not in COMMANDS:
+        ap.parse_args(argv or ["--help"])
+        return 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return int(module.main(argv[1:]) or 0)

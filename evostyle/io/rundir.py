@@ -1,0 +1,217 @@
+"""A search's run directory as a place on disk: its layout, the marker that says evostyle made it, the
+lock that keeps it to one process, and an ``--overwrite`` that deletes nothing evostyle did not write.
+
+* ``.evostyle-run`` (the marker, JSON): run id, evostyle version, creation time and the SHA-256 of the
+  resolved config. A folder without it is never overwritten or resumed, whatever else it holds.
+* ``.evostyle-lock``: an exclusive OS file lock (``fcntl.flock``) held by the one process that runs,
+  resumes or reports on the run; it dies with that process, so a killed run leaves no stale lock. The
+  file records the holder's PID for the message a second process gets.
+* :data:`LAYOUT`: the files a run consists of (glob patterns, relative to the run). ``--overwrite``
+  removes those and nothing else, and names what it left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import NamedTuple
+
+from evostyle.errors import EvostyleError
+
+MARKER = ".evostyle-run"
+LOCK = ".evostyle-lock"
+PROBE = ".write-test-"
+"""Prefix of the empty file :func:`ensure_dir` writes and removes to test that a folder is writable."""
+LAYOUT = ("config.json", "candidates.csv", "generations.csv", "state.json", "summary.json", "report.html",
+          "summary.md", "content.png", "style_*.png", "plot_*.png", "report_*.png", "best/output_*.png",
+          "best/best.json", "images/g*_c*_k*.jpg", MARKER)
+"""Glob patterns of the files evostyle writes into a run directory (the lock file aside)."""
+
+try:  # POSIX; elsewhere the lock is a no-op and says so in its record
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+
+def config_hash(config: dict) -> str:
+    """SHA-256 of a config dict in canonical JSON (sorted keys): what a resume checks against."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class RunLock:
+    """The run directory's exclusive lock; a context manager. ``what`` says in the lock file what the
+    holder is doing (search, resume, report), for the message another process gets."""
+
+    def __init__(self, path: Path, what: str):
+        self.path, self.what, self._file = Path(path), what, None
+        self._created = False
+
+    def acquire(self) -> RunLock:
+        lock = self.path / LOCK
+        self._created = not lock.exists()
+        try:
+            f = open(lock, "a+", encoding="utf-8")
+        except OSError as exc:
+            raise EvostyleError(f"cannot open {lock} ({exc.strerror or exc}); choose a writable --out") from None
+        if fcntl is not None:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                holder = f.read().strip().splitlines()
+                f.close()
+                who = holder[0] if holder else "another process"
+                raise EvostyleError(f"run directory {self.path} is in use by {who}; wait for it to finish, "
+                                    "or stop that process first") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} ({self.what}, since "
+                f"{_dt.datetime.now().astimezone().isoformat(timespec='seconds')})\n")
+        f.flush()
+        self._file = f
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.truncate(0)
+                self._file.close()  # closing the descriptor releases the flock
+            self._file = None
+
+    def discard_if_new(self) -> None:
+        """Release, and remove the lock file if this lock made it (a refused folder keeps no trace)."""
+        self.release()
+        if self._created:
+            with contextlib.suppress(OSError):
+                (self.path / LOCK).unlink()
+
+    def __enter__(self) -> RunLock:
+        return self.acquire() if self._file is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def is_locked(path: Path) -> bool:
+    """True if a live process holds the run's lock (without taking it)."""
+    lock = Path(path) / LOCK
+    if fcntl is None or not lock.exists():
+        return False
+    with open(lock, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return False
+
+
+def read_marker(path: Path) -> dict:
+    """The run's marker; a missing or damaged one is an error naming the file."""
+    marker = Path(path) / MARKER
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        hint = " (made by an evostyle older than 0.2, or not a run)" if (Path(path) / "config.json").exists() else ""
+        raise EvostyleError(f"{path} is not an evostyle run directory: {MARKER} is missing{hint}") from None
+    except (OSError, ValueError) as exc:
+        raise EvostyleError(f"{marker} is corrupt ({type(exc).__name__}); this run cannot be resumed") from None
+    if not isinstance(data, dict) or "run_id" not in data:
+        raise EvostyleError(f"{marker} is corrupt (no run_id); this run cannot be resumed")
+    return data
+
+
+def write_marker(path: Path, config: dict) -> dict:
+    """Write the marker for a new run of ``config``; returns it."""
+    from evostyle import __version__
+    from evostyle.io.atomic import atomic_write_json
+    marker = {"run_id": uuid.uuid4().hex, "evostyle": __version__,
+              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+              "config_sha256": config_hash(config)}
+    atomic_write_json(Path(path) / MARKER, marker)
+    return marker
+
+
+class Layout(NamedTuple):
+    """What one kind of output directory holds: its ``marker`` file (present = evostyle made it), the
+    glob patterns of the files it consists of, and words for messages."""
+
+    marker: str
+    files: tuple[str, ...]
+    what: str
+    """It, in a sentence: "an evostyle run"."""
+    resume: bool = False
+    """Whether ``--resume`` can continue it (named in the refusal)."""
+
+
+RUN = Layout(MARKER, LAYOUT, "an evostyle run", resume=True)
+TRANSFER = Layout("losses.json", ("losses.json", "output_*.png"), "an evostyle transfer's outputs")
+
+
+def layout_files(path: Path, layout: Layout = RUN) -> list[Path]:
+    """The files of ``layout`` present in ``path``."""
+    path = Path(path)
+    return sorted({p for pattern in layout.files for p in path.glob(pattern) if p.is_file()})
+
+
+def others(path: Path, layout: Layout = RUN) -> list[str]:
+    """Relative names of the files in ``path`` (at any depth) that are neither the layout's nor the
+    lock: the user's own files, which evostyle never deletes."""
+    path = Path(path)
+    ours = set(layout_files(path, layout)) | {path / LOCK}
+    return [str(p.relative_to(path)) for p in sorted(path.rglob("*")) if p.is_file() and p not in ours]
+
+
+def prepare_new(path: Path, overwrite: bool, layout: Layout = RUN) -> list[str]:
+    """Make ``path`` ready for new output of ``layout`` (for a run, with its lock already held).
+
+    A folder without the layout's marker must be empty (apart from the lock); one with it is refused
+    unless ``overwrite``, which removes the layout's files only, or unless it is a run that was killed
+    while being laid out (a marker but no state.json: it never started). Returns the names of what was
+    kept.
+    """
+    path = Path(path)
+    if (path / layout.marker).exists() and layout.resume and not (path / "state.json").exists():
+        overwrite = True  # a run killed while it was being laid out never started: nothing to keep
+    if (path / layout.marker).exists():
+        if not overwrite:
+            again = f"use --resume {path} to continue it, " if layout.resume else "use "
+            raise EvostyleError(f"output directory {path} already holds {layout.what}; {again}--overwrite to "
+                                "replace it, or another --out")
+        kept = others(path, layout)
+        for f in layout_files(path, layout):
+            f.unlink()
+        for sub in ("best", "images"):
+            with contextlib.suppress(OSError):
+                (path / sub).rmdir()  # only if now empty
+        return kept
+    foreign = sorted(p.name for p in path.iterdir() if p.name != LOCK and not p.name.startswith(PROBE))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        why = f" (--overwrite only replaces {layout.what})" if overwrite else ""
+        raise EvostyleError(f"output directory {path} is not empty and does not hold {layout.what} ({shown}){why}; "
+                            "choose an empty or new --out")
+    return []
+
+
+def ensure_dir(path: Path) -> Path:
+    """Create ``path`` (and parents); refuse a file, an unwritable place or an empty name."""
+    path = Path(path)
+    if str(path).strip() == "":
+        raise EvostyleError("--out is empty; give a directory")
+    if path.exists() and not path.is_dir():
+        raise EvostyleError(f"output path {path} exists and is not a directory; choose another --out")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f"{PROBE}{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise EvostyleError(f"cannot write to output directory {path} ({exc.strerror or exc}); "
+                            "choose a writable --out") from None
+    return path

@@ -1,0 +1,173 @@
+"""Report for a run directory: PNG plots, a Markdown summary and a self-contained ``report.html``.
+
+``python -m evostyle.report RUN_DIR`` (also run at the end of every search). The report reads only
+the run directory. Images are embedded as data URIs, so the page opens offline and can be mailed as
+one file; every string that came from the user (paths, names, config values) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evostyle.errors import EvostyleError
+from evostyle.io.atomic import atomic_write_text, read_json
+from evostyle.report.analysis import load_run
+from evostyle.report.plots import PLOTS, make_plots, objective_columns, searched_parameters
+
+
+def _data_uri(path: Path) -> str:
+    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}[path.suffix.lower()]
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _img(path: Path, caption: str) -> str:
+    return (f'<figure><img src="{_data_uri(path)}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def markdown_table(rows: list[dict], cols: list[str], digits: int = 3) -> str:
+    """Markdown table of ``rows`` (dicts) in ``cols``: floats to ``digits`` significant digits, NaN as
+    n/a (not measured), a missing key as an empty cell."""
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "n/a" if v != v else f"{v:.{digits}g}"
+        return str(v)
+    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _table(df: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+                   for row in df.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px}
+th{background:#f3f3f3}figure{display:inline-block;margin:4px;text-align:center;vertical-align:top}
+figure img{max-width:200px;max-height:200px;display:block}figcaption{font-size:11px;max-width:200px}
+.plots img{max-width:100%}.warn{color:#a40}code{background:#f5f5f5;padding:1px 3px}"""
+
+
+def _front_html(run: Path, summary: dict, columns: tuple[str, str], k: int) -> str:
+    """The Pareto front of everything evaluated (summary.json ``front``), each member with its outputs."""
+    front = summary.get("front")
+    if not front:
+        return ""
+    q, d = columns
+    members = []
+    for m in sorted(front, key=lambda m: m.get(q, 0.0)):
+        figs = [_img(run / p, f"output {j}") for j, p in enumerate(m.get("images", [])) if (run / p).is_file()]
+        params = ", ".join(f"{n}={v:.4g}" for n, v in m.get("params", {}).items())
+        members.append(f"<div><p><b>g{m['generation']:03d} c{m['candidate']:03d}</b>: {html.escape(q)} "
+                       f"{m.get(q, float('nan')):.4g}, {html.escape(d)} {m.get(d, float('nan')):.4f}; "
+                       f"{html.escape(params)}</p>{''.join(figs)}</div>")
+    hv = summary.get("hypervolume")
+    ref = summary.get("hypervolume_reference")
+    head = (f"<h2>Pareto front ({len(front)} candidates)</h2><p>Non-dominated among all evaluated candidates for "
+            f"(lower {html.escape(q)}, higher {html.escape(d)}); hypervolume {hv:.4g} against the reference "
+            f"{html.escape(q)} {ref[0]:.4g}, {html.escape(d)} {0.0 - ref[1]:.4g}.</p>" if hv is not None and ref else
+            f"<h2>Pareto front ({len(front)} candidates)</h2>")
+    return head + "".join(members)
+
+
+def write_report(run_dir, top: int = 10, status: str | None = None) -> Path:
+    """Build plots, ``summary.md`` and ``report.html`` for ``run_dir``; returns the HTML path.
+    ``status`` overrides what state.json says (the report CLI passes the effective status)."""
+    run = Path(run_dir)
+    cands, gens = load_run(run)
+    if cands.empty:
+        raise EvostyleError(f"{run} has no evaluated candidates yet; nothing to report")
+    rec = read_json(run / "config.json", "run config")
+    cfg = rec.get("config", {}) if isinstance(rec, dict) else {}
+    summary = read_json(run / "summary.json", "run summary") if (run / "summary.json").exists() else {}
+    state = read_json(run / "state.json", "run state") if (run / "state.json").exists() else {}
+    searched = searched_parameters(rec)
+    columns = objective_columns(rec)
+    make_plots(run, cands, gens, searched, columns, rec.get("hypervolume", {}).get("reference"))
+
+    weights = rec.get("weights", {})
+    env = rec.get("environment", {})
+    n_failed = int(cands.failed.sum())
+    info = [("status", status or state.get("status", "?")), ("content", cfg.get("content")),
+            ("styles", ", ".join(map(str, cfg.get("style", [])))), ("optimizer", cfg.get("optimizer")),
+            ("strategy", cfg.get("strategy")), ("population x generations",
+                                                f"{cfg.get('popsize')} x {int(gens.generation.max()) + 1}"),
+            ("outputs per candidate", cfg.get("outputs")), ("searched", ", ".join(searched)),
+            ("rotation mode", cfg.get("rotation_mode")), ("measure", cfg.get("measure")),
+            ("size / steps", f"{cfg.get('size')} px / {cfg.get('steps')} steps"),
+            ("weights used", f"{weights.get('used')} (spec {weights.get('spec')})"),
+            ("device", env.get("gpu") or env.get("device")), ("torch", env.get("torch")),
+            ("seed", rec.get("seed")), ("evaluations", len(cands)), ("failed candidates", n_failed),
+            ("wall time", f"{gens.elapsed.iloc[-1]:.1f} s" if len(gens) else "?")]
+    info_html = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in info)
+
+    best = cands.loc[cands.fitness.idxmin()] if np.isfinite(cands.fitness).any() else cands.iloc[0]
+    k = int(cfg.get("outputs", 1))
+    imgs = [_img(run / "content.png", f"content: {Path(str(cfg.get('content'))).name}")]
+    for i, s in enumerate(cfg.get("style", [])):
+        if (run / f"style_{i}.png").exists():
+            imgs.append(_img(run / f"style_{i}.png", f"style {i}: {Path(str(s)).name}"))
+    best_imgs = []
+    for j in range(k):
+        p = run / "best" / f"output_{j}.png"
+        if p.exists():
+            angle = best.get(f"param_angle_{j}", float("nan"))
+            best_imgs.append(_img(p, f"best output {j} (angle {angle:.0f} deg)"))
+    others = []
+    for p in sorted((run / "images").glob("g*_c*_k*.jpg"))[-4 * k:]:
+        others.append(_img(p, p.stem.replace("_", " ")))
+
+    cols = ["generation", "candidate"] + [f"param_{n}" for n in searched] + [
+        c for c in ("fidelity", "loss_score", "diversity_pixel", "diversity_feature", "fitness") if c in cands]
+    top_df = cands.sort_values("fitness").head(top)[cols]
+    base = summary.get("baseline_same_target", {})
+    base_html = ""
+    if base:
+        q = columns[0]
+        base_html = (f"<p>Best candidate: pixel diversity <b>{best.diversity_pixel:.4f}</b>, {html.escape(q)} "
+                     f"{best[q]:.4g}. Same-target baseline (all outputs with angle_0's target): "
+                     f"pixel diversity <b>{base.get('diversity_pixel', float('nan')):.4f}</b>, {html.escape(q)} "
+                     f"{base.get(q, float('nan')):.4g}.</p>")
+    warn = ""
+    if weights.get("used") == "random":
+        warn = ('<p class="warn">Made with a seeded random-init VGG19 (ImageNet weights were not used): '
+                "colours and fine texture transfer, larger structures less so.</p>")
+    failed_html = f'<p class="warn">{n_failed} candidate(s) failed (NaN/inf loss) and got fitness +inf.</p>' \
+        if n_failed else ""
+    plots = "".join(f'<img src="{_data_uri(run / p)}" alt="{p}">' for p in PLOTS)
+    front_html = _front_html(run, summary, columns, k)
+    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>evostyle run {html.escape(run.name)}</title>
+<style>{CSS}</style></head><body>
+<h1>evostyle run <code>{html.escape(run.name)}</code></h1>{warn}{failed_html}
+<h2>Summary</h2><table>{info_html}</table>{base_html}
+<h2>Images</h2><div>{''.join(imgs)}</div><h3>Best candidate</h3><div>{''.join(best_imgs)}</div>
+<h3>Recent generation bests</h3><div>{''.join(others)}</div>
+<h2>Plots</h2><div class="plots">{plots}</div>{front_html}
+<h2>Top {len(top_df)} candidates</h2>{_table(top_df)}
+<p>Data: <code>candidates.csv</code> (one row per candidate), <code>generations.csv</code>,
+<code>config.json</code>. In Python: <code>evostyle.load_run("{html.escape(str(run))}")</code>.</p>
+</body></html>
+"""
+    atomic_write_text(run / "report.html", page)
+    md = [f"# evostyle run {run.name}", ""] + [f"- {k}: {v}" for k, v in info] + [
+        "", f"Best fitness {best.fitness:.5g} at generation {int(best.generation)}, candidate "
+        f"{int(best.candidate)}: " + ", ".join(f"{n}={best[f'param_{n}']:.4g}" for n in searched)]
+    if base:
+        md.append(f"\nPixel diversity {best.diversity_pixel:.4f} vs same-target baseline "
+                  f"{base.get('diversity_pixel', float('nan')):.4f}.")
+    atomic_write_text(run / "summary.md", "\n".join(md) + "\n")
+    return run / "report.html"

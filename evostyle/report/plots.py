@@ -1,0 +1,115 @@
+"""The run report's PNG plots: convergence and hypervolume, parameter trajectories, quality against diversity."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evostyle.io.atomic import atomic_path
+
+PLOTS = ("plot_convergence.png", "plot_params.png", "plot_pareto.png")
+
+
+def _save_fig(fig, path: Path) -> None:
+    """Save and close a matplotlib figure, atomically."""
+    plt = _plt()
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def pareto_front(quality: np.ndarray, diversity: np.ndarray) -> np.ndarray:
+    """Boolean mask of the points not dominated for (minimise quality, maximise diversity)."""
+    from evostyle.de.pareto import non_dominated
+    return non_dominated(np.stack([np.asarray(quality, float), -np.asarray(diversity, float)], 1))
+
+
+def objective_columns(rec: dict) -> tuple[str, str]:
+    """The run's (quality, diversity) columns: the hypervolume's objectives in config.json (older runs:
+    loss_score and diversity_pixel)."""
+    objs = rec.get("hypervolume", {}).get("objectives")
+    return (objs[0], objs[1].lstrip("-")) if objs else ("loss_score", "diversity_pixel")
+
+
+def searched_parameters(cfg: dict) -> list[str]:
+    return [p["name"] for p in cfg.get("space", []) if p.get("fixed") is None]
+
+
+def make_plots(run: Path, cands: pd.DataFrame, gens: pd.DataFrame, searched: list[str],
+               columns: tuple[str, str] = ("fidelity", "diversity_pixel"), reference=None) -> list[Path]:
+    """Write the convergence, parameter-trajectory and quality-vs-diversity PNGs into ``run``;
+    ``columns`` are the (quality, diversity) columns, ``reference`` the hypervolume's reference point
+    as (quality, -diversity)."""
+    plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+    out = []
+    has_hv = "hypervolume" in gens
+    fig, axes = plt.subplots(1, 2 if has_hv else 1, figsize=(10 if has_hv else 6, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(gens.generation, gens.best_fitness, "o-", label="best so far")
+    ax.plot(gens.generation, gens.gen_mean, "s--", label="generation mean")
+    ax.set_xlabel("generation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("fitness (lower is better)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if has_hv:
+        ax = axes[0, 1]
+        ax.plot(gens.nfev, gens.hypervolume, "o-", color="C2")
+        ax.set_xlabel("evaluations (candidates)")
+        ax.set_ylabel("hypervolume of the front so far")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save_fig(fig, run / PLOTS[0])
+    out.append(run / PLOTS[0])
+
+    n = max(1, len(searched))
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
+    ok = cands[np.isfinite(cands.fitness)]
+    best_per_gen = ok.loc[ok.groupby("generation").fitness.idxmin()] if len(ok) else ok
+    for ax, name in zip(axes.flat, searched):
+        col = f"param_{name}"
+        ax.scatter(cands.generation, cands[col], s=10, alpha=0.4, label="candidates")
+        if len(best_per_gen):
+            ax.plot(best_per_gen.generation, best_per_gen[col], "r.-", label="generation best")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("generation", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in list(axes.flat)[len(searched):]:
+        ax.axis("off")
+    fig.tight_layout()
+    _save_fig(fig, run / PLOTS[1])
+    out.append(run / PLOTS[1])
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    qcol, dcol = columns
+    loss, div = ok[qcol].to_numpy(), ok[dcol].to_numpy()
+    sc = ax.scatter(loss, div, c=ok.generation, s=14, cmap="viridis", label="candidates")
+    front = pareto_front(loss, div)
+    order = np.argsort(loss[front])
+    ax.plot(loss[front][order], div[front][order], "r-o", ms=4, label="Pareto front")
+    if reference is not None and np.isfinite(reference).all():
+        ax.plot([reference[0]], [-reference[1]], "kx", ms=8, label="hypervolume reference")
+    ax.set_xlabel(f"{qcol} (lower is better)")
+    ax.set_ylabel(f"{dcol} (higher is more diverse)")
+    fig.colorbar(sc, label="generation", ticks=MaxNLocator(integer=True))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save_fig(fig, run / PLOTS[2])
+    out.append(run / PLOTS[2])
+    return out

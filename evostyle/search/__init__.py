@@ -1,0 +1,17 @@
+"""The search: configs, the parameter space, scoring, the evaluator, and running a search into a run
+directory. ``python -m evostyle.search`` is the command line (:mod:`evostyle.cli.search`).
+
+>>> from evostyle.search import make_config, run_search            # doctest: +SKIP
+>>> result = run_search(make_config({"maxiter": 2}), "results/my-run")   # doctest: +SKIP
+"""
+
+from evostyle.search.config import SearchConfig, load_toml, make_config
+from evostyle.search.evaluator import Evaluation, Evaluator
+from evostyle.search.objective import SearchObjective
+from evostyle.search.run import Built, build, run_search
+from evostyle.search.scoring import DIVERSITY_METRICS, OBJECTIVES, DiversityMetric, Objective, ScoreConfig
+from evostyle.search.space import Param, Space, style_space
+
+__all__ = ["SearchConfig", "make_config", "load_toml", "build", "Built", "run_search", "Evaluator", "Evaluation",
+           "SearchObjective", "ScoreConfig", "DIVERSITY_METRICS", "DiversityMetric", "OBJECTIVES", "Objective",
+           "Param", "Space", "style_space"]

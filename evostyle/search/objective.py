@@ -1,0 +1,164 @@
+"""The search's objective for a solver: it evaluates, logs and saves every generation, and replays
+the logged ones on resume."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from evostyle.errors import EvostyleError
+from evostyle.io.atomic import atomic_write_json
+from evostyle.io.runlog import RunLog
+
+
+class SearchObjective:
+    """Wraps the evaluator for a solver: logs every generation, saves outputs, keeps the best row and
+    the front of everything evaluated, and replays the generations a resumed run already logged.
+
+    Called with a (P, D) unit-cube population it returns the values of ``objective`` (a name in
+    :data:`~evostyle.scoring.OBJECTIVES`): (P,) fitness for ``scalar``, (P, 2) (quality, -diversity)
+    for ``pareto``. After each generation, ``generations.csv``
+    gets the hypervolume of the front of all candidates evaluated so far against ``reference``
+    (quality, -diversity), whichever the mode, so searches of either kind compare at equal budgets.
+    """
+
+    def __init__(self, evaluator, log: RunLog, out: Path, cached: list[dict], progress=None, objective: str = "scalar",
+                 reference=(math.inf, 0.0), save_images: str = "all", signals=None):
+        from evostyle.search.signals import StopSignals
+        self.ev, self.log, self.out = evaluator, log, out
+        self.signals = signals if signals is not None else StopSignals()  # not installed: never fires
+        from evostyle.search.scoring import OBJECTIVES
+        self.objective = OBJECTIVES.get(objective)
+        self.reference, self.save_images = tuple(float(r) for r in reference), save_images
+        self.generation = 0
+        self.cached = {}
+        for r in cached:
+            self.cached.setdefault(int(r["generation"]), []).append(r)
+        self.best_fitness, self.best_row = math.inf, None
+        self.rows: list[dict] = []  # every candidate row, in order
+        self.points = torch.zeros(0, 2, dtype=torch.float64)  # their objectives (quality, -diversity)
+        for g in sorted(self.cached):
+            self._track(sorted(self.cached[g], key=lambda r: int(r["candidate"])))
+        self.nfev = sum(len(v) for v in self.cached.values())
+        self.t0 = time.perf_counter()
+        self.progress = progress
+        self.replayed = 0
+        # wall seconds of the generations evaluated in this process, by part (see Evaluation.phases;
+        # "logging" is writing the CSV rows, images and state after each)
+        self.phase_seconds = {"targets": 0.0, "transfer": 0.0, "scoring": 0.0, "logging": 0.0}
+
+    def _terms(self, rows) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Logged rows as scoring terms {column: (P,) float64} and their (P,) failed flags (the CSV's
+        repr floats read back bit-exactly)."""
+        cols = [c for c in self.ev.columns if c.startswith(("loss_", "fidelity", "diversity_"))]
+        terms = {c: torch.tensor([float(r[c]) for r in rows], dtype=torch.float64) for c in cols}
+        return terms, torch.tensor([str(r["failed"]).lower() == "true" for r in rows])
+
+    def _objectives(self, rows) -> torch.Tensor:
+        """(P, 2) Pareto objectives of logged rows, for the front and its hypervolume."""
+        from evostyle.search.scoring import objectives
+        return objectives(*self._terms(rows), self.ev.score)
+
+    def _track(self, rows) -> bool:
+        """Add a generation's rows to the best row and the front's points; True if the best improved."""
+        improved = False
+        for r in rows:
+            f = float(r["fitness"])
+            if f < self.best_fitness or self.best_row is None:  # all-failed runs still have a "best" row
+                self.best_fitness, self.best_row, improved = f, dict(r), True
+        self.rows += [dict(r) for r in rows]
+        self.points = torch.cat([self.points, self._objectives(rows)])
+        return improved
+
+    def front(self) -> tuple[list[dict], float]:
+        """(rows of the non-dominated candidates among all evaluated, their hypervolume)."""
+        from evostyle.de.pareto import front_and_hypervolume
+        idx, hv = front_and_hypervolume(self.points, self.reference)
+        return [self.rows[i] for i in idx], hv
+
+    def _replay(self, g: int, unit: torch.Tensor) -> torch.Tensor:
+        rows = sorted(self.cached[g], key=lambda r: int(r["candidate"]))
+        values = self.ev.space.to_values(unit)
+        if len(rows) != unit.shape[0]:
+            raise EvostyleError(f"{self.out / RunLog.CANDIDATES} has {len(rows)} rows for generation {g} of "
+                                f"{unit.shape[0]} candidates (truncated or edited?); restore it or start a new run")
+        for name, v in values.items():
+            logged = torch.tensor([float(r[f"param_{name}"]) for r in rows], dtype=torch.float64)
+            if not torch.allclose(logged, v, rtol=1e-9, atol=1e-12):
+                raise EvostyleError(f"resume diverged at generation {g} (parameter {name} in "
+                                    f"{self.out / RunLog.CANDIDATES}); the run's settings or library versions "
+                                    "changed: start a new run")
+        self.replayed += 1
+        return self.objective.values(*self._terms(rows), self.ev.score)
+
+    def __call__(self, unit: torch.Tensor) -> torch.Tensor:
+        g = self.generation
+        if g in self.cached:
+            out = self._replay(g, unit)
+        else:
+            out = self._evaluate(g, unit)
+        self.generation += 1
+        if self.progress is not None:
+            self.progress.set_postfix(best=f"{self.best_fitness:.4g}", refresh=False)
+            self.progress.update(1)
+        self.signals.check()  # a first Ctrl-C stops here, after the generation is written
+        return out
+
+    def _save_outputs(self, g: int, ev, gen_best: int, improved: bool, on_front: set[int]) -> None:
+        """JPEGs of this generation's outputs under images/ (all, or the best and the front members)
+        and, when the best improved, PNGs of the best candidate's outputs under best/."""
+        from evostyle.io.images import save_image
+        img_dir = self.out / "images"
+        img_dir.mkdir(exist_ok=True)
+        keep = range(ev.fitness.shape[0]) if self.save_images == "all" else sorted({gen_best} | on_front)
+        for c in keep:
+            for k in range(self.ev.k):
+                save_image(ev.images[c, k], img_dir / f"g{g:03d}_c{c:03d}_k{k}.jpg", quality=85)
+        if improved:
+            best_dir = self.out / "best"
+            best_dir.mkdir(exist_ok=True)
+            bi = int(self.best_row["candidate"])
+            for k in range(self.ev.k):
+                save_image(ev.images[bi, k], best_dir / f"output_{k}.png")
+            atomic_write_json(best_dir / "best.json", {k: v for k, v in self.best_row.items()})
+
+    def _evaluate(self, g: int, unit: torch.Tensor) -> torch.Tensor:
+        ev = self.ev.evaluate(unit)
+        with self.signals.critical():  # the generation's files are written whole or not at all
+            self._log(g, ev)
+        return self.objective.values(ev.terms, ev.failed, self.ev.score)
+
+    def _log(self, g: int, ev) -> None:
+        """Write generation ``g``'s images, then its rows, then the state that counts it as done."""
+        t_log = time.perf_counter()
+        p = ev.fitness.shape[0]
+        per = ev.seconds / p
+        rows = [{"generation": g, "candidate": i, **ev.row(i), "seconds": per} for i in range(p)]
+        improved = self._track(rows)
+        front, hv = self.front()
+        on_front = {int(r["candidate"]) for r in front if int(r["generation"]) == g}
+        finite = ev.fitness[torch.isfinite(ev.fitness)]
+        gi = int(torch.argmin(ev.fitness))
+        self._save_outputs(g, ev, gi, improved, on_front)
+        gen_row = {"generation": g, "best_fitness": self.best_fitness,
+                   "gen_best": float(ev.fitness[gi]),
+                   "gen_mean": float(finite.mean()) if finite.numel() else math.inf,
+                   "gen_std": float(finite.std(unbiased=False)) if finite.numel() else math.nan,
+                   "n_failed": int(ev.failed.sum()), "nfev": self.nfev + p, "hypervolume": hv,
+                   "front_size": len(front), "elapsed": time.perf_counter() - self.t0,
+                   "eval_seconds": ev.seconds, "chunk_size": ev.chunk_size}
+        self.log.append_generation(rows, gen_row)
+        self.nfev += p
+        for part, sec in ev.phases.items():
+            self.phase_seconds[part] += sec
+        self.phase_seconds["logging"] += time.perf_counter() - t_log
+        for m in ev.log:  # out-of-memory retries, a torch.compile fallback
+            print(f"note: generation {g}: {m}", file=sys.stderr)
+
+
+GEN_COLUMNS = ["generation", "best_fitness", "gen_best", "gen_mean", "gen_std", "n_failed", "nfev", "hypervolume",
+               "front_size", "elapsed", "eval_seconds", "chunk_size"]

@@ -1,0 +1,296 @@
+"""Running a search: building its engine from a config, laying out, locking and resuming its run
+directory, and the outer loop."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import os
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from evostyle.errors import EvostyleError, ResourceError, describe, is_disk_full, warnings_to_stderr
+from evostyle.io.atomic import atomic_write_json, read_json
+from evostyle.io.runlog import RunLog, environment
+from evostyle.search.config import SearchConfig, compile_choice, resolved_strategy
+from evostyle.search.evaluator import Evaluator
+from evostyle.search.objective import GEN_COLUMNS, SearchObjective
+from evostyle.search.space import Space
+from evostyle.transfer.engine import StyleEngine
+
+SCORE_COLUMNS = ("loss_score", "fidelity", "fidelity_style", "fidelity_content", "diversity_pixel",
+                 "diversity_feature")
+"""The per-candidate scores summary.json gives for the best candidate and its same-target baseline."""
+
+def default_run_dir() -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("results") / f"run-{stamp}-{os.getpid() % 10000:04d}"
+
+
+def _hw(engine) -> tuple[int, int]:
+    """The outputs' (height, width) in px."""
+    return tuple(engine.content.shape[-2:])
+
+
+class Built(NamedTuple):
+    """What :func:`build` makes of a config: the style engine, the parameter space and the evaluator."""
+
+    engine: StyleEngine
+    space: Space
+    evaluator: Evaluator
+
+
+def build(cfg: SearchConfig) -> Built:
+    """Turn a search config into its engine, space and evaluator (images and network loaded; every
+    input error surfaces here, before a run directory exists). Experiments and notebooks use it to
+    score candidates of their own choosing with a run's exact settings."""
+    from evostyle.io.images import image_size
+    from evostyle.io.samples import resolve_image
+    from evostyle.search.evaluator import Evaluator
+    from evostyle.search.scoring import ScoreConfig
+    from evostyle.search.space import style_space
+    from evostyle.transfer.config import TransferConfig
+    from evostyle.transfer.engine import StyleEngine
+    from evostyle.transfer.run import rows_that_fit
+    content, styles = resolve_image(cfg.content), [resolve_image(s) for s in cfg.style]
+    image_size(content)
+    for s in styles:
+        image_size(s)
+    space = style_space(cfg.outputs, len(cfg.style), cfg.style_layers, cfg.search, cfg.rotation_mode,
+                        cfg.fixed, cfg.bounds)
+    tcfg = TransferConfig(style_layers=tuple(cfg.style_layers), content_layer=cfg.content_layer,
+                          measure=cfg.measure, content_weight=cfg.content_weight, style_weight=cfg.style_weight,
+                          tv_weight=cfg.tv_weight, steps=cfg.steps, optimizer=cfg.inner_optimizer, lr=cfg.lr,
+                          init=cfg.image_init, init_noise=cfg.init_noise, max_batch=cfg.max_batch,
+                          precision=cfg.precision, compile_mode=cfg.compile_mode)
+    with warnings_to_stderr():
+        engine = StyleEngine(content, styles, tcfg, size=cfg.size, rotation_mode=cfg.rotation_mode,
+                             shuffle=cfg.shuffle, weights=cfg.weights, seed=cfg.seed, pool=cfg.pool,
+                             device=cfg.device)
+    engine.cfg = dataclasses.replace(tcfg, compile=compile_choice(cfg, engine.device, _hw(engine))[0])
+    rows_that_fit(_hw(engine), engine.cfg, engine.device)  # on the CPU: at least one row fits in memory
+    for p in space.params:  # a fixed angle must be one the rotation mode accepts
+        if p.group == "angles" and p.value is not None:
+            try:
+                engine.targets.mode.check_angles([p.value])
+            except EvostyleError as exc:
+                raise EvostyleError(f"{p.name}: {exc}; fix it with --fix {p.name}=VALUE") from None
+    score = ScoreConfig(cfg.diversity_metric, cfg.diversity_weight, cfg.loss_cap, fitness_loss=cfg.fitness_loss)
+    return Built(engine, space, Evaluator(engine, space, cfg.outputs, score, noise_seed=cfg.seed))
+
+
+@contextlib.contextmanager
+def _state_on_error(log: RunLog, out: Path, status_on_error: str | None = "failed"):
+    """A run that stops early says so in state.json: ``interrupted`` (with the signal) after a signal,
+    ``failed`` with the error after anything else; either can be continued with ``--resume``. A full
+    disk becomes a one-line :class:`~evostyle.errors.ResourceError` naming the file and the resume.
+    ``status_on_error`` None leaves the state alone (the report, after the run finished)."""
+    from evostyle.search.signals import Interrupted
+    try:
+        yield
+    except Interrupted as exc:
+        with contextlib.suppress(OSError):
+            log.write_state(status="interrupted", signal=exc.name)
+        raise
+    except KeyboardInterrupt:  # a Ctrl-C outside the handlers (not the main thread)
+        with contextlib.suppress(OSError):
+            log.write_state(status="interrupted", signal="SIGINT")
+        raise Interrupted() from None
+    except Exception as exc:
+        if status_on_error is not None:
+            with contextlib.suppress(OSError):
+                log.write_state(status=status_on_error, error=describe(exc, 300))
+        if isinstance(exc, OSError) and is_disk_full(exc):
+            then = (f"resume with python -m evostyle.search --resume {out}" if status_on_error else
+                    f"rebuild the report with python -m evostyle.report {out}")
+            raise ResourceError(f"no space left on device while writing {exc.filename or 'a file'} in {out}; "
+                                f"free some space, then {then}") from None
+        raise
+
+
+def _solve(cfg: SearchConfig, objective, dim: int, init: torch.Tensor, device):
+    """Run the outer loop of ``cfg`` over the unit cube [0, 1]^dim from ``init`` (P, dim); returns its
+    OptimizeResult."""
+    from evostyle.de import GDE3, DifferentialEvolution, RandomSearch, scipy_differential_evolution
+    from evostyle.search.scoring import OBJECTIVES
+    bounds = [(0.0, 1.0)] * dim
+    if cfg.optimizer == "random":
+        return RandomSearch(objective, bounds, maxiter=cfg.maxiter, init=init, seed=cfg.seed, device=device).solve()
+    common = dict(strategy=resolved_strategy(cfg), maxiter=cfg.maxiter, recombination=cfg.recombination,
+                  mutation=tuple(cfg.mutation) if isinstance(cfg.mutation, list) else cfg.mutation, seed=cfg.seed)
+    if cfg.optimizer == "scipy-de":
+        return scipy_differential_evolution(objective, bounds, init=init.numpy(), tol=cfg.tol, atol=cfg.atol,
+                                            **common)
+    if OBJECTIVES.get(cfg.objective).multi:
+        return GDE3(objective, bounds, init=init, boundary=cfg.boundary, device=device, **common).solve()
+    return DifferentialEvolution(objective, bounds, init=init, tol=cfg.tol, atol=cfg.atol, boundary=cfg.boundary,
+                                 device=device, **common).solve()
+
+
+def _front_member(row: dict, space, ev) -> dict:
+    """A front member for summary.json: where it was evaluated, its parameters and objectives, and
+    the files of its outputs (under images/, when saved)."""
+    g, c = int(row["generation"]), int(row["candidate"])
+    sc = ev.score
+    return {"generation": g, "candidate": c,
+            "params": {n: float(row[f"param_{n}"]) for n in space.names if space.get(n).searched},
+            sc.quality_column: float(row[sc.quality_column]), sc.diversity_column: float(row[sc.diversity_column]),
+            "fitness": float(row["fitness"]), "images": [f"images/g{g:03d}_c{c:03d}_k{k}.jpg" for k in range(ev.k)]}
+
+
+def _record(cfg: SearchConfig, engine, space, ev) -> dict:
+    """config.json of a new run: the resolved config and everything needed to reproduce and read it."""
+    from evostyle.transfer.compiling import resolve_compile_mode
+    used, why = compile_choice(cfg, engine.device, _hw(engine))  # as build applied it
+    if cfg.reference_point is None:
+        reference, how = [ev.reference_quality(), 0.0], ("the unstylised content image's quality (the worst "
+                                                          "over the pure styles and the default mix), diversity 0")
+    else:
+        reference, how = [cfg.reference_point[0], -cfg.reference_point[1]], "reference_point in the config"
+    return {"config": cfg.to_dict(), "space": space.describe(), "weights": engine.weights_info,
+            "environment": environment(engine.device), "seed": cfg.seed,
+            "image_size": list(_hw(engine)), "columns": ev.columns, "strategy": resolved_strategy(cfg),
+            "compile": {"used": used, "why": why,
+                        "mode": resolve_compile_mode(cfg.compile_mode, engine.device) if used else None},
+            "hypervolume": {"objectives": [ev.score.quality_column, f"-{ev.score.diversity_column}"],
+                            "reference": reference, "how": how}}
+
+
+def _open_existing(out: Path, log: RunLog) -> tuple[dict, list[dict]]:
+    """Check a run to resume (marker, unedited config, state) and load its logged rows: (config.json
+    record, candidate rows). The caller holds the run's lock."""
+    from evostyle.io.rundir import config_hash, read_marker
+    marker = read_marker(out)
+    rec = read_json(out / RunLog.CONFIG, "run config")
+    if not isinstance(rec, dict) or config_hash(rec.get("config")) != marker.get("config_sha256"):
+        raise EvostyleError(f"{out / RunLog.CONFIG} was changed after the run started (its config no longer "
+                            f"matches the hash in {out / '.evostyle-run'}); restore it or start a new run")
+    if not isinstance(rec.get("hypervolume", {}).get("reference"), list):
+        raise EvostyleError(f"{out / RunLog.CONFIG} has no hypervolume reference; start a new run")
+    cached, _ = log.resume()
+    return rec, cached
+
+
+def _create(out: Path, overwrite: bool, cfg: SearchConfig, engine, space, ev, log: RunLog) -> dict:
+    """Lay out a new run in ``out`` (its lock held by the caller): marker, config.json, empty logs,
+    state, the input images. Returns the config.json record."""
+    from evostyle.io.images import save_image
+    from evostyle.io.rundir import prepare_new, write_marker
+    kept = prepare_new(out, overwrite)
+    if kept:
+        shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+        print(f"note: --overwrite replaced the run in {out} and kept {len(kept)} file(s) evostyle did not write: "
+              f"{shown}", file=sys.stderr)
+    record = _record(cfg, engine, space, ev)
+    write_marker(out, record["config"])
+    log.create(record)
+    save_image(engine.content, out / "content.png")
+    for i, s in enumerate(engine.styles):
+        save_image(s, out / f"style_{i}.png")
+    return record
+
+
+def _undo_create(out: Path, lock, existed: bool, refused: bool) -> None:
+    """After a new run could not be laid out: remove what this call wrote (never a user's file), so
+    that nothing half-made looks like a run and the same command works again."""
+    from evostyle.io.rundir import layout_files
+    if not refused:  # a refused folder was not touched; a failed creation wrote some of the layout
+        for f in layout_files(out):
+            with contextlib.suppress(OSError):
+                f.unlink()
+        for sub in ("best", "images"):
+            with contextlib.suppress(OSError):
+                (out / sub).rmdir()
+    lock.discard_if_new()
+    if not existed:
+        with contextlib.suppress(OSError):
+            out.rmdir()  # the folder this call made, now empty
+
+
+def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False, overwrite: bool = False,
+               quiet: bool = False, report: bool = True) -> dict:
+    """Run (or resume) a search; returns the summary dict (also written to summary.json).
+
+    Every input error is raised before anything is written. The run directory is locked for the
+    duration (a second process on it gets a one-line error), SIGINT / SIGTERM / SIGHUP stop it cleanly
+    (:mod:`evostyle.signals`), and any other error marks it ``failed``; both can be resumed.
+    """
+    from evostyle.io.rundir import RunLock, ensure_dir, read_marker
+
+    out = Path(out) if out else default_run_dir()
+    if resume:
+        read_marker(out)  # a run evostyle made: nothing (not even a lock file) goes into another folder
+        if RunLog.check_state(out).get("status") == "finished":
+            if not quiet:
+                print(f"note: {out} is already finished; nothing to resume", file=sys.stderr)
+            return read_json(out / "summary.json", "run summary")
+    engine, space, ev = build(cfg)
+    log = RunLog(out, ev.columns, GEN_COLUMNS)
+    existed = out.exists()
+    with RunLock(out if resume else ensure_dir(out), "resume" if resume else "search") as lock:
+        if resume:
+            rec, cached = _open_existing(out, log)
+        else:
+            try:
+                rec, cached = _create(out, overwrite, cfg, engine, space, ev, log), []
+            except (EvostyleError, OSError) as exc:
+                _undo_create(out, lock, existed, refused=isinstance(exc, EvostyleError))
+                if is_disk_full(exc):
+                    raise ResourceError(f"no space left on device while creating the run in {out}; free some "
+                                        "space and run the command again") from None
+                raise
+        with _state_on_error(log, out):
+            summary = _search(cfg, out, engine, space, ev, log, cached, rec["hypervolume"]["reference"], quiet)
+        if report:
+            from evostyle.report.html import write_report
+            with _state_on_error(log, out, status_on_error=None):
+                write_report(out)
+    return summary
+
+
+def _search(cfg, out, engine, space, ev, log, cached, reference, quiet) -> dict:
+    """The generations (replaying ``cached`` rows), then the baseline and summary.json; state finished."""
+    from evostyle.de.solver import latin_hypercube
+    from evostyle.search.signals import StopSignals
+    gen = torch.Generator().manual_seed(cfg.seed)
+    init = latin_hypercube(cfg.popsize, space.dim, gen)
+    progress = None
+    if not quiet:
+        from tqdm.auto import tqdm
+        progress = tqdm(total=cfg.maxiter + 1, desc="generations", unit="gen", file=sys.stderr)
+    t0 = time.perf_counter()
+    with StopSignals(quiet) as signals:
+        obj = SearchObjective(ev, log, out, cached, progress, objective=cfg.objective,
+                              reference=reference, save_images=cfg.save_images, signals=signals)
+        try:
+            res = _solve(cfg, obj, space.dim, init, engine.device)
+        finally:
+            if progress is not None:
+                progress.close()
+        best = obj.best_row
+        best_values = {n: float(best[f"param_{n}"]) for n in space.names}
+        front, hv = obj.front()
+        base = ev.baseline(best_values)
+        summary = {"best": {"fitness": float(best["fitness"]), "generation": int(best["generation"]),
+                            "candidate": int(best["candidate"]), "params": best_values,
+                            "searched": [q.name for q in space.searched],
+                            **{c: float(best[c]) for c in SCORE_COLUMNS}},
+                   "baseline_same_target": {c: float(base.terms[c][0]) for c in SCORE_COLUMNS},
+                   "optimizer": {"name": cfg.optimizer, "objective": cfg.objective,
+                                 "strategy": resolved_strategy(cfg) if cfg.optimizer != "random" else None,
+                                 "message": str(res.message), "nit": int(res.nit), "nfev_points": obj.nfev,
+                                 "success": bool(res.success)},
+                   "front": [_front_member(r, space, ev) for r in front], "hypervolume": hv,
+                   "hypervolume_reference": list(obj.reference),
+                   "seconds": time.perf_counter() - t0, "replayed_generations": obj.replayed,
+                   "seconds_by_phase": obj.phase_seconds,
+                   "weights": engine.weights_info["used"], "device": str(engine.device), "out": str(out)}
+        with signals.critical():
+            atomic_write_json(out / "summary.json", summary)
+            log.write_state(status="finished")
+    return summary

@@ -1,0 +1,118 @@
+"""One object that holds everything a style transfer needs: images, network, style targets, settings.
+
+The transfer CLI and the search's evaluator both go through :class:`StyleEngine`, so they agree on
+how images are loaded and sized and which layers are used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from evostyle.errors import EvostyleError
+from evostyle.io.images import load_image, resize
+from evostyle.network.device import device_info, resolve_device
+from evostyle.network.features import LAYER_INDEX, LAYER_NAMES, VGGFeatures
+from evostyle.style.targets import StyleTargets
+from evostyle.transfer.config import TransferConfig
+from evostyle.transfer.run import TransferResult, run_transfer
+
+
+def _check_depth(hw: tuple[int, int], layers) -> None:
+    """Each pooling halves the map; refuse images too small for the deepest layer."""
+    deepest = max(layers, key=lambda n: LAYER_INDEX[n])
+    pools = sum(1 for n in LAYER_NAMES[:LAYER_INDEX[deepest]] if n.startswith("pool"))
+    need = 2 ** pools
+    if min(hw) < need:
+        raise EvostyleError(f"output size {hw[1]}x{hw[0]} px is too small for layer {deepest}: each side needs "
+                            f"at least {need} px; raise --size")
+
+
+class StyleEngine:
+    """Content + S style images + VGG19 + targets builder.
+
+    Args:
+        content: path or (3, H, W) tensor; resized so its long side is ``size`` px.
+        styles: paths or tensors; each resized to exactly the content's (H, W) (needed by the spatially
+            aware measures and by spatial rotation; for Gram targets it only fixes the scale).
+        cfg: :class:`~evostyle.transfer.TransferConfig`.
+        size: long side of the output in px.
+        rotation_mode / shuffle: see :mod:`evostyle.rotations` and :mod:`evostyle.targets`.
+        weights / seed / pool: see :class:`~evostyle.features.VGGFeatures`; ``seed`` also seeds the
+            channel-rotation bases.
+        device: ``auto`` | ``cpu`` | ``cuda[:N]`` or a torch.device.
+    """
+
+    def __init__(self, content, styles, cfg: TransferConfig, size: int = 256, rotation_mode: str = "rectified",
+                 shuffle: str = "none", weights: str = "auto", seed: int = 0, pool: str = "max",
+                 device="auto", model: VGGFeatures | None = None):
+        cfg.validate()
+        self.cfg = cfg
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.content = self._load(content, size)
+        hw = tuple(self.content.shape[-2:])
+        _check_depth(hw, list(cfg.style_layers) + [cfg.content_layer])
+        self.styles = [self._load(s, hw) for s in styles]
+        layers = list(dict.fromkeys(list(cfg.style_layers) + [cfg.content_layer]))
+        self.model = (model or VGGFeatures(layers, weights=weights, seed=seed, pool=pool)).to(self.device)
+        self.targets = StyleTargets(self.model, self.styles, cfg.style_layers, cfg.measure, rotation_mode,
+                                    shuffle, seed, self.device)
+        self.rotation_mode, self.shuffle, self.seed = rotation_mode, shuffle, seed
+        # rows per chunk that fit in memory, learned from an out-of-memory retry; later runs start there
+        self.chunk_cap: int | None = None
+        self._content_feat: torch.Tensor | None = None
+
+    @staticmethod
+    def _load(img, size):
+        if isinstance(img, (str, Path)):
+            return load_image(img, size)
+        return resize(img.float(), size)
+
+    @property
+    def content_features(self) -> torch.Tensor:
+        """(1, C, h, w) float32 features of the content image at the content layer (computed once),
+        what outputs are scored against (the transfer computes its own, in its precision)."""
+        if self._content_feat is None:
+            with torch.no_grad():
+                x = self.content[None].to(self.device, torch.float32)
+                self._content_feat = self.model(x, (self.cfg.content_layer,))[self.cfg.content_layer].float()
+        return self._content_feat
+
+    @property
+    def weights_info(self) -> dict:
+        return self.model.weights_info
+
+    def device_info(self) -> dict:
+        return device_info(self.device)
+
+    def run(self, mix, angles, rotation_weight, layer_weights=None, content_weights=None,
+            style_weights=None, noise_seeds=None, log=None) -> TransferResult:
+        """Build per-row targets and optimise B rows: :meth:`build_targets` then :meth:`optimise`.
+        Shapes as in ``StyleTargets.build``."""
+        return self.optimise(self.build_targets(mix, angles, rotation_weight), layer_weights, content_weights,
+                             style_weights, noise_seeds, log)
+
+    def build_targets(self, mix, angles, rotation_weight) -> dict[str, torch.Tensor]:
+        """Per-row style targets {layer: (B, ...)} on the device; see ``StyleTargets.build``."""
+        return self.targets.build(mix, angles, rotation_weight)
+
+    def optimise(self, targets, layer_weights=None, content_weights=None, style_weights=None, noise_seeds=None,
+                 log=None, compile: bool | None = None) -> TransferResult:
+        """Optimise B rows towards ``targets`` (from :meth:`build_targets`).
+
+        ``compile`` overrides ``cfg.compile`` for this run (None: the config's setting).
+
+        If a run had to split its batch after running out of memory, the chunk size that worked is
+        kept, so the next generations do not run out of memory first again.
+        """
+        cfg = self.cfg if compile is None else dataclasses.replace(self.cfg, compile=bool(compile))
+        if self.chunk_cap is not None and (cfg.max_batch is None or cfg.max_batch > self.chunk_cap):
+            cfg = dataclasses.replace(cfg, max_batch=self.chunk_cap)
+        rows = next(iter(targets.values())).shape[0]
+        res = run_transfer(self.model, self.content, targets, cfg, layer_weights, content_weights,
+                           style_weights, noise_seeds, self.device, log)
+        if res.chunk_size < min(rows, cfg.max_batch or rows):
+            self.chunk_cap = res.chunk_size
+        return res

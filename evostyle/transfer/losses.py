@@ -1,0 +1,59 @@
+"""The loss terms of one optimisation step for B rows, and one step's terms and gradient."""
+
+from __future__ import annotations
+
+import torch
+
+from evostyle.style.measures import content_term, sq_norm, style_term, total_variation
+
+
+def denominators(content_feat, targets, cfg) -> dict:
+    """{"content" and each style layer: the target's squared norm (B or 1,)}, the fixed denominators
+    of the normalised terms, computed once per optimisation; {} when ``cfg.normalize`` is off."""
+    if not cfg.normalize:
+        return {}
+    return {"content": sq_norm(content_feat), **{l: sq_norm(targets[l]) for l in cfg.style_layers}}
+
+
+def loss_terms(model, x, content_feat, targets, denoms, layer_w, cw, sw, cfg, prec, device, tv: bool = True):
+    """Forward pass and named per-row loss terms for images x (B,3,H,W); ``denoms`` from
+    :func:`denominators`. ``tv=False`` leaves out the total variation, which is allowed only when its
+    weight is 0 (then it is only reported, and the optimisation steps need not compute it)."""
+    with prec.autocast(device):
+        feats = model(x)
+    terms = {"content": content_term(feats[cfg.content_layer], content_feat, cfg.normalize, denoms.get("content"))}
+    per_layer = [style_term(feats[l], targets[l], cfg.measure, cfg.normalize, denoms.get(l))
+                 for l in cfg.style_layers]
+    terms.update({f"style_{l}": t for l, t in zip(cfg.style_layers, per_layer)})
+    style = (layer_w * torch.stack(per_layer, 1)).sum(1)  # (B, L) weights: three operators, not 3L
+    terms["style"] = style
+    total = cw * terms["content"] + sw * style
+    if tv or cfg.tv_weight:
+        # with no TV weight the term is only reported: keep it out of the backward pass (its slices'
+        # gradient is image-sized work in the other memory layout, which then slows every Adam update)
+        terms["tv"] = total_variation(x if cfg.tv_weight else x.detach())
+        total = total + cfg.tv_weight * terms["tv"]
+    terms["total"] = total
+    return terms
+
+
+def evaluate_step(fn, args, failed: torch.Tensor, last: bool):
+    """Loss terms of one step through ``fn`` and, unless ``last``, the gradient w.r.t. the images.
+
+    ``args`` are ``loss_terms``' arguments (the images x second); ``failed`` (B,) is updated in place with
+    rows whose total loss is not finite. The total variation is computed in the steps only if it is
+    weighted, and always in the ``last`` evaluation, which reports it. Returns (terms, grad or None).
+    """
+    with torch.set_grad_enabled(not last):
+        terms = fn(*args, tv=last)
+    total = terms["total"]
+    failed |= ~torch.isfinite(total)
+    if last:
+        return terms, None
+    loss = torch.where(failed, torch.zeros_like(total), total).sum()
+    x = args[1]
+    grad, = torch.autograd.grad(loss, x)
+    if x.is_contiguous(memory_format=torch.channels_last) and not grad.is_contiguous(
+            memory_format=torch.channels_last):  # one copy here instead of mixed-layout Adam kernels
+        grad = grad.contiguous(memory_format=torch.channels_last)
+    return terms, grad

@@ -1,0 +1,86 @@
+"""The inner optimisers over a batch of images: Adam fused with sanitising and clamping, and a per-row L-BFGS."""
+
+from __future__ import annotations
+
+import torch
+
+
+def sanitise(grad: torch.Tensor, failed: torch.Tensor) -> torch.Tensor:
+    """The gradient (B, 3, H, W) with NaN/inf replaced by finite values and failed rows (B,) zeroed."""
+    return torch.where(failed.view(-1, 1, 1, 1), torch.zeros_like(grad), torch.nan_to_num(grad))
+
+
+def adam_clamp(x, m, v, grad, failed, step_size, bc2_sqrt, b1: float, b2: float, eps: float):
+    """In place: one Adam step of the images x on the sanitised gradient, then x clamped to [0, 1].
+
+    x, m, v, grad: (B, 3, H, W); failed: (B,) bool; step_size = lr / (1 - b1^t) and bc2_sqrt =
+    sqrt(1 - b2^t) are 0-d tensors, so that one compiled version (one fused kernel) serves every step.
+    """
+    g = sanitise(grad, failed)
+    m.lerp_(g, 1 - b1)
+    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+    x.sub_(step_size * m / (v.sqrt() / bc2_sqrt + eps))
+    x.clamp_(0.0, 1.0)
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) on one tensor, the arithmetic of ``torch.optim.Adam`` to rounding
+    (elementwise, so rows stay independent); kept here to avoid torch.optim's import-time cost and to
+    fuse the update into one kernel when compiled."""
+
+    def __init__(self, x: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.x, self.lr, self.b1, self.b2, self.eps = x, lr, betas[0], betas[1], eps
+        self.m = torch.zeros_like(x)
+        self.v = torch.zeros_like(x)
+        self.t = 0
+        self._step_size, self._bc2_sqrt = x.new_zeros(()), x.new_zeros(())  # 0-d: filled each step
+
+    @torch.no_grad()
+    def step(self, grad: torch.Tensor, failed: torch.Tensor, fn=adam_clamp):
+        """Sanitise the gradient, step and clamp the images to [0, 1], through ``fn`` (``adam_clamp``
+        or its compiled version)."""
+        self.t += 1
+        self._step_size.fill_(self.lr / (1 - self.b1 ** self.t))
+        self._bc2_sqrt.fill_((1 - self.b2 ** self.t) ** 0.5)
+        fn(self.x, self.m, self.v, grad, failed, self._step_size, self._bc2_sqrt, self.b1, self.b2, self.eps)
+
+
+class BatchedLBFGS:
+    """L-BFGS without line search (as torch.optim.LBFGS with line_search_fn=None) kept per row."""
+
+    def __init__(self, x: torch.Tensor, lr: float, history: int = 10):
+        self.x, self.lr, self.m = x, lr, history
+        self.s, self.y, self.rho = [], [], []
+        self.gamma = torch.ones(x.shape[0], device=x.device)
+        self.prev_x = self.prev_g = None
+
+    @torch.no_grad()
+    def step(self, grad: torch.Tensor):
+        b = grad.shape[0]
+        g = grad.reshape(b, -1).double()
+        x = self.x.detach().reshape(b, -1).double().clone()  # a copy: self.x changes in place
+        if self.prev_g is not None:
+            s, y = x - self.prev_x, g - self.prev_g
+            ys = (s * y).sum(1)
+            ok = ys > 1e-10
+            rho = torch.where(ok, 1.0 / ys.clamp_min(1e-10), torch.zeros_like(ys))
+            self.s.append(s * ok[:, None]), self.y.append(y * ok[:, None]), self.rho.append(rho)
+            if len(self.s) > self.m:
+                self.s.pop(0), self.y.pop(0), self.rho.pop(0)
+            yy = (y * y).sum(1).clamp_min(1e-30)
+            self.gamma = torch.where(ok, ys / yy, self.gamma.double())
+        q, alphas = g.clone(), []
+        for s, y, r in zip(reversed(self.s), reversed(self.y), reversed(self.rho)):
+            a = r * (s * q).sum(1)
+            q -= a[:, None] * y
+            alphas.append(a)
+        z = self.gamma.double()[:, None] * q
+        for (s, y, r), a in zip(zip(self.s, self.y, self.rho), reversed(alphas)):
+            z += s * (a - r * (y * z).sum(1))[:, None]
+        if self.prev_g is None:
+            t = (self.lr * torch.clamp(1.0 / g.abs().sum(1).clamp_min(1e-30), max=1.0))[:, None]
+        else:
+            t = self.lr
+        self.prev_x, self.prev_g = x, g
+        new = (x - t * z).reshape(self.x.shape)
+        self.x.copy_(new.to(self.x.dtype))

@@ -12,6 +12,10 @@ import errno
 import sys
 import warnings
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Iterable
 
 EXIT_USAGE = 2
 """Exit status for bad input (same as argparse's)."""
@@ -39,7 +43,7 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
-def unknown(kind: str, name, valid) -> EvostyleError:
+def unknown(kind: str, name: object, valid: Iterable) -> EvostyleError:
     """The standard "unknown <kind> 'name'; valid: a, b, c" error (choices in the given order)."""
     return EvostyleError(f"unknown {kind} {name!r}; valid: {', '.join(map(str, valid))}")
 

@@ -8,9 +8,13 @@ users add their own variants from Python with :meth:`Registry.register`, without
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from evostyle.errors import EvostyleError, unknown
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import ItemsView
+    from typing import Any
 
 T = TypeVar("T")
 
@@ -26,7 +30,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._items: dict[str, T] = {}
 
-    def register(self, name: str, obj: T | None = None, *, replace: bool = False):
+    def register(self, name: str, obj: T | None = None, *, replace: bool = False) -> Any:
         """Add ``obj`` under ``name`` and return it; without ``obj``, a decorator that does so.
 
         Registering a name twice is an error unless ``replace`` is true (so a typo cannot silently
@@ -61,7 +65,7 @@ class Registry(Generic[T]):
     def names(self) -> tuple[str, ...]:
         return tuple(self._items)
 
-    def items(self):
+    def items(self) -> ItemsView[str, T]:
         return self._items.items()
 
     def __contains__(self, name: object) -> bool:

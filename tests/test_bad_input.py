@@ -81,10 +81,10 @@ CASES = [
     ("NaN fixed value (x0)", ["--fix", "angle_0=nan"], "fixed value must be finite"),
     ("unknown parameter", ["--fix", "angle_7=0"], "unknown parameter 'angle_7'"),
     ("fixed value out of bounds", ["--fix", "mix=2"], "parameter mix: fixed value 2 is outside its bounds [0, 1]"),
-    ("popsize too small", ["--popsize", "3"], "popsize (the population size) must be an integer in [5, "),
+    ("popsize too small", ["--popsize", "3"], "population (--population, --popsize) must be an integer in [5, "),
     ("negative weight", ["--diversity-weight", "-1"], "diversity-weight must be finite and >= 0"),
     ("outputs < 1", ["--outputs", "0"], "outputs must be an integer in [1, 1,024], got 0"),
-    ("steps <= 0", ["--steps", "0"], "steps must be an integer in [1, "),
+    ("steps <= 0", ["--steps", "0"], "steps must be an integer >= 1"),
     ("unwritable out", ["--out", "{d}/afile/run"], "cannot write to output directory"),
     ("unknown config key", ["--config", "{d}/unknown.toml"], "unknown config key 'colour'"),
     ("wrong config type", ["--config", "{d}/types.toml"], "config key 'popsize' must be an integer"),
@@ -125,7 +125,7 @@ CASES = [
     ("unknown fitness loss", ["--config", "{d}/fitness_loss.toml"], "unknown fitness loss 'vibes'"),
     ("negative init noise", ["--config", "{d}/noise.toml"], "init-noise must be finite and >= 0"),
     ("zero max batch", ["--max-batch", "0"], "max-batch must be >= 1"),
-    ("size too large", ["--size", "9000"], "size must be between 8 and 8192 px"),
+    ("size too large", ["--size", "9000"], "size must be an integer in [8, 8,192], got 9000"),
     ("negative loss cap", ["--loss-cap", "-1"], "loss-cap must be a positive number"),
 ]
 

@@ -110,8 +110,9 @@ def test_race_sides_fix_their_compile_setting():
     reference stays eager fp32 one candidate at a time however long the race."""
     from evostyle.bench.bench import REFERENCE, race_configs
     c = race_configs(256, 1000, 20, 30, 4, "cpu", "random", (False, True))
-    assert [c[k].compile for k in ("torch-de batched", REFERENCE, "torch-de batched compiled")] == [False, False, True]
-    assert c[REFERENCE].precision == "fp32" and c[REFERENCE].max_batch == 4
+    sides = ("torch-de batched", REFERENCE, "torch-de batched compiled")
+    assert [c[k].transfer.compile for k in sides] == [False, False, True]
+    assert c[REFERENCE].transfer.precision == "fp32" and c[REFERENCE].transfer.max_batch == 4
 
 
 def test_race_compiled_and_eager_share_one_reference(monkeypatch, fake_compile):
@@ -148,7 +149,7 @@ def test_bad_race_setting_fails_before_the_grid(tmp_path, capsys):
               "--out", str(tmp_path)])
     assert exc.value.code == 2
     captured = capsys.readouterr()
-    assert "popsize (the population size) must be an integer in [5, " in captured.err
+    assert "population (--population, --popsize) must be an integer in [5, " in captured.err
     assert "ms/image-step" not in captured.out and not (tmp_path / "bench.json").exists()
 
 

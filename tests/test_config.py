@@ -20,14 +20,14 @@ from evostyle.search.config import make_config
     ({"compile_mode": 1}, "config key 'compile_mode' must be a string"),
     ({"style": []}, "at least one --style image is needed"),
     ({"outputs": 0}, "outputs must be an integer in [1, 1,024]"),
-    ({"steps": 0}, "steps must be an integer in [1, "),
-    ({"maxiter": -1}, "maxiter must be an integer in [0, "),
+    ({"steps": 0}, "steps must be an integer >= 1"),
+    ({"maxiter": -1}, "maxiter must be >= 0"),
     ({"lr": 0}, "lr must be a positive number"),
     ({"tol": float("nan")}, "tol must be finite and >= 0"),
     ({"recombination": 1.5}, "recombination must be in [0, 1]"),
     ({"mutation": [1.0, 0.5]}, "mutation must be [low, high] with 0 <= low <= high <= 2"),
     ({"mutation": 3}, "mutation must be in [0, 2]"),
-    ({"size": 4}, "size must be between 8 and 8192 px"),
+    ({"size": 4}, "size must be an integer in [8, 8,192], got 4"),
     ({"max_batch": 0}, "max-batch must be >= 1"),
     ({"loss_cap": -1}, "loss-cap must be a positive number"),
     ({"optimizer": "scipy-de", "boundary": "reflect"}, "scipy-de only supports boundary 'resample'"),
@@ -41,8 +41,8 @@ def test_bad_values_are_refused(values, msg):
 
 def test_good_values_are_normalised():
     cfg = make_config({"lr": 1, "search": "angles", "mutation": [0.4, 0.9], "max_batch": 8})
-    assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.search == ["angles"]
-    assert cfg.to_dict()["mutation"] == [0.4, 0.9] and cfg.max_batch == 8
+    assert cfg.transfer.lr == 1.0 and isinstance(cfg.transfer.lr, float) and cfg.space.search == ["angles"]
+    assert cfg.to_dict()["de"]["mutation"] == [0.4, 0.9] and cfg.transfer.max_batch == 8
 
 
 def test_toml_image_paths_are_taken_beside_the_file(tmp_path):
@@ -67,7 +67,7 @@ def test_compile_auto_compiles_long_searches_on_cuda_only():
     from evostyle.search.config import COMPILE_AUTO_MIN_WORK, compile_choice
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     race = make_config({"popsize": 8, "maxiter": 5, "outputs": 4, "steps": 200})  # 38 400 image-steps
-    assert race.compile == "auto"
+    assert race.transfer.compile == "auto"
     assert compile_choice(race, cuda, (256, 256)) == (False, "auto: 38,400 planned 256 px image-steps, under 100,000")
     long_ = make_config({"popsize": 16, "maxiter": 20, "outputs": 4, "steps": 300})  # 403 200 image-steps
     use, why = compile_choice(long_, cuda, (256, 256))
@@ -83,13 +83,13 @@ def test_compile_auto_compiles_long_searches_on_cuda_only():
 def test_compile_flag_values():
     from evostyle.cli.search import build_parser, config_from_args
     cfg = lambda *a: config_from_args(build_parser().parse_args(list(a)))
-    assert cfg().compile == "auto"
-    assert cfg("--compile").compile is True  # a bare flag, as before
-    assert cfg("--compile", "on").compile is True
-    assert cfg("--compile", "off").compile is False
-    assert cfg("--compile", "auto").compile == "auto"
-    assert cfg().compile_mode == "auto"
-    assert cfg("--compile-mode", "reduce-overhead").compile_mode == "reduce-overhead"
+    assert cfg().transfer.compile == "auto"
+    assert cfg("--compile").transfer.compile is True  # a bare flag, as before
+    assert cfg("--compile", "on").transfer.compile is True
+    assert cfg("--compile", "off").transfer.compile is False
+    assert cfg("--compile", "auto").transfer.compile == "auto"
+    assert cfg().transfer.compile_mode == "auto"
+    assert cfg("--compile-mode", "reduce-overhead").transfer.compile_mode == "reduce-overhead"
 
 
 def test_compile_mode_reaches_the_engine():
@@ -98,3 +98,29 @@ def test_compile_mode_reaches_the_engine():
     engine, _, _ = build(make_config({"compile_mode": "reduce-overhead", "size": 32, "device": "cpu",
                                        "weights": "random", "compile": True}))
     assert engine.cfg.compile_mode == "reduce-overhead" and engine.cfg.compile is True
+
+
+def test_the_resolved_config_round_trips_flat_nested_and_through_config_json(tmp_path):
+    import json
+
+    from evostyle.search.config import FIELDS, SearchConfig, load_toml
+    cfg = make_config({"popsize": 7, "mutation": 0.6, "search": ["angles"], "fixed": {"angle_0": 0.0},
+                       "compile": True, "reference_point": [3, 0], "loss_cap": 9})
+    assert cfg.de.population == 7 and cfg.get("popsize") == 7  # the old name is an alias
+    assert make_config(cfg.to_dict()) == cfg  # nested, as config.json writes it
+    assert make_config({name: cfg.get(name) for name in FIELDS}) == cfg  # flat, as a TOML file usually is
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"config": cfg.to_dict(), "seed": 0}))  # a run record
+    assert make_config(load_toml(path)) == cfg
+    assert SearchConfig().validate() == make_config({})
+
+
+def test_every_setting_has_a_flag_help_and_a_section(capsys):
+    from evostyle.cli.search import build_parser
+    from evostyle.search.config import FIELDS
+    actions = {a.dest: a for a in build_parser()._actions}
+    for name, (_, f) in FIELDS.items():
+        assert name in actions and actions[name].help and f.metadata["help"], name
+    assert set(actions["population"].option_strings) == {"--population", "--popsize"}
+    with pytest.raises(EvostyleError, match="unknown config key 'colour'"):
+        make_config({"de": {"colour": 1}})

@@ -79,7 +79,7 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
     assert gens.generation.tolist() == [0, 1, 2] and gens.best_fitness.is_monotonic_decreasing
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["weights"]["used"] == "random" and cfg["seed"] == 1 and "torch" in cfg["environment"]
-    assert cfg["config"]["popsize"] == 5
+    assert cfg["config"]["de"]["population"] == 5
     assert cfg["compile"] == {"used": False, "why": "auto: not on CUDA", "mode": None}
     assert json.loads((out / "state.json").read_text())["status"] == "finished"
     summary = json.loads((out / "summary.json").read_text())
@@ -148,7 +148,7 @@ def test_resume_refuses_settings_beside_it(tmp_path, capsys):
         main(["--resume", str(tmp_path / "run"), "--popsize", "6", "--max-batch", "4"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "--resume uses the run's saved config; drop --popsize, --max-batch" in err
+    assert "--resume uses the run's saved config; drop --population, --max-batch" in err
     assert "Traceback" not in err
 
 
@@ -178,9 +178,10 @@ def test_example_config_file_loads():
     from evostyle.search.config import load_toml
     path = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "rotation_search.toml"
     cfg = make_config(load_toml(path))
-    assert cfg.outputs == 4 and cfg.fixed == {"angle_0": 0.0} and cfg.bounds == {"layers": [0.2, 5.0]}
-    space = style_space(cfg.outputs, len(cfg.style), cfg.style_layers, cfg.search, cfg.rotation_mode,
-                        cfg.fixed, cfg.bounds)
+    sp = cfg.space
+    assert sp.outputs == 4 and sp.fixed == {"angle_0": 0.0} and sp.bounds == {"layers": [0.2, 5.0]}
+    space = style_space(sp.outputs, len(cfg.run.style), cfg.transfer.style_layers, sp.search, sp.rotation_mode,
+                        sp.fixed, sp.bounds)
     assert space.get("angle_0").value == 0.0 and space.get("layer_relu3_1").high == 5.0
 
 
@@ -192,8 +193,9 @@ def test_help_shows_the_effective_defaults(capsys):
     assert exc.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     d = SearchConfig()
-    assert f"per candidate (default: {d.steps})" in text and f"(default: {d.optimizer})" in text
-    assert f"(default: {' '.join(d.style)})" in text and "means on (default: auto)" in text
+    assert f"per candidate (default: {d.transfer.steps})" in text and f"(default: {d.de.optimizer})" in text
+    assert f"(default: {' '.join(d.run.style)})" in text and "means on (default: auto)" in text
+    assert "run settings: Inputs and where a search runs." in text and "``" not in text
     assert "(default: None)" not in text
 
 
@@ -286,3 +288,23 @@ def test_the_default_search_is_unchanged_by_the_restructuring(tmp_path):
     new = pd.read_csv(tmp_path / "run" / "candidates.csv").drop(columns=["seconds"])
     old = pd.read_csv(GOLDEN.with_name("golden_tiny_v1_candidates.csv")).drop(columns=["seconds"])
     pd.testing.assert_frame_equal(new, old, check_exact=False, rtol=1e-9, atol=1e-12)
+
+
+def test_run_search_returns_a_typed_result_and_a_callback_can_stop_it(tmp_path):
+    from evostyle.search import Generation, SearchResult
+    seen = []
+
+    def callback(gen: Generation):
+        seen.append(gen)
+        return gen.generation == 2  # stop after the third generation of five
+    res = run_search(tiny_cfg(maxiter=4), tmp_path / "run", quiet=True, report=False, callback=callback)
+    assert isinstance(res, SearchResult) and res.path == tmp_path / "run"
+    assert [g.generation for g in seen] == [1, 2] and [g.nfev for g in seen] == [10, 15]
+    assert all(len(g.rows) == 5 and g.best_fitness <= min(float(r["fitness"]) for r in g.rows) for g in seen)
+    assert res.optimizer["message"] == "callback function requested stop early"
+    assert len(res.candidates()) == 15 and res.fitness == res["best"]["fitness"] == res.candidates().fitness.min()
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["status"] == "finished"
+    again = SearchResult.from_dir(tmp_path / "run")
+    assert again.best == res.best and again.front == res.front
+    page = res._repr_html_()
+    assert "best fitness" in page and page.count("<img") == 2  # the two outputs (no report: no plots)

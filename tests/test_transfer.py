@@ -142,10 +142,10 @@ def test_oom_in_compiled_code_halves_the_chunk_and_keeps_compiling(model, small,
 
 
 @pytest.mark.parametrize("field,value,msg", [
-    ("steps", 0, "steps must be a positive"), ("optimizer", "sgd", "valid: adam, lbfgs"),
+    ("steps", 0, "steps must be an integer >= 1"), ("optimizer", "sgd", "valid: adam, lbfgs"),
     ("measure", "cos", "unknown measure"), ("style_weight", -1.0, "style-weight must be finite"),
-    ("content_weight", float("nan"), "content-weight"), ("init", "zeros", "unknown init"),
-    ("style_layers", ("relu7_1",), "unknown layer"), ("max_batch", 0, "max batch"),
+    ("content_weight", float("nan"), "content-weight"), ("init", "zeros", "unknown image init"),
+    ("style_layers", ("relu7_1",), "unknown layer"), ("max_batch", 0, "max-batch must be >= 1"),
     ("compile_mode", "fast", "unknown compile mode 'fast'")])
 def test_config_errors(field, value, msg):
     with pytest.raises(EvostyleError, match=msg):

@@ -31,9 +31,11 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
+from evostyle.cli.common import plain
 from evostyle.errors import EvostyleError, cli_errors, describe, unknown, warnings_to_stderr
 from evostyle.io.atomic import atomic_write_json, atomic_write_text
 from evostyle.io.images import load_image
@@ -49,13 +51,17 @@ from evostyle.transfer.compiling import compile_disabled, reset_compile, resolve
 from evostyle.transfer.config import COMPILE_MODES, TransferConfig
 from evostyle.transfer.run import run_transfer
 
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Callable, Sequence
+
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 _SWITCH = {"on": [True], "off": [False], "both": [False, True]}
 """An on/off/both flag as the list of settings to measure."""
 SEED = 0
 """Seed of the random-init weights and of the race's searches."""
 GFLOP_256 = 95.0
-"""Approximate GFLOP of one 256 px image-step (forward + backward to the image), from DESIGN.md."""
+"""Approximate GFLOP of one 256 px image-step (forward + backward to the image), counted from the layer
+shapes (docs/performance.md)."""
 
 
 def _setup(size: int, batch: int, device, weights: str):
@@ -80,7 +86,7 @@ def _time(model, content, targets, cfg, device) -> tuple[float, list[str]]:
 
 
 def throughput(size: int, batch: int, precision: str, channels_last: bool, compile_: bool, steps: int,
-               device, weights: str = "random", autotune: bool = False, repeats: int = 1,
+               device: torch.device | str, weights: str = "random", autotune: bool = False, repeats: int = 1,
                compile_mode: str = TransferConfig.compile_mode, min_seconds: float = 0.0) -> dict:
     """Measure one setting; returns a dict row (ms per image-step, image-steps/s, peak MiB per image).
 
@@ -137,8 +143,17 @@ def throughput(size: int, batch: int, precision: str, channels_last: bool, compi
     return row
 
 
-def race_configs(size: int, steps: int, popsize: int, maxiter: int, outputs: int, device: str, weights: str,
-                 compile_modes=(False,), compile_mode: str = TransferConfig.compile_mode) -> dict:
+def race_configs(
+    size: int,
+    steps: int,
+    popsize: int,
+    maxiter: int,
+    outputs: int,
+    device: str,
+    weights: str,
+    compile_modes: Sequence[bool] = (False,),
+    compile_mode: str = TransferConfig.compile_mode,
+) -> dict:
     """The validated search configs of the race: {name: SearchConfig} in running order: the eager
     batched side, the reference, then the compiled batched side (the slow one to start, so a call cut
     short still has the first ratio; torch.compile's ``compile_mode``), as ``compile_modes`` asks.
@@ -173,8 +188,18 @@ def _cold_compile():
         yield
 
 
-def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, device: str, weights: str,
-               compile_modes=(False,), report=None, compile_mode: str = TransferConfig.compile_mode) -> dict:
+def end_to_end(
+    size: int,
+    steps: int,
+    popsize: int,
+    maxiter: int,
+    outputs: int,
+    device: str,
+    weights: str,
+    compile_modes: Sequence[bool] = (False,),
+    report: Callable[[dict], None] | None = None,
+    compile_mode: str = TransferConfig.compile_mode,
+) -> dict:
     """Same search by torch DE + batched evaluator (per ``compile_modes``) and by the fp32 reference.
 
     A compiled side compiles from cold caches and its compilation is part of its wall time; the
@@ -193,7 +218,7 @@ def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, 
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, cfg) in enumerate(configs.items()):
             run_dir = Path(tmp) / f"side{i}"
-            with _cold_compile() if cfg.compile else contextlib.nullcontext():
+            with _cold_compile() if cfg.transfer.compile else contextlib.nullcontext():
                 t0 = time.perf_counter()
                 summ = run_search(cfg, run_dir, quiet=True, report=False)
                 wall = time.perf_counter() - t0
@@ -202,7 +227,7 @@ def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, 
             out[name] = {"seconds": wall, "later_generations_s": sum(float(g["eval_seconds"]) for g in gens[1:]),
                          "best_fitness": summ["best"]["fitness"], "evaluations": summ["optimizer"]["nfev_points"],
                          "seconds_by_phase": summ["seconds_by_phase"]}
-            if cfg.compile and compile_disabled():
+            if cfg.transfer.compile and compile_disabled():
                 out[name]["note"] = "ran eager: torch.compile failed (see the log on stderr)"
             ref = out.get(REFERENCE)
             for side_name, side in out.items():
@@ -214,7 +239,7 @@ def end_to_end(size: int, steps: int, popsize: int, maxiter: int, outputs: int, 
     return out
 
 
-def quality(size: int, steps: int, batch: int, precision: str, device, weights: str = "random",
+def quality(size: int, steps: int, batch: int, precision: str, device: torch.device | str, weights: str = "random",
             compile_: bool = False, compile_mode: str = TransferConfig.compile_mode) -> dict:
     """Final style and content loss of the same transfer in ``precision`` (compiled if ``compile_``)
     and in strict fp32 (eager).
@@ -239,7 +264,7 @@ def quality(size: int, steps: int, batch: int, precision: str, device, weights: 
     return out
 
 
-def profile(size: int, batch: int, precision: str, steps: int, device, weights: str = "random",
+def profile(size: int, batch: int, precision: str, steps: int, device: torch.device | str, weights: str = "random",
             rows: int = 15, compile_: bool = False, compile_mode: str = TransferConfig.compile_mode) -> dict:
     """Kernels of one ``steps``-step transfer of one batch under torch.profiler (after a warm-up run).
 
@@ -371,8 +396,8 @@ def _report_md(result: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m evostyle.bench", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m evostyle.bench", description=plain(__doc__))
     ap.add_argument("--sizes", type=int, nargs="+", default=None, help="default: 128 256 512 on CUDA, 64 on CPU")
     ap.add_argument("--batches", type=int, nargs="+", default=None, help="default: 1 8 32 64 on CUDA, 1 4 on CPU")
     ap.add_argument("--precisions", nargs="+", default=None, help="default: fp32 tf32 bf16 on CUDA, fp32 on CPU")

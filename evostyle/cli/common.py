@@ -1,4 +1,4 @@
-"""Help-text helper shared by the command lines."""
+"""Help-text helpers shared by the command lines."""
 
 from __future__ import annotations
 
@@ -24,3 +24,8 @@ def show_defaults(parser: argparse.ArgumentParser, defaults: dict | None = None)
         elif isinstance(v, (list, tuple)):
             v = " ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v)
         action.help = f"{action.help or ''} (default: {'none' if v is None else v})".lstrip()
+
+
+def plain(doc: str | None) -> str:
+    """A docstring's first line as plain text for ``--help`` (no reST ``literal`` markup)."""
+    return (doc or "").strip().splitlines()[0].replace("``", "") if doc else ""

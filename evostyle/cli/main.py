@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from evostyle.cli.common import plain
+
 COMMANDS = {"search": ("evostyle.cli.search", "search the parameters of style transfer with DE"),
             "transfer": ("evostyle.cli.transfer", "one batched style transfer"),
             "report": ("evostyle.cli.report", "(re)build a run's report"),
@@ -19,7 +21,7 @@ COMMANDS = {"search": ("evostyle.cli.search", "search the parameters of style tr
 def main(argv: list[str] | None = None) -> int:
     from evostyle import __version__
     argv = list(sys.argv[1:] if argv is None else argv)
-    ap = argparse.ArgumentParser(prog="evostyle", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="evostyle", description=plain(__doc__))
     ap.add_argument("--version", action="version", version=f"evostyle {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, text) in COMMANDS.items():

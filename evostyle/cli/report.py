@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from evostyle.cli.common import plain
 from evostyle.errors import EvostyleError, cli_errors
 from evostyle.report.html import write_report
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m evostyle.report", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m evostyle.report", description=plain(__doc__))
     ap.add_argument("run_dir", help="a run directory written by python -m evostyle.search")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args(argv)

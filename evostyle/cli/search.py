@@ -7,86 +7,64 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from pathlib import Path
 
-from evostyle.cli.common import show_defaults
+from evostyle.cli.common import plain, show_defaults
 from evostyle.errors import EvostyleError, cli_errors
 from evostyle.io.atomic import read_json
-from evostyle.search.config import OPTIMIZERS, SearchConfig, load_toml, make_config
+from evostyle.search.config import FIELDS, SECTIONS, SearchConfig, annotation, flatten, load_toml, make_config
 from evostyle.search.run import default_run_dir, run_search
 from evostyle.search.signals import Interrupted
 
 
+def _add_setting(p, name: str, f) -> None:
+    """One flag for the config setting ``name``, shaped by its annotation (see evostyle.search.config)."""
+    hint, meta = annotation(name), f.metadata
+    flags = ["--" + n.replace("_", "-") for n in (name, *meta["aliases"])]
+    kw: dict = {"dest": name, "help": meta["help"], "default": None}
+    if meta["choices"] is not None and name != "search":
+        kw["help"] += ": " + " | ".join(meta["choices"]())
+    if name in ("bounds", "fixed"):
+        kw.update(action="append", metavar=meta["metavar"])
+        if name == "fixed":
+            flags = ["--fix", "--fixed"]
+    elif name == "compile":
+        kw.update(nargs="?", const="on", choices=("auto", "on", "off"))
+    elif name == "style":
+        kw.update(action="append")
+        kw["help"] += "; repeat for several"
+    elif hint == list[str]:
+        kw.update(nargs="+")
+    elif name == "mutation":
+        kw.update(type=float, nargs="+", metavar="F")
+    elif name == "reference_point":
+        kw.update(type=float, nargs=2, metavar=meta["metavar"])
+    elif int in (hint, *typing.get_args(hint)):
+        kw.update(type=int)
+    elif float in (hint, *typing.get_args(hint)):
+        kw.update(type=float)
+    p.add_argument(*flags, **kw)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from evostyle.de import STRATEGIES
-    from evostyle.network.device import PRECISIONS
-    from evostyle.search.config import SAVE_IMAGES
-    from evostyle.search.scoring import DIVERSITY_METRICS, FITNESS_LOSSES, OBJECTIVES
-    from evostyle.search.space import SEARCH_GROUPS
-    from evostyle.style.measures import MEASURES
-    from evostyle.style.rotations import ROTATION_MODES
-    from evostyle.style.targets import SHUFFLE_MODES
-    from evostyle.transfer.config import COMPILE_MODES, INITS
-    p = argparse.ArgumentParser(prog="python -m evostyle.search", description=__doc__.splitlines()[0])
+    """Every setting of :class:`~evostyle.search.config.SearchConfig` as a flag, plus the run's own."""
+    p = argparse.ArgumentParser(prog="python -m evostyle.search", description=plain(__doc__))
+    p.add_argument("--config", help="TOML file (or a run's config.json) with any of the settings below; flags "
+                                    "override it")
+    groups = {s: p.add_argument_group(f"{s} settings", (cls.__doc__ or "").strip().splitlines()[0])
+              for s, cls in SECTIONS.items()}
+    for name, (section, f) in FIELDS.items():
+        _add_setting(groups[section], name, f)
     a = p.add_argument
-    alt = " | ".join
-    a("--config", help="TOML file with any of the settings below (flags override it)")
-    a("--content", help="content image (sample:NAME is a bundled image)")
-    a("--style", action="append", help="style image; repeat for several")
-    a("--optimizer", choices=OPTIMIZERS, help="outer loop: our torch-batched DE, scipy's DE, or random search "
-      "(the baseline, same budget)")
-    a("--objective", choices=OBJECTIVES, help="scalar: minimise fitness = quality - lambda * diversity; pareto: "
-      "the front of (quality, diversity) (GDE3 with torch-de)")
-    a("--strategy", help=f"DE strategy: auto (best1bin; rand1bin for pareto) | {alt(STRATEGIES)}")
-    a("--popsize", type=int, help="population size P (total, not scipy's multiplier)")
-    a("--maxiter", type=int, help="generations after the initial population")
-    a("--outputs", type=int, help="K outputs per candidate")
-    a("--search", nargs="+", help=f"parameter groups to search: {' '.join(SEARCH_GROUPS)}")
-    a("--fix", action="append", metavar="NAME=VALUE", help="fix one parameter, e.g. angle_0=0")
-    a("--bounds", action="append", metavar="NAME=LOW,HIGH", help="bounds of a parameter or group")
-    a("--rotation-mode", help=alt(ROTATION_MODES))
-    a("--shuffle", help=alt(SHUFFLE_MODES))
-    a("--measure", help=alt(MEASURES))
-    a("--size", type=int, help="long side of the outputs in px")
-    a("--steps", type=int, help="inner optimisation steps per candidate")
-    a("--lr", type=float, help="inner learning rate")
-    a("--image-init", help=alt(INITS))
-    a("--diversity-metric", help=alt(DIVERSITY_METRICS))
-    a("--diversity-weight", type=float, help="lambda in fitness = loss - lambda * diversity")
-    a("--loss-cap", type=float, help="penalise candidates whose quality exceeds this")
-    a("--fitness-loss", choices=FITNESS_LOSSES, help="the objectives' quality: fidelity (the outputs vs the "
-      "unrotated painting and the content) or own_target (vs each output's own rotated target)")
-    a("--reference-point", type=float, nargs=2, metavar=("QUALITY", "DIVERSITY"),
-      help="hypervolume reference (default: the unstylised content image's quality, diversity 0)")
-    a("--save-images", choices=SAVE_IMAGES, help="outputs kept under images/: all candidates', or each "
-      "generation's best and the front members")
-    a("--max-batch", type=int,
-      help="most transfer rows per forward pass (none: a whole generation; halved on out of memory)")
-    a("--precision", help=alt(PRECISIONS))
-    a("--compile", nargs="?", const="on", choices=("auto", "on", "off"),
-      help="torch.compile the inner step (fuses the elementwise work; compiles once per batch shape); "
-           "auto: on CUDA for searches long enough to repay the compilation; a bare --compile means on")
-    a("--compile-mode", help=alt(COMPILE_MODES) + " (torch.compile's mode; reduce-overhead adds CUDA graphs; "
-      "auto: reduce-overhead on CUDA, default elsewhere)")
-    a("--seed", type=int, help="seeds the DE, the noise inits and the random-init weights")
-    a("--device", help="auto | cpu | cuda | cuda:N")
-    a("--weights", help="auto | imagenet | random | path to a VGG19 state dict")
     a("--out", help="run directory (default results/run-<time>)")
     a("--resume", metavar="DIR", help="continue the run in DIR from its last finished generation")
-    a("--overwrite", action="store_true", help="replace an existing run in --out")
+    a("--overwrite", action="store_true", help="replace an existing evostyle run in --out (other files stay)")
     a("--no-report", action="store_true", help="skip report.html at the end")
     a("--quiet", action="store_true", help="no progress bar")
     a("--debug", action="store_true", help="show tracebacks")
-    show_defaults(p, {k: getattr(SearchConfig(), k) for k in _FLAG_KEYS})  # not argparse's None
+    show_defaults(p, {name: SearchConfig().get(name) for name in FIELDS})  # not argparse's None
     return p
-
-
-_FLAG_KEYS = ("content", "style", "optimizer", "objective", "strategy", "popsize", "maxiter", "outputs", "search",
-              "rotation_mode", "shuffle", "measure", "size", "steps", "lr", "image_init", "diversity_metric",
-              "diversity_weight", "loss_cap", "fitness_loss", "reference_point", "save_images", "max_batch",
-              "precision", "compile", "compile_mode", "seed", "device", "weights")
-"""Flags that set a SearchConfig field of the same name (None when not given: the config file or the
-field's default applies)."""
 
 
 def _pairs(items, what):
@@ -102,16 +80,25 @@ def _pairs(items, what):
     return out
 
 
-def config_from_args(args) -> SearchConfig:
+def given_settings(args: argparse.Namespace) -> list[str]:
+    """The settings given as flags."""
+    return [name for name in FIELDS if getattr(args, name) is not None]
+
+
+def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    """Defaults <- ``--config`` file <- flags."""
     file_values = load_toml(args.config) if args.config else {}
-    over = {key: getattr(args, key) for key in _FLAG_KEYS}
+    over = {name: getattr(args, name) for name in FIELDS}
     if over["compile"] is not None:  # --compile auto | on | off (a bare --compile: on)
         over["compile"] = {"on": True, "off": False}.get(over["compile"], over["compile"])
-    fixed, bounds = _pairs(args.fix, "fix"), _pairs(args.bounds, "bounds")
-    if fixed:
-        over["fixed"] = {**file_values.get("fixed", {}), **fixed}
-    if bounds:
-        over["bounds"] = {**file_values.get("bounds", {}), **bounds}
+    if over["mutation"] is not None:
+        m = over["mutation"]
+        if len(m) > 2:
+            raise EvostyleError(f"--mutation takes F or LOW HIGH, got {len(m)} numbers")
+        over["mutation"] = m[0] if len(m) == 1 else m
+    for name, what in (("fixed", "fix"), ("bounds", "bounds")):
+        pairs = _pairs(args.__dict__[name], what)
+        over[name] = {**flatten(file_values).get(name, {}), **pairs} if pairs else None
     return make_config(file_values, over)
 
 
@@ -125,11 +112,11 @@ def _config_for_resume(args) -> SearchConfig:
         raise EvostyleError(f"{Path(args.resume) / 'config.json'} is not an evostyle run config") from None
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with cli_errors(args.debug, "evostyle.search"):
         if args.resume:
-            given = [k for k in _FLAG_KEYS if getattr(args, k) is not None] + (["config"] if args.config else [])
+            given = given_settings(args) + (["config"] if args.config else [])
             if given:
                 flags = ", ".join("--" + g.replace("_", "-") for g in given)
                 raise EvostyleError(f"--resume uses the run's saved config; drop {flags}")
@@ -139,18 +126,17 @@ def main(argv=None) -> int:
         else:
             cfg, out = config_from_args(args), (Path(args.out) if args.out else default_run_dir())
         try:
-            summary = run_search(cfg, out, resume=bool(args.resume), overwrite=args.overwrite, quiet=args.quiet,
-                                 report=not args.no_report)
+            result = run_search(cfg, out, resume=bool(args.resume), overwrite=args.overwrite, quiet=args.quiet,
+                                report=not args.no_report)
         except Interrupted as exc:
             print(f"interrupted ({exc.name}); every finished generation is saved. Resume with:\n"
                   f"  python -m evostyle.search --resume {out}", file=sys.stderr)
             return exc.exit_code
-        b = summary["best"]
+        b = result.best
         print(f"run directory: {out}")
-        base = summary["baseline_same_target"]["diversity_pixel"]
         print(f"best fitness {b['fitness']:.5g} (fidelity {b['fidelity']:.4g}, pixel diversity "
-              f"{b['diversity_pixel']:.4f}; same-target baseline {base:.4f}); front of {len(summary['front'])}, "
-              f"hypervolume {summary['hypervolume']:.4g}")
+              f"{b['diversity_pixel']:.4f}; same-target baseline {result.baseline['diversity_pixel']:.4f}); "
+              f"front of {len(result.front)}, hypervolume {result.hypervolume:.4g}")
         fixed = len(b["params"]) - len(b["searched"])
         print("best parameters: " + ", ".join(f"{k}={b['params'][k]:.4g}" for k in b["searched"])
               + (f" ({fixed} fixed, in {out / 'summary.json'})" if fixed else ""))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from evostyle.cli.common import show_defaults
+from evostyle.cli.common import plain, show_defaults
 from evostyle.errors import EvostyleError, cli_errors, warnings_to_stderr
 from evostyle.io.atomic import atomic_write_json
 from evostyle.io.runlog import environment
@@ -28,7 +28,7 @@ from evostyle.transfer.config import COMPILE_MODES, INITS, OPTIMIZERS, TransferC
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m evostyle.transfer", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m evostyle.transfer", description=plain(__doc__))
     p.add_argument("--content", required=True, help="content image")
     p.add_argument("--style", action="append", required=True, help="style image (repeat for several)")
     p.add_argument("--mix", type=float, nargs="+", default=None,
@@ -90,7 +90,7 @@ def _rows(args, n_styles: int):
     return [(m, a) for m in mixes for a in args.angles]
 
 
-def run(args) -> dict:
+def run(args: argparse.Namespace) -> dict:
     from evostyle.transfer.engine import StyleEngine
     if not 0.0 <= args.rotation_weight <= 1.0:
         raise EvostyleError(f"--rotation-weight must be in [0, 1], got {args.rotation_weight}")
@@ -133,7 +133,7 @@ def run(args) -> dict:
     return record
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with cli_errors(args.debug, "evostyle.transfer"):
         rec = run(args)

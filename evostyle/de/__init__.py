@@ -19,10 +19,17 @@ from evostyle.de.pareto import (
 )
 from evostyle.de.random_search import RandomSearch, random_search
 from evostyle.de.scipy_adapter import scipy_differential_evolution
-from evostyle.de.solver import BOUNDARY_MODES, INITS, DifferentialEvolution, check_bounds, differential_evolution
+from evostyle.de.solver import (
+           BOUNDARY_MODES,
+           INITS,
+           DifferentialEvolution,
+           check_bounds,
+           check_de_settings,
+           differential_evolution,
+)
 from evostyle.de.strategies import MUTATIONS, STRATEGIES, parse_strategy
 
 __all__ = ["differential_evolution", "scipy_differential_evolution", "DifferentialEvolution", "STRATEGIES",
-           "MUTATIONS", "INITS", "BOUNDARY_MODES", "check_bounds", "parse_strategy", "gde3", "GDE3",
-           "GDE3_STRATEGIES", "random_search", "RandomSearch", "dominates", "weakly_dominates", "non_dominated",
+           "MUTATIONS", "INITS", "BOUNDARY_MODES", "check_bounds", "check_de_settings", "parse_strategy", "gde3",
+           "GDE3", "GDE3_STRATEGIES", "random_search", "RandomSearch", "dominates", "weakly_dominates", "non_dominated",
            "non_dominated_sort", "crowding_distance", "prune", "hypervolume_2d"]

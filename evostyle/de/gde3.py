@@ -16,6 +16,7 @@ crowding distance, removing the most crowded member of the last front one at a t
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,11 @@ from evostyle.de.pareto import non_dominated, prune
 from evostyle.de.solver import DifferentialEvolution
 
 from ..errors import EvostyleError
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Callable
+
+    from evostyle.types import ArrayLike, SeedLike
 
 GDE3_STRATEGIES = ("rand1bin", "rand1exp", "rand2bin", "rand2exp")
 """Strategies whose mutation needs no single best member (GDE3 has none)."""
@@ -39,9 +45,23 @@ class GDE3(DifferentialEvolution):
     ``objectives`` (N, M) once evaluated, ``nit``, ``nfev``.
     """
 
-    def __init__(self, func, bounds, *, strategy="rand1bin", popsize=15, maxiter=1000, mutation=(0.5, 1.0),
-                 recombination=0.7, init="latinhypercube", seed=None, callback=None, x0=None, device="cpu",
-                 boundary="resample"):
+    def __init__(
+        self,
+        func: Callable,
+        bounds: ArrayLike,
+        *,
+        strategy: str | Callable = "rand1bin",
+        popsize: int = 15,
+        maxiter: int | None = 1000,
+        mutation: float | tuple[float, float] = (0.5, 1.0),
+        recombination: float = 0.7,
+        init: str | ArrayLike = "latinhypercube",
+        seed: SeedLike = None,
+        callback: Callable | None = None,
+        x0: ArrayLike | None = None,
+        device: torch.device | str = "cpu",
+        boundary: str = "resample",
+    ):
         if strategy not in GDE3_STRATEGIES:
             raise EvostyleError(f"GDE3 takes strategy {', '.join(GDE3_STRATEGIES)} (it has no single best "
                                 f"member), got {strategy!r}")
@@ -81,7 +101,7 @@ class GDE3(DifferentialEvolution):
         self.population, self.objectives = pop[keep], f[keep]
         self.energies = self.objectives[:, 0]
 
-    def step(self):
+    def step(self) -> tuple[np.ndarray, np.ndarray]:
         """One generation: make the trials, evaluate them in one call, select. Returns the current
         front as (points (F, D) in problem units, objectives (F, M))."""
         self.init()
@@ -110,9 +130,22 @@ class GDE3(DifferentialEvolution):
                               success=bool(success) if success is not None else False, message=self.message)
 
 
-def gde3(func, bounds, *, strategy="rand1bin", popsize=15, maxiter=1000, mutation=(0.5, 1.0), recombination=0.7,
-         init="latinhypercube", seed=None, callback=None, x0=None, device="cpu",
-         boundary="resample") -> OptimizeResult:
+def gde3(
+    func: Callable,
+    bounds: ArrayLike,
+    *,
+    strategy: str | Callable = "rand1bin",
+    popsize: int = 15,
+    maxiter: int | None = 1000,
+    mutation: float | tuple[float, float] = (0.5, 1.0),
+    recombination: float = 0.7,
+    init: str | ArrayLike = "latinhypercube",
+    seed: SeedLike = None,
+    callback: Callable | None = None,
+    x0: ArrayLike | None = None,
+    device: torch.device | str = "cpu",
+    boundary: str = "resample",
+) -> OptimizeResult:
     """Minimise M objectives at once with GDE3; ``func`` maps a (P, D) float64 tensor in problem units
     to (P, M) values. Other arguments as :func:`evostyle.de.differential_evolution` (``popsize`` is the
     multiplier: N = max(5, popsize * D) unless ``init`` is an array). Returns the final population's

@@ -8,8 +8,13 @@ recomputing the crowding distance); Zitzler & Thiele 1998 (hypervolume).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
+
+if TYPE_CHECKING:  # annotations only
+    from evostyle.types import ArrayLike
 
 
 def _as_array(points) -> np.ndarray:
@@ -21,13 +26,13 @@ def _as_array(points) -> np.ndarray:
     return f
 
 
-def dominates(a, b) -> bool:
+def dominates(a: ArrayLike, b: ArrayLike) -> bool:
     """True if a Pareto-dominates b: no worse in every objective and better in at least one."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return bool((a <= b).all() and (a < b).any())
 
 
-def weakly_dominates(a, b) -> bool:
+def weakly_dominates(a: ArrayLike, b: ArrayLike) -> bool:
     """True if a is no worse than b in every objective (a equal to b included)."""
     return bool((np.asarray(a, dtype=np.float64) <= np.asarray(b, dtype=np.float64)).all())
 
@@ -39,7 +44,7 @@ def _domination_matrix(f: np.ndarray) -> np.ndarray:
     return le & lt
 
 
-def non_dominated(points) -> np.ndarray:
+def non_dominated(points: ArrayLike) -> np.ndarray:
     """(N,) bool mask of the rows no other row dominates (non-finite rows excluded unless all are)."""
     f = _as_array(points)
     if len(f) == 0:
@@ -49,7 +54,7 @@ def non_dominated(points) -> np.ndarray:
     return mask & finite if finite.any() else mask
 
 
-def non_dominated_sort(points) -> list[np.ndarray]:
+def non_dominated_sort(points: ArrayLike) -> list[np.ndarray]:
     """Fronts of (N, M) points, best first: a list of index arrays (ascending) that partition 0..N-1.
     Front 0 holds the non-dominated rows, front 1 those dominated only by front 0, and so on."""
     f = _as_array(points)
@@ -65,7 +70,7 @@ def non_dominated_sort(points) -> list[np.ndarray]:
     return fronts
 
 
-def crowding_distance(points) -> np.ndarray:
+def crowding_distance(points: ArrayLike) -> np.ndarray:
     """(N,) crowding distance of (N, M) points within their set (NSGA-II): per objective, the gap
     between each point's two neighbours in sorted order divided by the objective's range, summed;
     the extreme points of every objective get +inf. Non-finite rows get 0."""
@@ -89,7 +94,7 @@ def crowding_distance(points) -> np.ndarray:
     return d
 
 
-def prune(points, keep: int) -> np.ndarray:
+def prune(points: ArrayLike, keep: int) -> np.ndarray:
     """Indices (ascending) of ``keep`` rows chosen by non-dominated sorting and crowding distance.
 
     Whole fronts are taken best first; from the front that does not fit, the member with the smallest
@@ -116,7 +121,7 @@ def prune(points, keep: int) -> np.ndarray:
     return np.array(sorted(chosen), dtype=np.int64)
 
 
-def hypervolume_2d(points, reference) -> float:
+def hypervolume_2d(points: ArrayLike, reference: ArrayLike) -> float:
     """Area dominated by 2-objective points (minimised) and bounded by ``reference`` (r1, r2).
 
     Only points strictly better than the reference in both objectives count; the result is the area
@@ -138,7 +143,7 @@ def hypervolume_2d(points, reference) -> float:
     return float((widths * (r[1] - front[:, 1])).sum())
 
 
-def front_and_hypervolume(points, reference) -> tuple[np.ndarray, float]:
+def front_and_hypervolume(points: ArrayLike, reference: ArrayLike) -> tuple[np.ndarray, float]:
     """(indices of the non-dominated rows, their 2-D hypervolume against ``reference``)."""
     idx = np.flatnonzero(non_dominated(points))
     return idx, hypervolume_2d(_as_array(points)[idx], reference) if len(idx) else 0.0

@@ -9,6 +9,7 @@ scalar objective (P, D) -> (P,) or a multi-objective one (P, D) -> (P, M).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,11 @@ from evostyle.de.pareto import non_dominated
 from evostyle.de.solver import check_bounds, initial_population, wrap_callback
 
 from ..errors import EvostyleError
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Callable
+
+    from evostyle.types import ArrayLike, SeedLike
 
 
 class RandomSearch:
@@ -35,8 +41,18 @@ class RandomSearch:
             intermediate OptimizeResult, returning True (or raising StopIteration) stops the run.
     """
 
-    def __init__(self, func, bounds, *, popsize=15, maxiter=100, init="latinhypercube", seed=None,
-                 callback=None, device="cpu"):
+    def __init__(
+        self,
+        func: Callable,
+        bounds: ArrayLike,
+        *,
+        popsize: int = 15,
+        maxiter: int | None = 100,
+        init: str | ArrayLike = "latinhypercube",
+        seed: SeedLike = None,
+        callback: Callable | None = None,
+        device: torch.device | str = "cpu",
+    ):
         self.func, self.bounds = func, check_bounds(bounds)
         d = self.bounds.shape[0]
         if int(maxiter) < 0:
@@ -111,8 +127,17 @@ class RandomSearch:
         return self.result(False)
 
 
-def random_search(func, bounds, *, popsize=15, maxiter=100, init="latinhypercube", seed=None, callback=None,
-                  device="cpu") -> OptimizeResult:
+def random_search(
+    func: Callable,
+    bounds: ArrayLike,
+    *,
+    popsize: int = 15,
+    maxiter: int | None = 100,
+    init: str | ArrayLike = "latinhypercube",
+    seed: SeedLike = None,
+    callback: Callable | None = None,
+    device: torch.device | str = "cpu",
+) -> OptimizeResult:
     """Random search over ``bounds`` with ``(maxiter + 1) * popsize`` evaluations; see :class:`RandomSearch`."""
     return RandomSearch(func, bounds, popsize=popsize, maxiter=maxiter, init=init, seed=seed,
                         callback=callback, device=device).solve()

@@ -11,6 +11,7 @@ it as one generation, which a pool of per-point calls cannot do.
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,13 @@ from scipy.optimize import differential_evolution as _scipy_de
 
 from evostyle.de.solver import check_bounds
 from evostyle.de.strategies import parse_strategy
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Callable
+
+    from scipy.optimize import OptimizeResult
+
+    from evostyle.types import ArrayLike, SeedLike
 
 
 class _Vectorized:
@@ -41,9 +49,24 @@ def _seed_kwargs(seed):
     return {"rng": seed} if "rng" in params else {"seed": seed}
 
 
-def scipy_differential_evolution(func, bounds, *, strategy="best1bin", popsize=15, maxiter=1000,
-                                 mutation=(0.5, 1.0), recombination=0.7, init="latinhypercube", tol=0.01,
-                                 atol=0.0, seed=None, callback=None, x0=None, workers=1, polish=False):
+def scipy_differential_evolution(
+    func: Callable,
+    bounds: ArrayLike,
+    *,
+    strategy: str | Callable = "best1bin",
+    popsize: int = 15,
+    maxiter: int | None = 1000,
+    mutation: float | tuple[float, float] = (0.5, 1.0),
+    recombination: float = 0.7,
+    init: str | ArrayLike = "latinhypercube",
+    tol: float = 0.01,
+    atol: float = 0.0,
+    seed: SeedLike = None,
+    callback: Callable | None = None,
+    x0: ArrayLike | None = None,
+    workers: int = 1,
+    polish: bool = False,
+) -> OptimizeResult:
     """scipy's DE on a batched objective (P, D) -> (P,). Arguments as :func:`evostyle.de.differential_evolution`.
 
     ``polish`` defaults to False (scipy's default is True) so that both solvers spend the same budget.

@@ -22,6 +22,7 @@ import inspect
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,12 +32,15 @@ from evostyle.de.strategies import crossover_mask, parse_strategy
 
 from ..errors import EvostyleError, unknown
 
+if TYPE_CHECKING:  # annotations only
+    from evostyle.types import ArrayLike, SeedLike
+
 INITS = ("latinhypercube", "sobol", "halton", "random")
 _MACHEPS = float(np.finfo(np.float64).eps)
 BOUNDARY_MODES = ("resample", "reflect")
 
 
-def check_bounds(bounds) -> torch.Tensor:
+def check_bounds(bounds: ArrayLike) -> torch.Tensor:
     """Validate bounds as a (D, 2) float64 tensor with finite low <= high (equal: a fixed parameter)."""
     try:
         b = torch.as_tensor(np.asarray(bounds, dtype=np.float64))
@@ -53,7 +57,7 @@ def check_bounds(bounds) -> torch.Tensor:
     return b
 
 
-def torch_seed(seed) -> int:
+def torch_seed(seed: SeedLike) -> int:
     """An int seed for torch's generator from an int, None (fresh entropy) or a numpy Generator /
     RandomState (one draw from it, as scipy derives its streams)."""
     if seed is None:
@@ -67,7 +71,35 @@ def torch_seed(seed) -> int:
     return int(seed)
 
 
-def wrap_callback(callback):
+def check_de_settings(
+    strategy: str | Callable,
+    mutation: float | tuple[float, float],
+    recombination: float,
+    maxiter: int | None,
+    init: str | ArrayLike = "latinhypercube",
+    boundary: str = "resample",
+) -> None:
+    """The rules of DE's settings, checked before a solver (or a search that will make one) starts: a
+    known or callable strategy, F in [0, 2] or a dithering range inside it, CR in [0, 1], maxiter >= 0
+    (or None), a known init name (or an array) and boundary mode."""
+    if not callable(strategy):
+        parse_strategy(strategy)
+    if isinstance(mutation, (tuple, list)):
+        if len(mutation) != 2 or not 0 <= mutation[0] <= mutation[1] <= 2:
+            raise EvostyleError(f"mutation must be [low, high] with 0 <= low <= high <= 2, got {list(mutation)}")
+    elif not 0 <= float(mutation) <= 2:
+        raise EvostyleError(f"mutation must be in [0, 2], got {mutation}")
+    if not 0 <= float(recombination) <= 1:
+        raise EvostyleError(f"recombination must be in [0, 1], got {recombination}")
+    if maxiter is not None and int(maxiter) < 0:
+        raise EvostyleError(f"maxiter must be >= 0, got {maxiter}")
+    if isinstance(init, str) and init not in INITS:
+        raise EvostyleError(f"unknown init {init!r}; valid: {', '.join(INITS)} or an (N, D) array")
+    if boundary not in BOUNDARY_MODES:
+        raise unknown("boundary mode", boundary, BOUNDARY_MODES)
+
+
+def wrap_callback(callback: Callable | None) -> Callable | None:
     """scipy's rule for a callback: one parameter named ``intermediate_result`` receives the
     intermediate OptimizeResult; any other signature is called as ``callback(x, convergence)``.
     Returns a function of the result (or None)."""
@@ -92,7 +124,7 @@ def latin_hypercube(n: int, d: int, gen: torch.Generator) -> torch.Tensor:
     return out
 
 
-def initial_population(init, n: int, d: int, gen: torch.Generator, seed: int | None) -> torch.Tensor:
+def initial_population(init: str, n: int, d: int, gen: torch.Generator, seed: int | None) -> torch.Tensor:
     """Unit-cube initial population: a name from :data:`INITS` or an (n, d) array already in [0, 1]."""
     if isinstance(init, str):
         if init == "latinhypercube":
@@ -118,9 +150,26 @@ class DifferentialEvolution:
     lazily on the first step), ``nit``, ``nfev``.
     """
 
-    def __init__(self, func: Callable, bounds, *, strategy="best1bin", popsize=15, maxiter=1000,
-                 mutation=(0.5, 1.0), recombination=0.7, init="latinhypercube", tol=0.01, atol=0.0,
-                 seed=None, callback=None, x0=None, device="cpu", boundary="resample", rng=None):
+    def __init__(
+        self,
+        func: Callable,
+        bounds: ArrayLike,
+        *,
+        strategy: str | Callable = "best1bin",
+        popsize: int = 15,
+        maxiter: int | None = 1000,
+        mutation: float | tuple[float, float] = (0.5, 1.0),
+        recombination: float = 0.7,
+        init: str | ArrayLike = "latinhypercube",
+        tol: float = 0.01,
+        atol: float = 0.0,
+        seed: SeedLike = None,
+        callback: Callable | None = None,
+        x0: ArrayLike | None = None,
+        device: torch.device | str = "cpu",
+        boundary: str = "resample",
+        rng: SeedLike = None,
+    ):
         self.func = func
         self.bounds = check_bounds(bounds)
         d = self.bounds.shape[0]
@@ -133,24 +182,15 @@ class DifferentialEvolution:
         self.lo = self.bounds[:, 0].to(self.device)
         self.span = (self.bounds[:, 1] - self.bounds[:, 0]).to(self.device)
         self.fixed = self.span == 0  # equal bounds: the parameter never moves
+        check_de_settings(strategy, mutation, recombination, maxiter, init, boundary)
         if isinstance(mutation, (tuple, list)):
-            if len(mutation) != 2 or not 0 <= mutation[0] <= mutation[1] <= 2:
-                raise EvostyleError(f"mutation (dither) must be (low, high) with 0 <= low <= high <= 2, got {mutation}")
             self.dither = (float(mutation[0]), float(mutation[1]))
             self.scale = self.dither[0]
         else:
-            if not 0 <= float(mutation) <= 2:
-                raise EvostyleError(f"mutation must be in [0, 2], got {mutation}")
             self.dither, self.scale = None, float(mutation)
-        if not 0 <= float(recombination) <= 1:
-            raise EvostyleError(f"recombination must be in [0, 1], got {recombination}")
         self.cr = float(recombination)
-        if boundary not in BOUNDARY_MODES:
-            raise unknown("boundary mode", boundary, BOUNDARY_MODES)
         self.boundary = boundary
         maxiter = 1000 if maxiter is None else maxiter  # scipy's default used to be None
-        if int(maxiter) < 0:
-            raise EvostyleError(f"maxiter must be >= 0, got {maxiter}")
         self.maxiter, self.tol, self.atol = int(maxiter), float(tol), float(atol)
         self.callback = wrap_callback(callback)
         if rng is not None and seed is not None:
@@ -334,10 +374,25 @@ class DifferentialEvolution:
         return self.result(success)
 
 
-def differential_evolution(func, bounds, *, strategy="best1bin", popsize=15, maxiter=1000,
-                           mutation=(0.5, 1.0), recombination=0.7, init="latinhypercube", tol=0.01,
-                           atol=0.0, seed=None, callback=None, x0=None, device="cpu",
-                           boundary="resample", rng=None) -> OptimizeResult:
+def differential_evolution(
+    func: Callable,
+    bounds: ArrayLike,
+    *,
+    strategy: str | Callable = "best1bin",
+    popsize: int = 15,
+    maxiter: int | None = 1000,
+    mutation: float | tuple[float, float] = (0.5, 1.0),
+    recombination: float = 0.7,
+    init: str | ArrayLike = "latinhypercube",
+    tol: float = 0.01,
+    atol: float = 0.0,
+    seed: SeedLike = None,
+    callback: Callable | None = None,
+    x0: ArrayLike | None = None,
+    device: torch.device | str = "cpu",
+    boundary: str = "resample",
+    rng: SeedLike = None,
+) -> OptimizeResult:
     """Minimise a batched objective with differential evolution (scipy's arguments; see the module doc
     for the differences).
 

@@ -18,8 +18,12 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evostyle.errors import EvostyleError
+
+if TYPE_CHECKING:  # annotations only
+    from typing import Any
 
 NONFINITE = "_nonfinite"
 
@@ -67,7 +71,7 @@ def _strict(obj, path: str, notes: dict):
     return obj
 
 
-def to_json(obj) -> str:
+def to_json(obj: object) -> str:
     """Strict, indented JSON text of ``obj`` (see the module doc for non-finite floats)."""
     notes: dict = {}
     clean = _strict(obj, "", notes)
@@ -76,7 +80,7 @@ def to_json(obj) -> str:
     return json.dumps(clean, indent=2, default=_default, allow_nan=False) + "\n"
 
 
-def atomic_write_json(path: str | os.PathLike, obj) -> None:
+def atomic_write_json(path: str | os.PathLike, obj: object) -> None:
     atomic_write_text(path, to_json(obj))
 
 
@@ -97,7 +101,7 @@ def _restore(obj, notes: dict):
     return obj
 
 
-def read_json(path: str | os.PathLike, what: str = "file"):
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     """Load a JSON file evostyle wrote (restoring its non-finite floats); missing or corrupt files are
     a one-line :class:`~evostyle.errors.EvostyleError` naming the file."""
     path = Path(path)

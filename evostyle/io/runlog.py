@@ -26,12 +26,16 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evostyle.errors import EvostyleError
 from evostyle.io.atomic import atomic_write_json, atomic_write_text, read_json
 
+if TYPE_CHECKING:  # annotations only
+    import torch
 
-def environment(device=None) -> dict:
+
+def environment(device: torch.device | None = None) -> dict:
     """Versions, platform, device and date, for run records."""
     from importlib import metadata
 
@@ -53,7 +57,7 @@ def environment(device=None) -> dict:
     return env
 
 
-def fmt(v) -> str:
+def fmt(v: object) -> str:
     """CSV cell text; floats in repr form so they read back bit-exactly."""
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -93,7 +97,7 @@ class RunLog:
         csv.writer(buf, lineterminator="\n").writerow([fmt(v) for v in values])
         return buf.getvalue()
 
-    def write_state(self, **extra) -> None:
+    def write_state(self, **extra: object) -> None:
         self.state.update(extra)
         atomic_write_json(self.path / self.STATE, self.state)
 

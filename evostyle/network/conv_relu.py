@@ -2,11 +2,9 @@
 
 PyTorch's ``conv2d`` on a GPU runs the cuDNN convolution and then adds the bias in a separate kernel;
 the ReLU is a third pass over the map. cuDNN also has the three fused in one kernel
-(``torch.cudnn_convolution_relu``), which writes the map once. On an H100 (bf16, channels_last, batch
-32, 256 px) one convolution of each of VGG19's nine shapes up to conv5_1 took 2.07 ms fused against
-3.96 ms unfused; over the 13 convolutions of a forward pass the fused kernel saves 0.073 ms per image
-(docs/performance.md). Under ``torch.compile`` the bias and ReLU are a fused Triton pass after the
-convolution; the fused kernel saves that pass too.
+(``torch.cudnn_convolution_relu``), which writes the map once, so the pair costs one pass over the
+map instead of three (the measured gain is in docs/performance.md). Under ``torch.compile`` the bias
+and ReLU are a fused Triton pass after the convolution; the fused kernel saves that pass too.
 
 Under ``torch.compile``, :func:`conv3x3_relu` is a ``torch.library`` custom operator, so the compiler
 keeps it as one opaque call (with a shape-only "fake" implementation for tracing) and autograd uses
@@ -17,8 +15,8 @@ CPU, float32/TF32/float64, so the strict fp32 reference keeps its exact arithmet
 ``relu(conv2d(x, w, b))``.
 
 The first layer, on the 3-channel image, suits neither cuDNN kernel: with 27 values per output pixel
-the product is bound by memory, and cuDNN's kernels for it ran at about 20 TFLOP/s (1.18 ms fused,
-0.72 ms + 0.36 ms unfused at batch 64). There the forward pass builds the 3 x 3 patches explicitly
+the product is bound by memory and cuDNN's kernels for it run far below the matrix units' rate. There
+the forward pass builds the 3 x 3 patches explicitly
 (B*H*W, 27 padded to 32, channels-last order) and runs one matrix product with bias and ReLU in its
 epilogue (``torch._addmm_activation``, cuBLASLt); its output is the channels_last map as it is. The
 backward pass stays cuDNN's.
@@ -28,6 +26,7 @@ Shapes: x (B, C_in, H, W), w (C_out, C_in, 3, 3), b (C_out,) -> (B, C_out, H, W)
 
 import contextlib  # no "from __future__ import annotations": torch 2.4's custom_op reads the hints
 import warnings
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +40,7 @@ then on in this process, with one warning."""
 
 
 @contextlib.contextmanager
-def fusion(enabled: bool):
+def fusion(enabled: bool) -> Iterator[None]:
     """Whether the feature extractor uses :func:`conv3x3_relu` (True, the default) or PyTorch's
     modules (False) for the duration: an A/B switch for benchmarks."""
     global _ENABLED
@@ -75,9 +74,8 @@ def _patch_product_relu(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> to
     """relu(conv3x3(x) + b) as one matrix product over explicit patches: (B, C, H, W) -> (B, O, H, W)
     stored channels_last. K = 9*C is padded to a multiple of 8 (the matrix units' alignment).
 
-    The patches are one strided copy out of a (B, H, W, 3, 3, C) window view of the padded image
-    (concatenating the nine shifted slices instead took 1.56 ms at batch 64 on the H100, longer than
-    the product itself: a copy of 3-value runs)."""
+    The patches are one strided copy out of a (B, H, W, 3, 3, C) window view of the padded image,
+    not a concatenation of nine shifted slices (a copy of 3-value runs, slower than the product)."""
     n, c, h, wd = x.shape
     k = 9 * c
     kp = -(-k // 8) * 8

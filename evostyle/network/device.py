@@ -10,10 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from evostyle.errors import EvostyleError, unknown
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Iterator
 
 PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp64")
 
@@ -32,10 +36,9 @@ def to_host(t: torch.Tensor) -> torch.Tensor:
     """``t`` on the CPU, stored contiguous (NCHW for images), whatever its device and layout.
 
     From a GPU the layout is changed there (fast) and the copy goes through page-locked memory from
-    PyTorch's caching host allocator, which keeps the buffer for the next copy of that size. A
-    pageable copy of a transfer's images took 36-105 ms at batch 64, 256 px on the H100 (0.5-1.4 GB/s;
-    docs/performance.md), a fixed cost of every transfer; a channels_last tensor was then also
-    reordered on the host. The result is page-locked memory, freed to the cache when dropped.
+    PyTorch's caching host allocator, which keeps the buffer for the next copy of that size: a
+    pageable copy is several times slower and a channels_last tensor would be reordered on the host.
+    The result is page-locked memory, freed to the cache when dropped.
     """
     if not t.is_cuda:
         return t.cpu().contiguous()
@@ -92,14 +95,14 @@ class Precision:
     def autocast_dtype(self) -> torch.dtype | None:
         return torch.bfloat16 if self.name == "bf16" else None
 
-    def autocast(self, device: torch.device):
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         """Context manager for the network's forward pass."""
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
 
     @contextlib.contextmanager
-    def matmul_mode(self):
+    def matmul_mode(self) -> Iterator[None]:
         """Set TF32 on or off for the duration (restored afterwards)."""
         old_mm = torch.backends.cuda.matmul.allow_tf32
         old_cd = torch.backends.cudnn.allow_tf32

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -56,7 +57,7 @@ LAYER_NAMES: tuple[str, ...] = tuple(_layer_names())
 LAYER_INDEX: dict[str, int] = {n: i for i, n in enumerate(LAYER_NAMES)}
 
 
-def check_layers(layers) -> list[str]:
+def check_layers(layers: Iterable[str]) -> list[str]:
     """Return ``layers`` as a list, or raise listing the valid names for an unknown one."""
     layers = list(layers)
     if not layers:
@@ -204,8 +205,13 @@ class VGGFeatures(nn.Module):
     Forward: (B, 3, H, W) in [0, 1] -> {name: (B, C_l, H_l, W_l)}.
     """
 
-    def __init__(self, layers=DEFAULT_STYLE_LAYERS + (DEFAULT_CONTENT_LAYER,), weights: str = "auto",
-                 seed: int = 0, pool: str = "max"):
+    def __init__(
+        self,
+        layers: Sequence[str] = DEFAULT_STYLE_LAYERS + (DEFAULT_CONTENT_LAYER,),
+        weights: str = "auto",
+        seed: int = 0,
+        pool: str = "max",
+    ):
         super().__init__()
         if pool not in POOLS:
             raise unknown("pooling", pool, POOLS)
@@ -250,7 +256,7 @@ class VGGFeatures(nn.Module):
             hit = self._half[(i, half)] = (stamp, w.to(half), b.to(half))
         return hit[1], hit[2]
 
-    def forward(self, x: torch.Tensor, layers=None) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """(B, 3, H, W) in [0, 1] -> {tap: features}. ``layers`` returns those layers instead of the
         taps and stops after the deepest of them: any layer the built trunk reaches (the taps, or for
         example a convolution's output before its ReLU)."""
@@ -278,5 +284,5 @@ class VGGFeatures(nn.Module):
             i += 1
         return out
 
-    def train(self, mode: bool = True):  # always frozen
+    def train(self, mode: bool = True) -> VGGFeatures:  # always frozen
         return super().train(False)

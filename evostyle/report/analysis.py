@@ -7,14 +7,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from evostyle.errors import EvostyleError
 from evostyle.io.atomic import read_json
 
+if TYPE_CHECKING:  # annotations only
+    import os
 
-def load_run(run_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
+
+def load_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (candidates, generations) DataFrames of a run directory.
 
     candidates: one row per evaluated candidate; ``generation`` and ``candidate`` int64, ``param_*``,
@@ -59,3 +63,20 @@ def _read_csv(path: Path) -> pd.DataFrame:
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise EvostyleError(f"{path} is not readable CSV ({type(exc).__name__}); it was damaged or edited by "
                             "hand") from None
+
+
+def run_settings(record: dict) -> dict:
+    """A run record's (config.json's) settings as one flat {name: value} dict, whether the config is
+    nested by section (evostyle >= 0.2) or flat (older runs)."""
+    cfg = record.get("config", {}) if isinstance(record, dict) else {}
+    if not isinstance(cfg, dict):
+        return {}
+    flat = {}
+    for key, value in cfg.items():
+        if key in ("run", "de", "space", "transfer", "scoring") and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    if "population" in flat:
+        flat.setdefault("popsize", flat["population"])
+    return flat

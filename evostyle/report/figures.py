@@ -11,12 +11,16 @@ import math
 import os
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from evostyle.errors import EvostyleError
 from evostyle.io.atomic import atomic_path
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Sequence
 
 DPI = 100
 LABEL_PT = 9.0
@@ -34,8 +38,16 @@ def _array(img: torch.Tensor) -> np.ndarray:
     return torch.nan_to_num(img.detach().float().cpu(), nan=0.0).clamp(0, 1).permute(1, 2, 0).numpy()
 
 
-def save_grid(images, path: str | os.PathLike, ncol: int, labels=None, cell: int = 160, row_labels=None,
-              title: str | None = None, quality: int = 90) -> Path:
+def save_grid(
+    images: Sequence[torch.Tensor],
+    path: str | os.PathLike,
+    ncol: int,
+    labels: Sequence[str] | None = None,
+    cell: int = 160,
+    row_labels: Sequence[str] | None = None,
+    title: str | None = None,
+    quality: int = 90,
+) -> Path:
     """Save ``images`` (a sequence of (3, H, W)) as a grid of ``ncol`` columns, each tile ``cell`` px on
     its long side with its label above it (wrapped to the tile's width) and optional ``row_labels``
     on the left; PNG or JPEG by suffix, written atomically (temporary file + rename)."""

@@ -10,23 +10,27 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from evostyle.errors import EvostyleError
 from evostyle.io.atomic import atomic_write_text, read_json
-from evostyle.report.analysis import load_run
+from evostyle.report.analysis import load_run, run_settings
 from evostyle.report.plots import PLOTS, make_plots, objective_columns, searched_parameters
 
+if TYPE_CHECKING:  # annotations only
+    import os
 
-def _data_uri(path: Path) -> str:
+
+def data_uri(path: Path) -> str:
     mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}[path.suffix.lower()]
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def _img(path: Path, caption: str) -> str:
-    return (f'<figure><img src="{_data_uri(path)}" alt="{html.escape(caption)}">'
+    return (f'<figure><img src="{data_uri(path)}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
@@ -84,7 +88,7 @@ def _front_html(run: Path, summary: dict, columns: tuple[str, str], k: int) -> s
     return head + "".join(members)
 
 
-def write_report(run_dir, top: int = 10, status: str | None = None) -> Path:
+def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None = None) -> Path:
     """Build plots, ``summary.md`` and ``report.html`` for ``run_dir``; returns the HTML path.
     ``status`` overrides what state.json says (the report CLI passes the effective status)."""
     run = Path(run_dir)
@@ -92,7 +96,7 @@ def write_report(run_dir, top: int = 10, status: str | None = None) -> Path:
     if cands.empty:
         raise EvostyleError(f"{run} has no evaluated candidates yet; nothing to report")
     rec = read_json(run / "config.json", "run config")
-    cfg = rec.get("config", {}) if isinstance(rec, dict) else {}
+    cfg = run_settings(rec)
     summary = read_json(run / "summary.json", "run summary") if (run / "summary.json").exists() else {}
     state = read_json(run / "state.json", "run state") if (run / "state.json").exists() else {}
     searched = searched_parameters(rec)
@@ -105,7 +109,7 @@ def write_report(run_dir, top: int = 10, status: str | None = None) -> Path:
     info = [("status", status or state.get("status", "?")), ("content", cfg.get("content")),
             ("styles", ", ".join(map(str, cfg.get("style", [])))), ("optimizer", cfg.get("optimizer")),
             ("strategy", cfg.get("strategy")), ("population x generations",
-                                                f"{cfg.get('popsize')} x {int(gens.generation.max()) + 1}"),
+                                                f"{cfg.get('population')} x {int(gens.generation.max()) + 1}"),
             ("outputs per candidate", cfg.get("outputs")), ("searched", ", ".join(searched)),
             ("rotation mode", cfg.get("rotation_mode")), ("measure", cfg.get("measure")),
             ("size / steps", f"{cfg.get('size')} px / {cfg.get('steps')} steps"),
@@ -148,7 +152,7 @@ def write_report(run_dir, top: int = 10, status: str | None = None) -> Path:
                 "colours and fine texture transfer, larger structures less so.</p>")
     failed_html = f'<p class="warn">{n_failed} candidate(s) failed (NaN/inf loss) and got fitness +inf.</p>' \
         if n_failed else ""
-    plots = "".join(f'<img src="{_data_uri(run / p)}" alt="{p}">' for p in PLOTS)
+    plots = "".join(f'<img src="{data_uri(run / p)}" alt="{p}">' for p in PLOTS)
     front_html = _front_html(run, summary, columns, k)
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>evostyle run {html.escape(run.name)}</title>
 <style>{CSS}</style></head><body>

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from evostyle.io.atomic import atomic_path
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Sequence
 
 PLOTS = ("plot_convergence.png", "plot_params.png", "plot_pareto.png")
 
@@ -47,8 +51,14 @@ def searched_parameters(cfg: dict) -> list[str]:
     return [p["name"] for p in cfg.get("space", []) if p.get("fixed") is None]
 
 
-def make_plots(run: Path, cands: pd.DataFrame, gens: pd.DataFrame, searched: list[str],
-               columns: tuple[str, str] = ("fidelity", "diversity_pixel"), reference=None) -> list[Path]:
+def make_plots(
+    run: Path,
+    cands: pd.DataFrame,
+    gens: pd.DataFrame,
+    searched: list[str],
+    columns: tuple[str, str] = ("fidelity", "diversity_pixel"),
+    reference: Sequence[float] | None = None,
+) -> list[Path]:
     """Write the convergence, parameter-trajectory and quality-vs-diversity PNGs into ``run``;
     ``columns`` are the (quality, diversity) columns, ``reference`` the hypervolume's reference point
     as (quality, -diversity)."""

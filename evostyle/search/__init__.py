@@ -8,10 +8,11 @@ directory. ``python -m evostyle.search`` is the command line (:mod:`evostyle.cli
 from evostyle.search.config import SearchConfig, load_toml, make_config
 from evostyle.search.evaluator import Evaluation, Evaluator
 from evostyle.search.objective import SearchObjective
+from evostyle.search.result import Generation, SearchResult
 from evostyle.search.run import Built, build, run_search
 from evostyle.search.scoring import DIVERSITY_METRICS, OBJECTIVES, DiversityMetric, Objective, ScoreConfig
 from evostyle.search.space import Param, Space, style_space
 
-__all__ = ["SearchConfig", "make_config", "load_toml", "build", "Built", "run_search", "Evaluator", "Evaluation",
-           "SearchObjective", "ScoreConfig", "DIVERSITY_METRICS", "DiversityMetric", "OBJECTIVES", "Objective",
-           "Param", "Space", "style_space"]
+__all__ = ["SearchConfig", "make_config", "load_toml", "build", "Built", "run_search", "SearchResult",
+           "Generation", "Evaluator", "Evaluation", "SearchObjective", "ScoreConfig", "DIVERSITY_METRICS",
+           "DiversityMetric", "OBJECTIVES", "Objective", "Param", "Space", "style_space"]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
+from evostyle.network.device import resolve_precision
 from evostyle.search.scoring import (
     DIVERSITY_METRICS,
     ScoreConfig,
@@ -25,6 +27,9 @@ from evostyle.search.scoring import (
 )
 from evostyle.search.space import Space
 from evostyle.transfer.engine import StyleEngine
+
+if TYPE_CHECKING:  # annotations only
+    from evostyle.types import ArrayLike
 
 
 @dataclass
@@ -95,7 +100,7 @@ class Evaluator:
         zero = raw.sum(1, keepdim=True) <= 0
         return torch.where(zero, torch.ones_like(raw), raw)
 
-    def rows(self, values: dict[str, torch.Tensor]):
+    def rows(self, values: dict[str, torch.Tensor]) -> tuple:
         """Expand P candidates to B = P*K transfer rows (row p*K + k is output k of candidate p)."""
         p, k = next(iter(values.values())).shape[0], self.k
         rep = lambda t: t.repeat_interleave(k, dim=0)
@@ -133,17 +138,19 @@ class Evaluator:
     def score_images(self, images: torch.Tensor, mix: torch.Tensor, diversity: bool = True) -> dict[str, torch.Tensor]:
         """Fidelity and diversity of (P, K, 3, H, W) outputs whose P*K rows have mixing weights ``mix``
         (P*K, S): {``fidelity_style``, ``fidelity_content``, ``fidelity`` and ``diversity_<name>`` for
-        every registered diversity metric: (P,)} (see :mod:`evostyle.scoring`). One float32 forward
-        pass of the outputs gives the fidelity terms and the features the metrics need (a layer the
-        engine's network does not reach gets a network of its own). ``diversity`` False: fidelity only."""
+        every registered diversity metric: (P,)} (see :mod:`evostyle.search.scoring`). One forward pass
+        of the outputs, in the transfer's precision, gives the fidelity terms and the features the
+        metrics need (a layer the engine's network does not reach gets a network of its own).
+        ``diversity`` False: fidelity only."""
         p, k = images.shape[:2]
         eng, cfg = self.engine, self.engine.cfg
         metrics = list(DIVERSITY_METRICS.items()) if diversity else []
         layers = {m.layer for _, m in metrics if m.layer is not None}
         shared = tuple(sorted(l for l in layers if l in eng.model.reach))
+        prec = resolve_precision(cfg.precision, eng.device, cfg.channels_last)
         per_output, kept = output_terms(eng.model, images.flatten(0, 1), eng.content_features,
                                         eng.targets.unrotated(mix), self.layers, cfg.content_layer, cfg.measure,
-                                        cfg.normalize, keep=shared)
+                                        cfg.normalize, keep=shared, precision=prec)
         out = fidelity_terms(per_output, self.layers, cfg.content_weight, cfg.style_weight, p, k)
         for name, metric in metrics:
             feats = None
@@ -183,7 +190,9 @@ class Evaluator:
         """(P, D) unit-cube population -> (P,) fitness (the DE objective)."""
         return self.evaluate(unit).fitness
 
-    def evaluate_point(self, values: dict[str, float], angles=None, compile: bool | None = None) -> Evaluation:
+    def evaluate_point(
+        self, values: dict[str, float], angles: ArrayLike = None, compile: bool | None = None
+    ) -> Evaluation:
         """Score one candidate given as {name: value}, optionally with its K angles replaced."""
         v = {n: torch.tensor([float(x)], dtype=torch.float64) for n, x in values.items()}
         for j, a in enumerate(angles or []):
@@ -194,7 +203,7 @@ class Evaluator:
         """Same-target baseline: candidate ``values`` with every output's angle set to ``angle_0``.
 
         Runs eager even when the search is compiled: its K rows are a batch shape of their own, and
-        compiling that shape for one evaluation costs far more (about 25 s at 256 px on an H100)
-        than it saves (well under a second); compiled and eager losses agree within 1%.
+        compiling that shape for one evaluation costs far more (tens of seconds) than it saves (well
+        under a second); compiled and eager losses agree within 1%.
         """
         return self.evaluate_point(values, [values["angle_0"]] * self.k, compile=False)

@@ -7,12 +7,21 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from evostyle.errors import EvostyleError
 from evostyle.io.atomic import atomic_write_json
 from evostyle.io.runlog import RunLog
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Sequence
+    from typing import Any
+
+    from evostyle.search.evaluator import Evaluator
+    from evostyle.search.result import Generation
+    from evostyle.search.signals import StopSignals
 
 
 class SearchObjective:
@@ -26,8 +35,18 @@ class SearchObjective:
     (quality, -diversity), whichever the mode, so searches of either kind compare at equal budgets.
     """
 
-    def __init__(self, evaluator, log: RunLog, out: Path, cached: list[dict], progress=None, objective: str = "scalar",
-                 reference=(math.inf, 0.0), save_images: str = "all", signals=None):
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        log: RunLog,
+        out: Path,
+        cached: list[dict],
+        progress: Any = None,
+        objective: str = "scalar",
+        reference: Sequence[float] = (math.inf, 0.0),
+        save_images: str = "all",
+        signals: StopSignals | None = None,
+    ):
         from evostyle.search.signals import StopSignals
         self.ev, self.log, self.out = evaluator, log, out
         self.signals = signals if signals is not None else StopSignals()  # not installed: never fires
@@ -73,6 +92,18 @@ class SearchObjective:
         self.rows += [dict(r) for r in rows]
         self.points = torch.cat([self.points, self._objectives(rows)])
         return improved
+
+    def last_generation(self) -> Generation:
+        """A :class:`~evostyle.search.result.Generation` for the newest generation, as of that
+        generation (a replayed one too), for a callback."""
+        from evostyle.de.pareto import front_and_hypervolume
+        from evostyle.search.result import Generation
+        g = self.generation - 1
+        upto = [i for i, r in enumerate(self.rows) if int(r["generation"]) <= g]
+        best = min((self.rows[i] for i in upto), key=lambda r: float(r["fitness"]))
+        idx, hv = front_and_hypervolume(self.points[upto], self.reference)
+        return Generation(g, len(upto), float(best["fitness"]), dict(best), hv, len(idx),
+                          [r for r in self.rows if int(r["generation"]) == g])
 
     def front(self) -> tuple[list[dict], float]:
         """(rows of the non-dominated candidates among all evaluated, their hypervolume)."""

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -20,8 +20,14 @@ from evostyle.io.runlog import RunLog, environment
 from evostyle.search.config import SearchConfig, compile_choice, resolved_strategy
 from evostyle.search.evaluator import Evaluator
 from evostyle.search.objective import GEN_COLUMNS, SearchObjective
+from evostyle.search.result import SearchResult
 from evostyle.search.space import Space
 from evostyle.transfer.engine import StyleEngine
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Callable
+
+    from evostyle.search.result import Generation
 
 SCORE_COLUMNS = ("loss_score", "fidelity", "fidelity_style", "fidelity_content", "diversity_pixel",
                  "diversity_feature")
@@ -54,24 +60,20 @@ def build(cfg: SearchConfig) -> Built:
     from evostyle.search.evaluator import Evaluator
     from evostyle.search.scoring import ScoreConfig
     from evostyle.search.space import style_space
-    from evostyle.transfer.config import TransferConfig
     from evostyle.transfer.engine import StyleEngine
     from evostyle.transfer.run import rows_that_fit
-    content, styles = resolve_image(cfg.content), [resolve_image(s) for s in cfg.style]
+    content, styles = resolve_image(cfg.run.content), [resolve_image(s) for s in cfg.run.style]
     image_size(content)
     for s in styles:
         image_size(s)
-    space = style_space(cfg.outputs, len(cfg.style), cfg.style_layers, cfg.search, cfg.rotation_mode,
-                        cfg.fixed, cfg.bounds)
-    tcfg = TransferConfig(style_layers=tuple(cfg.style_layers), content_layer=cfg.content_layer,
-                          measure=cfg.measure, content_weight=cfg.content_weight, style_weight=cfg.style_weight,
-                          tv_weight=cfg.tv_weight, steps=cfg.steps, optimizer=cfg.inner_optimizer, lr=cfg.lr,
-                          init=cfg.image_init, init_noise=cfg.init_noise, max_batch=cfg.max_batch,
-                          precision=cfg.precision, compile_mode=cfg.compile_mode)
+    sp, tr = cfg.space, cfg.transfer
+    space = style_space(sp.outputs, len(cfg.run.style), tr.style_layers, sp.search, sp.rotation_mode, sp.fixed,
+                        sp.bounds)
+    tcfg = tr.to_transfer()
     with warnings_to_stderr():
-        engine = StyleEngine(content, styles, tcfg, size=cfg.size, rotation_mode=cfg.rotation_mode,
-                             shuffle=cfg.shuffle, weights=cfg.weights, seed=cfg.seed, pool=cfg.pool,
-                             device=cfg.device)
+        engine = StyleEngine(content, styles, tcfg, size=cfg.transfer.size, rotation_mode=cfg.space.rotation_mode,
+                             shuffle=cfg.space.shuffle, weights=cfg.run.weights, seed=cfg.run.seed, pool=cfg.run.pool,
+                             device=cfg.run.device)
     engine.cfg = dataclasses.replace(tcfg, compile=compile_choice(cfg, engine.device, _hw(engine))[0])
     rows_that_fit(_hw(engine), engine.cfg, engine.device)  # on the CPU: at least one row fits in memory
     for p in space.params:  # a fixed angle must be one the rotation mode accepts
@@ -80,8 +82,9 @@ def build(cfg: SearchConfig) -> Built:
                 engine.targets.mode.check_angles([p.value])
             except EvostyleError as exc:
                 raise EvostyleError(f"{p.name}: {exc}; fix it with --fix {p.name}=VALUE") from None
-    score = ScoreConfig(cfg.diversity_metric, cfg.diversity_weight, cfg.loss_cap, fitness_loss=cfg.fitness_loss)
-    return Built(engine, space, Evaluator(engine, space, cfg.outputs, score, noise_seed=cfg.seed))
+    sc = cfg.scoring
+    score = ScoreConfig(sc.diversity_metric, sc.diversity_weight, sc.loss_cap, fitness_loss=sc.fitness_loss)
+    return Built(engine, space, Evaluator(engine, space, cfg.space.outputs, score, noise_seed=cfg.run.seed))
 
 
 @contextlib.contextmanager
@@ -113,22 +116,25 @@ def _state_on_error(log: RunLog, out: Path, status_on_error: str | None = "faile
         raise
 
 
-def _solve(cfg: SearchConfig, objective, dim: int, init: torch.Tensor, device):
+def _solve(cfg: SearchConfig, objective, dim: int, init: torch.Tensor, device, callback=None):
     """Run the outer loop of ``cfg`` over the unit cube [0, 1]^dim from ``init`` (P, dim); returns its
-    OptimizeResult."""
+    OptimizeResult. ``callback(intermediate_result)`` is the solvers' per-generation callback."""
     from evostyle.de import GDE3, DifferentialEvolution, RandomSearch, scipy_differential_evolution
     from evostyle.search.scoring import OBJECTIVES
     bounds = [(0.0, 1.0)] * dim
-    if cfg.optimizer == "random":
-        return RandomSearch(objective, bounds, maxiter=cfg.maxiter, init=init, seed=cfg.seed, device=device).solve()
-    common = dict(strategy=resolved_strategy(cfg), maxiter=cfg.maxiter, recombination=cfg.recombination,
-                  mutation=tuple(cfg.mutation) if isinstance(cfg.mutation, list) else cfg.mutation, seed=cfg.seed)
-    if cfg.optimizer == "scipy-de":
-        return scipy_differential_evolution(objective, bounds, init=init.numpy(), tol=cfg.tol, atol=cfg.atol,
+    if cfg.de.optimizer == "random":
+        return RandomSearch(objective, bounds, maxiter=cfg.de.maxiter, init=init, seed=cfg.run.seed,
+                            device=device, callback=callback).solve()
+    de = cfg.de
+    common = dict(strategy=resolved_strategy(cfg), maxiter=de.maxiter, recombination=de.recombination,
+                  mutation=tuple(de.mutation) if isinstance(de.mutation, list) else de.mutation, seed=cfg.run.seed,
+                  callback=callback)
+    if cfg.de.optimizer == "scipy-de":
+        return scipy_differential_evolution(objective, bounds, init=init.numpy(), tol=cfg.de.tol, atol=cfg.de.atol,
                                             **common)
-    if OBJECTIVES.get(cfg.objective).multi:
-        return GDE3(objective, bounds, init=init, boundary=cfg.boundary, device=device, **common).solve()
-    return DifferentialEvolution(objective, bounds, init=init, tol=cfg.tol, atol=cfg.atol, boundary=cfg.boundary,
+    if OBJECTIVES.get(cfg.de.objective).multi:
+        return GDE3(objective, bounds, init=init, boundary=cfg.de.boundary, device=device, **common).solve()
+    return DifferentialEvolution(objective, bounds, init=init, tol=de.tol, atol=de.atol, boundary=de.boundary,
                                  device=device, **common).solve()
 
 
@@ -147,16 +153,17 @@ def _record(cfg: SearchConfig, engine, space, ev) -> dict:
     """config.json of a new run: the resolved config and everything needed to reproduce and read it."""
     from evostyle.transfer.compiling import resolve_compile_mode
     used, why = compile_choice(cfg, engine.device, _hw(engine))  # as build applied it
-    if cfg.reference_point is None:
+    if cfg.scoring.reference_point is None:
         reference, how = [ev.reference_quality(), 0.0], ("the unstylised content image's quality (the worst "
                                                           "over the pure styles and the default mix), diversity 0")
     else:
-        reference, how = [cfg.reference_point[0], -cfg.reference_point[1]], "reference_point in the config"
+        ref = cfg.scoring.reference_point
+        reference, how = [ref[0], -ref[1]], "reference_point in the config"
     return {"config": cfg.to_dict(), "space": space.describe(), "weights": engine.weights_info,
-            "environment": environment(engine.device), "seed": cfg.seed,
+            "environment": environment(engine.device), "seed": cfg.run.seed,
             "image_size": list(_hw(engine)), "columns": ev.columns, "strategy": resolved_strategy(cfg),
             "compile": {"used": used, "why": why,
-                        "mode": resolve_compile_mode(cfg.compile_mode, engine.device) if used else None},
+                        "mode": resolve_compile_mode(cfg.transfer.compile_mode, engine.device) if used else None},
             "hypervolume": {"objectives": [ev.score.quality_column, f"-{ev.score.diversity_column}"],
                             "reference": reference, "how": how}}
 
@@ -212,9 +219,18 @@ def _undo_create(out: Path, lock, existed: bool, refused: bool) -> None:
             out.rmdir()  # the folder this call made, now empty
 
 
-def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False, overwrite: bool = False,
-               quiet: bool = False, report: bool = True) -> dict:
-    """Run (or resume) a search; returns the summary dict (also written to summary.json).
+def run_search(
+    cfg: SearchConfig,
+    out: Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+    report: bool = True,
+    callback: Callable[[Generation], bool | None] | None = None,
+) -> SearchResult:
+    """Run (or resume) a search into ``out``; returns its :class:`~evostyle.search.result.SearchResult`
+    (summary.json, typed). ``callback(generation)`` is called after every generation after the first
+    with a :class:`~evostyle.search.result.Generation`; returning True stops the search there.
 
     Every input error is raised before anything is written. The run directory is locked for the
     duration (a second process on it gets a one-line error), SIGINT / SIGTERM / SIGHUP stop it cleanly
@@ -228,7 +244,7 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
         if RunLog.check_state(out).get("status") == "finished":
             if not quiet:
                 print(f"note: {out} is already finished; nothing to resume", file=sys.stderr)
-            return read_json(out / "summary.json", "run summary")
+            return SearchResult.from_dir(out)
     engine, space, ev = build(cfg)
     log = RunLog(out, ev.columns, GEN_COLUMNS)
     existed = out.exists()
@@ -245,30 +261,32 @@ def run_search(cfg: SearchConfig, out: Path | None = None, resume: bool = False,
                                         "space and run the command again") from None
                 raise
         with _state_on_error(log, out):
-            summary = _search(cfg, out, engine, space, ev, log, cached, rec["hypervolume"]["reference"], quiet)
+            summary = _search(cfg, out, engine, space, ev, log, cached, rec["hypervolume"]["reference"], quiet,
+                              callback)
         if report:
             from evostyle.report.html import write_report
             with _state_on_error(log, out, status_on_error=None):
                 write_report(out)
-    return summary
+    return SearchResult(out, summary)
 
 
-def _search(cfg, out, engine, space, ev, log, cached, reference, quiet) -> dict:
+def _search(cfg, out, engine, space, ev, log, cached, reference, quiet, callback=None) -> dict:
     """The generations (replaying ``cached`` rows), then the baseline and summary.json; state finished."""
     from evostyle.de.solver import latin_hypercube
     from evostyle.search.signals import StopSignals
-    gen = torch.Generator().manual_seed(cfg.seed)
-    init = latin_hypercube(cfg.popsize, space.dim, gen)
+    gen = torch.Generator().manual_seed(cfg.run.seed)
+    init = latin_hypercube(cfg.de.population, space.dim, gen)
     progress = None
     if not quiet:
         from tqdm.auto import tqdm
-        progress = tqdm(total=cfg.maxiter + 1, desc="generations", unit="gen", file=sys.stderr)
+        progress = tqdm(total=cfg.de.maxiter + 1, desc="generations", unit="gen", file=sys.stderr)
     t0 = time.perf_counter()
     with StopSignals(quiet) as signals:
-        obj = SearchObjective(ev, log, out, cached, progress, objective=cfg.objective,
-                              reference=reference, save_images=cfg.save_images, signals=signals)
+        obj = SearchObjective(ev, log, out, cached, progress, objective=cfg.de.objective,
+                              reference=reference, save_images=cfg.run.save_images, signals=signals)
         try:
-            res = _solve(cfg, obj, space.dim, init, engine.device)
+            res = _solve(cfg, obj, space.dim, init, engine.device,
+                         None if callback is None else lambda intermediate_result: callback(obj.last_generation()))
         finally:
             if progress is not None:
                 progress.close()
@@ -281,8 +299,8 @@ def _search(cfg, out, engine, space, ev, log, cached, reference, quiet) -> dict:
                             "searched": [q.name for q in space.searched],
                             **{c: float(best[c]) for c in SCORE_COLUMNS}},
                    "baseline_same_target": {c: float(base.terms[c][0]) for c in SCORE_COLUMNS},
-                   "optimizer": {"name": cfg.optimizer, "objective": cfg.objective,
-                                 "strategy": resolved_strategy(cfg) if cfg.optimizer != "random" else None,
+                   "optimizer": {"name": cfg.de.optimizer, "objective": cfg.de.objective,
+                                 "strategy": resolved_strategy(cfg) if cfg.de.optimizer != "random" else None,
                                  "message": str(res.message), "nit": int(res.nit), "nfev_points": obj.nfev,
                                  "success": bool(res.success)},
                    "front": [_front_member(r, space, ev) for r in front], "hypervolume": hv,

@@ -14,6 +14,10 @@ import contextlib
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Iterator
 
 SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
 
@@ -69,7 +73,7 @@ class StopSignals:
         self._old = {}
 
     @contextlib.contextmanager
-    def critical(self):
+    def critical(self) -> Iterator[None]:
         """A block (writing a generation's files) that an immediate stop does not cut short."""
         self._depth += 1
         try:

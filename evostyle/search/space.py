@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from evostyle.errors import EvostyleError, unknown
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Iterable, Sequence
 
 
 @dataclass
@@ -136,8 +140,15 @@ class Space:
 SEARCH_GROUPS = ("angles", "mix", "layers", "rotation_weight", "style_ratio")
 
 
-def style_space(outputs: int, n_styles: int, style_layers, search, rotation_mode: str = "rectified",
-                fixed: dict | None = None, bounds: dict | None = None) -> Space:
+def style_space(
+    outputs: int,
+    n_styles: int,
+    style_layers: Sequence[str],
+    search: Iterable[str],
+    rotation_mode: str = "rectified",
+    fixed: dict | None = None,
+    bounds: dict | None = None,
+) -> Space:
     """The style-search space.
 
     Parameters (group in brackets): ``angle_<k>`` for k < outputs, degrees in [0, 360] [angles];

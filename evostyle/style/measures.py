@@ -108,7 +108,7 @@ class Measure:
 class GramMeasure(Measure):
     """:func:`gram`, (B, C, C): blind to every permutation of spatial positions."""
 
-    def statistic(self, f):
+    def statistic(self, f: torch.Tensor) -> torch.Tensor:
         return gram(f)
 
 
@@ -117,14 +117,14 @@ class EuclideanMeasure(Measure):
 
     spatial = True
 
-    def statistic(self, f):
+    def statistic(self, f: torch.Tensor) -> torch.Tensor:
         return _hi(f)
 
 
 class MeanStdMeasure(Measure):
     """:func:`mean_std`, (B, 2, C): the AdaIN statistic."""
 
-    def statistic(self, f):
+    def statistic(self, f: torch.Tensor) -> torch.Tensor:
         return mean_std(f)
 
 

@@ -5,7 +5,7 @@ A mode maps one style image's features and (B,) angles in degrees to B rotated s
 the :data:`ROTATION_MODES` registry; a user adds one from Python with
 ``ROTATION_MODES.register("name", MyMode())``, where ``MyMode`` subclasses :class:`RotationMode`.
 
-Built-in modes (DESIGN.md, facts 1-3, 6 and 8; measured in docs/rotation.md):
+Built-in modes (each measured in docs/rotation.md):
 
 ``none``       no rotation; the angle is ignored.
 ``channel``    an orthogonal rotation of every feature vector, R(a) = Q blockdiag(rot2(n_j a)) Q^T with a
@@ -38,6 +38,9 @@ import torch.nn.functional as F
 from evostyle.errors import EvostyleError
 from evostyle.registry import Registry
 from evostyle.style.measures import MEASURES, style_statistic
+
+if TYPE_CHECKING:  # annotations only
+    from evostyle.types import ArrayLike
 
 if TYPE_CHECKING:  # pragma: no cover
     from evostyle.style.targets import StyleTargets
@@ -233,7 +236,7 @@ class RotationMode:
     rotates: bool = True
     nonnegative_gram: bool = False
 
-    def check_angles(self, angles) -> None:
+    def check_angles(self, angles: ArrayLike) -> None:
         """Raise a one-line error (:attr:`angle_rule`) for an angle this mode does not accept."""
         if self.angle_step is None:
             return
@@ -254,14 +257,14 @@ class NoRotation(RotationMode):
     rotates = False
     nonnegative_gram = True
 
-    def statistics(self, st, s, angles):
+    def statistics(self, st: StyleTargets, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
         return {l: st.stats[s][l].expand(angles.numel(), *st.stats[s][l].shape[1:]) for l in st.layers}
 
 
 class ChannelRotation(RotationMode):
     """Orthogonal rotation of the post-ReLU feature vectors (for Gram: R G R^T)."""
 
-    def statistics(self, st, s, angles):
+    def statistics(self, st: StyleTargets, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
         out = {}
         for l in st.layers:
             seed = st.layer_seed(l)
@@ -282,7 +285,7 @@ class RectifiedRotation(RotationMode):
     def _source(self, st, s, layer):
         return st.feats[s][layer]
 
-    def statistics(self, st, s, angles):
+    def statistics(self, st: StyleTargets, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
         out = {}
         for l in st.layers:
             z, seed = self._source(st, s, l), st.layer_seed(l)
@@ -304,7 +307,7 @@ class SpatialRotation(RotationMode):
 
     nonnegative_gram = True
 
-    def statistics(self, st, s, angles):
+    def statistics(self, st: StyleTargets, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
         out = {}
         for l in st.layers:
             f = st.feats[s][l]
@@ -324,7 +327,7 @@ class PixelRotation(RotationMode):
 
     nonnegative_gram = True
 
-    def statistics(self, st, s, angles):
+    def statistics(self, st: StyleTargets, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
         parts = [st.features(rotate_image(st.styles[s], angles[i:i + ROWS_PER_CHUNK]))
                  for i in range(0, angles.numel(), ROWS_PER_CHUNK)]
         return {l: torch.cat([style_statistic(p[l], st.measure) for p in parts]) for l in st.layers}
@@ -337,7 +340,7 @@ class DFRRotation(RotationMode):
     angle_rule = "rotation mode 'dfr' takes angles 0, 90, 180 or 270"
     nonnegative_gram = True
 
-    def statistics(self, st, s, angles):
+    def statistics(self, st: StyleTargets, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
         self.check_angles(angles)
         return {l: style_statistic(torch.cat([dfr_op(st.feats[s][l], float(a)) for a in angles.tolist()]),
                                    st.measure) for l in st.layers}

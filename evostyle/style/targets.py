@@ -16,12 +16,19 @@ Shuffle (a fixed, seeded transform of every style feature map, applied before th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from evostyle.errors import EvostyleError, unknown
 from evostyle.network.features import LAYER_INDEX, LAYER_NAMES
 from evostyle.style.measures import MEASURES, style_statistic
 from evostyle.style.rotations import ROTATION_MODES, RotationMode
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Sequence
+
+    from torch import nn
 
 SHUFFLE_MODES = ("none", "channel", "spatial")
 
@@ -61,8 +68,17 @@ class StyleTargets:
         seed: seeds the channel rotation bases and the shuffles.
     """
 
-    def __init__(self, extractor, styles, layers, measure="gram", rotation_mode="rectified",
-                 shuffle="none", seed=0, device=None):
+    def __init__(
+        self,
+        extractor: nn.Module,
+        styles: Sequence[torch.Tensor],
+        layers: Sequence[str],
+        measure: str = "gram",
+        rotation_mode: str | RotationMode = "rectified",
+        shuffle: str = "none",
+        seed: int = 0,
+        device: torch.device | None = None,
+    ):
         self.mode: RotationMode = (rotation_mode if isinstance(rotation_mode, RotationMode)
                                    else ROTATION_MODES.get(rotation_mode))
         if shuffle not in SHUFFLE_MODES:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from evostyle.errors import describe
 from evostyle.network.device import is_oom
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Callable
 
 _COMPILED: dict = {}
 """{(function, mode): ``torch.compile(function, mode=mode)``}, each built on first use in this process."""
@@ -13,7 +18,7 @@ _COMPILE_FAILED = False
 """Set once a compilation failed: later transfers in this process run eager without trying again."""
 
 
-def compiled(fn, mode: str = "default"):
+def compiled(fn: Callable, mode: str = "default") -> Callable:
     """``torch.compile(fn, mode=mode)`` (``loss_terms`` or ``adam_clamp``), built once per process and
     mode; ``fn`` itself once a compilation has failed."""
     if _COMPILE_FAILED:
@@ -25,7 +30,7 @@ def compiled(fn, mode: str = "default"):
     return _COMPILED[(fn, mode)]
 
 
-def resolve_compile_mode(mode: str, device) -> str:
+def resolve_compile_mode(mode: str, device: torch.device | str) -> str:
     """The torch.compile mode that ``mode`` means on ``device`` (a torch.device or its name):
     ``auto`` is ``reduce-overhead`` on CUDA (CUDA graphs) and ``default`` elsewhere, where inductor
     records no graphs; any other mode is itself."""
@@ -34,7 +39,7 @@ def resolve_compile_mode(mode: str, device) -> str:
     return "reduce-overhead" if torch.device(device).type == "cuda" else "default"
 
 
-def fall_back_to_eager(exc: BaseException, ran_eager: bool, note):
+def fall_back_to_eager(exc: BaseException, ran_eager: bool, note: Callable[[str], None]) -> None:
     """Handle ``exc`` raised by a step or an update: re-raise it if that code ran eager or ran out of
     memory (the transfer halves its chunk on that); else it is a failed compilation: log it, and this
     process runs eager from here on."""
@@ -45,7 +50,7 @@ def fall_back_to_eager(exc: BaseException, ran_eager: bool, note):
     note(f"torch.compile failed ({describe(exc)}); running eager from here on")
 
 
-def reset_compile():
+def reset_compile() -> None:
     """Forget the compiled functions (and any earlier failure): the next compiled transfer compiles
     anew."""
     global _COMPILED, _COMPILE_FAILED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from evostyle.errors import EvostyleError, unknown
@@ -37,7 +38,7 @@ class TransferConfig:
     channels_last: bool | None = None
     autotune: bool = False
     """On CUDA, let cuDNN time its convolution algorithms for each new shape (``cudnn.benchmark``).
-    Off by default: on an H100 at 256 px it changed nothing measurable (docs/performance.md)."""
+    Off by default: it changed nothing measurable at 256 px (docs/performance.md)."""
     compile: bool = False
     """Run the forward pass and losses through ``torch.compile`` (fuses the elementwise work around the
     convolutions; costs a compilation per new batch shape; falls back to eager with a log message if
@@ -47,32 +48,32 @@ class TransferConfig:
     """torch.compile's mode when ``compile`` is on. ``reduce-overhead`` also records each step's kernels
     in CUDA graphs and replays them with one launch (for steps bound by the host's launching: small
     batches); ``max-autotune`` times kernel variants too (a much longer compilation). ``auto`` (the
-    default) is ``reduce-overhead`` on CUDA and ``default`` elsewhere: on an H100 at 256 px the graphs
-    made a batch-8 step 2.4x faster and left batches 16-64 within the timing noise
-    (docs/performance.md)."""
+    default) is ``reduce-overhead`` on CUDA, where the graphs speed up small batches and leave large
+    ones as they were (docs/performance.md), and ``default`` elsewhere."""
 
     def validate(self) -> TransferConfig:
+        """Check every setting (names, layers, signs); the one place these rules live, for the transfer
+        CLI, the search config and direct callers alike."""
         from evostyle.network.features import check_layers
         from evostyle.style.measures import MEASURES
         check_layers(list(self.style_layers) + [self.content_layer])
-        if self.measure not in MEASURES:
-            raise unknown("measure", self.measure, MEASURES)
+        MEASURES.check(self.measure)
         if self.compile_mode not in COMPILE_MODES:
             raise unknown("compile mode", self.compile_mode, COMPILE_MODES)
         if self.optimizer not in OPTIMIZERS:
-            raise unknown("optimizer", self.optimizer, OPTIMIZERS)
+            raise unknown("inner optimizer", self.optimizer, OPTIMIZERS)
         if self.init not in INITS:
-            raise unknown("init", self.init, INITS)
-        if int(self.steps) <= 0:
-            raise EvostyleError(f"steps must be a positive integer, got {self.steps}")
+            raise unknown("image init", self.init, INITS)
+        if isinstance(self.steps, bool) or int(self.steps) < 1 or int(self.steps) != self.steps:
+            raise EvostyleError(f"steps must be an integer >= 1, got {self.steps}")
         for name in ("content_weight", "style_weight", "tv_weight", "init_noise"):
             v = float(getattr(self, name))
-            if not (v >= 0 and v < float("inf")):
+            if not (v >= 0 and math.isfinite(v)):
                 raise EvostyleError(f"{name.replace('_', '-')} must be finite and >= 0, got {v}")
-        if not (float(self.lr) > 0):
-            raise EvostyleError(f"learning rate must be > 0, got {self.lr}")
+        if not (float(self.lr) > 0 and math.isfinite(float(self.lr))):
+            raise EvostyleError(f"lr must be a positive number, got {self.lr}")
         if self.max_batch is not None and int(self.max_batch) < 1:
-            raise EvostyleError(f"max batch must be >= 1, got {self.max_batch}")
+            raise EvostyleError(f"max-batch must be >= 1, got {self.max_batch}")
         if int(self.history_every) < 1:
             raise EvostyleError("history_every must be >= 1")
         return self

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,6 +19,12 @@ from evostyle.network.features import LAYER_INDEX, LAYER_NAMES, VGGFeatures
 from evostyle.style.targets import StyleTargets
 from evostyle.transfer.config import TransferConfig
 from evostyle.transfer.run import TransferResult, run_transfer
+
+if TYPE_CHECKING:  # annotations only
+    import os
+    from collections.abc import Callable, Sequence
+
+    from evostyle.types import ArrayLike
 
 
 def _check_depth(hw: tuple[int, int], layers) -> None:
@@ -45,9 +52,20 @@ class StyleEngine:
         device: ``auto`` | ``cpu`` | ``cuda[:N]`` or a torch.device.
     """
 
-    def __init__(self, content, styles, cfg: TransferConfig, size: int = 256, rotation_mode: str = "rectified",
-                 shuffle: str = "none", weights: str = "auto", seed: int = 0, pool: str = "max",
-                 device="auto", model: VGGFeatures | None = None):
+    def __init__(
+        self,
+        content: str | os.PathLike | torch.Tensor,
+        styles: Sequence,
+        cfg: TransferConfig,
+        size: int = 256,
+        rotation_mode: str = "rectified",
+        shuffle: str = "none",
+        weights: str = "auto",
+        seed: int = 0,
+        pool: str = "max",
+        device: torch.device | str = "auto",
+        model: VGGFeatures | None = None,
+    ):
         cfg.validate()
         self.cfg = cfg
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
@@ -87,19 +105,36 @@ class StyleEngine:
     def device_info(self) -> dict:
         return device_info(self.device)
 
-    def run(self, mix, angles, rotation_weight, layer_weights=None, content_weights=None,
-            style_weights=None, noise_seeds=None, log=None) -> TransferResult:
+    def run(
+        self,
+        mix: ArrayLike,
+        angles: ArrayLike,
+        rotation_weight: ArrayLike,
+        layer_weights: torch.Tensor | None = None,
+        content_weights: torch.Tensor | None = None,
+        style_weights: torch.Tensor | None = None,
+        noise_seeds: Sequence[int] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> TransferResult:
         """Build per-row targets and optimise B rows: :meth:`build_targets` then :meth:`optimise`.
         Shapes as in ``StyleTargets.build``."""
         return self.optimise(self.build_targets(mix, angles, rotation_weight), layer_weights, content_weights,
                              style_weights, noise_seeds, log)
 
-    def build_targets(self, mix, angles, rotation_weight) -> dict[str, torch.Tensor]:
+    def build_targets(self, mix: ArrayLike, angles: ArrayLike, rotation_weight: ArrayLike) -> dict[str, torch.Tensor]:
         """Per-row style targets {layer: (B, ...)} on the device; see ``StyleTargets.build``."""
         return self.targets.build(mix, angles, rotation_weight)
 
-    def optimise(self, targets, layer_weights=None, content_weights=None, style_weights=None, noise_seeds=None,
-                 log=None, compile: bool | None = None) -> TransferResult:
+    def optimise(
+        self,
+        targets: dict[str, torch.Tensor],
+        layer_weights: torch.Tensor | None = None,
+        content_weights: torch.Tensor | None = None,
+        style_weights: torch.Tensor | None = None,
+        noise_seeds: Sequence[int] | None = None,
+        log: Callable[[str], None] | None = None,
+        compile: bool | None = None,
+    ) -> TransferResult:
         """Optimise B rows towards ``targets`` (from :meth:`build_targets`).
 
         ``compile`` overrides ``cfg.compile`` for this run (None: the config's setting).

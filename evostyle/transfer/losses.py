@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from evostyle.style.measures import content_term, sq_norm, style_term, total_variation
 
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Callable
 
-def denominators(content_feat, targets, cfg) -> dict:
+    from torch import nn
+
+    from evostyle.network.device import Precision
+    from evostyle.transfer.config import TransferConfig
+
+
+def denominators(content_feat: torch.Tensor, targets: dict[str, torch.Tensor], cfg: TransferConfig) -> dict:
     """{"content" and each style layer: the target's squared norm (B or 1,)}, the fixed denominators
     of the normalised terms, computed once per optimisation; {} when ``cfg.normalize`` is off."""
     if not cfg.normalize:
@@ -15,7 +25,20 @@ def denominators(content_feat, targets, cfg) -> dict:
     return {"content": sq_norm(content_feat), **{l: sq_norm(targets[l]) for l in cfg.style_layers}}
 
 
-def loss_terms(model, x, content_feat, targets, denoms, layer_w, cw, sw, cfg, prec, device, tv: bool = True):
+def loss_terms(
+    model: nn.Module,
+    x: torch.Tensor,
+    content_feat: torch.Tensor,
+    targets: dict[str, torch.Tensor],
+    denoms: dict[str, torch.Tensor],
+    layer_w: torch.Tensor,
+    cw: torch.Tensor,
+    sw: torch.Tensor,
+    cfg: TransferConfig,
+    prec: Precision,
+    device: torch.device | str,
+    tv: bool = True,
+) -> dict[str, torch.Tensor]:
     """Forward pass and named per-row loss terms for images x (B,3,H,W); ``denoms`` from
     :func:`denominators`. ``tv=False`` leaves out the total variation, which is allowed only when its
     weight is 0 (then it is only reported, and the optimisation steps need not compute it)."""
@@ -37,7 +60,9 @@ def loss_terms(model, x, content_feat, targets, denoms, layer_w, cw, sw, cfg, pr
     return terms
 
 
-def evaluate_step(fn, args, failed: torch.Tensor, last: bool):
+def evaluate_step(
+    fn: Callable, args: tuple, failed: torch.Tensor, last: bool
+) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """Loss terms of one step through ``fn`` and, unless ``last``, the gradient w.r.t. the images.
 
     ``args`` are ``loss_terms``' arguments (the images x second); ``failed`` (B,) is updated in place with

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Callable
 
 
 def sanitise(grad: torch.Tensor, failed: torch.Tensor) -> torch.Tensor:
@@ -10,7 +15,18 @@ def sanitise(grad: torch.Tensor, failed: torch.Tensor) -> torch.Tensor:
     return torch.where(failed.view(-1, 1, 1, 1), torch.zeros_like(grad), torch.nan_to_num(grad))
 
 
-def adam_clamp(x, m, v, grad, failed, step_size, bc2_sqrt, b1: float, b2: float, eps: float):
+def adam_clamp(
+    x: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    grad: torch.Tensor,
+    failed: torch.Tensor,
+    step_size: torch.Tensor,
+    bc2_sqrt: torch.Tensor,
+    b1: float,
+    b2: float,
+    eps: float,
+) -> None:
     """In place: one Adam step of the images x on the sanitised gradient, then x clamped to [0, 1].
 
     x, m, v, grad: (B, 3, H, W); failed: (B,) bool; step_size = lr / (1 - b1^t) and bc2_sqrt =
@@ -28,7 +44,7 @@ class Adam:
     (elementwise, so rows stay independent); kept here to avoid torch.optim's import-time cost and to
     fuse the update into one kernel when compiled."""
 
-    def __init__(self, x: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+    def __init__(self, x: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         self.x, self.lr, self.b1, self.b2, self.eps = x, lr, betas[0], betas[1], eps
         self.m = torch.zeros_like(x)
         self.v = torch.zeros_like(x)
@@ -36,7 +52,7 @@ class Adam:
         self._step_size, self._bc2_sqrt = x.new_zeros(()), x.new_zeros(())  # 0-d: filled each step
 
     @torch.no_grad()
-    def step(self, grad: torch.Tensor, failed: torch.Tensor, fn=adam_clamp):
+    def step(self, grad: torch.Tensor, failed: torch.Tensor, fn: Callable = adam_clamp) -> None:
         """Sanitise the gradient, step and clamp the images to [0, 1], through ``fn`` (``adam_clamp``
         or its compiled version)."""
         self.t += 1
@@ -55,7 +71,7 @@ class BatchedLBFGS:
         self.prev_x = self.prev_g = None
 
     @torch.no_grad()
-    def step(self, grad: torch.Tensor):
+    def step(self, grad: torch.Tensor) -> None:
         b = grad.shape[0]
         g = grad.reshape(b, -1).double()
         x = self.x.detach().reshape(b, -1).double().clone()  # a copy: self.x changes in place

@@ -14,6 +14,7 @@ import contextlib
 import copy
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -25,6 +26,11 @@ from evostyle.transfer.compiling import compiled, fall_back_to_eager, resolve_co
 from evostyle.transfer.config import CUDA_GRAPH_MODES, TransferConfig
 from evostyle.transfer.losses import denominators, evaluate_step, loss_terms
 from evostyle.transfer.optimisers import Adam, BatchedLBFGS, adam_clamp, sanitise
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Callable
+
+    from torch import nn
 
 
 @dataclass
@@ -57,7 +63,7 @@ BYTES_PER_VALUE = 8
 128 x 128 px row for 6.55 M values, about 6 bytes each; 8 leaves a margin). Doubled for fp64."""
 
 
-def rows_that_fit(hw: tuple[int, int], cfg: TransferConfig, device) -> int | None:
+def rows_that_fit(hw: tuple[int, int], cfg: TransferConfig, device: torch.device | str) -> int | None:
     """How many rows of (H, W) = ``hw`` px a CPU transfer can optimise at once in the host's available
     memory (None on a GPU, where an out-of-memory error halves the chunk instead, or when the host does
     not say). Raises :class:`~evostyle.errors.ResourceError` if not even one row fits."""
@@ -156,10 +162,18 @@ def _cudnn_benchmark(on: bool):
         torch.backends.cudnn.benchmark = old
 
 
-def run_transfer(model, content: torch.Tensor, targets: dict[str, torch.Tensor], cfg: TransferConfig,
-                 layer_weights: torch.Tensor | None = None, content_weights: torch.Tensor | None = None,
-                 style_weights: torch.Tensor | None = None, noise_seeds: list[int] | None = None,
-                 device: torch.device | None = None, log=None) -> TransferResult:
+def run_transfer(
+    model: nn.Module,
+    content: torch.Tensor,
+    targets: dict[str, torch.Tensor],
+    cfg: TransferConfig,
+    layer_weights: torch.Tensor | None = None,
+    content_weights: torch.Tensor | None = None,
+    style_weights: torch.Tensor | None = None,
+    noise_seeds: list[int] | None = None,
+    device: torch.device | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TransferResult:
     """Optimise B images at once.
 
     Args:

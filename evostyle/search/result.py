@@ -1,0 +1,124 @@
+"""What a search hands back: :class:`SearchResult` for the finished run, and :class:`Generation` for a
+per-generation callback.
+
+``run_search(cfg, out, callback=fn)`` calls ``fn(generation)`` after every generation after the first
+(as scipy's DE calls its callback), replayed ones of a resumed run included; returning True stops the
+search there, cleanly: the run is finished, its summary says "callback function requested stop early".
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only
+    import os
+
+    import pandas as pd
+
+
+@dataclass
+class Generation:
+    """The state of a search after one generation (for a callback)."""
+
+    generation: int
+    nfev: int
+    """Candidates evaluated so far."""
+    best_fitness: float
+    best: dict
+    """The best candidate's row so far (param_*, loss_*, fidelity*, diversity_*, fitness)."""
+    hypervolume: float
+    front_size: int
+    rows: list[dict]
+    """This generation's candidate rows."""
+
+
+@dataclass
+class SearchResult:
+    """A finished (or resumed and finished) search: its run directory and summary.json, typed.
+
+    The summary's keys stay readable as items (``result["best"]``), so code written against the dict
+    that ``run_search`` used to return keeps working.
+    """
+
+    path: Path
+    summary: dict = field(repr=False)
+
+    @classmethod
+    def from_dir(cls, path: str | os.PathLike) -> SearchResult:
+        """The result of the finished run in ``path`` (its summary.json)."""
+        from evostyle.io.atomic import read_json
+        return cls(Path(path), read_json(Path(path) / "summary.json", "run summary"))
+
+    # -- the summary, typed ---------------------------------------------------------------------------
+    @property
+    def best(self) -> dict:
+        """The best candidate: fitness, generation, candidate, params (all), searched (names), scores."""
+        return self.summary["best"]
+
+    @property
+    def best_params(self) -> dict[str, float]:
+        return dict(self.best["params"])
+
+    @property
+    def fitness(self) -> float:
+        return float(self.best["fitness"])
+
+    @property
+    def baseline(self) -> dict:
+        """The best candidate's same-target baseline (every output with angle_0's target)."""
+        return self.summary["baseline_same_target"]
+
+    @property
+    def front(self) -> list[dict]:
+        """The non-dominated candidates among all evaluated, with parameters, objectives and images."""
+        return list(self.summary.get("front", []))
+
+    @property
+    def hypervolume(self) -> float:
+        return float(self.summary.get("hypervolume", 0.0))
+
+    @property
+    def optimizer(self) -> dict:
+        return self.summary["optimizer"]
+
+    @property
+    def seconds(self) -> float:
+        return float(self.summary["seconds"])
+
+    def __getitem__(self, key: str) -> Any:
+        return self.summary[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.summary
+
+    # -- the run directory ----------------------------------------------------------------------------
+    def candidates(self) -> pd.DataFrame:
+        """candidates.csv as a DataFrame (see :func:`evostyle.load_run`)."""
+        from evostyle.report.analysis import load_run
+        return load_run(self.path)[0]
+
+    def generations(self) -> pd.DataFrame:
+        from evostyle.report.analysis import load_run
+        return load_run(self.path)[1]
+
+    def best_images(self) -> list[Path]:
+        """The best candidate's output files (best/output_<k>.png)."""
+        return sorted((self.path / "best").glob("output_*.png"))
+
+    def _repr_html_(self) -> str:
+        """Inline in Jupyter: the summary line, the best outputs and the convergence and front plots."""
+        from evostyle.report.html import data_uri
+        b = self.best
+        searched = ", ".join(f"{k}={b['params'][k]:.4g}" for k in b.get("searched", []))
+        imgs = "".join(f'<img src="{data_uri(p)}" style="height:160px;margin:2px" alt="{p.name}">'
+                       for p in self.best_images())
+        plots = "".join(f'<img src="{data_uri(p)}" style="max-width:48%;margin:2px" alt="{p.name}">'
+                        for p in (self.path / "plot_convergence.png", self.path / "plot_pareto.png") if p.is_file())
+        return (f"<div><b>evostyle run</b> <code>{html.escape(str(self.path))}</code>: best fitness "
+                f"{b['fitness']:.5g} (fidelity {b.get('fidelity', float('nan')):.4g}, pixel diversity "
+                f"{b.get('diversity_pixel', float('nan')):.4f}; same-target baseline "
+                f"{self.baseline.get('diversity_pixel', float('nan')):.4f}); front of {len(self.front)}, "
+                f"hypervolume {self.hypervolume:.4g}<br>{html.escape(searched)}<br>{imgs}<br>{plots}</div>")

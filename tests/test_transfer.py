@@ -42,17 +42,24 @@ def test_style_loss_falls_by_half_in_50_adam_steps(model, content64, style64):
 
 
 def test_batched_equals_one_at_a_time(model, small, small_style):
-    """Rows are independent: exactly so in float64; to float32 rounding noise in fp32."""
+    """Rows are independent: exactly so in float64. In fp32 the CPU's convolution kernels round
+    differently for a batch of 3 and of 1 (how much depends on the processor: up to 0.034 per pixel
+    after 8 steps on an AVX-512/AMX Xeon, under 0.03 on others), and Adam's first, sign-like steps
+    turn such last-bit differences into steps of up to lr; on average they stay under half a step."""
     angles = [0.0, 45.0, 120.0]
     t = _targets(model, small_style, angles)
-    for precision, atol in (("fp64", 1e-6), ("fp32", 3e-2)):
+    for precision in ("fp64", "fp32"):
         cfg = TransferConfig(steps=8, init="content+noise", precision=precision)
         batched = run_transfer(model, small, t, cfg, noise_seeds=[5, 6, 7])
         for i in range(3):
             one = run_transfer(model, small, {l: v[i:i + 1] for l, v in t.items()}, cfg, noise_seeds=[5 + i])
-            assert torch.allclose(batched.images[i], one.images[0], atol=atol)
-            assert (batched.images[i] - one.images[0]).abs().mean() < atol / 10
-            assert batched.final["total"][i] == pytest.approx(float(one.final["total"][0]), rel=atol)
+            diff = (batched.images[i] - one.images[0]).abs()
+            total, alone = float(batched.final["total"][i]), float(one.final["total"][0])
+            if precision == "fp64":
+                assert diff.max() == 0 and total == alone
+            else:
+                assert diff.mean() < cfg.lr / 2 and diff.max() < 2 * cfg.lr * cfg.steps
+                assert total == pytest.approx(alone, rel=3e-2)
     cfg = TransferConfig(steps=8, init="content+noise", precision="fp64", max_batch=2)
     chunked = run_transfer(model, small, t, cfg, noise_seeds=[5, 6, 7])
     full = run_transfer(model, small, t, TransferConfig(steps=8, init="content+noise", precision="fp64"),
@@ -83,11 +90,18 @@ def test_nan_row_is_flagged_and_others_go_on(model, small, small_style):
 
 
 def test_per_row_weights(model, small, small_style):
+    """Each row's style weight applies to that row alone: in a batch with weights (1, 0) the first row
+    is exactly what it is alone (fp64), and the row without style pull stays far closer to the
+    content. (Not exactly on it: the content target comes from a batch of 1 and the image's features
+    from a batch of 2, whose kernels may round differently, and Adam turns a 1e-30 loss into steps of
+    up to lr.)"""
     cfg = TransferConfig(steps=10, precision="fp64")
     t = _targets(model, small_style, [0.0, 0.0])
     res = run_transfer(model, small, t, cfg, style_weights=torch.tensor([1.0, 0.0]))
-    assert res.final["content"][1] < 1e-6  # no style pull: stays on the content
+    one = run_transfer(model, small, {l: v[:1] for l, v in t.items()}, cfg, style_weights=torch.tensor([1.0]))
+    assert torch.equal(res.images[0], one.images[0])
     assert res.final["content"][0] > 1e-3
+    assert res.final["content"][1] < res.final["content"][0] / 5
 
 
 def test_bf16_matches_fp32_at_small_size(model, small, small_style):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import sys
-import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -71,14 +70,3 @@ def cli_errors(debug: bool = False, prog: str = "evostyle") -> Iterator[None]:
         print(f"{prog}: error: no space left on device while writing {exc.filename or 'a file'}; free some space "
               "and run it again", file=sys.stderr)
         raise SystemExit(EXIT_RESOURCE) from None
-
-
-@contextlib.contextmanager
-def warnings_to_stderr() -> Iterator[None]:
-    """Show our UserWarnings (e.g. the fallback to random weights) as ``warning: ...`` lines on stderr."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for w in caught:
-        if issubclass(w.category, UserWarning):
-            print(f"warning: {w.message}", file=sys.stderr)

@@ -143,7 +143,9 @@ def experiment(name: str, doc: str, quick: dict, full: dict, options=None):
 
 
 def run_main(fn):
+    from evostyle.progress import setup_logging
     args = fn.parser().parse_args()
+    setup_logging(0)
     with cli_errors(args.debug, fn.__name__):
         torch.manual_seed(args.seed)
         fn(args)

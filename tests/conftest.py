@@ -14,6 +14,24 @@ from evostyle.network.features import VGGFeatures
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_logging():
+    """Each test starts with the ``evostyle`` logger as a library user gets it (no handler, records
+    propagate) and Python's own warning display: a command line run in-process by an earlier test
+    (``setup_logging``) must not decide where a later test's messages go."""
+    import logging
+    import warnings
+    log, shown = logging.getLogger("evostyle"), warnings.showwarning
+
+    def reset():
+        log.handlers, log.propagate = [], True
+        log.setLevel(logging.NOTSET)
+        warnings.showwarning = shown
+    reset()
+    yield
+    reset()
+
+
 @pytest.fixture(scope="session")
 def model():
     return VGGFeatures(("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"),

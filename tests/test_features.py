@@ -1,3 +1,4 @@
+import logging
 import warnings
 
 import pytest
@@ -97,17 +98,21 @@ def test_pickled_object_is_refused(tmp_path):
         VGGFeatures(("relu1_1",), weights=str(p))
 
 
-def test_auto_falls_back_to_random_with_warning(monkeypatch):
+def test_auto_falls_back_to_random_with_a_logged_warning(monkeypatch, caplog):
+    """Offline is an expected situation: one logged warning (no Python warning with file and line)."""
     import evostyle.network.features as feat
 
     def offline():
         raise EvostyleError("could not load ImageNet VGG19 weights (test: offline)")
     monkeypatch.setattr(feat, "_imagenet_state", offline)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    caplog.set_level("WARNING", logger="evostyle")
+    monkeypatch.setattr(logging.getLogger("evostyle"), "propagate", True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no Python warning is raised
         m = VGGFeatures(("relu1_1",), weights="auto", seed=7)
     assert m.weights_info["used"] == "random" and m.weights_info["seed"] == 7
-    assert any("falling back to random" in str(w.message) for w in caught)
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "falling back to random weights (seed 7)" in caplog.records[0].getMessage()
     with pytest.raises(EvostyleError, match="offline"):
         VGGFeatures(("relu1_1",), weights="imagenet")
 

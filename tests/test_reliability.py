@@ -71,7 +71,7 @@ def test_numerical_failure_marks_candidate_and_search_goes_on(tmp_path):
     assert json.loads((tmp_path / "run" / "state.json").read_text())["status"] == "finished"
 
 
-def test_out_of_memory_halves_batch_and_search_completes(tmp_path, monkeypatch, capsys):
+def test_out_of_memory_halves_batch_and_search_completes(tmp_path, monkeypatch, caplog):
     import evostyle.transfer.run as tr
     real = tr._optimise_chunk
 
@@ -85,7 +85,7 @@ def test_out_of_memory_halves_batch_and_search_completes(tmp_path, monkeypatch, 
     run_search(cfg, tmp_path / "run", quiet=True, report=False)
     assert len(pd.read_csv(tmp_path / "run" / "candidates.csv")) == 10
     assert pd.read_csv(tmp_path / "run" / "generations.csv").chunk_size.tolist() == [2, 2]  # 10 -> 5 -> 2
-    err = capsys.readouterr().err
+    err = "\n".join(r.getMessage() for r in caplog.records if r.name == "evostyle" and r.levelname == "WARNING")
     assert "generation 0: out of memory at 10 rows per chunk; retrying with 5" in err
     assert "generation 1:" not in err  # the next generation starts at the chunk size that fitted
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from evostyle.cli.common import plain
-from evostyle.errors import EvostyleError, cli_errors, describe, unknown, warnings_to_stderr
+from evostyle.errors import EvostyleError, cli_errors, describe, unknown
 from evostyle.io.atomic import atomic_write_json, atomic_write_text
 from evostyle.io.images import load_image
 from evostyle.io.rundir import ensure_dir
@@ -353,8 +353,7 @@ def _check_weights(spec: str) -> str:
     """Resolve a weights spec once, before any timing: a bad name or file fails at once, and ``auto``
     becomes ``imagenet`` or (with the usual warning) ``random``, so rows do not retry the download."""
     from evostyle.network.features import resolve_weights
-    with warnings_to_stderr():
-        _, info = resolve_weights(spec, SEED)
+    _, info = resolve_weights(spec, SEED)
     return spec if info["used"] == "file" else info["used"]
 
 
@@ -443,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="write bench.json and bench.md here")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args(argv)
+    from evostyle.progress import setup_logging
+    setup_logging(0)
     with cli_errors(args.debug, "evostyle.bench"):
         dev = resolve_device(args.device)
         cuda = dev.type == "cuda"

@@ -7,14 +7,17 @@ from pathlib import Path
 
 from evostyle.cli.common import plain
 from evostyle.errors import EvostyleError, cli_errors
+from evostyle.progress import setup_logging
 from evostyle.report.html import write_report
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m evostyle.report", description=plain(__doc__))
     ap.add_argument("run_dir", help="a run directory written by python -m evostyle.search")
+    ap.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args(argv)
+    setup_logging(-1 if args.quiet else 0)
     with cli_errors(args.debug, "evostyle.report"):
         from evostyle.io.rundir import MARKER, RunLock
         from evostyle.io.runlog import RunLog

@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 from pathlib import Path
 
 import torch
 
 from evostyle.cli.common import plain, show_defaults
-from evostyle.errors import EvostyleError, cli_errors, warnings_to_stderr
+from evostyle.errors import EvostyleError, cli_errors
 from evostyle.io.atomic import atomic_write_json
 from evostyle.io.runlog import environment
 from evostyle.io.samples import resolve_image
 from evostyle.network.device import PRECISIONS
 from evostyle.network.features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
+from evostyle.progress import setup_logging, step_counter
 from evostyle.style.measures import MEASURES
 from evostyle.style.rotations import ROTATION_MODES
 from evostyle.style.targets import SHUFFLE_MODES
 from evostyle.transfer.compiling import resolve_compile_mode
 from evostyle.transfer.config import COMPILE_MODES, INITS, OPTIMIZERS, TransferConfig
+
+logger = logging.getLogger("evostyle")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier transfer's outputs in --out (other files there are kept)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages, only warnings and errors")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug detail too")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     show_defaults(p)
     return p
@@ -102,19 +108,25 @@ def run(args: argparse.Namespace) -> dict:
                          precision=args.precision, compile=args.compile or args.compile_mode is not None,
                          compile_mode=args.compile_mode or TransferConfig.compile_mode).validate()
     rows = _rows(args, len(args.style))
-    with warnings_to_stderr():
-        engine = StyleEngine(resolve_image(args.content), [resolve_image(s) for s in args.style], cfg,
-                             size=args.size, rotation_mode=args.rotation_mode, shuffle=args.shuffle,
-                             weights=args.weights, seed=args.seed, device=args.device)
+    engine = StyleEngine(resolve_image(args.content), [resolve_image(s) for s in args.style], cfg,
+                         size=args.size, rotation_mode=args.rotation_mode, shuffle=args.shuffle,
+                         weights=args.weights, seed=args.seed, device=args.device)
+    engine.targets.mode.check_angles(args.angles)  # before --out is touched
     from evostyle.io.rundir import TRANSFER, ensure_dir, prepare_new
     out = ensure_dir(Path(args.out))
     kept = prepare_new(out, args.overwrite, TRANSFER)  # never a user's file; only a transfer's own
     if kept:
-        print(f"note: kept {len(kept)} file(s) evostyle did not write in {out}", file=sys.stderr)
+        logger.warning("kept %d file(s) evostyle did not write in %s", len(kept), out)
     mix = torch.tensor([r[0] for r in rows])
     angles = torch.tensor([r[1] for r in rows], dtype=torch.float64)
-    res = engine.run(mix, angles, torch.full((len(rows),), args.rotation_weight),
-                     noise_seeds=[args.seed * 1000 + i for i in range(len(rows))])
+    logger.info("transfer: %d output(s), %d steps at %dx%d px, into %s", len(rows), cfg.steps,
+                engine.content.shape[-1], engine.content.shape[-2], out)
+    progress, close = step_counter("transfer", args.quiet)
+    try:
+        res = engine.run(mix, angles, torch.full((len(rows),), args.rotation_weight),
+                         noise_seeds=[args.seed * 1000 + i for i in range(len(rows))], progress=progress)
+    finally:
+        close()
     from evostyle.io.images import save_image
     outputs = []
     for k, (m, a) in enumerate(rows):
@@ -135,6 +147,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging(-1 if args.quiet else 1 if args.verbose else 0)
     with cli_errors(args.debug, "evostyle.transfer"):
         rec = run(args)
         for o in rec["outputs"]:

@@ -19,8 +19,8 @@ Every extractor carries ``weights_info``, a JSON-able dict saying which weights 
 from __future__ import annotations
 
 import hashlib
+import logging
 import socket
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -36,6 +36,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 DEFAULT_CONTENT_LAYER = "relu4_2"
 POOLS = ("max", "avg")
+log = logging.getLogger("evostyle")
 DOWNLOAD_TIMEOUT_S = 30.0
 """Socket timeout (seconds per blocking network operation, not for the whole download) while fetching
 the ImageNet weights."""
@@ -173,7 +174,7 @@ def resolve_weights(weights: str, seed: int) -> tuple[dict[str, torch.Tensor] | 
             return _imagenet_state(), {"spec": weights, "used": "imagenet",
                                        "source": "torchvision VGG19_Weights.IMAGENET1K_V1"}
         except EvostyleError as exc:
-            warnings.warn(f"{exc}; falling back to random weights (seed {seed})", stacklevel=2)
+            log.warning("%s; falling back to random weights (seed %d)", exc, seed)
             return None, {"spec": weights, "used": "random", "seed": seed,
                           "note": "ImageNet weights unavailable; seeded random init"}
     if weights == "random":

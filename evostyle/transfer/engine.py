@@ -115,11 +115,12 @@ class StyleEngine:
         style_weights: torch.Tensor | None = None,
         noise_seeds: Sequence[int] | None = None,
         log: Callable[[str], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> TransferResult:
         """Build per-row targets and optimise B rows: :meth:`build_targets` then :meth:`optimise`.
         Shapes as in ``StyleTargets.build``."""
         return self.optimise(self.build_targets(mix, angles, rotation_weight), layer_weights, content_weights,
-                             style_weights, noise_seeds, log)
+                             style_weights, noise_seeds, log, progress=progress)
 
     def build_targets(self, mix: ArrayLike, angles: ArrayLike, rotation_weight: ArrayLike) -> dict[str, torch.Tensor]:
         """Per-row style targets {layer: (B, ...)} on the device; see ``StyleTargets.build``."""
@@ -134,10 +135,12 @@ class StyleEngine:
         noise_seeds: Sequence[int] | None = None,
         log: Callable[[str], None] | None = None,
         compile: bool | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> TransferResult:
         """Optimise B rows towards ``targets`` (from :meth:`build_targets`).
 
-        ``compile`` overrides ``cfg.compile`` for this run (None: the config's setting).
+        ``compile`` overrides ``cfg.compile`` for this run (None: the config's setting); ``progress``
+        is :func:`~evostyle.transfer.run_transfer`'s.
 
         If a run had to split its batch after running out of memory, the chunk size that worked is
         kept, so the next generations do not run out of memory first again.
@@ -147,7 +150,7 @@ class StyleEngine:
             cfg = dataclasses.replace(cfg, max_batch=self.chunk_cap)
         rows = next(iter(targets.values())).shape[0]
         res = run_transfer(self.model, self.content, targets, cfg, layer_weights, content_weights,
-                           style_weights, noise_seeds, self.device, log)
+                           style_weights, noise_seeds, self.device, log, progress)
         if res.chunk_size < min(rows, cfg.max_batch or rows):
             self.chunk_cap = res.chunk_size
         return res

@@ -96,7 +96,8 @@ def _init_images(content: torch.Tensor, n: int, cfg: TransferConfig, noise_seeds
     return torch.stack(rows)[:n]
 
 
-def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg, prec, device, seeds, note):
+def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg, prec, device, seeds, note,
+                    progress=None):
     """Optimise one chunk of rows; returns (images, initial, final, history, failed) on the CPU."""
     n = cw.shape[0]
     mode = resolve_compile_mode(cfg.compile_mode, device)
@@ -135,6 +136,8 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
             history.append((step, total.detach().float().cpu()))
         if last:
             break
+        if progress is not None:
+            progress(step + 1, int(cfg.steps))
         if update is not None:  # Adam; compiled, the sanitising, the step and the clamp are one kernel
             try:
                 opt.step(grad, failed, update)
@@ -173,6 +176,7 @@ def run_transfer(
     noise_seeds: list[int] | None = None,
     device: torch.device | None = None,
     log: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TransferResult:
     """Optimise B images at once.
 
@@ -187,6 +191,8 @@ def run_transfer(
         content_weights / style_weights: (B,) per-row multipliers of cfg's content / style weight.
         noise_seeds: B ints seeding each row's noise init (default 0..B-1).
         log: optional callable(str), called for each out-of-memory retry or compilation fallback.
+        progress: optional callable(step, steps), called after each step of each chunk of rows (a
+            progress bar: :func:`evostyle.progress.step_counter`).
     """
     cfg.validate()
     device = device or next(model.parameters()).device
@@ -228,7 +234,7 @@ def run_transfer(
             try:
                 parts.append(_optimise_chunk(
                     model, content, content_feat, {l: t[sl] for l, t in targets.items()}, lw[sl], cw[sl],
-                    sw[sl], cfg, prec, device, seeds[sl], note))
+                    sw[sl], cfg, prec, device, seeds[sl], note, progress))
             except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
                 if not is_oom(exc) or chunk == 1:
                     raise

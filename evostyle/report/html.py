@@ -18,10 +18,11 @@ import pandas as pd
 from evostyle.errors import EvostyleError
 from evostyle.io.atomic import atomic_write_text, read_json
 from evostyle.report.analysis import load_run, run_settings
-from evostyle.report.plots import PLOTS, make_plots, objective_columns, searched_parameters
+from evostyle.report.plots import PLOTS, make_plots, objective_columns, parameter_units, searched_parameters
 
 if TYPE_CHECKING:  # annotations only
     import os
+    from collections.abc import Sequence
 
 
 def data_uri(path: Path) -> str:
@@ -29,9 +30,23 @@ def data_uri(path: Path) -> str:
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _img(path: Path, caption: str) -> str:
-    return (f'<figure><img src="{data_uri(path)}" alt="{html.escape(caption)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+DISPLAY_PX = 256
+"""Images are shown at least this many CSS px on their long side: a 64 px output is drawn 4x larger."""
+
+
+def _img(path: Path, caption: str, min_long: int = DISPLAY_PX) -> str:
+    """A captioned image, scaled up for display (never down) to ``min_long`` px on its long side with
+    nearest-neighbour sampling, so that a small output shows its real pixels; the caption says so."""
+    from PIL import Image
+    with Image.open(path) as im:
+        w, h = im.size
+    scale = max(1.0, min_long / max(w, h))
+    style = ""
+    if scale > 1:
+        caption = f"{caption} ({w}x{h} px, shown {scale:.3g}x, nearest-neighbour)"
+        style = ' style="image-rendering:pixelated"'
+    return (f'<figure><img src="{data_uri(path)}" width="{round(w * scale)}" height="{round(h * scale)}"{style} '
+            f'alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>')
 
 
 def markdown_table(rows: list[dict], cols: list[str], digits: int = 3) -> str:
@@ -56,14 +71,50 @@ def _table(df: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
                    for row in df.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+def _rows_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in rows)
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;padding:0 1em;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px}
-th{background:#f3f3f3}figure{display:inline-block;margin:4px;text-align:center;vertical-align:top}
-figure img{max-width:200px;max-height:200px;display:block}figcaption{font-size:11px;max-width:200px}
-.plots img{max-width:100%}.warn{color:#a40}code{background:#f5f5f5;padding:1px 3px}"""
+th{background:#f3f3f3;text-align:left}.wide{max-width:100%;overflow-x:auto}
+figure{display:inline-block;margin:4px;text-align:center;vertical-align:top}
+figure img{display:block;max-width:100%;height:auto}figcaption{font-size:11px;max-width:280px;margin:auto}
+.plots img{max-width:100%;height:auto}.warn{color:#a40}code{background:#f5f5f5;padding:1px 3px;word-break:break-all}
+.cand{border-top:1px solid #ddd;padding:6px 0}"""
+
+
+def _parameters_html(space: list[dict], best: pd.Series) -> str:
+    """Every parameter of the run, searched or fixed, with its range or value, scale, unit and the
+    best candidate's value."""
+    rows = []
+    for p in space:
+        fixed = p.get("fixed")
+        col = f"param_{p['name']}"
+        rows.append((p["name"], "searched" if fixed is None else "fixed",
+                     f"{p['low']:.4g} .. {p['high']:.4g}" if fixed is None else f"{fixed:.4g}", p.get("scale", ""),
+                     p.get("unit") or "-", float(best[col]) if col in best else fixed))
+    return _rows_table(["parameter", "", "range / value", "scale", "unit", "best candidate"], rows)
+
+
+def _candidate_html(run: Path, row: pd.Series, k: int, searched: Sequence[str], title: str,
+                    columns: Sequence[str]) -> str:
+    """One candidate: where it was evaluated, its scores and searched parameters, and its outputs
+    (images/, when the run saved them)."""
+    g, c = int(row["generation"]), int(row["candidate"])
+    scores = ", ".join(f"{name} {row[name]:.4g}" for name in columns if name in row)
+    params = ", ".join(f"{n}={row[f'param_{n}']:.4g}" for n in searched)
+    figs = [_img(run / "images" / f"g{g:03d}_c{c:03d}_k{j}.jpg", f"output {j}") for j in range(k)
+            if (run / "images" / f"g{g:03d}_c{c:03d}_k{j}.jpg").is_file()]
+    if not figs:
+        figs = ["<p><i>outputs not saved (save_images keeps each generation's best and the front)</i></p>"]
+    return (f'<div class="cand"><p><b>{html.escape(title)}</b>: generation {g}, candidate {c}; '
+            f"{html.escape(scores)}<br>{html.escape(params)}</p>{''.join(figs)}</div>")
 
 
 def _front_html(run: Path, summary: dict, columns: tuple[str, str], k: int) -> str:
@@ -76,8 +127,8 @@ def _front_html(run: Path, summary: dict, columns: tuple[str, str], k: int) -> s
     for m in sorted(front, key=lambda m: m.get(q, 0.0)):
         figs = [_img(run / p, f"output {j}") for j, p in enumerate(m.get("images", [])) if (run / p).is_file()]
         params = ", ".join(f"{n}={v:.4g}" for n, v in m.get("params", {}).items())
-        members.append(f"<div><p><b>g{m['generation']:03d} c{m['candidate']:03d}</b>: {html.escape(q)} "
-                       f"{m.get(q, float('nan')):.4g}, {html.escape(d)} {m.get(d, float('nan')):.4f}; "
+        members.append(f'<div class="cand"><p><b>generation {m["generation"]}, candidate {m["candidate"]}</b>: '
+                       f"{html.escape(q)} {m.get(q, float('nan')):.4g}, {html.escape(d)} {m.get(d, float('nan')):.4f}; "
                        f"{html.escape(params)}</p>{''.join(figs)}</div>")
     hv = summary.get("hypervolume")
     ref = summary.get("hypervolume_reference")
@@ -101,7 +152,8 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
     state = read_json(run / "state.json", "run state") if (run / "state.json").exists() else {}
     searched = searched_parameters(rec)
     columns = objective_columns(rec)
-    make_plots(run, cands, gens, searched, columns, rec.get("hypervolume", {}).get("reference"))
+    make_plots(run, cands, gens, searched, columns, rec.get("hypervolume", {}).get("reference"),
+               parameter_units(rec))
 
     weights = rec.get("weights", {})
     env = rec.get("environment", {})
@@ -131,13 +183,17 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
         if p.exists():
             angle = best.get(f"param_angle_{j}", float("nan"))
             best_imgs.append(_img(p, f"best output {j} (angle {angle:.0f} deg)"))
-    others = []
-    for p in sorted((run / "images").glob("g*_c*_k*.jpg"))[-4 * k:]:
-        others.append(_img(p, p.stem.replace("_", " ")))
+    score_cols = [c for c in ("fitness", "fidelity", "loss_score", "diversity_pixel", "diversity_feature")
+                  if c in cands]
+    ranked = cands[np.isfinite(cands.fitness)].sort_values("fitness", kind="stable")
+    top_html = "".join(_candidate_html(run, r, k, searched, f"#{i + 1}", score_cols)
+                       for i, (_, r) in enumerate(ranked.head(min(top, 5)).iterrows()))
+    gen_best = ranked.groupby("generation", sort=True).head(1).sort_values("generation").tail(4)
+    others = "".join(_candidate_html(run, r, k, searched, f"best of generation {int(r.generation)}", score_cols)
+                     for _, r in gen_best.iterrows())
 
-    cols = ["generation", "candidate"] + [f"param_{n}" for n in searched] + [
-        c for c in ("fidelity", "loss_score", "diversity_pixel", "diversity_feature", "fitness") if c in cands]
-    top_df = cands.sort_values("fitness").head(top)[cols]
+    cols = ["generation", "candidate"] + [f"param_{n}" for n in searched] + score_cols[1:] + ["fitness"]
+    top_df = cands.sort_values("fitness", kind="stable").head(top)[cols]
     base = summary.get("baseline_same_target", {})
     base_html = ""
     if base:
@@ -157,9 +213,12 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>evostyle run {html.escape(run.name)}</title>
 <style>{CSS}</style></head><body>
 <h1>evostyle run <code>{html.escape(run.name)}</code></h1>{warn}{failed_html}
-<h2>Summary</h2><table>{info_html}</table>{base_html}
-<h2>Images</h2><div>{''.join(imgs)}</div><h3>Best candidate</h3><div>{''.join(best_imgs)}</div>
-<h3>Recent generation bests</h3><div>{''.join(others)}</div>
+<h2>Summary</h2><div class="wide"><table>{info_html}</table></div>{base_html}
+<h2>Parameters</h2>{_parameters_html(rec.get("space", []), best)}
+<h2>Images</h2><div>{''.join(imgs)}</div><h3>Best candidate (fitness {best.fitness:.4g})</h3>
+<div>{''.join(best_imgs)}</div>
+<h2>Top candidates, with their outputs</h2>{top_html}
+<h2>Best of the last generations</h2>{others}
 <h2>Plots</h2><div class="plots">{plots}</div>{front_html}
 <h2>Top {len(top_df)} candidates</h2>{_table(top_df)}
 <p>Data: <code>candidates.csv</code> (one row per candidate), <code>generations.csv</code>,

@@ -48,7 +48,13 @@ def objective_columns(rec: dict) -> tuple[str, str]:
 
 
 def searched_parameters(cfg: dict) -> list[str]:
+    """The names of a run record's searched parameters (config.json ``space``), in search order."""
     return [p["name"] for p in cfg.get("space", []) if p.get("fixed") is None]
+
+
+def parameter_units(cfg: dict) -> dict[str, str]:
+    """{name: unit} of every parameter of a run record (config.json ``space``), '' where it has none."""
+    return {p["name"]: p.get("unit") or "" for p in cfg.get("space", [])}
 
 
 def make_plots(
@@ -58,10 +64,11 @@ def make_plots(
     searched: list[str],
     columns: tuple[str, str] = ("fidelity", "diversity_pixel"),
     reference: Sequence[float] | None = None,
+    units: dict[str, str] | None = None,
 ) -> list[Path]:
     """Write the convergence, parameter-trajectory and quality-vs-diversity PNGs into ``run``;
     ``columns`` are the (quality, diversity) columns, ``reference`` the hypervolume's reference point
-    as (quality, -diversity)."""
+    as (quality, -diversity), ``units`` each parameter's unit for its axis label."""
     plt = _plt()
     from matplotlib.ticker import MaxNLocator
     out = []
@@ -97,10 +104,16 @@ def make_plots(
         if len(best_per_gen):
             ax.plot(best_per_gen.generation, best_per_gen[col], "r.-", label="generation best")
         ax.set_title(name, fontsize=9)
+        unit = (units or {}).get(name, "")
+        ax.set_ylabel(f"{name} ({unit})" if unit else name, fontsize=8)
         ax.set_xlabel("generation", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in list(axes.flat)[len(searched):]:
         ax.axis("off")
+    if len(searched):
+        axes.flat[0].legend(fontsize=7)
+    else:  # nothing searched: say so instead of an empty frame
+        axes.flat[0].text(0.5, 0.5, "no parameter searched", ha="center", va="center")
     fig.tight_layout()
     _save_fig(fig, run / PLOTS[1])
     out.append(run / PLOTS[1])

@@ -20,6 +20,7 @@ import pytest
 
 from evostyle.cli.report import main as report_main
 from evostyle.cli.search import main
+from evostyle.io.runlog import SECONDS_COLUMN
 from evostyle.report.analysis import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def disk_full(pattern: str, nth: int = 1):
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "run"
     assert main(TINY + ["--out", str(out)]) == 0
-    return pd.read_csv(out / "candidates.csv").drop(columns=["seconds"])
+    return pd.read_csv(out / "candidates.csv").drop(columns=[SECONDS_COLUMN])
 
 
 def _one_line(capsys, fn, argv, code):
@@ -112,7 +113,7 @@ def test_full_disk_at_every_write(tmp_path, capsys, reference, what, pattern, nt
         assert json.loads((run / "state.json").read_text())["status"] == "finished"
         assert f"python -m evostyle.report {run}" in line
         assert report_main([str(run)]) == 0 and (run / "report.html").is_file()
-    pd.testing.assert_frame_equal(pd.read_csv(run / "candidates.csv").drop(columns=["seconds"]), reference)
+    pd.testing.assert_frame_equal(pd.read_csv(run / "candidates.csv").drop(columns=[SECONDS_COLUMN]), reference)
 
 
 def test_overwrite_deletes_only_the_runs_own_files(tmp_path, capsys):

@@ -13,6 +13,7 @@ from pathlib import Path
 from evostyle.cli.common import plain, show_defaults
 from evostyle.errors import EvostyleError, cli_errors
 from evostyle.io.atomic import read_json
+from evostyle.progress import setup_logging
 from evostyle.search.config import FIELDS, SECTIONS, SearchConfig, annotation, flatten, load_toml, make_config
 from evostyle.search.run import default_run_dir, run_search
 from evostyle.search.signals import Interrupted
@@ -58,10 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         _add_setting(groups[section], name, f)
     a = p.add_argument
     a("--out", help="run directory (default results/run-<time>)")
-    a("--resume", metavar="DIR", help="continue the run in DIR from its last finished generation")
+    a("--resume", metavar="DIR", help="continue the run in DIR from its last finished generation; with --maxiter N, "
+                                      "extend a finished or interrupted run to N generations after the first")
     a("--overwrite", action="store_true", help="replace an existing evostyle run in --out (other files stay)")
     a("--no-report", action="store_true", help="skip report.html at the end")
-    a("--quiet", action="store_true", help="no progress bar")
+    a("-q", "--quiet", action="store_true", help="no progress bars or phase messages, only warnings and errors")
+    a("-v", "--verbose", action="store_true", help="debug detail too")
     a("--debug", action="store_true", help="show tracebacks")
     show_defaults(p, {name: SearchConfig().get(name) for name in FIELDS})  # not argparse's None
     return p
@@ -114,15 +117,19 @@ def _config_for_resume(args) -> SearchConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging(-1 if args.quiet else 1 if args.verbose else 0)
     with cli_errors(args.debug, "evostyle.search"):
         if args.resume:
-            given = given_settings(args) + (["config"] if args.config else [])
+            given = [g for g in given_settings(args) if g != "maxiter"] + (["config"] if args.config else [])
             if given:
                 flags = ", ".join("--" + g.replace("_", "-") for g in given)
-                raise EvostyleError(f"--resume uses the run's saved config; drop {flags}")
+                raise EvostyleError(f"--resume uses the run's saved config (only --maxiter may change, to extend "
+                                    f"it); drop {flags}")
             if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
                 raise EvostyleError("--resume continues a run in its own directory; drop --out")
             cfg, out = _config_for_resume(args), Path(args.resume)
+            if args.maxiter is not None:  # extend (or shorten) the run: validated like any setting
+                cfg = make_config({**cfg.to_dict(), "de": {**cfg.to_dict()["de"], "maxiter": args.maxiter}})
         else:
             cfg, out = config_from_args(args), (Path(args.out) if args.out else default_run_dir())
         try:

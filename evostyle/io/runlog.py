@@ -5,7 +5,8 @@ A search's run directory holds::
 
     config.json       resolved config, versions, device, weights used, seed (written first)
     candidates.csv    one row per evaluated candidate (appended and fsync'ed once per generation)
-    generations.csv   one row per generation: best / mean / std fitness, nfev, hypervolume, seconds
+    generations.csv   one row per generation: best / mean / std (ddof 1) fitness, nfev, hypervolume,
+                      seconds
     state.json        {"status": "running"|"finished"|"interrupted"|"failed", "generations_done": n,
                       "error": "Type: message" (failed only), "signal": "SIGTERM" (interrupted only)}
     best/             the best candidate's outputs
@@ -33,6 +34,14 @@ from evostyle.io.atomic import atomic_write_json, atomic_write_text, read_json
 
 if TYPE_CHECKING:  # annotations only
     import torch
+
+SECONDS_COLUMN = "gen_seconds_per_candidate"
+"""candidates.csv's time column: the generation's evaluation seconds divided by its candidates. All
+of a population's outputs are optimised in one batched transfer, so no candidate has a time of its
+own; the name says what the number is."""
+LEGACY_COLUMNS = {"seconds": SECONDS_COLUMN}
+"""Candidate columns renamed since runs were first written (old name -> new): runs written before
+still resume and load."""
 
 
 def environment(device: torch.device | None = None) -> dict:
@@ -110,7 +119,7 @@ class RunLog:
         try:
             for name, cols, rows in files:
                 with open(self.path / name, "a", encoding="utf-8", newline="") as f:
-                    f.write("".join(self._line([r.get(c, "") for c in cols]) for r in rows))
+                    f.write("".join(self._line([r.get(LEGACY_COLUMNS.get(c, c), "") for c in cols]) for r in rows))
                     f.flush()
                     os.fsync(f.fileno())
         except BaseException:
@@ -162,6 +171,10 @@ class RunLog:
         kept = []
         for name, cols in ((self.CANDIDATES, self.cand_columns), (self.GENERATIONS, self.gen_columns)):
             header, rows = self.read_rows(self.path / name)
+            if header != cols and [LEGACY_COLUMNS.get(c, c) for c in header] == cols:
+                cols = header  # a run written before a column was renamed keeps its own header
+                if name == self.CANDIDATES:
+                    self.cand_columns = header
             if header != cols:
                 raise EvostyleError(f"{self.path / name} has other columns than this config makes; "
                                     "resume with the run's own config (or none)")

@@ -9,11 +9,13 @@ All P*K outputs of a population are optimised in one batched transfer.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 
+from evostyle.io.runlog import SECONDS_COLUMN
 from evostyle.network.device import resolve_precision
 from evostyle.search.scoring import (
     DIVERSITY_METRICS,
@@ -79,6 +81,9 @@ class Evaluator:
         self.n_styles = len(engine.styles)
         self.layers = list(engine.cfg.style_layers)
         self._extra_models: dict = {}
+        self.progress: Callable[[int, int], None] | None = None
+        """Called after every transfer step (see :func:`evostyle.transfer.run_transfer`); a search sets
+        it to draw a bar over the steps of each generation."""
         for k in range(self.k):
             space.get(f"angle_{k}")
 
@@ -88,7 +93,7 @@ class Evaluator:
         terms = ["content", "style", "tv", "total"] + [f"style_{l}" for l in self.layers]
         return (["generation", "candidate"] + [f"param_{n}" for n in self.space.names]
                 + [f"loss_{t}" for t in terms] + ["loss_score", "fidelity_style", "fidelity_content", "fidelity"]
-                + [f"diversity_{n}" for n in DIVERSITY_METRICS] + ["fitness", "failed", "seconds"])
+                + [f"diversity_{n}" for n in DIVERSITY_METRICS] + ["fitness", "failed", SECONDS_COLUMN])
 
     def _mix(self, values: dict[str, torch.Tensor], p: int) -> torch.Tensor:
         if self.n_styles == 1:
@@ -122,7 +127,7 @@ class Evaluator:
         if self.engine.device.type == "cuda":  # so the targets' kernels are not counted as transfer
             torch.cuda.synchronize(self.engine.device)
         t1 = time.perf_counter()
-        res = self.engine.optimise(targets, layer_w, None, style_w, seeds, compile=compile)
+        res = self.engine.optimise(targets, layer_w, None, style_w, seeds, compile=compile, progress=self.progress)
         t2 = time.perf_counter()
         images = res.images.view(p, self.k, *res.images.shape[1:])
         failed = res.failed.view(p, self.k).any(1)

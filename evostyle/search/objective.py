@@ -3,8 +3,8 @@ the logged ones on resume."""
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +13,7 @@ import torch
 
 from evostyle.errors import EvostyleError
 from evostyle.io.atomic import atomic_write_json
-from evostyle.io.runlog import RunLog
+from evostyle.io.runlog import SECONDS_COLUMN, RunLog
 
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Sequence
@@ -23,16 +23,18 @@ if TYPE_CHECKING:  # annotations only
     from evostyle.search.result import Generation
     from evostyle.search.signals import StopSignals
 
+logger = logging.getLogger("evostyle")
+
 
 class SearchObjective:
     """Wraps the evaluator for a solver: logs every generation, saves outputs, keeps the best row and
     the front of everything evaluated, and replays the generations a resumed run already logged.
 
     Called with a (P, D) unit-cube population it returns the values of ``objective`` (a name in
-    :data:`~evostyle.scoring.OBJECTIVES`): (P,) fitness for ``scalar``, (P, 2) (quality, -diversity)
-    for ``pareto``. After each generation, ``generations.csv``
-    gets the hypervolume of the front of all candidates evaluated so far against ``reference``
-    (quality, -diversity), whichever the mode, so searches of either kind compare at equal budgets.
+    :data:`~evostyle.search.scoring.OBJECTIVES`): (P,) fitness for ``scalar``, (P, 2) (quality,
+    -diversity) for ``pareto``. After each generation, ``generations.csv`` gets the hypervolume of the
+    front of all candidates evaluated so far against ``reference`` (quality, -diversity), whichever
+    the objective, so searches of either kind compare at equal budgets.
     """
 
     def __init__(
@@ -46,10 +48,12 @@ class SearchObjective:
         reference: Sequence[float] = (math.inf, 0.0),
         save_images: str = "all",
         signals: StopSignals | None = None,
+        quiet: bool = False,
     ):
         from evostyle.search.signals import StopSignals
         self.ev, self.log, self.out = evaluator, log, out
         self.signals = signals if signals is not None else StopSignals()  # not installed: never fires
+        self.quiet = quiet
         from evostyle.search.scoring import OBJECTIVES
         self.objective = OBJECTIVES.get(objective)
         self.reference, self.save_images = tuple(float(r) for r in reference), save_images
@@ -158,7 +162,13 @@ class SearchObjective:
             atomic_write_json(best_dir / "best.json", {k: v for k, v in self.best_row.items()})
 
     def _evaluate(self, g: int, unit: torch.Tensor) -> torch.Tensor:
-        ev = self.ev.evaluate(unit)
+        from evostyle.progress import step_counter
+        self.ev.progress, close = step_counter(f"generation {g}: transfer", self.quiet)
+        try:
+            ev = self.ev.evaluate(unit)
+        finally:
+            close()
+            self.ev.progress = None
         with self.signals.critical():  # the generation's files are written whole or not at all
             self._log(g, ev)
         return self.objective.values(ev.terms, ev.failed, self.ev.score)
@@ -168,7 +178,7 @@ class SearchObjective:
         t_log = time.perf_counter()
         p = ev.fitness.shape[0]
         per = ev.seconds / p
-        rows = [{"generation": g, "candidate": i, **ev.row(i), "seconds": per} for i in range(p)]
+        rows = [{"generation": g, "candidate": i, **ev.row(i), SECONDS_COLUMN: per} for i in range(p)]
         improved = self._track(rows)
         front, hv = self.front()
         on_front = {int(r["candidate"]) for r in front if int(r["generation"]) == g}
@@ -178,7 +188,7 @@ class SearchObjective:
         gen_row = {"generation": g, "best_fitness": self.best_fitness,
                    "gen_best": float(ev.fitness[gi]),
                    "gen_mean": float(finite.mean()) if finite.numel() else math.inf,
-                   "gen_std": float(finite.std(unbiased=False)) if finite.numel() else math.nan,
+                   "gen_std": float(finite.std()) if finite.numel() > 1 else math.nan,  # ddof 1, as pandas
                    "n_failed": int(ev.failed.sum()), "nfev": self.nfev + p, "hypervolume": hv,
                    "front_size": len(front), "elapsed": time.perf_counter() - self.t0,
                    "eval_seconds": ev.seconds, "chunk_size": ev.chunk_size}
@@ -188,7 +198,7 @@ class SearchObjective:
             self.phase_seconds[part] += sec
         self.phase_seconds["logging"] += time.perf_counter() - t_log
         for m in ev.log:  # out-of-memory retries, a torch.compile fallback
-            print(f"note: generation {g}: {m}", file=sys.stderr)
+            logger.warning("generation %d: %s", g, m)
 
 
 GEN_COLUMNS = ["generation", "best_fitness", "gen_best", "gen_mean", "gen_std", "n_failed", "nfev", "hypervolume",

@@ -6,17 +6,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import json
+import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
-from evostyle.errors import EvostyleError, ResourceError, describe, is_disk_full, warnings_to_stderr
+from evostyle.errors import EvostyleError, ResourceError, describe, is_disk_full
 from evostyle.io.atomic import atomic_write_json, read_json
 from evostyle.io.runlog import RunLog, environment
+from evostyle.progress import bar, step_counter
 from evostyle.search.config import SearchConfig, compile_choice, resolved_strategy
 from evostyle.search.evaluator import Evaluator
 from evostyle.search.objective import GEN_COLUMNS, SearchObjective
@@ -29,6 +31,7 @@ if TYPE_CHECKING:  # annotations only
 
     from evostyle.search.result import Generation
 
+logger = logging.getLogger("evostyle")
 SCORE_COLUMNS = ("loss_score", "fidelity", "fidelity_style", "fidelity_content", "diversity_pixel",
                  "diversity_feature")
 """The per-candidate scores summary.json gives for the best candidate and its same-target baseline."""
@@ -70,10 +73,9 @@ def build(cfg: SearchConfig) -> Built:
     space = style_space(sp.outputs, len(cfg.run.style), tr.style_layers, sp.search, sp.rotation_mode, sp.fixed,
                         sp.bounds)
     tcfg = tr.to_transfer()
-    with warnings_to_stderr():
-        engine = StyleEngine(content, styles, tcfg, size=cfg.transfer.size, rotation_mode=cfg.space.rotation_mode,
-                             shuffle=cfg.space.shuffle, weights=cfg.run.weights, seed=cfg.run.seed, pool=cfg.run.pool,
-                             device=cfg.run.device)
+    engine = StyleEngine(content, styles, tcfg, size=cfg.transfer.size, rotation_mode=cfg.space.rotation_mode,
+                         shuffle=cfg.space.shuffle, weights=cfg.run.weights, seed=cfg.run.seed, pool=cfg.run.pool,
+                         device=cfg.run.device)
     engine.cfg = dataclasses.replace(tcfg, compile=compile_choice(cfg, engine.device, _hw(engine))[0])
     rows_that_fit(_hw(engine), engine.cfg, engine.device)  # on the CPU: at least one row fits in memory
     for p in space.params:  # a fixed angle must be one the rotation mode accepts
@@ -168,18 +170,64 @@ def _record(cfg: SearchConfig, engine, space, ev) -> dict:
                             "reference": reference, "how": how}}
 
 
-def _open_existing(out: Path, log: RunLog) -> tuple[dict, list[dict]]:
+def _created_config(rec: dict) -> dict:
+    """The config a run was created with: config.json's, with ``maxiter`` as it was before any
+    extension (``extensions`` in config.json) changed it. Its hash is the marker's."""
+    cfg = rec.get("config")
+    ext = rec.get("extensions") or []
+    if not ext or not isinstance(cfg, dict) or not isinstance(cfg.get("de"), dict):
+        return cfg
+    return {**cfg, "de": {**cfg["de"], "maxiter": ext[0]["maxiter_from"]}}
+
+
+def _check_resume_config(cfg: SearchConfig, out: Path, state: dict) -> bool:
+    """Before a resume: ``cfg`` must be the run's own config, except ``maxiter``, which may move the
+    run's end (to extend a finished run, as Optuna adds trials to a study) but not before the
+    generations already done. Returns whether ``maxiter`` differs from the run's."""
+    from evostyle.search.config import make_config
+    rec = read_json(out / RunLog.CONFIG, "run config")
+    try:
+        saved = make_config(rec["config"]).to_dict()  # nested, as this version writes it
+    except (KeyError, TypeError):
+        raise EvostyleError(f"{out / RunLog.CONFIG} is not an evostyle run config; start a new run") from None
+    ours = cfg.to_dict()
+    same = lambda a, b: json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+    differ = [f"{sec}.{k}" for sec in ours for k in ours[sec]
+              if (sec, k) != ("de", "maxiter") and not same(saved.get(sec, {}).get(k), ours[sec][k])]
+    old_maxiter = int(saved["de"]["maxiter"])
+    if differ:
+        raise EvostyleError(f"--resume continues {out} with its own config, which differs in {', '.join(differ[:5])}; "
+                            "only maxiter may change (to extend the run)")
+    done = int(state["generations_done"])
+    if cfg.de.maxiter + 1 < done:
+        raise EvostyleError(f"{out} has already run {done} generations (maxiter {done - 1}); give --maxiter of at "
+                            f"least {done - 1}")
+    return cfg.de.maxiter != old_maxiter
+
+
+def _open_existing(out: Path, log: RunLog, maxiter: int) -> tuple[dict, list[dict]]:
     """Check a run to resume (marker, unedited config, state) and load its logged rows: (config.json
-    record, candidate rows). The caller holds the run's lock."""
+    record, candidate rows). A ``maxiter`` other than the run's extends (or shortens) it: config.json
+    takes the new value and records the change under ``extensions``. The caller holds the run's lock."""
+    from evostyle import __version__
     from evostyle.io.rundir import config_hash, read_marker
     marker = read_marker(out)
     rec = read_json(out / RunLog.CONFIG, "run config")
-    if not isinstance(rec, dict) or config_hash(rec.get("config")) != marker.get("config_sha256"):
+    if not isinstance(rec, dict) or config_hash(_created_config(rec)) != marker.get("config_sha256"):
         raise EvostyleError(f"{out / RunLog.CONFIG} was changed after the run started (its config no longer "
                             f"matches the hash in {out / '.evostyle-run'}); restore it or start a new run")
     if not isinstance(rec.get("hypervolume", {}).get("reference"), list):
         raise EvostyleError(f"{out / RunLog.CONFIG} has no hypervolume reference; start a new run")
     cached, _ = log.resume()
+    old = int(rec["config"]["de"]["maxiter"])
+    if maxiter != old:
+        done = int(log.state["generations_done"])
+        rec["extensions"] = [*(rec.get("extensions") or []), {
+            "maxiter_from": old, "maxiter_to": maxiter, "generations_done": done, "evostyle": __version__,
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}]
+        rec["config"] = {**rec["config"], "de": {**rec["config"]["de"], "maxiter": maxiter}}
+        atomic_write_json(out / RunLog.CONFIG, rec)
+        logger.info("extending %s from maxiter %d to %d (%d generation(s) done)", out, old, maxiter, done)
     return rec, cached
 
 
@@ -191,8 +239,8 @@ def _create(out: Path, overwrite: bool, cfg: SearchConfig, engine, space, ev, lo
     kept = prepare_new(out, overwrite)
     if kept:
         shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
-        print(f"note: --overwrite replaced the run in {out} and kept {len(kept)} file(s) evostyle did not write: "
-              f"{shown}", file=sys.stderr)
+        logger.warning("--overwrite replaced the run in %s and kept %d file(s) evostyle did not write: %s", out,
+                       len(kept), shown)
     record = _record(cfg, engine, space, ev)
     write_marker(out, record["config"])
     log.create(record)
@@ -241,16 +289,18 @@ def run_search(
     out = Path(out) if out else default_run_dir()
     if resume:
         read_marker(out)  # a run evostyle made: nothing (not even a lock file) goes into another folder
-        if RunLog.check_state(out).get("status") == "finished":
+        state = RunLog.check_state(out)
+        extends = _check_resume_config(cfg, out, state)
+        if state.get("status") == "finished" and not extends:
             if not quiet:
-                print(f"note: {out} is already finished; nothing to resume", file=sys.stderr)
+                logger.info("%s is already finished; nothing to resume (give a larger maxiter to extend it)", out)
             return SearchResult.from_dir(out)
     engine, space, ev = build(cfg)
     log = RunLog(out, ev.columns, GEN_COLUMNS)
     existed = out.exists()
     with RunLock(out if resume else ensure_dir(out), "resume" if resume else "search") as lock:
         if resume:
-            rec, cached = _open_existing(out, log)
+            rec, cached = _open_existing(out, log, cfg.de.maxiter)
         else:
             try:
                 rec, cached = _create(out, overwrite, cfg, engine, space, ev, log), []
@@ -260,11 +310,13 @@ def run_search(
                     raise ResourceError(f"no space left on device while creating the run in {out}; free some "
                                         "space and run the command again") from None
                 raise
+        logger.info("run directory: %s", out)
         with _state_on_error(log, out):
             summary = _search(cfg, out, engine, space, ev, log, cached, rec["hypervolume"]["reference"], quiet,
                               callback)
         if report:
             from evostyle.report.html import write_report
+            logger.info("report: plots, summary.md and report.html in %s", out)
             with _state_on_error(log, out, status_on_error=None):
                 write_report(out)
     return SearchResult(out, summary)
@@ -276,14 +328,13 @@ def _search(cfg, out, engine, space, ev, log, cached, reference, quiet, callback
     from evostyle.search.signals import StopSignals
     gen = torch.Generator().manual_seed(cfg.run.seed)
     init = latin_hypercube(cfg.de.population, space.dim, gen)
-    progress = None
-    if not quiet:
-        from tqdm.auto import tqdm
-        progress = tqdm(total=cfg.de.maxiter + 1, desc="generations", unit="gen", file=sys.stderr)
+    progress = bar(cfg.de.maxiter + 1, "generations", quiet, unit="gen")
+    if cached:
+        logger.info("replaying the %d logged generation(s) of %s", len({r["generation"] for r in cached}), out)
     t0 = time.perf_counter()
     with StopSignals(quiet) as signals:
         obj = SearchObjective(ev, log, out, cached, progress, objective=cfg.de.objective,
-                              reference=reference, save_images=cfg.run.save_images, signals=signals)
+                              reference=reference, save_images=cfg.run.save_images, signals=signals, quiet=quiet)
         try:
             res = _solve(cfg, obj, space.dim, init, engine.device,
                          None if callback is None else lambda intermediate_result: callback(obj.last_generation()))
@@ -293,7 +344,13 @@ def _search(cfg, out, engine, space, ev, log, cached, reference, quiet, callback
         best = obj.best_row
         best_values = {n: float(best[f"param_{n}"]) for n in space.names}
         front, hv = obj.front()
-        base = ev.baseline(best_values)
+        logger.info("same-target baseline: the best candidate's %d outputs, all with angle_0's target", ev.k)
+        ev.progress, close = step_counter("baseline: transfer", quiet)
+        try:
+            base = ev.baseline(best_values)
+        finally:
+            close()
+            ev.progress = None
         summary = {"best": {"fitness": float(best["fitness"]), "generation": int(best["generation"]),
                             "candidate": int(best["candidate"]), "params": best_values,
                             "searched": [q.name for q in space.searched],

@@ -149,7 +149,8 @@ def test_resume_refuses_settings_beside_it(tmp_path, capsys):
         main(["--resume", str(tmp_path / "run"), "--popsize", "6", "--max-batch", "4"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "--resume uses the run's saved config; drop --population, --max-batch" in err
+    assert "--resume uses the run's saved config (only --maxiter, to extend it, and where it runs may change); " \
+           "drop --population, --max-batch" in err
     assert "Traceback" not in err
 
 
@@ -351,7 +352,7 @@ def test_extension_is_refused_below_the_generations_done_and_with_other_settings
     run_search(tiny_cfg(maxiter=3), out, quiet=True, report=False)
     before = (out / "candidates.csv").read_bytes()
     for argv, msg in ((["--maxiter", "1"], "already run 4 generations"), (["--steps", "5"], "drop --steps"),
-                      (["--maxiter", "5", "--popsize", "6"], "drop --popsize")):
+                      (["--maxiter", "5", "--popsize", "6"], "drop --population")):
         with pytest.raises(SystemExit) as exc:
             main(["--resume", str(out), "--quiet", *argv])
         assert exc.value.code == 2

@@ -14,7 +14,16 @@ from evostyle.cli.common import plain, show_defaults
 from evostyle.errors import EvostyleError, cli_errors
 from evostyle.io.atomic import read_json
 from evostyle.progress import setup_logging
-from evostyle.search.config import FIELDS, SECTIONS, SearchConfig, annotation, flatten, load_toml, make_config
+from evostyle.search.config import (
+    FIELDS,
+    RESUME_MAY_CHANGE,
+    SECTIONS,
+    SearchConfig,
+    annotation,
+    flatten,
+    load_toml,
+    make_config,
+)
 from evostyle.search.run import default_run_dir, run_search
 from evostyle.search.signals import Interrupted
 
@@ -120,16 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(-1 if args.quiet else 1 if args.verbose else 0)
     with cli_errors(args.debug, "evostyle.search"):
         if args.resume:
-            given = [g for g in given_settings(args) if g != "maxiter"] + (["config"] if args.config else [])
+            given = [g for g in given_settings(args) if g not in RESUME_MAY_CHANGE] + (
+                ["config"] if args.config else [])
             if given:
                 flags = ", ".join("--" + g.replace("_", "-") for g in given)
-                raise EvostyleError(f"--resume uses the run's saved config (only --maxiter may change, to extend "
-                                    f"it); drop {flags}")
+                raise EvostyleError(f"--resume uses the run's saved config (only --maxiter, to extend it, and where "
+                                    f"it runs may change); drop {flags}")
             if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
                 raise EvostyleError("--resume continues a run in its own directory; drop --out")
             cfg, out = _config_for_resume(args), Path(args.resume)
-            if args.maxiter is not None:  # extend (or shorten) the run: validated like any setting
-                cfg = make_config({**cfg.to_dict(), "de": {**cfg.to_dict()["de"], "maxiter": args.maxiter}})
+            changed = {name: getattr(args, name) for name in RESUME_MAY_CHANGE if getattr(args, name) is not None}
+            if changed:  # extend the run, or run it elsewhere: validated like any setting
+                cfg = make_config(cfg.to_dict(), changed)
         else:
             cfg, out = config_from_args(args), (Path(args.out) if args.out else default_run_dir())
         try:

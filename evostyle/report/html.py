@@ -89,6 +89,17 @@ figure img{display:block;max-width:100%;height:auto}figcaption{font-size:11px;ma
 .cand{border-top:1px solid #ddd;padding:6px 0}"""
 
 
+def _executor_line(summary: dict) -> str:
+    """Where the generations ran (summary.json ``executor``): local, or Ray with its actors and events."""
+    ex = summary.get("executor") or {"name": "local"}
+    if ex.get("name") != "ray":
+        return str(ex.get("name"))
+    where = sorted({f"{a.get('gpu') or a.get('device')} on {a.get('node')}" for a in ex.get("actors", [])})
+    lost = len(ex.get("events", []))
+    return (f"ray, {len(ex.get('actors', []))} actor(s): {', '.join(where)}"
+            + (f"; {lost} actor(s) lost and their candidates rerun (state.json events)" if lost else ""))
+
+
 def _parameters_html(space: list[dict], best: pd.Series) -> str:
     """Every parameter of the run, searched or fixed, with its range or value, scale, unit and the
     best candidate's value."""
@@ -166,7 +177,8 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
             ("rotation mode", cfg.get("rotation_mode")), ("measure", cfg.get("measure")),
             ("size / steps", f"{cfg.get('size')} px / {cfg.get('steps')} steps"),
             ("weights used", f"{weights.get('used')} (spec {weights.get('spec')})"),
-            ("device", env.get("gpu") or env.get("device")), ("torch", env.get("torch")),
+            ("device", env.get("gpu") or env.get("device")), ("executor", _executor_line(summary)),
+            ("torch", env.get("torch")),
             ("seed", rec.get("seed")), ("evaluations", len(cands)), ("failed candidates", n_failed),
             ("wall time", f"{gens.elapsed.iloc[-1]:.1f} s" if len(gens) else "?")]
     info_html = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in info)

@@ -54,6 +54,9 @@ only), or random search at the same budget (the baseline)."""
 SAVE_IMAGES = ("all", "best")
 """Which outputs a search saves as JPEG under images/: every candidate's, or only each generation's best
 and the candidates on the front when they are evaluated."""
+RESUME_MAY_CHANGE = ("maxiter", "executor", "ray_address", "ray_actors")
+"""The settings a resume may change: ``maxiter`` moves the run's end (extending it); the executor's
+say where the work runs, not what it computes."""
 COMPILE_AUTO_MIN_WORK = 100_000
 """``compile = "auto"`` compiles a search on CUDA from this many planned image-steps on, counted in
 256 x 256 px images: (maxiter + 1) * population * outputs * steps * H * W / 256**2; compiling pays from
@@ -65,6 +68,7 @@ def _names(what: str):
     def get():
         from evostyle.network.device import PRECISIONS
         from evostyle.network.features import POOLS
+        from evostyle.search.executors import EXECUTORS
         from evostyle.search.scoring import DIVERSITY_METRICS, FITNESS_LOSSES, OBJECTIVES
         from evostyle.search.space import SEARCH_GROUPS
         from evostyle.style.rotations import ROTATION_MODES
@@ -72,7 +76,7 @@ def _names(what: str):
         return {"optimizer": OPTIMIZERS, "objective": OBJECTIVES, "search group": SEARCH_GROUPS,
                 "rotation mode": ROTATION_MODES, "shuffle mode": SHUFFLE_MODES, "precision": PRECISIONS,
                 "diversity metric": DIVERSITY_METRICS, "fitness loss": FITNESS_LOSSES, "save-images": SAVE_IMAGES,
-                "pooling": POOLS}[what]
+                "pooling": POOLS, "executor": EXECUTORS}[what]
     get.kind = what
     return get
 
@@ -115,6 +119,15 @@ class RunSection:
     save_images: str = setting("all", choices=_names("save-images"),
                                help="outputs kept under images/: all candidates', or each generation's best and "
                                     "the front members")
+    executor: str = setting("local", choices=_names("executor"),
+                            help="where a generation's transfers run: local (this process, one device) or ray (Ray "
+                                 "actors, one per GPU of a machine or cluster, else per CPU; pip install "
+                                 "'evostyle[ray]'); the results are the same")
+    ray_address: str | None = setting(None, help="with --executor ray: the cluster to join ('auto', or "
+                                                 "ray://HEAD:10001); none: start Ray on this machine")
+    ray_actors: int | None = setting(None, low=1, high=4096,
+                                     help="with --executor ray: how many actors (none: one per GPU of the cluster, "
+                                          "or one per CPU where it has no GPU)")
 
 
 @dataclass
@@ -366,6 +379,9 @@ def _check_combinations(cfg: SearchConfig) -> None:
                        *(("style", v) for v in r.style)):
         if not value.strip():
             raise EvostyleError(f"--{key} is an empty string; give a {'path' if key != 'device' else 'device'}")
+    if r.executor != "local" or r.ray_address is not None or r.ray_actors is not None:
+        from evostyle.search.executors import EXECUTORS
+        EXECUTORS.get(r.executor).check(cfg)  # e.g. Ray installed, Ray settings only with Ray
     if sc.reference_point is not None and not all(math.isfinite(v) for v in sc.reference_point):
         raise EvostyleError(f"reference-point must be two finite numbers, got {sc.reference_point}")
     tr.to_transfer().validate()  # the transfer's own rules (names, layers, weights, lr, steps), in one place

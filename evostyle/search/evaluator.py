@@ -50,7 +50,25 @@ class Evaluation:
     chunk_size: int = 0
     phases: dict[str, float] = field(default_factory=dict)
     """Wall seconds of this evaluation's parts: ``targets`` (building the per-row style targets),
-    ``transfer`` (the batched optimisation, images back on the CPU) and ``scoring``."""
+    ``transfer`` (the batched optimisation, images back on the CPU) and ``scoring``; a distributed
+    executor adds ``dispatch`` (its own time beyond the slowest worker's)."""
+    events: list[dict] = field(default_factory=list)
+    """What happened to the workers during this evaluation (a worker lost and its candidates rerun):
+    JSON-able dicts the run keeps in state.json."""
+
+    @classmethod
+    def concat(cls, parts: list[Evaluation], seconds: float) -> Evaluation:
+        """The evaluation of the candidates of ``parts`` (each a contiguous slice of one population, in
+        order) as one; ``seconds`` is the wall time of the whole. Phases are the slowest part's."""
+        parts = [e for e in parts if e.fitness.shape[0]]
+        cat = lambda get: torch.cat([get(e) for e in parts])
+        phases = {k: max(e.phases.get(k, 0.0) for e in parts) for k in parts[0].phases}
+        phases["dispatch"] = max(0.0, seconds - max(e.seconds for e in parts))
+        return cls({n: cat(lambda e, n=n: e.values[n]) for n in parts[0].values},
+                   {n: cat(lambda e, n=n: e.terms[n]) for n in parts[0].terms}, cat(lambda e: e.fitness),
+                   cat(lambda e: e.objectives), cat(lambda e: e.failed), cat(lambda e: e.images), seconds,
+                   [m for e in parts for m in e.log], min(e.chunk_size for e in parts), phases,
+                   [v for e in parts for v in e.events])
 
     def row(self, i: int) -> dict:
         """Candidate i as a flat dict of floats (param_*, loss_*, diversity_*, fitness, failed)."""
@@ -81,6 +99,8 @@ class Evaluator:
         self.n_styles = len(engine.styles)
         self.layers = list(engine.cfg.style_layers)
         self._extra_models: dict = {}
+        self.executor = None
+        """Where :meth:`evaluate_values` runs (:mod:`evostyle.search.executors`); None: here."""
         self.progress: Callable[[int, int], None] | None = None
         """Called after every transfer step (see :func:`evostyle.transfer.run_transfer`); a search sets
         it to draw a bar over the steps of each generation."""
@@ -118,8 +138,16 @@ class Evaluator:
         return mix, angles, rot_w, layer_w, style_w, seeds
 
     def evaluate_values(self, values: dict[str, torch.Tensor], compile: bool | None = None) -> Evaluation:
-        """Score candidates given as parameter values {name: (P,)}; ``compile`` overrides the
-        engine's ``cfg.compile`` for this evaluation (None: the config's setting)."""
+        """Score candidates given as parameter values {name: (P,)}, on the :attr:`executor`;
+        ``compile`` overrides the engine's ``cfg.compile`` for this evaluation (None: the config's
+        setting)."""
+        if self.executor is not None:
+            return self.executor.evaluate(values, compile)
+        return self.evaluate_here(values, compile)
+
+    def evaluate_here(self, values: dict[str, torch.Tensor], compile: bool | None = None) -> Evaluation:
+        """:meth:`evaluate_values` in this process, on the engine's device (what every executor's
+        workers run)."""
         t0 = time.perf_counter()
         p = next(iter(values.values())).shape[0]
         mix, angles, rot_w, layer_w, style_w, seeds = self.rows(values)

@@ -192,10 +192,12 @@ class SearchObjective:
                    "n_failed": int(ev.failed.sum()), "nfev": self.nfev + p, "hypervolume": hv,
                    "front_size": len(front), "elapsed": time.perf_counter() - self.t0,
                    "eval_seconds": ev.seconds, "chunk_size": ev.chunk_size}
+        if ev.events:  # a worker lost: kept in state.json, which the append below writes with the rows
+            self.log.state.setdefault("events", []).extend({"generation": g, **e} for e in ev.events)
         self.log.append_generation(rows, gen_row)
         self.nfev += p
         for part, sec in ev.phases.items():
-            self.phase_seconds[part] += sec
+            self.phase_seconds[part] = self.phase_seconds.get(part, 0.0) + sec
         self.phase_seconds["logging"] += time.perf_counter() - t_log
         for m in ev.log:  # out-of-memory retries, a torch.compile fallback
             logger.warning("generation %d: %s", g, m)

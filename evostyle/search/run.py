@@ -181,10 +181,11 @@ def _created_config(rec: dict) -> dict:
 
 
 def _check_resume_config(cfg: SearchConfig, out: Path, state: dict) -> bool:
-    """Before a resume: ``cfg`` must be the run's own config, except ``maxiter``, which may move the
-    run's end (to extend a finished run, as Optuna adds trials to a study) but not before the
+    """Before a resume: ``cfg`` must be the run's own config, except the settings of
+    :data:`~evostyle.search.config.RESUME_MAY_CHANGE`: where it runs, and ``maxiter``, which may move
+    the run's end (to extend a finished run, as Optuna adds trials to a study) but not before the
     generations already done. Returns whether ``maxiter`` differs from the run's."""
-    from evostyle.search.config import make_config
+    from evostyle.search.config import RESUME_MAY_CHANGE, make_config
     rec = read_json(out / RunLog.CONFIG, "run config")
     try:
         saved = make_config(rec["config"]).to_dict()  # nested, as this version writes it
@@ -193,11 +194,11 @@ def _check_resume_config(cfg: SearchConfig, out: Path, state: dict) -> bool:
     ours = cfg.to_dict()
     same = lambda a, b: json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
     differ = [f"{sec}.{k}" for sec in ours for k in ours[sec]
-              if (sec, k) != ("de", "maxiter") and not same(saved.get(sec, {}).get(k), ours[sec][k])]
+              if k not in RESUME_MAY_CHANGE and not same(saved.get(sec, {}).get(k), ours[sec][k])]
     old_maxiter = int(saved["de"]["maxiter"])
     if differ:
         raise EvostyleError(f"--resume continues {out} with its own config, which differs in {', '.join(differ[:5])}; "
-                            "only maxiter may change (to extend the run)")
+                            f"only {', '.join(RESUME_MAY_CHANGE)} may change")
     done = int(state["generations_done"])
     if cfg.de.maxiter + 1 < done:
         raise EvostyleError(f"{out} has already run {done} generations (maxiter {done - 1}); give --maxiter of at "
@@ -284,7 +285,7 @@ def run_search(
     duration (a second process on it gets a one-line error), SIGINT / SIGTERM / SIGHUP stop it cleanly
     (:mod:`evostyle.signals`), and any other error marks it ``failed``; both can be resumed.
     """
-    from evostyle.io.rundir import RunLock, ensure_dir, read_marker
+    from evostyle.io.rundir import read_marker
 
     out = Path(out) if out else default_run_dir()
     if resume:
@@ -296,6 +297,19 @@ def run_search(
                 logger.info("%s is already finished; nothing to resume (give a larger maxiter to extend it)", out)
             return SearchResult.from_dir(out)
     engine, space, ev = build(cfg)
+    if cfg.run.executor != "local":  # workers start (and show any input error) before anything is written
+        from evostyle.search.executors import make_executor
+        ev.executor = make_executor(cfg, ev)
+    try:
+        return _run_in(out, cfg, engine, space, ev, resume, overwrite, quiet, report, callback)
+    finally:
+        if ev.executor is not None:
+            ev.executor.close()
+
+
+def _run_in(out, cfg, engine, space, ev, resume, overwrite, quiet, report, callback) -> SearchResult:
+    """:func:`run_search` once its engine (and executor) stand: lock, lay out or reopen, search, report."""
+    from evostyle.io.rundir import RunLock, ensure_dir
     log = RunLog(out, ev.columns, GEN_COLUMNS)
     existed = out.exists()
     with RunLock(out if resume else ensure_dir(out), "resume" if resume else "search") as lock:
@@ -364,7 +378,8 @@ def _search(cfg, out, engine, space, ev, log, cached, reference, quiet, callback
                    "hypervolume_reference": list(obj.reference),
                    "seconds": time.perf_counter() - t0, "replayed_generations": obj.replayed,
                    "seconds_by_phase": obj.phase_seconds,
-                   "weights": engine.weights_info["used"], "device": str(engine.device), "out": str(out)}
+                   "weights": engine.weights_info["used"], "device": str(engine.device), "out": str(out),
+                   "executor": ev.executor.describe() if ev.executor is not None else {"name": "local"}}
         with signals.critical():
             atomic_write_json(out / "summary.json", summary)
             log.write_state(status="finished")

@@ -38,6 +38,23 @@ class Interrupted(Exception):
         return signal.Signals(self.signum).name
 
 
+class WorkersLost(Interrupted):
+    """Every worker of a distributed executor died and none could be started: the run stops as
+    interrupted, its finished generations kept, and ``--resume`` continues it when workers are back."""
+
+    def __init__(self, reason: str):
+        Exception.__init__(self, reason)
+        self.signum, self.reason = 0, reason
+
+    @property
+    def exit_code(self) -> int:
+        return 75  # EX_TEMPFAIL: try again later
+
+    @property
+    def name(self) -> str:
+        return self.reason
+
+
 class StopSignals:
     """Context manager that installs the handlers (main thread only; elsewhere it does nothing) and
     restores the earlier ones on exit. ``stop_requested`` is the signal number of a pending

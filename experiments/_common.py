@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
@@ -96,6 +97,17 @@ def out_dir(args, name: str) -> Path:
     return p
 
 
+@contextlib.contextmanager
+def steps_bar(desc: str):
+    """A bar over a transfer's steps on a terminal (``progress`` for ``StyleEngine.run`` / ``optimise``)."""
+    from evostyle.progress import step_counter
+    progress, close = step_counter(desc)
+    try:
+        yield progress
+    finally:
+        close()
+
+
 def say(msg: str) -> None:
     """A progress line on stderr (the table goes to stdout at the end)."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -152,5 +164,5 @@ def run_main(fn):
     return 0
 
 
-__all__ = ["parser", "settings", "engine", "out_dir", "say", "write_record", "md_table", "weights_line", "finish",
-           "experiment", "run_main", "json", "PAIRS"]
+__all__ = ["parser", "settings", "engine", "out_dir", "say", "steps_bar", "write_record", "md_table", "weights_line",
+           "finish", "experiment", "run_main", "json", "PAIRS"]

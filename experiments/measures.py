@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 import torch
-from _common import STYLE_A, engine, experiment, finish, md_table, out_dir, run_main, settings, weights_line
+from _common import STYLE_A, engine, experiment, finish, md_table, out_dir, run_main, settings, steps_bar, weights_line
 
 NAME = "measures"
 QUICK = {"size": 64, "steps": 60}
@@ -38,7 +38,8 @@ def run(args):
             first = first or eng
             t = eng.targets.build(torch.ones(1, 1), torch.tensor([angle]), torch.ones(1))
             change = sum(relative_change(t[l][0], eng.targets.stats[0][l][0]) for l in eng.cfg.style_layers)
-            res = eng.run(torch.ones(1, 1), torch.tensor([angle]), torch.ones(1))
+            with steps_bar(f"{measure} {mode} {angle:g}") as progress:
+                res = eng.run(torch.ones(1, 1), torch.tensor([angle]), torch.ones(1), progress=progress)
             imgs[mode] = res.images[0]
             rows.append({"measure": measure, "rotation": f"{mode} {angle:g}",
                          "target_change": change / len(eng.cfg.style_layers),

@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 
 import torch
-from _common import PAIRS, experiment, finish, md_table, out_dir, run_main, say, settings, weights_line
+from _common import PAIRS, experiment, finish, md_table, out_dir, run_main, say, settings, steps_bar, weights_line
 
 NAME = "reachability"
 QUICK = {"size": 32, "steps": 10, "long_size": 32, "long_steps": 20}
@@ -62,7 +62,8 @@ def measure_mode(args, s, pair: str, mode: str, angles=ANGLES, size=None, steps=
     n, layers = angles.numel(), eng.cfg.style_layers
     targets = eng.build_targets(torch.ones(n, 1), angles, torch.ones(n))
     base = eng.targets.stats[0]
-    res = eng.optimise(targets, noise_seeds=list(range(n)))
+    with steps_bar(f"{mode}: {n} angles") as progress:
+        res = eng.optimise(targets, noise_seeds=list(range(n)), progress=progress)
     images = torch.cat([res.images, eng.content[None]])  # the photo itself last: the reference
     per_image, _ = output_terms(eng.model, images, eng.content_features,
                                 eng.targets.unrotated(torch.ones(n + 1, 1)), layers, eng.cfg.content_layer,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 import torch
-from _common import STYLE_A, engine, experiment, finish, md_table, out_dir, run_main, settings, weights_line
+from _common import STYLE_A, engine, experiment, finish, md_table, out_dir, run_main, settings, steps_bar, weights_line
 
 NAME = "shuffle"
 QUICK = {"size": 64, "steps": 60}
@@ -31,7 +31,10 @@ def run(args):
     engines = {m: engine(args, s, [STYLE_A], shuffle=m) for m in MODES}
     base = engines["none"]
     layers = base.cfg.style_layers
-    outs = {m: e.run(torch.ones(1, 1), torch.zeros(1), torch.zeros(1)) for m, e in engines.items()}
+    outs = {}
+    for m, e in engines.items():
+        with steps_bar(f"shuffle {m}") as progress:
+            outs[m] = e.run(torch.ones(1, 1), torch.zeros(1), torch.zeros(1), progress=progress)
     rows = []
     for m in MODES:
         row = {"shuffle": m}

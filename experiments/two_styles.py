@@ -12,7 +12,19 @@ from __future__ import annotations
 import time
 
 import torch
-from _common import STYLE_A, STYLE_B, engine, experiment, finish, md_table, out_dir, run_main, settings, weights_line
+from _common import (
+    STYLE_A,
+    STYLE_B,
+    engine,
+    experiment,
+    finish,
+    md_table,
+    out_dir,
+    run_main,
+    settings,
+    steps_bar,
+    weights_line,
+)
 
 NAME = "two_styles"
 QUICK = {"size": 64, "steps": 60}
@@ -32,7 +44,8 @@ def run(args):
     out = out_dir(args, NAME)
     eng = engine(args, s, [STYLE_A, STYLE_B])
     mix = torch.tensor([[1 - m, m] for m in MIXES])
-    res = eng.run(mix, torch.zeros(len(MIXES)), torch.zeros(len(MIXES)))
+    with steps_bar("five mixes") as progress:
+        res = eng.run(mix, torch.zeros(len(MIXES)), torch.zeros(len(MIXES)), progress=progress)
     layers = eng.cfg.style_layers
     with torch.no_grad():
         feats = eng.model(res.images.to(eng.device))

@@ -30,3 +30,57 @@ def test_experiment_bad_input_is_one_line(tmp_path):
                            str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def _common():
+    sys.path.insert(0, str(ROOT / "experiments"))
+    try:
+        import _common
+    finally:
+        sys.path.remove(str(ROOT / "experiments"))
+    return _common
+
+
+def _args(**kw):
+    import argparse
+    return argparse.Namespace(**{"out": None, "quick": False, "overwrite": False, **kw})
+
+
+def test_quick_writes_under_runs_quick_and_never_into_results(tmp_path, monkeypatch):
+    c = _common()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results" / "two_styles").mkdir(parents=True)
+    (tmp_path / "results" / "two_styles" / "record.json").write_text('{"setting": "full"}')
+    assert c.out_dir(_args(quick=True), "two_styles") == Path("runs/quick/two_styles")
+    assert (tmp_path / "runs" / "quick" / "two_styles").is_dir()
+    assert c.out_dir(_args(), "shuffle") == Path("results/shuffle")  # a new folder is fine
+
+
+def test_experiments_refuse_to_replace_results_without_overwrite(tmp_path):
+    c = _common()
+    from evostyle.errors import EvostyleError
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "record.json").write_text('{"setting": "full"}')
+    for args in (_args(out=str(done)), _args(out=str(done), quick=True)):  # a quick run may not replace either
+        try:
+            c.out_dir(args, "two_styles")
+        except EvostyleError as exc:
+            assert "--overwrite" in str(exc) and "--out DIR" in str(exc)
+        else:
+            raise AssertionError("replaced committed results")
+    assert c.out_dir(_args(out=str(done), overwrite=True), "two_styles") == done
+    (done / "record.json").write_text('{"setting": "quick"}')
+    assert c.out_dir(_args(out=str(done), quick=True), "two_styles") == done  # quick over quick: fine
+
+
+def test_a_rerun_into_committed_results_is_refused_in_one_line(tmp_path):
+    out = tmp_path / "two_styles"
+    out.mkdir()
+    (out / "record.json").write_text('{"setting": "full"}')
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "two_styles.py"), "--weights", "random",
+                           "--device", "cpu", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "already holds results" in proc.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -94,9 +94,9 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
     assert len(cands) == 15 and len(gens2) == 3
 
 
-def _run_stopped_at(monkeypatch, out, generation, exc, expect=None):
-    """Run tiny_cfg() into ``out`` with ``exc`` raised as ``generation`` starts (``expect``: the error
-    run_search then raises, default ``exc``'s type); returns its state.json."""
+def _run_stopped_at(monkeypatch, out, generation, exc, expect=None, cfg=None):
+    """Run ``cfg`` (default tiny_cfg()) into ``out`` with ``exc`` raised as ``generation`` starts
+    (``expect``: the error run_search then raises, default ``exc``'s type); returns its state.json."""
     real = SearchObjective._evaluate
 
     def stop(self, g, unit):
@@ -105,7 +105,7 @@ def _run_stopped_at(monkeypatch, out, generation, exc, expect=None):
         return real(self, g, unit)
     monkeypatch.setattr(SearchObjective, "_evaluate", stop)
     with pytest.raises(expect or type(exc)):
-        run_search(tiny_cfg(), out, quiet=True, report=False)
+        run_search(cfg or tiny_cfg(), out, quiet=True, report=False)
     monkeypatch.setattr(SearchObjective, "_evaluate", real)
     return json.loads((out / "state.json").read_text())
 
@@ -269,16 +269,8 @@ def test_pareto_search_resumed_equals_uninterrupted(tmp_path, monkeypatch):
     full = tmp_path / "full"
     a = run_search(tiny_cfg(objective="pareto", maxiter=3), full, quiet=True, report=False)
     part = tmp_path / "part"
-    real = SearchObjective._evaluate
-
-    def stop(self, g, unit):
-        if g == 2:
-            raise KeyboardInterrupt("simulated kill")
-        return real(self, g, unit)
-    monkeypatch.setattr(SearchObjective, "_evaluate", stop)
-    with pytest.raises(Interrupted):
-        run_search(tiny_cfg(objective="pareto", maxiter=3), part, quiet=True, report=False)
-    monkeypatch.setattr(SearchObjective, "_evaluate", real)
+    _run_stopped_at(monkeypatch, part, 2, KeyboardInterrupt("simulated kill"), Interrupted,
+                    tiny_cfg(objective="pareto", maxiter=3))
     b = run_search(tiny_cfg(objective="pareto", maxiter=3), part, resume=True, quiet=True, report=False)
     pd.testing.assert_frame_equal(_rows(full), _rows(part))
     assert a["front"] == b["front"] and a["hypervolume"] == b["hypervolume"]
@@ -366,15 +358,6 @@ def test_extension_is_refused_below_the_generations_done_and_with_other_settings
 def test_an_interrupted_run_can_be_extended_too(tmp_path, monkeypatch):
     run_search(tiny_cfg(maxiter=3), tmp_path / "long", quiet=True, report=False)
     part = tmp_path / "part"
-    real = SearchObjective._evaluate
-
-    def stop(self, g, unit):
-        if g == 1:
-            raise KeyboardInterrupt("simulated kill")
-        return real(self, g, unit)
-    monkeypatch.setattr(SearchObjective, "_evaluate", stop)
-    with pytest.raises(Interrupted):
-        run_search(tiny_cfg(maxiter=2), part, quiet=True, report=False)
-    monkeypatch.setattr(SearchObjective, "_evaluate", real)
+    _run_stopped_at(monkeypatch, part, 1, KeyboardInterrupt("simulated kill"), Interrupted, tiny_cfg(maxiter=2))
     run_search(tiny_cfg(maxiter=3), part, resume=True, quiet=True, report=False)
     pd.testing.assert_frame_equal(_rows(tmp_path / "long"), _rows(part))

@@ -124,3 +124,10 @@ def test_every_setting_has_a_flag_help_and_a_section(capsys):
     assert set(actions["population"].option_strings) == {"--population", "--popsize"}
     with pytest.raises(EvostyleError, match="unknown config key 'colour'"):
         make_config({"de": {"colour": 1}})
+
+
+def test_help_text_is_plain_without_rest_markup():
+    from evostyle.cli.common import plain
+    assert plain("Run ``x`` with :class:`~evostyle.transfer.TransferConfig` and :func:`run_search`.\nMore.") == \
+        "Run x with TransferConfig and run_search."
+    assert plain(None) == "" and plain("  ") == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 
 def show_defaults(parser: argparse.ArgumentParser, defaults: dict | None = None) -> None:
@@ -27,5 +28,9 @@ def show_defaults(parser: argparse.ArgumentParser, defaults: dict | None = None)
 
 
 def plain(doc: str | None) -> str:
-    """A docstring's first line as plain text for ``--help`` (no reST ``literal`` markup)."""
-    return (doc or "").strip().splitlines()[0].replace("``", "") if doc else ""
+    """A docstring's first line as plain text for ``--help``: no reST ``literal`` markup, and a Sphinx
+    cross-reference (:class:`~a.b.C`) as the name it shows (C)."""
+    if not doc or not doc.strip():
+        return ""
+    line = doc.strip().splitlines()[0].replace("``", "")
+    return re.sub(r":\w+:`~?([\w.]+)`", lambda m: m.group(1).rsplit(".", 1)[-1], line)

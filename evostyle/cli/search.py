@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m evostyle.search", description=plain(__doc__))
     p.add_argument("--config", help="TOML file (or a run's config.json) with any of the settings below; flags "
                                     "override it")
-    groups = {s: p.add_argument_group(f"{s} settings", (cls.__doc__ or "").strip().splitlines()[0])
+    groups = {s: p.add_argument_group(f"{s} settings", plain(cls.__doc__))
               for s, cls in SECTIONS.items()}
     for name, (section, f) in FIELDS.items():
         _add_setting(groups[section], name, f)

@@ -23,7 +23,7 @@ FULL = {"size": 256, "steps": 300, "popsize": 16, "maxiter": 15}
 def run(args):
     import pandas as pd
 
-    from evostyle.report.plots import _plt
+    from evostyle.report.plots import pyplot
     from evostyle.search.config import make_config
     from evostyle.search.run import build, run_search
 
@@ -45,7 +45,7 @@ def run(args):
                      "wall_seconds": float(g.elapsed.iloc[-1]),
                      "eval_share": float(g.eval_seconds.sum() / g.elapsed.iloc[-1]),
                      "best_diversity_pixel": summ["best"]["diversity_pixel"], "best_loss": summ["best"]["loss_score"]})
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for opt, g in curves.items():
         axes[0].plot(g.nfev, g.best_fitness, "o-", label=opt)

@@ -95,8 +95,8 @@ def tradeoff(df):
 
 
 def _plot(df, path):
-    from evostyle.report.plots import _plt
-    plt = _plt()
+    from evostyle.report.plots import pyplot
+    plt = pyplot()
     mean = df.groupby(["mode", "angle"], sort=False).mean(numeric_only=True).reset_index()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for mode, g in mean.groupby("mode", sort=False):

@@ -118,8 +118,8 @@ def _plot(points, methods, path):
     import numpy as np
 
     from evostyle.de import non_dominated
-    from evostyle.report.plots import _plt
-    plt = _plt()
+    from evostyle.report.plots import pyplot
+    plt = pyplot()
     pairs = list(dict.fromkeys(points.pair))
     fig, axes = plt.subplots(2, len(pairs), figsize=(4.6 * len(pairs), 8), squeeze=False)
     colours = {"DE scalar": "C0", "DE pareto": "C3", "random": "C7"}

@@ -14,7 +14,7 @@ from evostyle.cli.search import main
 from evostyle.errors import EvostyleError
 from evostyle.io.runlog import SECONDS_COLUMN
 from evostyle.search import make_config, run_search
-from evostyle.search.ray_executor import RayExecutor, _slices
+from evostyle.search.ray_executor import RayExecutor, slice_population
 from evostyle.search.signals import Interrupted
 
 try:
@@ -155,8 +155,8 @@ def test_ray_settings_need_the_ray_executor(capsys, tmp_path):
 
 @pytest.mark.parametrize("p,rates", [(10, [None, None]), (10, [1.0, 3.0]), (7, [2.0, None, 1.0]), (2, [1.0] * 3),
                                      (32, [5.0, 1.0, 1.0, 1.0])])
-def test_slices_are_contiguous_cover_the_population_and_follow_throughput(p, rates):
-    s = _slices(p, rates)
+def testslice_population_are_contiguous_cover_the_population_and_follow_throughput(p, rates):
+    s = slice_population(p, rates)
     assert s[0][0] == 0 and s[-1][1] == p and all(a[1] == b[0] for a, b in zip(s, s[1:]))
     sizes = [hi - lo for lo, hi in s]
     if p >= len(rates):

@@ -18,6 +18,7 @@ import torch
 
 from evostyle.errors import EvostyleError
 from evostyle.io.atomic import atomic_path
+from evostyle.report.plots import pyplot
 
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Sequence
@@ -25,13 +26,6 @@ if TYPE_CHECKING:  # annotations only
 DPI = 100
 LABEL_PT = 9.0
 """Label size in points: 12.5 px at :data:`DPI`, legible at the committed size."""
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def _array(img: torch.Tensor) -> np.ndarray:
@@ -66,7 +60,7 @@ def save_grid(
     title_lines = textwrap.wrap(title, max(20, int(fig_w * 72 / ((LABEL_PT + 1) * 0.6)))) if title else []
     top = len(title_lines) * (LABEL_PT + 1) * 1.4 / 72 + 0.1 if title else 0.05
     fig_h = top + nrow * (tile_h + label_h)
-    plt = _plt()
+    plt = pyplot()
     fig = plt.figure(figsize=(fig_w, fig_h), dpi=DPI)
     for i, img in enumerate(images):
         r, c = divmod(i, ncol)

@@ -19,7 +19,7 @@ PLOTS = ("plot_convergence.png", "plot_params.png", "plot_pareto.png")
 
 def _save_fig(fig, path: Path) -> None:
     """Save and close a matplotlib figure, atomically."""
-    plt = _plt()
+    plt = pyplot()
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110)
@@ -27,7 +27,9 @@ def _save_fig(fig, path: Path) -> None:
         plt.close(fig)
 
 
-def _plt():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display), imported on first use so that
+    importing evostyle does not load matplotlib."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -69,7 +71,7 @@ def make_plots(
     """Write the convergence, parameter-trajectory and quality-vs-diversity PNGs into ``run``;
     ``columns`` are the (quality, diversity) columns, ``reference`` the hypervolume's reference point
     as (quality, -diversity), ``units`` each parameter's unit for its axis label."""
-    plt = _plt()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
     out = []
     has_hv = "hypervolume" in gens

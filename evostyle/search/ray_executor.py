@@ -88,7 +88,7 @@ class _Worker:
         return self.ev.evaluate_here(values, compile)
 
 
-def _slices(p: int, rates: list[float | None]) -> list[tuple[int, int]]:
+def slice_population(p: int, rates: list[float | None]) -> list[tuple[int, int]]:
     """Contiguous [lo, hi) candidate ranges for the actors, sized in proportion to ``rates``
     (candidates per second; None, before an actor's first slice, counts as the mean of the known
     ones), by largest remainder; every actor gets at least one candidate while there are enough."""
@@ -230,7 +230,7 @@ class RayExecutor(Executor):
         p = next(iter(values.values())).shape[0]
         part = lambda lo, hi: {n: v[lo:hi] for n, v in values.items()}
         pending = {}
-        for a, (lo, hi) in zip(list(self.actors), _slices(p, [a["rate"] for a in self.actors])):
+        for a, (lo, hi) in zip(list(self.actors), slice_population(p, [a["rate"] for a in self.actors])):
             if hi > lo:
                 pending[a["handle"].evaluate.remote(part(lo, hi), compile)] = (a, lo, hi)
         if self.on_dispatch is not None:

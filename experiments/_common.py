@@ -108,6 +108,27 @@ def steps_bar(desc: str):
         close()
 
 
+def publish_run(src: Path, dest: Path) -> Path:
+    """Copy the run directory ``src`` (made in a temporary folder) to ``dest`` under results/ as a record
+    that does not depend on where it was made: paths inside the repository become relative to its root,
+    the run's own folder becomes ``dest`` (relative), and the marker is left out (a published copy is
+    read, not resumed). Its report is rebuilt from the rewritten files."""
+    import shutil
+
+    from evostyle.report.html import write_report
+    if dest.exists():
+        shutil.rmtree(dest)  # this experiment's own earlier copy
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".evostyle-run", ".evostyle-lock"))
+    where = str(dest.resolve().relative_to(ROOT)) if dest.resolve().is_relative_to(ROOT) else dest.name
+    for name in ("config.json", "summary.json", "summary.md"):
+        f = dest / name
+        if f.is_file():
+            f.write_text(f.read_text().replace(str(src.resolve()), where).replace(str(src), where)
+                         .replace(str(ROOT) + "/", ""))
+    write_report(dest)
+    return dest
+
+
 def say(msg: str) -> None:
     """A progress line on stderr (the table goes to stdout at the end)."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -164,5 +185,5 @@ def run_main(fn):
     return 0
 
 
-__all__ = ["parser", "settings", "engine", "out_dir", "say", "steps_bar", "write_record", "md_table", "weights_line",
-           "finish", "experiment", "run_main", "json", "PAIRS"]
+__all__ = ["parser", "settings", "engine", "out_dir", "say", "steps_bar", "publish_run", "write_record", "md_table",
+           "weights_line", "finish", "experiment", "run_main", "json", "PAIRS"]

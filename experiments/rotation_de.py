@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import PAIRS, experiment, finish, md_table, out_dir, run_main, say, settings, weights_line
+from _common import PAIRS, experiment, finish, md_table, out_dir, publish_run, run_main, say, settings, weights_line
 
 NAME = "rotation_de"
 QUICK = {"size": 32, "steps": 8, "popsize": 5, "maxiter": 1, "outputs": 4, "seeds": 1}
@@ -209,14 +209,9 @@ def run(args):
                         grid += [x.float() for x in imgs]
                         labels += [f"output {k}" for k in range(len(imgs))]
                         row_labels.append(f"{pair}: {label}")
-        example = runs / pairs[0] / f"seed{seeds[0]}" / "DE_pareto"
-        if (out / "search").exists():
-            shutil.rmtree(out / "search")  # the example run this experiment wrote last time
-        shutil.copytree(example, out / "search")
+        publish_run(runs / pairs[0] / f"seed{seeds[0]}" / "DE_pareto", out / "search")
     finally:
         shutil.rmtree(runs, ignore_errors=True)
-    from evostyle.report.html import write_report
-    write_report(out / "search")
     df, pts = pd.DataFrame(methods), pd.DataFrame(points)
     _plot(pts, df, out / "plot.png")
     df.drop(columns=["hv_curve"]).to_csv(out / "methods.csv", index=False)

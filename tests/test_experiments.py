@@ -84,3 +84,42 @@ def test_a_rerun_into_committed_results_is_refused_in_one_line(tmp_path):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "already holds results" in proc.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_committed_results_name_no_path_of_the_machine_that_made_them():
+    """Every JSON and Markdown file under results/ reads the same on any machine: no absolute path."""
+    import re
+    found = []
+    for f in (ROOT / "results").rglob("*"):
+        if f.suffix == ".json":
+            found += [(f, s) for s in _strings(json.loads(f.read_text())) if s.startswith("/")]
+        elif f.suffix in (".md", ".html") and f.stat().st_size < 2_000_000:
+            found += [(f, m) for m in re.findall(r"(?<![\w.:/])/(?:tmp|home|root|work|Users|var)/[^\s<\"']*",
+                                                 f.read_text())]
+    assert not found, found[:5]
+
+
+def test_publish_run_makes_a_run_location_independent(tmp_path):
+    c = _common()
+    from evostyle.search import make_config, run_search
+    src = tmp_path / "made-here"
+    run_search(make_config({"size": 32, "steps": 2, "popsize": 5, "outputs": 2, "maxiter": 0, "weights": "random",
+                            "device": "cpu", "content": str(ROOT / "experiments" / "images" / "coffee.jpg")}),
+               src, quiet=True, report=False)
+    dest = c.publish_run(src, tmp_path / "published")
+    for name in ("config.json", "summary.json", "summary.md", "report.html"):
+        text = (dest / name).read_text()
+        assert str(src) not in text and str(ROOT) not in text, name
+    assert json.loads((dest / "config.json").read_text())["config"]["run"]["content"] == "experiments/images/coffee.jpg"
+    assert not (dest / ".evostyle-run").exists() and (dest / "candidates.csv").is_file()

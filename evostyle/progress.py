@@ -62,7 +62,8 @@ def bar(total: int, desc: str, quiet: bool = False, leave: bool = True, unit: st
 
 def step_counter(desc: str, quiet: bool = False) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     """(``progress(step, steps)`` for :func:`~evostyle.transfer.run_transfer`, ``close()``): a bar over a
-    transfer's steps that restarts for every chunk of rows."""
+    transfer's steps that restarts for every chunk of rows. ``progress.phase(name)`` names what follows
+    the steps (the evaluator's ``scoring``) on the bar, so the wait after the last step is named too."""
     state: dict = {"bar": None}
 
     def progress(step: int, steps: int) -> None:
@@ -73,8 +74,13 @@ def step_counter(desc: str, quiet: bool = False) -> tuple[Callable[[int, int], N
             b = state["bar"] = bar(steps, desc, quiet, leave=False, unit="step")
         b.update(step - b.n)
 
+    def phase(name: str) -> None:
+        if state["bar"] is not None:
+            state["bar"].set_description_str(f"{desc} done, {name}")
+
     def close() -> None:
         if state["bar"] is not None:
             state["bar"].close()
             state["bar"] = None
+    progress.phase = phase
     return progress, close

@@ -52,7 +52,8 @@ def test_search_on_a_terminal_shows_the_run_directory_first_then_bars_and_phases
     rc, stdout, err = _on_a_terminal(SEARCH + ["--out", str(out)])
     assert rc == 0, err
     assert err.index(f"run directory: {out}") < err.index("generations")  # told where before waiting
-    for phase in ("generation 0: transfer", "step/s", "same-target baseline", "baseline: transfer", "report:"):
+    for phase in ("generation 0: transfer", "step/s", "scoring the outputs", "same-target baseline",
+                  "baseline: transfer", "report:"):
         assert phase in err, phase
     assert "best fitness" in stdout
 

@@ -157,6 +157,8 @@ class Evaluator:
         t1 = time.perf_counter()
         res = self.engine.optimise(targets, layer_w, None, style_w, seeds, compile=compile, progress=self.progress)
         t2 = time.perf_counter()
+        if hasattr(self.progress, "phase"):  # a step bar (evostyle.progress.step_counter): name the next wait
+            self.progress.phase("scoring the outputs (fidelity, diversity)")
         images = res.images.view(p, self.k, *res.images.shape[1:])
         failed = res.failed.view(p, self.k).any(1)
         cfg = self.engine.cfg

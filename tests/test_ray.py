@@ -165,3 +165,34 @@ def testslice_population_are_contiguous_cover_the_population_and_follow_throughp
     w = [r or (sum(known) / len(known) if known else 1.0) for r in rates]
     for size, x in zip(sizes, w):  # within one candidate of the proportional share
         assert abs(size - p * x / sum(w)) <= 1
+
+
+def test_an_executor_that_fails_to_start_is_closed_and_a_user_executor_can_be_registered(tmp_path):
+    """make_executor closes what a failed start began; executors are a registry users extend."""
+    from evostyle.search.executors import EXECUTORS, Executor, LocalExecutor, make_executor
+    closed = []
+
+    class Broken(Executor):
+        def start(self):
+            raise EvostyleError("no cluster here")
+
+        def close(self):
+            closed.append(True)
+
+    class Counting(LocalExecutor):
+        calls = 0
+
+        def evaluate(self, values, compile=None):
+            Counting.calls += 1
+            return super().evaluate(values, compile)
+    EXECUTORS.register("broken-test", Broken)
+    EXECUTORS.register("counting-test", Counting)
+    try:
+        with pytest.raises(EvostyleError, match="no cluster here"):
+            make_executor(_cfg(executor="broken-test"), None)
+        assert closed == [True]
+        res = run_search(_cfg(executor="counting-test", maxiter=1), tmp_path / "run", quiet=True, report=False)
+        assert Counting.calls == 3 and res["executor"] == {"name": "counting-test"}  # 2 generations + baseline
+    finally:
+        EXECUTORS.unregister("broken-test")
+        EXECUTORS.unregister("counting-test")

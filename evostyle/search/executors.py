@@ -69,6 +69,11 @@ class LocalExecutor(Executor):
 
 
 def make_executor(cfg: SearchConfig, evaluator: Evaluator) -> Executor:
-    """The executor ``cfg.run.executor`` names, started, for ``evaluator``."""
-    return EXECUTORS.get(cfg.run.executor)(cfg, evaluator).start()
-
+    """The executor ``cfg.run.executor`` names, started, for ``evaluator``; one that fails to start is
+    closed again (no worker or cluster it began is left behind)."""
+    executor = EXECUTORS.get(cfg.run.executor)(cfg, evaluator)
+    try:
+        return executor.start()
+    except BaseException:
+        executor.close()
+        raise

@@ -59,16 +59,22 @@ class _Worker:
     """A Ray actor holding one engine (network, images, targets) on one device."""
 
     def __init__(self, payload: dict, device: str, threads: int):
+        import hashlib
         import tempfile
 
         from evostyle.search.config import make_config
         from evostyle.search.run import build
         torch.set_num_threads(max(1, threads))
-        here = Path(tempfile.mkdtemp(prefix="evostyle-worker-"))
         paths = {}
         for key, (name, data) in payload["files"].items():
-            paths[key] = here / f"{key}-{name}"
-            paths[key].write_bytes(data)
+            # named by content: every actor and every later run with the same inputs reuses one copy
+            here = Path(tempfile.gettempdir()) / f"evostyle-inputs-{hashlib.sha256(data).hexdigest()[:16]}"
+            here.mkdir(exist_ok=True)
+            paths[key] = here / name
+            if not paths[key].is_file() or paths[key].stat().st_size != len(data):
+                tmp = here / f".{name}.{os.getpid()}"
+                tmp.write_bytes(data)
+                os.replace(tmp, paths[key])  # whole or not at all, also with actors starting side by side
         cfg = payload["config"]
         run = {**cfg["run"], "content": str(paths["content"]),
                "style": [str(paths[f"style_{i}"]) for i in range(len(cfg["run"]["style"]))],

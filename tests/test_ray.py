@@ -196,3 +196,36 @@ def test_an_executor_that_fails_to_start_is_closed_and_a_user_executor_can_be_re
     finally:
         EXECUTORS.unregister("broken-test")
         EXECUTORS.unregister("counting-test")
+
+
+@needs_ray
+def test_sigterm_during_a_ray_generation_stops_as_interrupted_and_resumes(tmp_path):
+    """A signal handler that raises while Ray waits must not turn into a failed run (Ray's compiled
+    wait reports it as a SystemError): exit 143, interrupted, and the run resumes to the end."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "evostyle.search", "--size", "32", "--steps", "20", "--popsize", "6", "--outputs",
+           "2", "--maxiter", "4", "--weights", "random", "--device", "cpu", "--executor", "ray", "--ray-actors", "2",
+           "--no-report", "--quiet"]
+    p = subprocess.Popen([*cmd, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if json.loads((out / "state.json").read_text()).get("generations_done", 0) >= 1:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    state = json.loads((out / "state.json").read_text())
+    assert p.returncode == 143 and state["status"] == "interrupted" and state["signal"] == "SIGTERM", err
+    assert "Traceback" not in err and "--resume" in err
+    done = subprocess.run([sys.executable, "-m", "evostyle.search", "--resume", str(out), "--quiet", "--no-report"],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "state.json").read_text())["status"] == "finished"
+    assert sorted(pd.read_csv(out / "candidates.csv").generation.unique()) == [0, 1, 2, 3, 4]

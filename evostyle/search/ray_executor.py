@@ -39,7 +39,7 @@ import torch
 
 from evostyle.errors import EvostyleError
 from evostyle.search.executors import EXECUTORS, Executor
-from evostyle.search.signals import WorkersLost
+from evostyle.search.signals import Interrupted, WorkersLost
 
 if TYPE_CHECKING:  # annotations only
     from evostyle.search.config import SearchConfig
@@ -53,6 +53,20 @@ START_TIMEOUT_S = 120.0
 def _ray():
     import ray
     return ray
+
+
+def _in_ray(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, a call into Ray that may block. A signal handler that raises while Ray's
+    compiled code waits (SIGTERM's :class:`~evostyle.search.signals.Interrupted`) comes out of it as a
+    SystemError "returned a result with an exception set" whose cause is the handler's exception;
+    that exception is raised instead, so the run stops as interrupted, not failed."""
+    try:
+        return fn(*args, **kwargs)
+    except SystemError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, (Interrupted, KeyboardInterrupt)):
+            raise cause from None
+        raise
 
 
 class _Worker:
@@ -144,7 +158,7 @@ class RayExecutor(Executor):
             address = self.cfg.run.ray_address
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.WARNING)
+                         logging_level=logging.ERROR)  # Ray's own notices stay out of our one-line output
             except ConnectionError as exc:
                 raise EvostyleError(f"could not reach the Ray cluster at {address}: {exc}; start it with "
                                     "'ray start --head' or check --ray-address") from None
@@ -195,11 +209,11 @@ class RayExecutor(Executor):
         that fails is an error (at start: bad input shows here); else it is dropped and logged."""
         ray = _ray()
         refs = {a["handle"].info.remote(): a for a in new}
-        ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=START_TIMEOUT_S)
+        ready, pending = _in_ray(ray.wait, list(refs), num_returns=len(refs), timeout=START_TIMEOUT_S)
         for ref in ready:
             a = refs[ref]
             try:
-                a["info"] = ray.get(ref)
+                a["info"] = _in_ray(ray.get, ref)
                 self.actors.append(a)
             except ray.exceptions.RayTaskError as exc:
                 cause = exc.cause if isinstance(exc.cause, Exception) else exc
@@ -244,10 +258,10 @@ class RayExecutor(Executor):
         done: dict[int, Evaluation] = {}
         events = []
         while pending:
-            [ref], _ = ray.wait(list(pending), num_returns=1)
+            [ref], _ = _in_ray(ray.wait, list(pending), num_returns=1)
             a, lo, hi = pending.pop(ref)
             try:
-                e = ray.get(ref)
+                e = _in_ray(ray.get, ref)
             except ray.exceptions.RayTaskError as exc:  # an error inside evaluate: the search's error
                 raise (exc.cause if isinstance(exc.cause, Exception) else exc) from None
             except ray.exceptions.RayError as exc:  # the actor died (killed, out of memory, node lost)

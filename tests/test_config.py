@@ -131,3 +131,24 @@ def test_help_text_is_plain_without_rest_markup():
     assert plain("Run ``x`` with :class:`~evostyle.transfer.TransferConfig` and :func:`run_search`.\nMore.") == \
         "Run x with TransferConfig and run_search."
     assert plain(None) == "" and plain("  ") == ""
+
+
+@pytest.mark.parametrize("name", sorted(__import__("evostyle.search.config", fromlist=["FIELDS"]).FIELDS))
+def test_every_setting_coerces_a_value_of_its_annotated_type(name):
+    """A setting whose annotation coerce() does not know fails with a TypeError the first time a user
+    gives it (``ray_address: str | None`` did); every setting takes a value of its own type."""
+    import typing
+
+    from evostyle.search.config import SearchConfig, annotation, coerce
+    value = SearchConfig().get(name)
+    if value is None:  # an optional setting: try a value of its non-None type
+        kind = next(a for a in typing.get_args(annotation(name)) if a is not type(None))
+        value = {int: 2, float: 1.5, str: "auto"}.get(kind, [1.0, 0.0])
+    assert coerce(name, value) == value
+
+
+def test_ray_address_is_a_string_setting():
+    from evostyle.search.config import make_config
+    assert make_config({"executor": "ray", "ray_address": "auto"}).run.ray_address == "auto"
+    with pytest.raises(EvostyleError, match="'ray_address' must be a string"):
+        make_config({"executor": "ray", "ray_address": 3})

@@ -304,7 +304,7 @@ def coerce(name: str, value: Any, given: str | None = None) -> Any:
         if not _is_number(value):
             raise EvostyleError(f"{where} must be a number, got {value!r}")
         return float(value)
-    if hint is str:
+    if hint is str or (optional and str in args):
         if not isinstance(value, str):
             raise EvostyleError(f"{where} must be a string, got {value!r}")
         return value

@@ -115,13 +115,9 @@ class RandomSearch:
         while self.nit < self.maxiter:
             self.step()
             if self.callback is not None:
-                try:
-                    res = self.result(True)
-                    res.message = "in progress"
-                    stop = self.callback(res)
-                except StopIteration:
-                    stop = True
-                if stop:
+                res = self.result(True)
+                res.message = "in progress"
+                if self.callback(res):
                     self.message = "callback function requested stop early"
                     break
         return self.result(False)

@@ -99,19 +99,26 @@ def check_de_settings(
         raise unknown("boundary mode", boundary, BOUNDARY_MODES)
 
 
-def wrap_callback(callback: Callable | None) -> Callable | None:
-    """scipy's rule for a callback: one parameter named ``intermediate_result`` receives the
-    intermediate OptimizeResult; any other signature is called as ``callback(x, convergence)``.
-    Returns a function of the result (or None)."""
+def wrap_callback(callback: Callable | None) -> Callable[[OptimizeResult], bool] | None:
+    """scipy's rules for a callback: one parameter named ``intermediate_result`` receives the
+    intermediate OptimizeResult; any other signature is called as ``callback(x, convergence)``; a
+    true return value or a raised StopIteration stops the run. Returns ``stop(result) -> bool`` (or
+    None)."""
     if callback is None:
         return None
     try:
         params = set(inspect.signature(callback).parameters)
     except (TypeError, ValueError):  # a builtin without a signature
         params = set()
-    if params == {"intermediate_result"}:
-        return lambda res: callback(intermediate_result=res)
-    return lambda res: callback(np.copy(res.x), res.get("convergence", 0.0))
+    call = ((lambda res: callback(intermediate_result=res)) if params == {"intermediate_result"}
+            else (lambda res: callback(np.copy(res.x), res.get("convergence", 0.0))))
+
+    def stop(res: OptimizeResult) -> bool:
+        try:
+            return bool(call(res))
+        except StopIteration:
+            return True
+    return stop
 
 
 def latin_hypercube(n: int, d: int, gen: torch.Generator) -> torch.Tensor:
@@ -361,14 +368,9 @@ class DifferentialEvolution:
             success, self.message = True, "Optimization terminated successfully."
         while not success and self.nit < self.maxiter:
             self.step()
-            if self.callback is not None:
-                try:
-                    stop = self.callback(self.intermediate_result())
-                except StopIteration:
-                    stop = True
-                if stop:
-                    self.message = "callback function requested stop early"
-                    break
+            if self.callback is not None and self.callback(self.intermediate_result()):
+                self.message = "callback function requested stop early"
+                break
             if self.converged():
                 success, self.message = True, "Optimization terminated successfully."
         return self.result(success)

@@ -159,6 +159,21 @@ def layout_files(path: Path, layout: Layout = RUN) -> list[Path]:
     return sorted({p for pattern in layout.files for p in path.glob(pattern) if p.is_file()})
 
 
+def remove_layout(path: Path, layout: Layout = RUN, best_effort: bool = False) -> None:
+    """Delete the files of ``layout`` in ``path`` and the layout's folders they leave empty; nothing
+    else. ``best_effort``: a file that cannot be removed is left (cleaning up after a failure)."""
+    path = Path(path)
+    for f in layout_files(path, layout):
+        try:
+            f.unlink()
+        except OSError:
+            if not best_effort:
+                raise
+    for sub in sorted({pattern.split("/")[0] for pattern in layout.files if "/" in pattern}):
+        with contextlib.suppress(OSError):
+            (path / sub).rmdir()  # only if now empty
+
+
 def others(path: Path, layout: Layout = RUN) -> list[str]:
     """Relative names of the files in ``path`` (at any depth) that are neither the layout's nor the
     lock: the user's own files, which evostyle never deletes."""
@@ -184,11 +199,7 @@ def prepare_new(path: Path, overwrite: bool, layout: Layout = RUN) -> list[str]:
             raise EvostyleError(f"output directory {path} already holds {layout.what}; {again}--overwrite to "
                                 "replace it, or another --out")
         kept = others(path, layout)
-        for f in layout_files(path, layout):
-            f.unlink()
-        for sub in ("best", "images"):
-            with contextlib.suppress(OSError):
-                (path / sub).rmdir()  # only if now empty
+        remove_layout(path, layout)
         return kept
     foreign = sorted(p.name for p in path.iterdir() if p.name != LOCK and not p.name.startswith(PROBE))
     if foreign:

@@ -254,14 +254,9 @@ def _create(out: Path, overwrite: bool, cfg: SearchConfig, engine, space, ev, lo
 def _undo_create(out: Path, lock, existed: bool, refused: bool) -> None:
     """After a new run could not be laid out: remove what this call wrote (never a user's file), so
     that nothing half-made looks like a run and the same command works again."""
-    from evostyle.io.rundir import layout_files
+    from evostyle.io.rundir import remove_layout
     if not refused:  # a refused folder was not touched; a failed creation wrote some of the layout
-        for f in layout_files(out):
-            with contextlib.suppress(OSError):
-                f.unlink()
-        for sub in ("best", "images"):
-            with contextlib.suppress(OSError):
-                (out / sub).rmdir()
+        remove_layout(out, best_effort=True)
     lock.discard_if_new()
     if not existed:
         with contextlib.suppress(OSError):

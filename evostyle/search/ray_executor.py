@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from evostyle.errors import EvostyleError
+from evostyle.io.atomic import atomic_path
 from evostyle.search.executors import EXECUTORS, Executor
 from evostyle.search.signals import Interrupted, WorkersLost
 
@@ -86,9 +87,8 @@ class _Worker:
             here.mkdir(exist_ok=True)
             paths[key] = here / name
             if not paths[key].is_file() or paths[key].stat().st_size != len(data):
-                tmp = here / f".{name}.{os.getpid()}"
-                tmp.write_bytes(data)
-                os.replace(tmp, paths[key])  # whole or not at all, also with actors starting side by side
+                with atomic_path(paths[key]) as tmp:  # whole or not at all, with actors starting side by side
+                    tmp.write_bytes(data)
         cfg = payload["config"]
         run = {**cfg["run"], "content": str(paths["content"]),
                "style": [str(paths[f"style_{i}"]) for i in range(len(cfg["run"]["style"]))],

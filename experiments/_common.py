@@ -46,7 +46,8 @@ def parser(name: str, doc: str, quick: dict, full: dict, options=None) -> argpar
                                                 f"{full.get('popsize', '-')})")
     ap.add_argument("--maxiter", type=int, help=f"DE generations, searching experiments only (full: "
                                                 f"{full.get('maxiter', '-')})")
-    ap.add_argument("--weights", default="auto", help="auto | imagenet | random | path")
+    ap.add_argument("--weights", default="auto", help="auto (ImageNet: torchvision's, else the offline VGG16) | "
+                                                      "imagenet | offline | random | a weights file")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ap.add_argument("--seed", type=int, default=0,
                     help="seeds the DE, noise inits and random-init weights")
@@ -74,7 +75,7 @@ def settings(args) -> dict:
 
 
 def engine(args, s: dict, styles, rotation_mode="none", measure="gram", shuffle="none", init="content"):
-    cfg = TransferConfig(steps=s["steps"], measure=measure, init=init, lr=s.get("lr", 0.02))
+    cfg = TransferConfig(steps=s["steps"], measure=measure, init=init, lr=s.get("lr", TransferConfig.lr))
     return StyleEngine(resolve_image(CONTENT), [resolve_image(x) for x in styles], cfg, size=s["size"],
                        rotation_mode=rotation_mode, shuffle=shuffle, weights=args.weights, seed=args.seed,
                        device=args.device)
@@ -153,9 +154,11 @@ def md_table(rows: list[dict], cols: list[str]) -> str:
 
 def weights_line(eng) -> str:
     w = eng.weights_info
+    net = w.get("backbone", "vgg19").upper()
     if w["used"] == "random":
-        return f"Weights: seeded random-init VGG19 (seed {w.get('seed')}), not ImageNet."
-    return f"Weights: {w['used']} ({w.get('source', w.get('file', ''))})."
+        return f"Weights: seeded random-init {net} (seed {w.get('seed')}), not ImageNet."
+    return (f"Weights: {w['used']} {net} ({w.get('source', w.get('file', ''))}; {w.get('preprocessing')} "
+            "preprocessing).")
 
 
 def finish(out: Path, name: str, args, s: dict, eng, text: str, extra: dict | None = None,

@@ -33,6 +33,8 @@ from pathlib import Path
 
 from _common import PAIRS, experiment, finish, md_table, out_dir, publish_run, run_main, say, settings, weights_line
 
+from evostyle.style.rotations import DEFAULT_ROTATION_MODE
+
 NAME = "rotation_de"
 QUICK = {"size": 32, "steps": 8, "popsize": 5, "maxiter": 1, "outputs": 4, "seeds": 1}
 FULL = {"size": 32, "steps": 20, "popsize": 6, "maxiter": 3, "outputs": 4, "seeds": 3}
@@ -177,7 +179,7 @@ def _summary(methods):
 
 
 def _options(ap):
-    ap.add_argument("--mode", default="rectified", help="the searched rotation mode")
+    ap.add_argument("--mode", default=DEFAULT_ROTATION_MODE, help="the searched rotation mode")
     ap.add_argument("--pairs", nargs="+", choices=list(PAIRS), help="content/style pairs (default: all)")
     ap.add_argument("--seeds", type=int, help="seeds per pair, from --seed on (default: the setting's)")
 

@@ -32,6 +32,30 @@ def _fresh_logging():
     reset()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _weights_cache(tmp_path_factory):
+    """Converted weights go to a cache of the test session's own, never the user's (subprocesses
+    inherit it)."""
+    import os
+    old = os.environ.get("EVOSTYLE_CACHE")
+    os.environ["EVOSTYLE_CACHE"] = str(tmp_path_factory.mktemp("evostyle-cache"))
+    yield
+    if old is None:
+        os.environ.pop("EVOSTYLE_CACHE", None)
+    else:
+        os.environ["EVOSTYLE_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def offline_vgg16():
+    """The offline ImageNet VGG16 (the test extra installs it; its package needs Python 3.11), resolved once."""
+    import sys
+    if sys.version_info < (3, 11):  # pragma: no cover
+        pytest.skip("the offline ImageNet VGG16's package needs Python 3.11 or later")
+    from evostyle.network.weights import resolve_weights
+    return resolve_weights("offline")
+
+
 @pytest.fixture(scope="session")
 def model():
     return VGGFeatures(("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"),

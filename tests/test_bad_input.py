@@ -90,7 +90,7 @@ CASES = [
     ("wrong config type", ["--config", "{d}/types.toml"], "config key 'popsize' must be an integer"),
     ("wrong config bool", ["--config", "{d}/bool.toml"], "config key 'compile' must be true, false or \"auto\""),
     ("broken toml", ["--config", "{d}/broken.toml"], "is not valid TOML"),
-    ("weights not VGG19", ["--weights", "{d}/notvgg.pt"], "is not a VGG19 state dict"),
+    ("weights not VGG", ["--weights", "{d}/notvgg.pt"], "is not a VGG19 or VGG16 convolutional base"),
     ("missing resume state", ["--resume", "{d}/emptyrun"], "is missing"),
     ("corrupt resume state", ["--resume", "{d}/badstate"], "corrupt"),
     ("unknown device", ["--device", "tpu"], "unknown device"),

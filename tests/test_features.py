@@ -73,20 +73,20 @@ def test_random_weights_are_seeded():
 
 
 def test_unknown_layer_lists_valid_names():
-    with pytest.raises(EvostyleError, match="unknown layer 'relu9_9'; valid: conv1_1, relu1_1"):
+    with pytest.raises(EvostyleError, match="unknown vgg19 layer 'relu9_9'; valid: conv1_1, relu1_1"):
         VGGFeatures(("relu9_9",), weights="random")
 
 
 def test_weights_file_errors(tmp_path):
     bad = tmp_path / "bad.pt"
     torch.save({"0.weight": torch.zeros(3, 3)}, bad)
-    with pytest.raises(EvostyleError, match="not a VGG19 state dict"):
+    with pytest.raises(EvostyleError, match="is not a VGG19 or VGG16 convolutional base"):
         VGGFeatures(("relu1_1",), weights=str(bad))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a pickle at all")
     with pytest.raises(EvostyleError, match="weights_only=True"):
         VGGFeatures(("relu1_1",), weights=str(junk))
-    with pytest.raises(EvostyleError, match="neither 'imagenet', 'random', 'auto' nor an existing file"):
+    with pytest.raises(EvostyleError, match=r"is neither a name \(imagenet, offline, random, auto\) nor an existing"):
         VGGFeatures(("relu1_1",), weights=str(tmp_path / "missing.pt"))
 
 
@@ -100,11 +100,12 @@ def test_pickled_object_is_refused(tmp_path):
 
 def test_auto_falls_back_to_random_with_a_logged_warning(monkeypatch, caplog):
     """Offline is an expected situation: one logged warning (no Python warning with file and line)."""
-    import evostyle.network.features as feat
+    import evostyle.network.weights as weights
 
-    def offline():
+    def fail(*args):
         raise EvostyleError("could not load ImageNet VGG19 weights (test: offline)")
-    monkeypatch.setattr(feat, "_imagenet_state", offline)
+    monkeypatch.setattr(weights, "_imagenet", fail)
+    monkeypatch.setattr(weights, "_offline", fail)
     caplog.set_level("WARNING", logger="evostyle")
     monkeypatch.setattr(logging.getLogger("evostyle"), "propagate", True)
     with warnings.catch_warnings():
@@ -125,7 +126,7 @@ def test_weights_download_has_a_socket_timeout(monkeypatch):
 
     import torchvision.models._api as api
 
-    import evostyle.network.features as feat
+    import evostyle.network.weights as feat
     seen = []
 
     def no_network(url, *args, **kwargs):
@@ -133,6 +134,6 @@ def test_weights_download_has_a_socket_timeout(monkeypatch):
         raise urllib.error.URLError("timed out (injected)")
     monkeypatch.setattr(api, "load_state_dict_from_url", no_network)
     before = socket.getdefaulttimeout()
-    with pytest.raises(EvostyleError, match="could not load ImageNet VGG19 weights.*URLError"):
+    with pytest.raises(EvostyleError, match="could not load torchvision's ImageNet vgg19 weights.*URLError"):
         VGGFeatures(("relu1_1",), weights="imagenet")
     assert seen == [feat.DOWNLOAD_TIMEOUT_S] and socket.getdefaulttimeout() == before

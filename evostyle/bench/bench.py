@@ -352,9 +352,9 @@ def _settings(args, cuda: bool) -> dict:
 def _check_weights(spec: str) -> str:
     """Resolve a weights spec once, before any timing: a bad name or file fails at once, and ``auto``
     becomes ``imagenet`` or (with the usual warning) ``random``, so rows do not retry the download."""
-    from evostyle.network.features import resolve_weights
-    _, info = resolve_weights(spec, SEED)
-    return spec if info["used"] == "file" else info["used"]
+    from evostyle.network.weights import resolve_weights
+    w = resolve_weights(spec, seed=SEED)
+    return spec if w.info["used"] == "file" else w.info["resolved"]
 
 
 ROW_COLUMNS = ["size", "batch", "precision", "channels_last", "compile", "compile_mode", "autotune", "steps",

@@ -19,8 +19,8 @@ from evostyle.errors import EvostyleError, cli_errors
 from evostyle.io.atomic import atomic_write_json
 from evostyle.io.runlog import environment
 from evostyle.io.samples import resolve_image
+from evostyle.network.backbones import BACKBONES
 from evostyle.network.device import PRECISIONS
-from evostyle.network.features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
 from evostyle.progress import setup_logging, step_counter
 from evostyle.style.measures import MEASURES
 from evostyle.style.rotations import ROTATION_MODES
@@ -44,19 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rotation-weight", type=float, default=1.0, help="DFR fusion weight in [0, 1]")
     p.add_argument("--shuffle", default="none", choices=SHUFFLE_MODES, help="shuffle the style feature maps")
     p.add_argument("--measure", default="gram", choices=MEASURES, help="style statistic compared")
-    p.add_argument("--style-layers", nargs="+", default=list(DEFAULT_STYLE_LAYERS),
-                   help="VGG19 layers of the style loss")
-    p.add_argument("--content-layer", default=DEFAULT_CONTENT_LAYER, help="VGG19 layer of the content loss")
-    p.add_argument("--content-weight", type=float, default=1.0, help="weight of the content term")
-    p.add_argument("--style-weight", type=float, default=10.0, help="weight of the style term")
-    p.add_argument("--tv-weight", type=float, default=0.0, help="weight of the total-variation term")
+    p.add_argument("--backbone", default=TransferConfig.backbone, choices=("auto", *BACKBONES),
+                   help="feature network (auto: the weights' own, vgg19 for imagenet and random)")
+    p.add_argument("--style-layers", nargs="+", default=list(TransferConfig.style_layers),
+                   help="layers of the style loss")
+    p.add_argument("--content-layer", default=TransferConfig.content_layer, help="layer of the content loss")
+    p.add_argument("--content-weight", type=float, default=TransferConfig.content_weight,
+                   help="weight of the content term")
+    p.add_argument("--style-weight", type=float, default=TransferConfig.style_weight, help="weight of the style term")
+    p.add_argument("--tv-weight", type=float, default=TransferConfig.tv_weight,
+                   help="weight of the total-variation term")
     p.add_argument("--size", type=int, default=256, help="long side of the output in px")
     p.add_argument("--steps", type=int, default=300, help="inner optimisation steps")
     p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="inner optimiser")
     p.add_argument("--lr", type=float, default=None, help="default 0.02 for adam, 1.0 for lbfgs")
     p.add_argument("--init", default="content", choices=INITS, help="start image")
     p.add_argument("--seed", type=int, default=0, help="seeds the noise inits and the random-init weights")
-    p.add_argument("--weights", default="auto", help="auto | imagenet | random | path to a state dict")
+    p.add_argument("--weights", default="auto",
+                   help="auto (ImageNet: torchvision's, else the offline VGG16, else random) | imagenet | offline | "
+                        "random | a weights file (.pt state dict, .onnx, .h5)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: bf16 autocast + channels_last on CUDA, fp32 on the CPU")
@@ -101,8 +107,8 @@ def run(args: argparse.Namespace) -> dict:
     if not 0.0 <= args.rotation_weight <= 1.0:
         raise EvostyleError(f"--rotation-weight must be in [0, 1], got {args.rotation_weight}")
     lr = args.lr if args.lr is not None else (0.02 if args.optimizer == "adam" else 1.0)
-    cfg = TransferConfig(style_layers=tuple(args.style_layers), content_layer=args.content_layer,
-                         measure=args.measure, content_weight=args.content_weight,
+    cfg = TransferConfig(backbone=args.backbone, style_layers=tuple(args.style_layers),
+                         content_layer=args.content_layer, measure=args.measure, content_weight=args.content_weight,
                          style_weight=args.style_weight, tv_weight=args.tv_weight, steps=args.steps,
                          optimizer=args.optimizer, lr=lr, init=args.init, max_batch=args.max_batch,
                          precision=args.precision, compile=args.compile or args.compile_mode is not None,
@@ -136,7 +142,7 @@ def run(args: argparse.Namespace) -> dict:
                         "initial": {t: float(v[k]) for t, v in res.initial.items()},
                         "final": {t: float(v[k]) for t, v in res.final.items()}})
     record = {"config": {**{k: v for k, v in vars(args).items() if k not in ("debug",)},
-                         "transfer": dataclasses.asdict(cfg)},
+                         "transfer": dataclasses.asdict(engine.cfg)},  # the backbone as resolved
               "weights": engine.weights_info, "environment": environment(engine.device),
               "compile_mode_used": resolve_compile_mode(cfg.compile_mode, engine.device) if cfg.compile else None,
               "seconds": res.seconds, "chunk_size": res.chunk_size, "precision": res.precision,

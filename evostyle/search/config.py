@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from evostyle.errors import EvostyleError, unknown
+from evostyle.style.rotations import DEFAULT_ROTATION_MODE
 from evostyle.transfer.config import TransferConfig
 
 if TYPE_CHECKING:  # annotations only
@@ -66,8 +67,8 @@ about there (docs/performance.md has the measurement)."""
 def _names(what: str):
     """The valid names of ``what``, looked up when validating (registries can grow at run time)."""
     def get():
+        from evostyle.network.backbones import BACKBONES, POOLS
         from evostyle.network.device import PRECISIONS
-        from evostyle.network.features import POOLS
         from evostyle.search.executors import EXECUTORS
         from evostyle.search.scoring import DIVERSITY_METRICS, FITNESS_LOSSES, OBJECTIVES
         from evostyle.search.space import SEARCH_GROUPS
@@ -76,7 +77,7 @@ def _names(what: str):
         return {"optimizer": OPTIMIZERS, "objective": OBJECTIVES, "search group": SEARCH_GROUPS,
                 "rotation mode": ROTATION_MODES, "shuffle mode": SHUFFLE_MODES, "precision": PRECISIONS,
                 "diversity metric": DIVERSITY_METRICS, "fitness loss": FITNESS_LOSSES, "save-images": SAVE_IMAGES,
-                "pooling": POOLS, "executor": EXECUTORS}[what]
+                "pooling": POOLS, "executor": EXECUTORS, "backbone": ("auto", *BACKBONES)}[what]
     get.kind = what
     return get
 
@@ -114,8 +115,9 @@ class RunSection:
                                help="style image(s); several are mixed (search group mix)")
     seed: int = setting(0, low=0, high=2**63 - 1, help="seeds the DE, the noise inits and the random-init weights")
     device: str = setting("auto", help="auto | cpu | cuda | cuda:N")
-    weights: str = setting("auto", help="auto | imagenet | random | path to a VGG19 state dict")
-    pool: str = setting("max", choices=_names("pooling"), help="VGG19 pooling")
+    weights: str = setting("auto", help="auto (ImageNet: torchvision's, else the offline VGG16, else random) | "
+                                        "imagenet | offline | random | a weights file (.pt state dict, .onnx, .h5)")
+    pool: str = setting("max", choices=_names("pooling"), help="VGG pooling")
     save_images: str = setting("all", choices=_names("save-images"),
                                help="outputs kept under images/: all candidates', or each generation's best and "
                                     "the front members")
@@ -144,7 +146,7 @@ class DESection:
                                          "multi-objective search")
     population: int = setting(6, low=5, high=10**6, aliases=("popsize",),
                               help="population size P: the total, not scipy's multiplier (evostyle.de's popsize)")
-    maxiter: int = setting(3, help="generations after the initial population")
+    maxiter: int = setting(2, help="generations after the initial population")
     mutation: float | list[float] = setting(factory=lambda: [0.5, 1.0], metavar="F",
                                             help="DE's F in [0, 2], or LOW HIGH to dither it per generation")
     recombination: float = setting(0.7, help="crossover probability CR in [0, 1]")
@@ -166,8 +168,9 @@ class SpaceSection:
                                              help="bounds of a parameter or group")
     fixed: dict[str, float] = setting(factory=dict, metavar="NAME=VALUE", aliases=("fix",),
                                       help="fix one parameter, e.g. angle_0=0")
-    rotation_mode: str = setting("rectified", choices=_names("rotation mode"),
-                                 help="how style targets turn (rectified: docs/rotation.md)")
+    rotation_mode: str = setting(DEFAULT_ROTATION_MODE, choices=_names("rotation mode"),
+                                 help="how style targets turn (pixel: the painting itself is rotated; "
+                                      "docs/rotation.md)")
     shuffle: str = setting("none", choices=_names("shuffle mode"), help="shuffle the style feature maps")
 
 
@@ -175,15 +178,18 @@ class SpaceSection:
 class TransferSection:
     """The inner style transfer (its rules are :class:`~evostyle.transfer.TransferConfig`'s)."""
 
+    backbone: str = setting(TransferConfig.backbone, choices=_names("backbone"),
+                            help="feature network: vgg19 | vgg16 | auto (the weights' own: vgg19 for imagenet and "
+                                 "random, vgg16 for offline)")
     measure: str = setting(TransferConfig.measure, help="style statistic compared: gram | euclidean | meanstd")
     style_layers: list[str] = setting(factory=lambda: list(TransferConfig.style_layers),
-                                      help="VGG19 layers of the style loss")
-    content_layer: str = setting(TransferConfig.content_layer, help="VGG19 layer of the content loss")
+                                      help="layers of the style loss")
+    content_layer: str = setting(TransferConfig.content_layer, help="layer of the content loss")
     content_weight: float = setting(TransferConfig.content_weight, help="weight of the content term")
     style_weight: float = setting(TransferConfig.style_weight, help="weight of the style term")
     tv_weight: float = setting(TransferConfig.tv_weight, help="weight of the total variation")
-    size: int = setting(64, low=8, high=8192, help="long side of the outputs in px")
-    steps: int = setting(30, help="inner optimisation steps per candidate")
+    size: int = setting(128, low=8, high=8192, help="long side of the outputs in px")
+    steps: int = setting(32, help="inner optimisation steps per candidate")
     inner_optimizer: str = setting(TransferConfig.optimizer, help="inner optimiser: adam | lbfgs")
     lr: float = setting(TransferConfig.lr, help="inner learning rate")
     image_init: str = setting(TransferConfig.init, help="start image: content | noise | content+noise")
@@ -201,9 +207,10 @@ class TransferSection:
 
     def to_transfer(self, compile_: bool = False) -> TransferConfig:
         """The :class:`~evostyle.transfer.TransferConfig` these settings mean (``compile_`` resolved)."""
-        return TransferConfig(style_layers=tuple(self.style_layers), content_layer=self.content_layer,
-                              measure=self.measure, content_weight=self.content_weight,
-                              style_weight=self.style_weight, tv_weight=self.tv_weight, steps=self.steps,
+        return TransferConfig(backbone=self.backbone, style_layers=tuple(self.style_layers),
+                              content_layer=self.content_layer, measure=self.measure,
+                              content_weight=self.content_weight, style_weight=self.style_weight,
+                              tv_weight=self.tv_weight, steps=self.steps,
                               optimizer=self.inner_optimizer, lr=self.lr, init=self.image_init,
                               init_noise=self.init_noise, max_batch=self.max_batch, precision=self.precision,
                               compile=compile_, compile_mode=self.compile_mode)

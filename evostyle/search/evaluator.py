@@ -199,11 +199,7 @@ class Evaluator:
         """(P*K, C, h, w) features at a layer deeper than the engine's network (whose own network is
         built once, with the same weights)."""
         if layer not in self._extra_models:
-            from evostyle.network.features import VGGFeatures
-            info = self.engine.model.weights_info
-            spec = info["spec"] if info["used"] != "random" else "random"
-            self._extra_models[layer] = VGGFeatures((layer,), weights=spec, seed=info.get("seed", 0)).to(
-                self.engine.device)
+            self._extra_models[layer] = self.engine.model.with_layers((layer,)).to(self.engine.device)
         return features_at(self._extra_models[layer], images.flatten(0, 1), layer)
 
     def reference_quality(self) -> float:

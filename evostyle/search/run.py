@@ -76,7 +76,7 @@ def build(cfg: SearchConfig) -> Built:
     engine = StyleEngine(content, styles, tcfg, size=cfg.transfer.size, rotation_mode=cfg.space.rotation_mode,
                          shuffle=cfg.space.shuffle, weights=cfg.run.weights, seed=cfg.run.seed, pool=cfg.run.pool,
                          device=cfg.run.device)
-    engine.cfg = dataclasses.replace(tcfg, compile=compile_choice(cfg, engine.device, _hw(engine))[0])
+    engine.cfg = dataclasses.replace(engine.cfg, compile=compile_choice(cfg, engine.device, _hw(engine))[0])
     rows_that_fit(_hw(engine), engine.cfg, engine.device)  # on the CPU: at least one row fits in memory
     for p in space.params:  # a fixed angle must be one the rotation mode accepts
         if p.group == "angles" and p.value is not None:

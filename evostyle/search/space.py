@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from evostyle.errors import EvostyleError, unknown
+from evostyle.style.rotations import DEFAULT_ROTATION_MODE
 
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Iterable, Sequence
@@ -145,7 +146,7 @@ def style_space(
     n_styles: int,
     style_layers: Sequence[str],
     search: Iterable[str],
-    rotation_mode: str = "rectified",
+    rotation_mode: str = DEFAULT_ROTATION_MODE,
     fixed: dict | None = None,
     bounds: dict | None = None,
 ) -> Space:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from evostyle.errors import EvostyleError, unknown
-from evostyle.network.features import LAYER_INDEX, LAYER_NAMES
+from evostyle.network.backbones import Backbone, backbone
 from evostyle.style.measures import MEASURES, style_statistic
 from evostyle.style.rotations import ROTATION_MODES, RotationMode
 
@@ -33,11 +33,11 @@ if TYPE_CHECKING:  # annotations only
 SHUFFLE_MODES = ("none", "channel", "spatial")
 
 
-def preactivation_layer(layer: str) -> str:
-    """The convolution whose output a ReLU tap rectifies (``relu3_1`` -> ``conv3_1``)."""
+def preactivation_layer(layer: str, net: str | Backbone = "vgg19") -> str:
+    """The convolution whose output a ReLU tap of ``net`` rectifies (``relu3_1`` -> ``conv3_1``)."""
     if not layer.startswith("relu"):
         raise EvostyleError(f"rotation mode 'preact' needs ReLU style layers, got {layer!r}")
-    return LAYER_NAMES[LAYER_INDEX[layer] - 1]
+    return backbone(net).preceding(layer)
 
 
 def shuffle_features(f: torch.Tensor, mode: str, seed: int = 0) -> torch.Tensor:
@@ -109,7 +109,8 @@ class StyleTargets:
         """Style ``s``'s pre-activation features (each style layer's convolution output, before its
         ReLU), shuffled like the features: {layer: (1, C, h, w)}. Computed once, on first use."""
         if s not in self._preact:
-            names = [preactivation_layer(l) for l in self.layers]
+            net = getattr(self.extractor, "backbone", "vgg19")
+            names = [preactivation_layer(l, net) for l in self.layers]
             self._preact[s] = self._shuffle(self.extractor(self.styles[s][None], tuple(names)), names)
         return self._preact[s]
 

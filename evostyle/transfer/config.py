@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from evostyle.errors import EvostyleError, unknown
-from evostyle.network.features import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
+from evostyle.network.backbones import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS
 
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("content", "noise", "content+noise")
@@ -20,15 +20,20 @@ CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 class TransferConfig:
     """Settings of the inner optimisation (units: weights are dimensionless, lr in [0,1] intensity)."""
 
-    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
-    content_layer: str = DEFAULT_CONTENT_LAYER
+    backbone: str = "auto"
+    """The feature network (:data:`~evostyle.network.backbones.BACKBONES`): ``vgg19``, ``vgg16``, or
+    ``auto``: the weights' own (VGG19 for ``imagenet`` and ``random``; the ``offline`` weights are a
+    VGG16). The layers are checked against it (against VGG19, whose names include VGG16's, for
+    ``auto``)."""
+    style_layers: tuple[str, ...] = GATYS_STYLE_LAYERS
+    content_layer: str = GATYS_CONTENT_LAYER
     measure: str = "gram"
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float = 0.3
     tv_weight: float = 0.0
     steps: int = 300
     optimizer: str = "adam"
-    lr: float = 0.02
+    lr: float = 0.05
     init: str = "content"
     init_noise: float = 0.1
     normalize: bool = True
@@ -51,12 +56,19 @@ class TransferConfig:
     default) is ``reduce-overhead`` on CUDA, where the graphs speed up small batches and leave large
     ones as they were (docs/performance.md), and ``default`` elsewhere."""
 
+    @property
+    def network(self) -> str:
+        """The backbone the layers are read against: ``backbone``, VGG19 for ``auto``."""
+        return "vgg19" if self.backbone == "auto" else self.backbone
+
     def validate(self) -> TransferConfig:
         """Check every setting (names, layers, signs); the one place these rules live, for the transfer
         CLI, the search config and direct callers alike."""
-        from evostyle.network.features import check_layers
+        from evostyle.network.backbones import BACKBONES
         from evostyle.style.measures import MEASURES
-        check_layers(list(self.style_layers) + [self.content_layer])
+        if self.backbone != "auto":
+            BACKBONES.check(self.backbone)
+        BACKBONES.get(self.network).check_layers(list(self.style_layers) + [self.content_layer])
         MEASURES.check(self.measure)
         if self.compile_mode not in COMPILE_MODES:
             raise unknown("compile mode", self.compile_mode, COMPILE_MODES)

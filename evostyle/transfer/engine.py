@@ -14,8 +14,10 @@ import torch
 
 from evostyle.errors import EvostyleError
 from evostyle.io.images import load_image, resize
+from evostyle.network.backbones import BACKBONES, Backbone
 from evostyle.network.device import device_info, resolve_device
-from evostyle.network.features import LAYER_INDEX, LAYER_NAMES, VGGFeatures
+from evostyle.network.features import VGGFeatures
+from evostyle.style.rotations import DEFAULT_ROTATION_MODE
 from evostyle.style.targets import StyleTargets
 from evostyle.transfer.config import TransferConfig
 from evostyle.transfer.run import TransferResult, run_transfer
@@ -27,18 +29,17 @@ if TYPE_CHECKING:  # annotations only
     from evostyle.types import ArrayLike
 
 
-def _check_depth(hw: tuple[int, int], layers) -> None:
+def _check_depth(hw: tuple[int, int], layers, net: Backbone) -> None:
     """Each pooling halves the map; refuse images too small for the deepest layer."""
-    deepest = max(layers, key=lambda n: LAYER_INDEX[n])
-    pools = sum(1 for n in LAYER_NAMES[:LAYER_INDEX[deepest]] if n.startswith("pool"))
-    need = 2 ** pools
+    deepest = net.deepest(layers)
+    need = 2 ** net.pools_before(deepest)
     if min(hw) < need:
         raise EvostyleError(f"output size {hw[1]}x{hw[0]} px is too small for layer {deepest}: each side needs "
                             f"at least {need} px; raise --size")
 
 
 class StyleEngine:
-    """Content + S style images + VGG19 + targets builder.
+    """Content + S style images + VGG network + targets builder.
 
     Args:
         content: path or (3, H, W) tensor; resized so its long side is ``size`` px.
@@ -47,7 +48,8 @@ class StyleEngine:
         cfg: :class:`~evostyle.transfer.TransferConfig`.
         size: long side of the output in px.
         rotation_mode / shuffle: see :mod:`evostyle.rotations` and :mod:`evostyle.targets`.
-        weights / seed / pool: see :class:`~evostyle.features.VGGFeatures`; ``seed`` also seeds the
+        weights / seed / pool: see :class:`~evostyle.network.features.VGGFeatures` (``cfg.backbone``
+            is its backbone, updated to the one the weights resolved to); ``seed`` also seeds the
             channel-rotation bases.
         device: ``auto`` | ``cpu`` | ``cuda[:N]`` or a torch.device.
     """
@@ -58,7 +60,7 @@ class StyleEngine:
         styles: Sequence,
         cfg: TransferConfig,
         size: int = 256,
-        rotation_mode: str = "rectified",
+        rotation_mode: str = DEFAULT_ROTATION_MODE,
         shuffle: str = "none",
         weights: str = "auto",
         seed: int = 0,
@@ -71,10 +73,14 @@ class StyleEngine:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.content = self._load(content, size)
         hw = tuple(self.content.shape[-2:])
-        _check_depth(hw, list(cfg.style_layers) + [cfg.content_layer])
+        _check_depth(hw, list(cfg.style_layers) + [cfg.content_layer], BACKBONES.get(cfg.network))
         self.styles = [self._load(s, hw) for s in styles]
         layers = list(dict.fromkeys(list(cfg.style_layers) + [cfg.content_layer]))
-        self.model = (model or VGGFeatures(layers, weights=weights, seed=seed, pool=pool)).to(self.device)
+        self.model = (model or VGGFeatures(layers, weights=weights, seed=seed, pool=pool,
+                                           backbone=cfg.backbone)).to(self.device)
+        used = getattr(self.model, "backbone", None)
+        if used is not None and used.name != cfg.backbone:  # auto resolved, or auto weights changed it
+            self.cfg = cfg = dataclasses.replace(cfg, backbone=used.name)
         self.targets = StyleTargets(self.model, self.styles, cfg.style_layers, cfg.measure, rotation_mode,
                                     shuffle, seed, self.device)
         self.rotation_mode, self.shuffle, self.seed = rotation_mode, shuffle, seed

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from evostyle.errors import ResourceError
+from evostyle.network.backbones import backbone
 from evostyle.network.device import Precision, available_host_memory, is_oom, resolve_precision, to_host
-from evostyle.network.features import LAYER_INDEX, activation_values
 from evostyle.style.measures import total_variation
 from evostyle.transfer.compiling import compiled, fall_back_to_eager, resolve_compile_mode
 from evostyle.transfer.config import CUDA_GRAPH_MODES, TransferConfig
@@ -72,8 +72,9 @@ def rows_that_fit(hw: tuple[int, int], cfg: TransferConfig, device: torch.device
     avail = available_host_memory()
     if avail is None:
         return None
-    deepest = max(list(cfg.style_layers) + [cfg.content_layer], key=LAYER_INDEX.__getitem__)
-    per_row = activation_values(hw, deepest) * BYTES_PER_VALUE * (2 if cfg.precision == "fp64" else 1)
+    net = backbone(cfg.network)
+    values = net.activation_values(hw, net.deepest(list(cfg.style_layers) + [cfg.content_layer]))
+    per_row = values * BYTES_PER_VALUE * (2 if cfg.precision == "fp64" else 1)
     fit = int(avail * HOST_MEMORY_SHARE // per_row)
     if fit < 1:
         raise ResourceError(f"one {hw[1]}x{hw[0]} px output needs about {per_row / 2**30:.1f} GiB for its transfer "

@@ -146,7 +146,7 @@ def test_search_cli_bad_input(files, tmp_path, capsys, name, extra, msg):
 
 def test_unknown_layer_through_transfer_cli(tmp_path, capsys):
     _check(capsys, transfer_main, ["--content", CAT, "--style", STARRY, "--style-layers", "relu6_1", "--out",
-                                   str(tmp_path / "o"), "--weights", "random"], "unknown layer 'relu6_1'; valid:")
+                                   str(tmp_path / "o"), "--weights", "random"], "unknown vgg19 layer 'relu6_1'; valid:")
 
 
 @pytest.mark.parametrize("kind", ["L", "RGBA", "P", "I;16"])

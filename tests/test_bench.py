@@ -185,7 +185,7 @@ def test_cli_race_and_quality_are_saved(tmp_path):
     (["--quality", "--quality-steps", "0"], "--quality-steps must be >= 1"),
     (["--precisions", "fp8"], "unknown precision 'fp8'"),
     (["--compile", "on", "--compile-mode", "fast"], "unknown compile mode 'fast'"),
-    (["--weights", "nope.pt"], "neither 'imagenet', 'random', 'auto' nor an existing file"),
+    (["--weights", "nope.pt"], "is neither a name (imagenet, offline, random, auto) nor an existing file"),
     (["--out", "{tmp}/file.txt"], "exists and is not a directory"),
 ])
 def test_bad_bench_input_one_line_before_any_timing(tmp_path, capsys, extra, msg):

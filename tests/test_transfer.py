@@ -159,7 +159,7 @@ def test_oom_in_compiled_code_halves_the_chunk_and_keeps_compiling(model, small,
     ("steps", 0, "steps must be an integer >= 1"), ("optimizer", "sgd", "valid: adam, lbfgs"),
     ("measure", "cos", "unknown measure"), ("style_weight", -1.0, "style-weight must be finite"),
     ("content_weight", float("nan"), "content-weight"), ("init", "zeros", "unknown image init"),
-    ("style_layers", ("relu7_1",), "unknown layer"), ("max_batch", 0, "max-batch must be >= 1"),
+    ("style_layers", ("relu7_1",), "unknown vgg19 layer"), ("max_batch", 0, "max-batch must be >= 1"),
     ("compile_mode", "fast", "unknown compile mode 'fast'")])
 def test_config_errors(field, value, msg):
     with pytest.raises(EvostyleError, match=msg):
@@ -303,7 +303,7 @@ def test_fixed_work_is_done_once_per_transfer(model, small, small_style, monkeyp
     assert list(res.initial) == list(res.final)  # the same terms, in the same order, tv included
     assert torch.allclose(res.initial["tv"], total_variation(small[None]).expand(2))  # from the content image
     assert torch.allclose(res.final["style"], sum(res.final[f"style_{l}"] for l in LAYERS), rtol=1e-6)
-    total = res.final["content"] + 10.0 * res.final["style"] + tv_weight * res.final["tv"]
+    total = res.final["content"] + TransferConfig.style_weight * res.final["style"] + tv_weight * res.final["tv"]
     assert torch.allclose(res.final["total"], total, rtol=1e-6)
 
 

@@ -28,11 +28,11 @@ def test_cli_writes_outputs_and_losses(tmp_path, capsys):
 
 @pytest.mark.parametrize("extra,msg", [
     (["--style", "missing.jpg"], "image not found"),
-    (["--style", STARRY, "--style-layers", "relu9_1"], "unknown layer"),
+    (["--style", STARRY, "--style-layers", "relu9_1"], "unknown vgg19 layer"),
     (["--style", STARRY, "--steps", "0"], "steps must be an integer >= 1"),
     (["--style", STARRY, "--style", WAVE, "--mix", "1.5"], "second style's weight"),
     (["--style", STARRY, "--rotation-mode", "dfr", "--angles", "45"], "0, 90, 180 or 270"),
-    (["--style", STARRY, "--weights", "nope.pt"], "neither 'imagenet'"),
+    (["--style", STARRY, "--weights", "nope.pt"], "is neither a name (imagenet"),
     (["--style", STARRY, "--style-weight", "-1"], "style-weight must be finite"),
 ])
 def test_cli_bad_input_one_line_exit_2(tmp_path, capsys, extra, msg):

@@ -172,21 +172,22 @@ def test_backbone_choice_is_checked(offline_vgg16, tmp_path):
 
 
 def test_short_transfer_on_real_features_takes_the_style_and_keeps_the_content(offline_vgg16, content64, style64):
-    """48 px, 40 Adam steps at lr 0.05: the style error to the painting falls by more than half while the
-    content error stays far below the painting's own."""
+    """48 px, 40 Adam steps at the calibrated defaults (measured: style error 0.235 against the photo's
+    1.02, content error 0.23 against the painting's 1.09): the output's Gram error to the painting falls
+    below 40% of the photo's, while its content error stays below 30% of the painting's."""
     from evostyle.search.scoring import output_terms
     from evostyle.transfer import StyleEngine, TransferConfig
-    cfg = TransferConfig(steps=40, lr=0.05, style_weight=1.0, backbone="auto")
+    cfg = TransferConfig(steps=40)
     eng = StyleEngine(content64, [style64], cfg, size=48, rotation_mode="none", weights=offline_vgg16)
     assert eng.cfg.backbone == "vgg16"
     res = eng.run(torch.ones(1, 1), torch.zeros(1), torch.zeros(1))
-    assert float(res.final["style"][0]) < 0.5 * float(res.initial["style"][0])
-    ref = {l: eng.targets.stats[0][l].expand(2, *eng.targets.stats[0][l].shape[1:]) for l in cfg.style_layers}
-    imgs = torch.stack([res.images[0], eng.styles[0]])
-    terms, _ = output_terms(eng.model, imgs, eng.content_features, ref, cfg.style_layers, cfg.content_layer,
+    ref = {l: eng.targets.stats[0][l].expand(3, *eng.targets.stats[0][l].shape[1:]) for l in cfg.style_layers}
+    images = torch.stack([res.images[0], eng.styles[0], eng.content])  # output, painting, photo
+    terms, _ = output_terms(eng.model, images, eng.content_features, ref, cfg.style_layers, cfg.content_layer,
                             cfg.measure)
-    out_content, painting_content = terms["content"].tolist()
-    assert out_content < 0.5 * painting_content
+    style = torch.stack([terms[f"style_{l}"] for l in cfg.style_layers], 1).mean(1)
+    assert style[0] < 0.4 * style[2]
+    assert terms["content"][0] < 0.3 * terms["content"][1]
 
 
 @pytest.mark.parametrize("case", ["truncated onnx", "nan state dict", "truncated pt", "resnet", "vgg11",

@@ -1,6 +1,6 @@
 """evostyle: search the parameters of neural style transfer with differential evolution.
 
-The pieces, in the order data flows through them: :mod:`evostyle.network` (VGG19 taps),
+The pieces, in the order data flows through them: :mod:`evostyle.network` (VGG taps and weights),
 :mod:`evostyle.style` (measures, rotation modes, targets), :mod:`evostyle.transfer` (the batched inner
 optimiser), :mod:`evostyle.de` (torch-batched DE, GDE3, random search, scipy's DE),
 :mod:`evostyle.search` (space, scoring, evaluator, running a search), :mod:`evostyle.io` (files and run

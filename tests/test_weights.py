@@ -261,3 +261,12 @@ def test_search_records_the_weights(offline_vgg16, tmp_path):
     w = rec["weights"]
     assert (w["used"], w["backbone"], w["preprocessing"]) == ("imagenet", "vgg16", "caffe")
     assert w["sha256"] == offline_vgg16.info["sha256"] and w["features_sha256"] == offline_vgg16.info["features_sha256"]
+
+
+def test_search_config_checks_layers_against_the_backbone():
+    from evostyle.search import make_config
+    with pytest.raises(EvostyleError, match="unknown vgg16 layer 'relu5_4'"):
+        make_config({"backbone": "vgg16", "style_layers": ["relu1_1", "relu5_4"]})
+    assert make_config({"backbone": "vgg19", "style_layers": ["relu5_4"]}).transfer.backbone == "vgg19"
+    with pytest.raises(EvostyleError, match="unknown backbone 'resnet50'; valid: auto, vgg19, vgg16"):
+        make_config({"backbone": "resnet50"})

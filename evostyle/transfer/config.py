@@ -58,8 +58,10 @@ class TransferConfig:
 
     @property
     def network(self) -> str:
-        """The backbone the layers are read against: ``backbone``, VGG19 for ``auto``."""
-        return "vgg19" if self.backbone == "auto" else self.backbone
+        """The backbone the layers are read against: ``backbone``, VGG19 for ``auto`` (whose names
+        include VGG16's)."""
+        from evostyle.network.backbones import backbone
+        return backbone(self.backbone).name
 
     def validate(self) -> TransferConfig:
         """Check every setting (names, layers, signs); the one place these rules live, for the transfer

@@ -60,12 +60,6 @@ def _scores(eng, images):
     return style, terms["content"], photo_style
 
 
-def _pixel_diversity(images):
-    k = images.shape[0]
-    d = [float((images[i] - images[j]).abs().mean()) for i in range(k) for j in range(i + 1, k)]
-    return sum(d) / len(d)
-
-
 def _weights(args, s, out):
     rows, panels, labels, eng = [], [], [], None
     n = len(STYLE_WEIGHTS)
@@ -88,6 +82,7 @@ def _weights(args, s, out):
 
 
 def _rotation(args, s, out):
+    from evostyle.search.scoring import pairwise_pixel
     rows, panels, labels, eng = [], [], [], None
     k = len(ANGLES)
     for pair, (content, style) in PAIRS_ALL.items():
@@ -99,7 +94,8 @@ def _rotation(args, s, out):
             style_err, content_err, photo = _scores(eng, res.images)
             cuts = [1 - float(e) / photo for e in style_err]
             rows.append({"pair": pair, "mode": mode, **{f"style_cut_{a:g}": c for a, c in zip(ANGLES, cuts)},
-                         "content_error": float(content_err.mean()), "diversity_pixel": _pixel_diversity(res.images)})
+                         "content_error": float(content_err.mean()),
+                         "diversity_pixel": float(pairwise_pixel(res.images[None])[0])})
             panels += [eng.content, eng.styles[0], *res.images]
             labels += [pair, "painting", *(f"{mode} {a:g} deg" for a in ANGLES)]
             say(f"{pair} {mode}: cuts {', '.join(f'{c:.2f}' for c in cuts)}, "

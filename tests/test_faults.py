@@ -300,9 +300,9 @@ def test_exif_orientation_is_honoured(tmp_path):
 
 
 def test_a_population_too_large_for_host_memory_is_chunked_or_refused(tmp_path, capsys, monkeypatch):
-    from evostyle.network.features import activation_values
+    from evostyle.network.backbones import BACKBONES
     from evostyle.transfer import run as transfer
-    per_row = activation_values((21, 32), "relu5_1") * transfer.BYTES_PER_VALUE  # a 32 px cat row
+    per_row = BACKBONES.get("vgg19").activation_values((21, 32), "relu5_1") * transfer.BYTES_PER_VALUE  # a 32 px row
     monkeypatch.setattr(transfer, "available_host_memory", lambda: int(3.5 * per_row / transfer.HOST_MEMORY_SHARE))
     run = tmp_path / "run"
     assert main(TINY + ["--maxiter", "0", "--out", str(run)]) == 0  # 10 rows, 3 at a time

@@ -16,14 +16,13 @@ dict saying which weights, backbone and preprocessing were used.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from evostyle.errors import unknown
-from evostyle.network.backbones import BACKBONES, POOLS, Backbone, backbone
+from evostyle.network.backbones import BACKBONES, POOLS, Backbone
 from evostyle.network.conv_relu import conv3x3_relu, fusion_enabled
 from evostyle.network.weights import DOWNLOAD_TIMEOUT_S, Weights, resolve_weights
 
@@ -31,22 +30,7 @@ _VGG19 = BACKBONES.get("vgg19")
 LAYER_NAMES: tuple[str, ...] = _VGG19.layer_names
 """VGG19's layer names (the default backbone); other backbones: ``BACKBONES.get(name).layer_names``."""
 LAYER_INDEX: dict[str, int] = _VGG19.layer_index
-DEFAULT_STYLE_LAYERS = _VGG19.style_layers
-DEFAULT_CONTENT_LAYER = _VGG19.content_layer
-log = logging.getLogger("evostyle")
-__all__ = ["VGGFeatures", "LAYER_NAMES", "LAYER_INDEX", "POOLS", "DOWNLOAD_TIMEOUT_S", "check_layers",
-           "activation_values", "resolve_weights"]
-
-
-def check_layers(layers: Iterable[str], net: str | Backbone = "vgg19") -> list[str]:
-    """Return ``layers`` as a list, or raise listing ``net``'s valid names for an unknown one."""
-    return backbone(net).check_layers(layers)
-
-
-def activation_values(hw: tuple[int, int], deepest: str, net: str | Backbone = "vgg19") -> int:
-    """Values one image's forward pass through ``net`` produces up to and including layer ``deepest``
-    at input size ``hw`` = (H, W): what a transfer keeps for its backward pass, per image."""
-    return backbone(net).activation_values(hw, deepest)
+__all__ = ["VGGFeatures", "LAYER_NAMES", "LAYER_INDEX", "POOLS", "DOWNLOAD_TIMEOUT_S", "resolve_weights"]
 
 
 def _autocast_half(x: torch.Tensor) -> torch.dtype | None:

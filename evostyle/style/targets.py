@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # annotations only
 SHUFFLE_MODES = ("none", "channel", "spatial")
 
 
-def preactivation_layer(layer: str, net: str | Backbone = "vgg19") -> str:
+def preactivation_layer(layer: str, net: str | Backbone = "auto") -> str:
     """The convolution whose output a ReLU tap of ``net`` rectifies (``relu3_1`` -> ``conv3_1``)."""
     if not layer.startswith("relu"):
         raise EvostyleError(f"rotation mode 'preact' needs ReLU style layers, got {layer!r}")
@@ -109,7 +109,7 @@ class StyleTargets:
         """Style ``s``'s pre-activation features (each style layer's convolution output, before its
         ReLU), shuffled like the features: {layer: (1, C, h, w)}. Computed once, on first use."""
         if s not in self._preact:
-            net = getattr(self.extractor, "backbone", "vgg19")
+            net = getattr(self.extractor, "backbone", "auto")
             names = [preactivation_layer(l, net) for l in self.layers]
             self._preact[s] = self._shuffle(self.extractor(self.styles[s][None], tuple(names)), names)
         return self._preact[s]

@@ -270,3 +270,13 @@ def test_search_config_checks_layers_against_the_backbone():
     assert make_config({"backbone": "vgg19", "style_layers": ["relu5_4"]}).transfer.backbone == "vgg19"
     with pytest.raises(EvostyleError, match="unknown backbone 'resnet50'; valid: auto, vgg19, vgg16"):
         make_config({"backbone": "resnet50"})
+
+
+def test_weights_identity_tells_apart_what_used_alone_does_not(offline_vgg16):
+    """The Ray driver compares actors' weights by this: two ImageNet resolutions of `auto` (torchvision's
+    VGG19 on one node, the offline VGG16 on another) both say used = imagenet."""
+    offline = W.identity(offline_vgg16.info)
+    torchvision19 = W.identity({"used": "imagenet", "backbone": "vgg19", "features_sha256": "ab" * 32})
+    assert offline != torchvision19 and offline.startswith("imagenet vgg16 (466736ef3c80")
+    assert W.identity(W.resolve_weights("random", seed=1).info) != W.identity(W.resolve_weights("random", seed=2).info)
+    assert W.identity(W.resolve_weights("offline").info) == offline

@@ -284,6 +284,13 @@ def _auto(wanted: str, seed: int) -> Weights:
         return w
 
 
+def identity(info: dict) -> str:
+    """Which weights a ``weights_info`` record names, in words that differ whenever the tensors do:
+    what was used, the backbone, and the tensors' digest (the seed for random init)."""
+    which = f"seed {info.get('seed')}" if info.get("used") == "random" else str(info.get("features_sha256", ""))[:12]
+    return f"{info.get('used')} {info.get('backbone', 'vgg19')} ({which})"
+
+
 def resolve_weights(spec: str | Weights, wanted: str = "auto", seed: int = 0) -> Weights:
     """A weights spec (a :data:`WEIGHT_SOURCES` name or a file path) resolved for backbone ``wanted``
     (a :data:`~evostyle.network.backbones.BACKBONES` name or ``auto``: the weights' own, VGG19 where

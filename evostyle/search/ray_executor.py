@@ -39,6 +39,7 @@ import torch
 
 from evostyle.errors import EvostyleError
 from evostyle.io.atomic import atomic_path
+from evostyle.network.weights import identity
 from evostyle.search.executors import EXECUTORS, Executor
 from evostyle.search.signals import Interrupted, WorkersLost
 
@@ -102,7 +103,7 @@ class _Worker:
         eng = self.ev.engine
         gpu = torch.cuda.get_device_name(eng.device) if eng.device.type == "cuda" else None
         return {"device": str(eng.device), "gpu": gpu, "node": ray.util.get_node_ip_address(), "pid": os.getpid(),
-                "weights": eng.weights_info.get("used")}
+                "weights": eng.weights_info.get("used"), "weights_identity": identity(eng.weights_info)}
 
     def evaluate(self, values: dict[str, torch.Tensor], compile: bool | None) -> Evaluation:
         return self.ev.evaluate_here(values, compile)
@@ -174,12 +175,12 @@ class RayExecutor(Executor):
         self.payload = ray.put(self._inputs())
         new = [self._spawn() for _ in range(self.size)]
         self._await_ready(new, fatal=True)
-        mine = self.evaluator.engine.weights_info.get("used")
-        for a in self.actors:
-            if a["info"]["weights"] != mine:
-                raise EvostyleError(f"Ray actor {a['id']} on {a['info']['node']} used {a['info']['weights']} weights, "
-                                    f"this process {mine}; give --weights a file (it is shipped to the actors) or "
-                                    "make ImageNet weights available on every node")
+        mine = identity(self.evaluator.engine.weights_info)  # what was used is not enough: auto may resolve
+        for a in self.actors:                                   # to other ImageNet weights on another node
+            if a["info"]["weights_identity"] != mine:
+                raise EvostyleError(f"Ray actor {a['id']} on {a['info']['node']} used {a['info']['weights_identity']} "
+                                    f"weights, this process {mine}; give --weights a file (it is shipped to the "
+                                    "actors) or make the same weights available on every node")
         log.info("ray: %d actor(s) on %s", len(self.actors),
                  ", ".join(sorted({f"{a['info']['node']} {a['info']['gpu'] or a['info']['device']}"
                                    for a in self.actors})))

@@ -76,3 +76,16 @@ def test_registry_names_rules_and_user_modes(model, style64):
     finally:
         ROTATION_MODES.unregister("halve")
     assert "halve" not in ROTATION_MODES
+
+
+def test_the_modes_do_not_import_the_targets():
+    """targets imports the modes' registry; the modes read the targets through ``StyleSource`` and
+    never import them, not even for annotations, so the dependency runs one way."""
+    import ast
+    from pathlib import Path
+
+    import evostyle.style.rotations as rotations
+    tree = ast.parse(Path(rotations.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "evostyle.style.targets" not in imported

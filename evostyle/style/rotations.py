@@ -1,7 +1,7 @@
 """Rotation modes: how a style image's target statistics turn with an angle.
 
 A mode maps one style image's features and (B,) angles in degrees to B rotated statistics per layer
-({layer: (B, ...)}, shaped as the measure's statistic, see :mod:`evostyle.measures`). The modes live in
+({layer: (B, ...)}, shaped as the measure's statistic, see :mod:`evostyle.style.measures`). The modes live in
 the :data:`ROTATION_MODES` registry; a user adds one from Python with
 ``ROTATION_MODES.register("name", MyMode())``, where ``MyMode`` subclasses :class:`RotationMode`.
 
@@ -30,7 +30,7 @@ Built-in modes (each measured in docs/rotation.md):
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -41,9 +41,6 @@ from evostyle.style.measures import MEASURES, style_statistic
 
 if TYPE_CHECKING:  # annotations only
     from evostyle.types import ArrayLike
-
-if TYPE_CHECKING:  # pragma: no cover
-    from evostyle.style.targets import StyleTargets
 
 ROWS_PER_CHUNK = 16
 """Angles turned at once by the feature-space modes: each keeps (rows, C, H, W) copies of a layer's
@@ -219,6 +216,31 @@ def _chunked(angles: torch.Tensor, fn) -> torch.Tensor:
 
 
 # -- the modes ---------------------------------------------------------------------------------------
+class StyleSource(Protocol):
+    """What a mode reads of the style images it turns (:class:`~evostyle.style.targets.StyleTargets`
+    is one; the modes do not import it, so the dependency runs from the targets to the modes only)."""
+
+    layers: list[str]
+    """The style layers."""
+    measure: str
+    """The style statistic (:data:`~evostyle.style.measures.MEASURES`)."""
+    styles: list[torch.Tensor]
+    """S style images, each (3, H, W)."""
+    feats: list[dict[str, torch.Tensor]]
+    """Per style, {layer: (1, C, h, w)} features."""
+    stats: list[dict[str, torch.Tensor]]
+    """Per style, {layer: (1, ...)} statistics of those features."""
+
+    def layer_seed(self, layer: str) -> int:
+        """Seed of the layer's channel-rotation basis."""
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Style-layer features of images (B, 3, H, W): {layer: (B, C, h, w)}."""
+
+    def preactivations(self, s: int) -> dict[str, torch.Tensor]:
+        """Style ``s``'s features before each style layer's ReLU: {layer: (1, C, h, w)}."""
+
+
 class RotationMode:
     """How one style's target statistics turn with an angle. Subclass and override :meth:`statistics`.
 
@@ -246,7 +268,7 @@ class RotationMode:
                 rule = self.angle_rule or f"this rotation mode takes multiples of {self.angle_step:g} degrees"
                 raise EvostyleError(f"{rule}, got {a:g}")
 
-    def statistics(self, st: StyleTargets, s: int, angles: torch.Tensor) -> dict[str, torch.Tensor]:
+    def statistics(self, st: StyleSource, s: int, angles: torch.Tensor) -> dict[str, torch.Tensor]:
         """Statistics of style ``s`` of ``st`` rotated by each of the (B,) angles: {layer: (B, ...)}."""
         raise NotImplementedError
 
@@ -257,14 +279,14 @@ class NoRotation(RotationMode):
     rotates = False
     nonnegative_gram = True
 
-    def statistics(self, st: StyleTargets, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
+    def statistics(self, st: StyleSource, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
         return {l: st.stats[s][l].expand(angles.numel(), *st.stats[s][l].shape[1:]) for l in st.layers}
 
 
 class ChannelRotation(RotationMode):
     """Orthogonal rotation of the post-ReLU feature vectors (for Gram: R G R^T)."""
 
-    def statistics(self, st: StyleTargets, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
+    def statistics(self, st: StyleSource, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
         out = {}
         for l in st.layers:
             seed = st.layer_seed(l)
@@ -285,7 +307,7 @@ class RectifiedRotation(RotationMode):
     def _source(self, st, s, layer):
         return st.feats[s][layer]
 
-    def statistics(self, st: StyleTargets, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
+    def statistics(self, st: StyleSource, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
         out = {}
         for l in st.layers:
             z, seed = self._source(st, s, l), st.layer_seed(l)
@@ -307,7 +329,7 @@ class SpatialRotation(RotationMode):
 
     nonnegative_gram = True
 
-    def statistics(self, st: StyleTargets, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
+    def statistics(self, st: StyleSource, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
         out = {}
         for l in st.layers:
             f = st.feats[s][l]
@@ -327,7 +349,7 @@ class PixelRotation(RotationMode):
 
     nonnegative_gram = True
 
-    def statistics(self, st: StyleTargets, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
+    def statistics(self, st: StyleSource, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
         parts = [st.features(rotate_image(st.styles[s], angles[i:i + ROWS_PER_CHUNK]))
                  for i in range(0, angles.numel(), ROWS_PER_CHUNK)]
         return {l: torch.cat([style_statistic(p[l], st.measure) for p in parts]) for l in st.layers}
@@ -340,7 +362,7 @@ class DFRRotation(RotationMode):
     angle_rule = "rotation mode 'dfr' takes angles 0, 90, 180 or 270"
     nonnegative_gram = True
 
-    def statistics(self, st: StyleTargets, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
+    def statistics(self, st: StyleSource, s: int, angles: ArrayLike) -> dict[str, torch.Tensor]:
         self.check_angles(angles)
         return {l: style_statistic(torch.cat([dfr_op(st.feats[s][l], float(a)) for a in angles.tolist()]),
                                    st.measure) for l in st.layers}

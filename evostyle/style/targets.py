@@ -5,9 +5,10 @@ For output row b, layer l and style images s = 1..S the target statistic is
     T[b, l] = sum_s m[b, s] * ((1 - w[b]) * stat(F[s, l]) + w[b] * stat(rot(F[s, l], angle[b])))
 
 with convex mixing weights m (a row of the simplex, as neural-style mixes styles), the rotation weight
-w (DFR's fusion weight; 1 = fully rotated), ``stat`` the measure's statistic (see measures.py) and
-``rot`` a rotation mode from :mod:`evostyle.rotations`. The *unrotated* target of a row is the same
-sum with w = 0 (:meth:`StyleTargets.unrotated`): what a candidate's outputs are scored against.
+w (DFR's fusion weight; 1 = fully rotated), ``stat`` the measure's statistic
+(:mod:`evostyle.style.measures`) and ``rot`` a rotation mode from :mod:`evostyle.style.rotations`. The
+*unrotated* target of a row is the same sum with w = 0 (:meth:`StyleTargets.unrotated`): what a
+candidate's outputs are scored against.
 
 Shuffle (a fixed, seeded transform of every style feature map, applied before the statistic):
     ``channel``  permute channels (changes a Gram target: G' = P G P^T).
@@ -58,12 +59,13 @@ class StyleTargets:
     """Builds per-row style targets from a few style images.
 
     Args:
-        extractor: a :class:`~evostyle.features.VGGFeatures` (any module mapping (B, 3, H, W) images and
-            a tuple of layer names to {name: features}).
+        extractor: a :class:`~evostyle.network.features.VGGFeatures` (any module mapping (B, 3, H, W)
+            images and a tuple of layer names to {name: features}).
         styles: list of S style images, each (3, H, W) at the output size.
         layers: style layer names.
         measure: ``gram`` | ``euclidean`` | ``meanstd``.
-        rotation_mode: a name in :data:`~evostyle.rotations.ROTATION_MODES` (or a RotationMode object).
+        rotation_mode: a name in :data:`~evostyle.style.rotations.ROTATION_MODES` (or a RotationMode
+            object).
         shuffle: one of :data:`SHUFFLE_MODES`, applied to every style feature map.
         seed: seeds the channel rotation bases and the shuffles.
     """

@@ -124,7 +124,7 @@ def test_gde3_front_is_mutually_non_dominated_reproducible_and_good():
 
 def test_gde3_beats_random_search_at_equal_budget():
     g = gde3(_two_objectives, [(-2, 2)] * 4, popsize=5, maxiter=40, seed=1)
-    r = random_search(_two_objectives, [(-2, 2)] * 4, popsize=20, maxiter=40, seed=1)
+    r = random_search(_two_objectives, [(-2, 2)] * 4, popsize=5, maxiter=40, seed=1)  # P = 5 x D 4, as GDE3
     assert r.nfev == g.nfev == 20 * 41
     assert hypervolume_2d(g.fun, [1, 1]) > hypervolume_2d(r.fun, [1, 1])
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from scipy.optimize import differential_evolution as _scipy_de
 
-from evostyle.de.solver import check_bounds
+from evostyle.de.base import check_bounds
 from evostyle.de.strategies import parse_strategy
 
 if TYPE_CHECKING:  # annotations only

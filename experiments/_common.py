@@ -75,7 +75,7 @@ def settings(args) -> dict:
 
 
 def engine(args, s: dict, styles, rotation_mode="none", measure="gram", shuffle="none", init="content"):
-    cfg = TransferConfig(steps=s["steps"], measure=measure, init=init, lr=s.get("lr", TransferConfig.lr))
+    cfg = TransferConfig(steps=s["steps"], measure=measure, init=init, lr=s.get("lr"))
     return StyleEngine(resolve_image(CONTENT), [resolve_image(x) for x in styles], cfg, size=s["size"],
                        rotation_mode=rotation_mode, shuffle=shuffle, weights=args.weights, seed=args.seed,
                        device=args.device)

@@ -58,7 +58,7 @@ def test_batched_equals_one_at_a_time(model, small, small_style):
             if precision == "fp64":
                 assert diff.max() == 0 and total == alone
             else:
-                assert diff.mean() < cfg.lr / 2 and diff.max() < 2 * cfg.lr * cfg.steps
+                assert diff.mean() < cfg.resolved_lr / 2 and diff.max() < 2 * cfg.resolved_lr * cfg.steps
                 assert total == pytest.approx(alone, rel=3e-2)
     cfg = TransferConfig(steps=8, init="content+noise", precision="fp64", max_batch=2)
     chunked = run_transfer(model, small, t, cfg, noise_seeds=[5, 6, 7])
@@ -340,3 +340,15 @@ def test_compiled_step_matches_eager(model, small, small_style, monkeypatch):
     for k in eager:
         assert torch.allclose(comp[k], eager[k], rtol=1e-4, atol=1e-7), k
     assert float((g_comp - g_eager).abs().max() / g_eager.abs().max()) < 1e-2
+
+
+def test_each_inner_optimiser_owns_its_default_lr():
+    """``lr`` None means the optimiser's own: Adam 0.05 (the calibrated default searches have always
+    used), L-BFGS 1 (torch's and neural-style's); a given lr wins for either."""
+    from evostyle.transfer.optimisers import Adam, BatchedLBFGS, learning_rate
+    assert TransferConfig().lr is None and TransferConfig().validate().resolved_lr == 0.05 == Adam.DEFAULT_LR
+    assert TransferConfig(optimizer="lbfgs").resolved_lr == 1.0 == BatchedLBFGS.DEFAULT_LR
+    assert TransferConfig(optimizer="lbfgs", lr=0.3).resolved_lr == 0.3 == learning_rate("adam", 0.3)
+    with pytest.raises(EvostyleError, match="lr must be a positive number"):
+        TransferConfig(lr=0.0).validate()
+

@@ -59,6 +59,31 @@ def test_help_lists_defaults(capsys):
     assert "(default: relu1_1 relu2_1 relu3_1 relu4_1 relu5_1)" in text and "steps (default: 300)" in text
     assert "total-variation term (default: 0.0)" in text  # a zero default is shown, not taken for False
     assert "(default: None)" not in text and "(default: False)" not in text
+    assert "learning rate (default: the optimiser's own: adam 0.05, lbfgs 1)" in text
+
+
+def test_defaults_are_the_transfer_config_s():
+    """Every transfer setting the command line takes starts at TransferConfig's default (one source)."""
+    import dataclasses
+
+    from evostyle.cli.transfer import build_parser
+    from evostyle.transfer.config import TransferConfig
+    parser, flags = build_parser(), {"optimizer", "init", "compile"}
+    fields = {f.name for f in dataclasses.fields(TransferConfig)}
+    taken = [a.dest for a in parser._actions if a.dest in fields]
+    assert len(taken) >= 15 and flags <= set(taken)
+    for dest in taken:
+        if dest == "compile_mode":  # None: not given (a given mode implies --compile), then TransferConfig's
+            assert parser.get_default(dest) is None
+            continue
+        default = parser.get_default(dest)
+        assert (tuple(default) if isinstance(default, list) else default) == getattr(TransferConfig, dest), dest
+
+
+def test_lbfgs_runs_with_its_own_lr_and_the_record_says_so(tmp_path):
+    out = tmp_path / "run"
+    assert main(BASE + ["--style", STARRY, "--steps", "2", "--optimizer", "lbfgs", "--out", str(out)]) == 0
+    assert json.loads((out / "losses.json").read_text())["config"]["transfer"]["lr"] == 1.0
 
 
 def test_compile_mode_implies_compile(tmp_path, fake_compile):

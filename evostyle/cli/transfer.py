@@ -26,7 +26,8 @@ from evostyle.style.measures import MEASURES
 from evostyle.style.rotations import ROTATION_MODES
 from evostyle.style.targets import SHUFFLE_MODES
 from evostyle.transfer.compiling import resolve_compile_mode
-from evostyle.transfer.config import COMPILE_MODES, INITS, OPTIMIZERS, TransferConfig
+from evostyle.transfer.config import COMPILE_MODES, INITS, TransferConfig
+from evostyle.transfer.optimisers import OPTIMIZERS
 
 logger = logging.getLogger("evostyle")
 
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--angles", type=float, nargs="+", default=[0.0], help="degrees, one output per angle")
     p.add_argument("--rotation-weight", type=float, default=1.0, help="DFR fusion weight in [0, 1]")
     p.add_argument("--shuffle", default="none", choices=SHUFFLE_MODES, help="shuffle the style feature maps")
-    p.add_argument("--measure", default="gram", choices=MEASURES, help="style statistic compared")
+    p.add_argument("--measure", default=TransferConfig.measure, choices=MEASURES, help="style statistic compared")
     p.add_argument("--backbone", default=TransferConfig.backbone, choices=("auto", *BACKBONES),
                    help="feature network (auto: the weights' own, vgg19 for imagenet and random)")
     p.add_argument("--style-layers", nargs="+", default=list(TransferConfig.style_layers),
@@ -55,24 +56,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tv-weight", type=float, default=TransferConfig.tv_weight,
                    help="weight of the total-variation term")
     p.add_argument("--size", type=int, default=256, help="long side of the output in px")
-    p.add_argument("--steps", type=int, default=300, help="inner optimisation steps")
-    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="inner optimiser")
-    p.add_argument("--lr", type=float, default=None, help=f"default {TransferConfig.lr:g} for adam, 1.0 for lbfgs")
-    p.add_argument("--init", default="content", choices=INITS, help="start image")
+    p.add_argument("--steps", type=int, default=TransferConfig.steps, help="inner optimisation steps")
+    p.add_argument("--optimizer", default=TransferConfig.optimizer, choices=OPTIMIZERS, help="inner optimiser")
+    own = ", ".join(f"{name} {opt.DEFAULT_LR:g}" for name, opt in OPTIMIZERS.items())
+    p.add_argument("--lr", type=float, default=TransferConfig.lr,
+                   help=f"learning rate (default: the optimiser's own: {own})")
+    p.add_argument("--init", default=TransferConfig.init, choices=INITS, help="start image")
+    p.add_argument("--init-noise", type=float, default=TransferConfig.init_noise,
+                   help="noise amplitude of the content+noise init")
     p.add_argument("--seed", type=int, default=0, help="seeds the noise inits and the random-init weights")
     p.add_argument("--weights", default="auto",
                    help="auto (ImageNet: torchvision's, else the offline VGG16, else random) | imagenet | offline | "
                         "random | a weights file (.pt state dict, .onnx, .h5)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+    p.add_argument("--precision", default=TransferConfig.precision, choices=PRECISIONS,
                    help="auto: bf16 autocast + channels_last on CUDA, fp32 on the CPU")
-    p.add_argument("--max-batch", type=int, default=None,
+    p.add_argument("--max-batch", type=int, default=TransferConfig.max_batch,
                    help="most rows per forward pass (default: all; halved on out of memory)")
-    p.add_argument("--compile", action="store_true",
+    p.add_argument("--compile", action="store_true", default=TransferConfig.compile,
                    help="torch.compile the inner step (fuses the elementwise work; compiles once per batch shape)")
     p.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
-                   help="torch.compile's mode (implies --compile; default: auto, which is reduce-overhead "
-                        "(CUDA graphs) on CUDA and default elsewhere)")
+                   help=f"torch.compile's mode (implies --compile; default: {TransferConfig.compile_mode}, which "
+                        "is reduce-overhead (CUDA graphs) on CUDA and default elsewhere)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier transfer's outputs in --out (other files there are kept)")
@@ -106,17 +111,17 @@ def run(args: argparse.Namespace) -> dict:
     from evostyle.transfer.engine import StyleEngine
     if not 0.0 <= args.rotation_weight <= 1.0:
         raise EvostyleError(f"--rotation-weight must be in [0, 1], got {args.rotation_weight}")
-    lr = args.lr if args.lr is not None else (TransferConfig.lr if args.optimizer == "adam" else 1.0)
     cfg = TransferConfig(backbone=args.backbone, style_layers=tuple(args.style_layers),
                          content_layer=args.content_layer, measure=args.measure, content_weight=args.content_weight,
                          style_weight=args.style_weight, tv_weight=args.tv_weight, steps=args.steps,
-                         optimizer=args.optimizer, lr=lr, init=args.init, max_batch=args.max_batch,
-                         precision=args.precision, compile=args.compile or args.compile_mode is not None,
+                         optimizer=args.optimizer, lr=args.lr, init=args.init, init_noise=args.init_noise,
+                         max_batch=args.max_batch, precision=args.precision,
+                         compile=args.compile or args.compile_mode is not None,
                          compile_mode=args.compile_mode or TransferConfig.compile_mode).validate()
     rows = _rows(args, len(args.style))
     engine = StyleEngine(resolve_image(args.content), [resolve_image(s) for s in args.style], cfg,
                          size=args.size, rotation_mode=args.rotation_mode, shuffle=args.shuffle,
-                         weights=args.weights, seed=args.seed, device=args.device)
+                         weights=args.weights, seed=args.seed, device=args.device)  # resolves lr
     engine.targets.mode.check_angles(args.angles)  # before --out is touched
     from evostyle.io.rundir import TRANSFER, ensure_dir, prepare_new
     out = ensure_dir(Path(args.out))
@@ -142,7 +147,7 @@ def run(args: argparse.Namespace) -> dict:
                         "initial": {t: float(v[k]) for t, v in res.initial.items()},
                         "final": {t: float(v[k]) for t, v in res.final.items()}})
     record = {"config": {**{k: v for k, v in vars(args).items() if k not in ("debug",)},
-                         "transfer": dataclasses.asdict(engine.cfg)},  # the backbone as resolved
+                         "transfer": dataclasses.asdict(engine.cfg)},  # the backbone and lr as resolved
               "weights": engine.weights_info, "environment": environment(engine.device),
               "compile_mode_used": resolve_compile_mode(cfg.compile_mode, engine.device) if cfg.compile else None,
               "seconds": res.seconds, "chunk_size": res.chunk_size, "precision": res.precision,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from evostyle.errors import EvostyleError, unknown
 from evostyle.network.backbones import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS
+from evostyle.transfer.optimisers import OPTIMIZERS, learning_rate
 
-OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("content", "noise", "content+noise")
 COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 """torch.compile's modes, and ``auto`` (see :func:`resolve_compile_mode`)."""
@@ -18,7 +18,11 @@ CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 @dataclass
 class TransferConfig:
-    """Settings of the inner optimisation (units: weights are dimensionless, lr in [0,1] intensity)."""
+    """Settings of the inner optimisation (units: weights are dimensionless, lr in [0,1] intensity).
+
+    The defaults here are the transfer's defaults everywhere: the transfer command line shows and uses
+    them, and the search's transfer section starts from them.
+    """
 
     backbone: str = "auto"
     """The feature network (:data:`~evostyle.network.backbones.BACKBONES`): ``vgg19``, ``vgg16``, or
@@ -33,7 +37,10 @@ class TransferConfig:
     tv_weight: float = 0.0
     steps: int = 300
     optimizer: str = "adam"
-    lr: float = 0.05
+    """The inner optimiser (:data:`~evostyle.transfer.optimisers.OPTIMIZERS`): ``adam`` or ``lbfgs``."""
+    lr: float | None = None
+    """Its learning rate; None (the default): the optimiser's own, Adam 0.05 and L-BFGS 1
+    (:attr:`resolved_lr`)."""
     init: str = "content"
     init_noise: float = 0.1
     normalize: bool = True
@@ -63,6 +70,12 @@ class TransferConfig:
         from evostyle.network.backbones import backbone
         return backbone(self.backbone).name
 
+    @property
+    def resolved_lr(self) -> float:
+        """The learning rate the optimiser runs with: ``lr``, or the optimiser's own default for None
+        (:func:`~evostyle.transfer.optimisers.learning_rate`)."""
+        return learning_rate(self.optimizer, self.lr)
+
     def validate(self) -> TransferConfig:
         """Check every setting (names, layers, signs); the one place these rules live, for the transfer
         CLI, the search config and direct callers alike."""
@@ -84,7 +97,7 @@ class TransferConfig:
             v = float(getattr(self, name))
             if not (v >= 0 and math.isfinite(v)):
                 raise EvostyleError(f"{name.replace('_', '-')} must be finite and >= 0, got {v}")
-        if not (float(self.lr) > 0 and math.isfinite(float(self.lr))):
+        if self.lr is not None and not (float(self.lr) > 0 and math.isfinite(float(self.lr))):
             raise EvostyleError(f"lr must be a positive number, got {self.lr}")
         if self.max_batch is not None and int(self.max_batch) < 1:
             raise EvostyleError(f"max-batch must be >= 1, got {self.max_batch}")

@@ -45,9 +45,10 @@ class StyleEngine:
         content: path or (3, H, W) tensor; resized so its long side is ``size`` px.
         styles: paths or tensors; each resized to exactly the content's (H, W) (needed by the spatially
             aware measures and by spatial rotation; for Gram targets it only fixes the scale).
-        cfg: :class:`~evostyle.transfer.TransferConfig`.
+        cfg: :class:`~evostyle.transfer.TransferConfig`; :attr:`cfg` holds it resolved: the backbone
+            the weights resolved to and the learning rate (``lr`` None: the optimiser's own).
         size: long side of the output in px.
-        rotation_mode / shuffle: see :mod:`evostyle.rotations` and :mod:`evostyle.targets`.
+        rotation_mode / shuffle: see :mod:`evostyle.style.rotations` and :mod:`evostyle.style.targets`.
         weights / seed / pool: see :class:`~evostyle.network.features.VGGFeatures` (``cfg.backbone``
             is its backbone, updated to the one the weights resolved to); ``seed`` also seeds the
             channel-rotation bases.
@@ -68,7 +69,7 @@ class StyleEngine:
         device: torch.device | str = "auto",
         model: VGGFeatures | None = None,
     ):
-        cfg.validate()
+        cfg = dataclasses.replace(cfg.validate(), lr=cfg.resolved_lr)
         self.cfg = cfg
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.content = self._load(content, size)

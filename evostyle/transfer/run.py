@@ -25,7 +25,7 @@ from evostyle.style.measures import total_variation
 from evostyle.transfer.compiling import compiled, fall_back_to_eager, resolve_compile_mode
 from evostyle.transfer.config import CUDA_GRAPH_MODES, TransferConfig
 from evostyle.transfer.losses import denominators, evaluate_step, loss_terms
-from evostyle.transfer.optimisers import Adam, BatchedLBFGS, adam_clamp, sanitise
+from evostyle.transfer.optimisers import OPTIMIZERS, adam_clamp, sanitise
 
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Callable
@@ -108,7 +108,7 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
     if prec.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
-    opt = Adam(x, cfg.lr) if cfg.optimizer == "adam" else BatchedLBFGS(x, cfg.lr)
+    opt = OPTIMIZERS[cfg.optimizer](x, cfg.resolved_lr)
     update = None if cfg.optimizer != "adam" else compiled(adam_clamp, mode) if cfg.compile else adam_clamp
     failed = torch.zeros(n, dtype=torch.bool, device=device)
     targets = {l: t.to(prec.dtype) for l, t in targets.items()}
@@ -182,11 +182,12 @@ def run_transfer(
     """Optimise B images at once.
 
     Args:
-        model: a :class:`~evostyle.features.VGGFeatures` with the style and content layers. With
+        model: a :class:`~evostyle.network.features.VGGFeatures` with the style and content layers. With
             channels_last (the CUDA default) its weights are converted to that layout in place (same
             values; a copy per call would cost the engine, which reuses one model, memory and time).
         content: (3, H, W) content image in [0, 1]; shared by all rows.
-        targets: {style layer: (B, ...)} per-row style statistics (see targets.StyleTargets.build).
+        targets: {style layer: (B, ...)} per-row style statistics (see
+            :meth:`~evostyle.style.targets.StyleTargets.build`).
         cfg: :class:`TransferConfig`.
         layer_weights: (B, L) per-row style-layer weights (default 1 for every layer).
         content_weights / style_weights: (B,) per-row multipliers of cfg's content / style weight.

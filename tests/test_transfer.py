@@ -352,3 +352,17 @@ def test_each_inner_optimiser_owns_its_default_lr():
     with pytest.raises(EvostyleError, match="lr must be a positive number"):
         TransferConfig(lr=0.0).validate()
 
+
+def test_an_engine_checks_its_config_once_and_holds_it_resolved(monkeypatch, model, small, small_style):
+    """Built, the engine has checked its config; its runs (a search's generations) do not check it
+    again. A direct ``run_transfer`` checks its own."""
+    from evostyle.transfer.engine import StyleEngine
+    calls, real = [], TransferConfig.validate
+    monkeypatch.setattr(TransferConfig, "validate", lambda self: calls.append(self) or real(self))
+    engine = StyleEngine(small, [small_style], TransferConfig(steps=1, optimizer="lbfgs"), size=32,
+                         rotation_mode="channel", model=model)
+    for _ in range(2):
+        engine.run(torch.ones(2, 1), torch.tensor([0.0, 90.0]), torch.ones(2))
+    assert len(calls) == 1 and engine.cfg.lr == 1.0
+    run_transfer(model, small, _targets(model, small_style, [0.0]), TransferConfig(steps=1))
+    assert len(calls) == 2

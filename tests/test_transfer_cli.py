@@ -95,3 +95,12 @@ def test_compile_mode_implies_compile(tmp_path, fake_compile):
     assert rec["compile"] is True and rec["compile_mode"] == "reduce-overhead"
     assert saved["compile_mode_used"] == "reduce-overhead"
     assert [kw["mode"] for _, kw in fake_compile] == ["reduce-overhead", "reduce-overhead"]  # step, update
+
+
+def test_a_transfer_checks_its_settings_once(tmp_path, monkeypatch):
+    """The engine checks the config it is given; the command line does not check it again first."""
+    from evostyle.transfer.config import TransferConfig
+    calls, real = [], TransferConfig.validate
+    monkeypatch.setattr(TransferConfig, "validate", lambda self: calls.append(self) or real(self))
+    assert main(BASE + ["--style", STARRY, "--steps", "1", "--out", str(tmp_path / "o")]) == 0
+    assert len(calls) == 1

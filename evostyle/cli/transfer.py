@@ -117,11 +117,11 @@ def run(args: argparse.Namespace) -> dict:
                          optimizer=args.optimizer, lr=args.lr, init=args.init, init_noise=args.init_noise,
                          max_batch=args.max_batch, precision=args.precision,
                          compile=args.compile or args.compile_mode is not None,
-                         compile_mode=args.compile_mode or TransferConfig.compile_mode).validate()
+                         compile_mode=args.compile_mode or TransferConfig.compile_mode)
     rows = _rows(args, len(args.style))
     engine = StyleEngine(resolve_image(args.content), [resolve_image(s) for s in args.style], cfg,
                          size=args.size, rotation_mode=args.rotation_mode, shuffle=args.shuffle,
-                         weights=args.weights, seed=args.seed, device=args.device)  # resolves lr
+                         weights=args.weights, seed=args.seed, device=args.device)  # checks cfg, resolves lr
     engine.targets.mode.check_angles(args.angles)  # before --out is touched
     from evostyle.io.rundir import TRANSFER, ensure_dir, prepare_new
     out = ensure_dir(Path(args.out))

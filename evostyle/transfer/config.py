@@ -78,7 +78,8 @@ class TransferConfig:
 
     def validate(self) -> TransferConfig:
         """Check every setting (names, layers, signs); the one place these rules live, for the transfer
-        CLI, the search config and direct callers alike."""
+        CLI, the search config and direct callers alike. :class:`~evostyle.transfer.engine.StyleEngine`
+        runs it when it is built, :func:`~evostyle.transfer.run.run_transfer` when called directly."""
         from evostyle.network.backbones import BACKBONES
         from evostyle.style.measures import MEASURES
         if self.backbone != "auto":

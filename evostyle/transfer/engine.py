@@ -45,8 +45,9 @@ class StyleEngine:
         content: path or (3, H, W) tensor; resized so its long side is ``size`` px.
         styles: paths or tensors; each resized to exactly the content's (H, W) (needed by the spatially
             aware measures and by spatial rotation; for Gram targets it only fixes the scale).
-        cfg: :class:`~evostyle.transfer.TransferConfig`; :attr:`cfg` holds it resolved: the backbone
-            the weights resolved to and the learning rate (``lr`` None: the optimiser's own).
+        cfg: :class:`~evostyle.transfer.TransferConfig`, checked here once (the runs do not check it
+            again); :attr:`cfg` holds it resolved: the backbone the weights resolved to and the
+            learning rate (``lr`` None: the optimiser's own).
         size: long side of the output in px.
         rotation_mode / shuffle: see :mod:`evostyle.style.rotations` and :mod:`evostyle.style.targets`.
         weights / seed / pool: see :class:`~evostyle.network.features.VGGFeatures` (``cfg.backbone``
@@ -157,7 +158,7 @@ class StyleEngine:
             cfg = dataclasses.replace(cfg, max_batch=self.chunk_cap)
         rows = next(iter(targets.values())).shape[0]
         res = run_transfer(self.model, self.content, targets, cfg, layer_weights, content_weights,
-                           style_weights, noise_seeds, self.device, log, progress)
+                           style_weights, noise_seeds, self.device, log, progress, check=False)
         if res.chunk_size < min(rows, cfg.max_batch or rows):
             self.chunk_cap = res.chunk_size
         return res

@@ -178,6 +178,8 @@ def run_transfer(
     device: torch.device | None = None,
     log: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    check: bool = True,
 ) -> TransferResult:
     """Optimise B images at once.
 
@@ -188,7 +190,9 @@ def run_transfer(
         content: (3, H, W) content image in [0, 1]; shared by all rows.
         targets: {style layer: (B, ...)} per-row style statistics (see
             :meth:`~evostyle.style.targets.StyleTargets.build`).
-        cfg: :class:`TransferConfig`.
+        cfg: :class:`TransferConfig`; checked (:meth:`TransferConfig.validate`) unless ``check`` is
+            False, which :class:`~evostyle.transfer.engine.StyleEngine` passes for the config it
+            checked when it was built.
         layer_weights: (B, L) per-row style-layer weights (default 1 for every layer).
         content_weights / style_weights: (B,) per-row multipliers of cfg's content / style weight.
         noise_seeds: B ints seeding each row's noise init (default 0..B-1).
@@ -196,7 +200,8 @@ def run_transfer(
         progress: optional callable(step, steps), called after each step of each chunk of rows (a
             progress bar: :func:`evostyle.progress.step_counter`).
     """
-    cfg.validate()
+    if check:
+        cfg.validate()
     device = device or next(model.parameters()).device
     prec: Precision = resolve_precision(cfg.precision, device, cfg.channels_last)
     b = next(iter(targets.values())).shape[0]

@@ -3,9 +3,10 @@
 The pieces, in the order data flows through them: :mod:`evostyle.network` (VGG taps and weights),
 :mod:`evostyle.style` (measures, rotation modes, targets), :mod:`evostyle.transfer` (the batched inner
 optimiser), :mod:`evostyle.de` (torch-batched DE, GDE3, random search, scipy's DE),
-:mod:`evostyle.search` (space, scoring, evaluator, running a search), :mod:`evostyle.io` (files and run
-directories) and :mod:`evostyle.report` (pandas, plots, the HTML report); :mod:`evostyle.cli` holds the
-command lines. The names below are the everyday ones; they load their module on first use.
+:mod:`evostyle.search` (settings, space, scoring, evaluator, optimisers, running a search),
+:mod:`evostyle.rundir` (the run directory: its files, writing and reading it back), :mod:`evostyle.io`
+(images, atomic files) and :mod:`evostyle.report` (plots, the HTML report); :mod:`evostyle.cli` holds the
+command lines. docs/architecture.md draws them. The names below are the everyday ones; they load their module on first use.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ try:
 except _metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout without installing
     __version__ = "0.2.0"
 
-_LAZY = {"load_run": "evostyle.report.analysis", "load_runs": "evostyle.report.analysis",
-         "run_search": "evostyle.search.run", "build": "evostyle.search.run", "make_config": "evostyle.search.config",
-         "SearchConfig": "evostyle.search.config", "SearchResult": "evostyle.search.result",
+_LAZY = {"load_run": "evostyle.rundir.reader", "load_runs": "evostyle.rundir.reader", "RunDir": "evostyle.rundir",
+         "run_search": "evostyle.search.run", "resume_search": "evostyle.search.run", "build": "evostyle.search.run",
+         "make_config": "evostyle.search.config", "SearchConfig": "evostyle.search.config",
+         "SearchResult": "evostyle.rundir.result",
          "write_report": "evostyle.report.html"}
 
 

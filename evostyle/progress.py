@@ -53,34 +53,77 @@ def setup_logging(verbosity: int = 0) -> None:
     warnings.showwarning = show
 
 
-def bar(total: int, desc: str, quiet: bool = False, leave: bool = True, unit: str = "it") -> Any:
-    """A tqdm bar on stderr (drawn only on a terminal, never when ``quiet``)."""
+def bar(total: int | None, desc: str, quiet: bool = False, leave: bool = True, unit: str = "it") -> Any:
+    """A tqdm bar on stderr (drawn only on a terminal, never when ``quiet``); ``total`` None: a counter
+    without an end, which names a wait."""
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr,
                 disable=True if quiet else None, dynamic_ncols=True)
 
 
-def step_counter(desc: str, quiet: bool = False) -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """(``progress(step, steps)`` for :func:`~evostyle.transfer.run_transfer`, ``close()``): a bar over a
-    transfer's steps that restarts for every chunk of rows. ``progress.phase(name)`` names what follows
-    the steps (the evaluator's ``scoring``) on the bar, so the wait after the last step is named too."""
-    state: dict = {"bar": None}
+class Hooks:
+    """The lists of callables a search calls as it goes, as EvoTorch's hook lists: append an observer
+    to a list to add it (the command line's bars are such observers; nothing is patched in).
 
-    def progress(step: int, steps: int) -> None:
-        b = state["bar"]
+    * ``on_step(step, steps)``: after every inner transfer step of a chunk of rows;
+    * ``on_phase(name)``: a named phase of work begins ("generation 3: transfer", "scoring the
+      outputs (fidelity, diversity)", "generation 3: writing", "baseline: transfer");
+    * ``on_generation(generation)``: after each generation is written (a
+      :class:`~evostyle.rundir.result.Generation`, the first generation too). Observers only: a search is
+      stopped by ``run_search``'s ``callback``, as scipy's.
+    """
+
+    def __init__(self):
+        self.on_step: list[Callable[[int, int], None]] = []
+        self.on_phase: list[Callable[[str], None]] = []
+        self.on_generation: list[Callable[[Any], None]] = []
+
+    def step(self, step: int, steps: int) -> None:
+        for hook in self.on_step:
+            hook(step, steps)
+
+    def phase(self, name: str) -> None:
+        for hook in self.on_phase:
+            hook(name)
+
+    def generation(self, generation: Any) -> None:
+        for hook in self.on_generation:
+            hook(generation)
+
+
+class StepBar:
+    """A terminal bar over the phases of a search: each phase opens a bar named after it, which
+    counts a transfer's steps once they come (restarting for every chunk of rows) and otherwise
+    just names the wait. Hook it in with :meth:`attach`; drawn only on a terminal, never when quiet."""
+
+    def __init__(self, desc: str = "transfer", quiet: bool = False):
+        self.desc, self.quiet, self.bar = desc, quiet, None
+
+    def attach(self, hooks: Hooks) -> StepBar:
+        hooks.on_step.append(self.step)
+        hooks.on_phase.append(self.phase)
+        return self
+
+    def step(self, step: int, steps: int) -> None:
+        b = self.bar
         if b is None or b.total != steps or step < b.n:
-            if b is not None:
-                b.close()
-            b = state["bar"] = bar(steps, desc, quiet, leave=False, unit="step")
+            self.close()
+            b = self.bar = bar(steps, self.desc, self.quiet, leave=False, unit="step")
         b.update(step - b.n)
 
-    def phase(name: str) -> None:
-        if state["bar"] is not None:
-            state["bar"].set_description_str(f"{desc} done, {name}")
+    def phase(self, name: str) -> None:
+        self.close()
+        self.desc = name
+        self.bar = bar(None, name, self.quiet, leave=False, unit="step")
 
-    def close() -> None:
-        if state["bar"] is not None:
-            state["bar"].close()
-            state["bar"] = None
-    progress.phase = phase
-    return progress, close
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def step_counter(desc: str, quiet: bool = False) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """(``progress(step, steps)`` for :func:`~evostyle.transfer.run_transfer`, ``close()``): a
+    :class:`StepBar` over one transfer's steps, for a caller without hooks."""
+    b = StepBar(desc, quiet)
+    return b.step, b.close

@@ -59,7 +59,7 @@ def run(args):
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=100)
     plt.close(fig)
-    _, _, ev = build(cfg)
+    ev = build(cfg).evaluator
     w = ev.engine.weights_info
     text = (f"# scipy DE vs torch DE on one style search\n\nWeights: {w['used']}. Size {s['size']} px, {s['steps']} "
             f"Adam steps, 3 outputs, searching angles, mix and layer weights; population {s['popsize']}, "

@@ -9,7 +9,7 @@ import pytest
 
 import evostyle
 from evostyle.errors import EvostyleError
-from evostyle.io.runlog import SECONDS_COLUMN
+from evostyle.rundir.files import SECONDS_COLUMN
 from evostyle.search import make_config, run_search
 
 

@@ -64,7 +64,7 @@ def test_compile_auto_compiles_long_searches_on_cuda_only():
     are taken as given."""
     import torch
 
-    from evostyle.search.config import COMPILE_AUTO_MIN_WORK, compile_choice
+    from evostyle.search.plan import COMPILE_AUTO_MIN_WORK, compile_choice
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     race = make_config({"popsize": 8, "maxiter": 5, "outputs": 4, "steps": 200})  # 38 400 image-steps
     assert race.transfer.compile == "auto"
@@ -95,15 +95,15 @@ def test_compile_flag_values():
 def test_compile_mode_reaches_the_engine():
     """The search's transfer settings carry the configured mode (used whenever the search compiles)."""
     from evostyle.search.run import build
-    engine, _, _ = build(make_config({"compile_mode": "reduce-overhead", "size": 32, "device": "cpu",
-                                       "weights": "random", "compile": True}))
+    engine = build(make_config({"compile_mode": "reduce-overhead", "size": 32, "device": "cpu",
+                                "weights": "random", "compile": True})).engine
     assert engine.cfg.compile_mode == "reduce-overhead" and engine.cfg.compile is True
 
 
 def test_the_resolved_config_round_trips_flat_nested_and_through_config_json(tmp_path):
     import json
 
-    from evostyle.search.config import FIELDS, SearchConfig, load_toml
+    from evostyle.search.config import FIELDS, SearchConfig, load_toml, validate
     cfg = make_config({"popsize": 7, "mutation": 0.6, "search": ["angles"], "fixed": {"angle_0": 0.0},
                        "compile": True, "reference_point": [3, 0], "loss_cap": 9})
     assert cfg.de.population == 7 and cfg.get("popsize") == 7  # the old name is an alias
@@ -112,7 +112,7 @@ def test_the_resolved_config_round_trips_flat_nested_and_through_config_json(tmp
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"config": cfg.to_dict(), "seed": 0}))  # a run record
     assert make_config(load_toml(path)) == cfg
-    assert SearchConfig().validate() == make_config({})
+    assert validate(SearchConfig()) == make_config({})
 
 
 def test_every_setting_has_a_flag_help_and_a_section(capsys):

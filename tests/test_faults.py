@@ -20,8 +20,8 @@ import pytest
 
 from evostyle.cli.report import main as report_main
 from evostyle.cli.search import main
-from evostyle.io.runlog import SECONDS_COLUMN
-from evostyle.report.analysis import load_run
+from evostyle.rundir.files import SECONDS_COLUMN
+from evostyle.rundir.reader import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32", "--steps", "2", "--popsize", "5", "--outputs", "2", "--maxiter", "2", "--weights", "random",
@@ -141,7 +141,7 @@ def test_overwrite_refuses_a_folder_evostyle_did_not_make(tmp_path, capsys):
 
 
 def _hold_lock(run: Path):
-    code = ("import sys, time; from evostyle.io.rundir import RunLock; "
+    code = ("import sys, time; from evostyle.rundir.lock import RunLock; "
             "lock = RunLock(sys.argv[1], 'search').acquire(); print('locked', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(run)], env=_env(), stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"

@@ -12,7 +12,7 @@ import pytest
 
 from evostyle.cli.search import main
 from evostyle.errors import EvostyleError
-from evostyle.io.runlog import SECONDS_COLUMN
+from evostyle.rundir.files import SECONDS_COLUMN
 from evostyle.search import make_config, run_search
 from evostyle.search.ray_executor import RayExecutor, slice_population
 from evostyle.search.signals import Interrupted
@@ -168,7 +168,7 @@ def testslice_population_are_contiguous_cover_the_population_and_follow_throughp
 
 
 def test_an_executor_that_fails_to_start_is_closed_and_a_user_executor_can_be_registered(tmp_path):
-    """make_executor closes what a failed start began; executors are a registry users extend."""
+    """An executor is a context manager that closes what a failed start began; executors are a registry users extend."""
     from evostyle.search.executors import EXECUTORS, Executor, LocalExecutor, make_executor
     closed = []
 
@@ -188,8 +188,8 @@ def test_an_executor_that_fails_to_start_is_closed_and_a_user_executor_can_be_re
     EXECUTORS.register("broken-test", Broken)
     EXECUTORS.register("counting-test", Counting)
     try:
-        with pytest.raises(EvostyleError, match="no cluster here"):
-            make_executor(_cfg(executor="broken-test"), None)
+        with pytest.raises(EvostyleError, match="no cluster here"), make_executor(_cfg(executor="broken-test"), None):
+            pass
         assert closed == [True]
         res = run_search(_cfg(executor="counting-test", maxiter=1), tmp_path / "run", quiet=True, report=False)
         assert Counting.calls == 3 and res["executor"] == {"name": "counting-test"}  # 2 generations + baseline

@@ -63,7 +63,7 @@ def test_user_registered_variants_run_a_search_and_show_up_as_columns(tmp_path, 
     assert "diversity_colour" in df.columns and df.diversity_colour.notna().all()
     assert (df.diversity_colour >= 0).all() and df.diversity_colour.nunique() > 1
     cfgj = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert cfgj["hypervolume"]["objectives"] == ["fidelity", "-diversity_colour"]
+    assert cfgj["plan"]["hypervolume"]["objectives"] == ["fidelity", "-diversity_colour"]
     assert summary["optimizer"]["objective"] == "fidelity_only"
     # the scalar fitness column keeps its definition; the search itself minimised fidelity alone
     assert (df.fitness - (df.fidelity - df.diversity_colour)).abs().max() < 1e-12

@@ -6,10 +6,10 @@ import torch
 
 from evostyle.cli.search import main
 from evostyle.errors import EvostyleError
-from evostyle.io.runlog import LEGACY_COLUMNS, SECONDS_COLUMN
-from evostyle.report.analysis import load_run
+from evostyle.rundir.files import LEGACY_COLUMNS, SECONDS_COLUMN
+from evostyle.rundir.reader import load_run
 from evostyle.search.config import make_config
-from evostyle.search.objective import SearchObjective
+from evostyle.search.problem import SearchProblem
 from evostyle.search.run import run_search
 from evostyle.search.signals import Interrupted
 from evostyle.search.space import Param, Space, style_space
@@ -86,7 +86,11 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["weights"]["used"] == "random" and cfg["seed"] == 1 and "torch" in cfg["environment"]
     assert cfg["config"]["de"]["population"] == 5
-    assert cfg["compile"] == {"used": False, "why": "auto: not on CUDA", "mode": None}
+    assert cfg["format"] == "evostyle-run/2"
+    plan = cfg["plan"]  # the settings as resolved, once, by build()
+    assert plan["compile"] == {"used": False, "why": "auto: not on CUDA", "mode": None}
+    assert plan["optimizer"] == "torch-de" and plan["strategy"] == "best1bin" and plan["image_size"] == [21, 32]
+    assert plan["backbone"] == "vgg19" and plan["preprocessing"] == "torchvision"
     assert json.loads((out / "state.json").read_text())["status"] == "finished"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best"]["fitness"] == pytest.approx(df.fitness.min())
@@ -102,16 +106,16 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
 def _run_stopped_at(monkeypatch, out, generation, exc, expect=None, cfg=None):
     """Run ``cfg`` (default tiny_cfg()) into ``out`` with ``exc`` raised as ``generation`` starts
     (``expect``: the error run_search then raises, default ``exc``'s type); returns its state.json."""
-    real = SearchObjective._evaluate
+    real = SearchProblem._evaluate
 
     def stop(self, g, unit):
         if g == generation:
             raise exc
         return real(self, g, unit)
-    monkeypatch.setattr(SearchObjective, "_evaluate", stop)
+    monkeypatch.setattr(SearchProblem, "_evaluate", stop)
     with pytest.raises(expect or type(exc)):
         run_search(cfg or tiny_cfg(), out, quiet=True, report=False)
-    monkeypatch.setattr(SearchObjective, "_evaluate", real)
+    monkeypatch.setattr(SearchProblem, "_evaluate", real)
     return json.loads((out / "state.json").read_text())
 
 
@@ -255,9 +259,9 @@ def test_pareto_search_logs_hypervolume_and_a_front_with_images(tmp_path):
     gens = pd.read_csv(out / "generations.csv")
     assert gens.hypervolume.is_monotonic_increasing and gens.hypervolume.iloc[-1] > 0
     cfg = json.loads((out / "config.json").read_text())
-    ref = cfg["hypervolume"]["reference"]
-    assert cfg["hypervolume"]["objectives"] == ["fidelity", "-diversity_pixel"] and ref[1] == 0.0 and ref[0] > 0
-    assert cfg["strategy"] == "rand1bin" and summary["optimizer"]["objective"] == "pareto"
+    ref = cfg["plan"]["hypervolume"]["reference"]
+    assert cfg["plan"]["hypervolume"]["objectives"] == ["fidelity", "-diversity_pixel"] and ref[1] == 0.0 and ref[0] > 0
+    assert cfg["plan"]["strategy"] == "rand1bin" and summary["optimizer"]["objective"] == "pareto"
     front = summary["front"]
     assert len(front) == gens.front_size.iloc[-1] >= 1
     _assert_mutually_non_dominated([(m["fidelity"], -m["diversity_pixel"]) for m in front])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from evostyle.cli.common import plain
 from evostyle.errors import EvostyleError, cli_errors
@@ -19,14 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     setup_logging(-1 if args.quiet else 0)
     with cli_errors(args.debug, "evostyle.report"):
-        from evostyle.io.rundir import MARKER, RunLock
-        from evostyle.io.runlog import RunLog
-        run = Path(args.run_dir)
-        if not (run / "config.json").is_file():
-            raise EvostyleError(f"{run} is not a run directory (no config.json)")
-        status = RunLog.status(run) if (run / RunLog.STATE).exists() else None  # before taking the lock
-        if (run / MARKER).exists():
-            with RunLock(run, "report"):
+        from evostyle.rundir import RunDir, files
+        rd = RunDir(args.run_dir)
+        run = rd.path
+        if not (run / files.CONFIG).is_file():
+            raise EvostyleError(f"{run} is not a run directory (no {files.CONFIG})")
+        status = rd.status() if (run / files.STATE).exists() else None  # before taking the lock
+        if (run / files.MARKER).exists():
+            with rd.lock("report"):
                 print(write_report(run, status=status))
         else:  # a run from before the marker existed: report on it without writing a lock into it
             print(write_report(run, status=status))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from evostyle.cli.common import plain, show_defaults
 from evostyle.errors import EvostyleError, cli_errors
-from evostyle.io.atomic import read_json
 from evostyle.progress import setup_logging
+from evostyle.rundir import files
 from evostyle.search.config import (
     FIELDS,
     RESUME_MAY_CHANGE,
@@ -24,17 +24,18 @@ from evostyle.search.config import (
     load_toml,
     make_config,
 )
-from evostyle.search.run import default_run_dir, run_search
+from evostyle.search.run import default_run_dir, resume_search, run_search
 from evostyle.search.signals import Interrupted
+from evostyle.search.validation import choices
 
 
 def _add_setting(p, name: str, f) -> None:
-    """One flag for the config setting ``name``, shaped by its annotation (see evostyle.search.config)."""
+    """One flag for the config setting ``name``, shaped by its annotation (see evostyle.search.settings)."""
     hint, meta = annotation(name), f.metadata
     flags = ["--" + n.replace("_", "-") for n in (name, *meta["aliases"])]
     kw: dict = {"dest": name, "help": meta["help"], "default": None}
     if meta["choices"] is not None and name != "search":
-        kw["help"] += ": " + " | ".join(meta["choices"]())
+        kw["help"] += ": " + " | ".join(choices(meta["choices"]))
     if name in ("bounds", "fixed"):
         kw.update(action="append", metavar=meta["metavar"])
         if name == "fixed":
@@ -114,16 +115,6 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     return make_config(file_values, over)
 
 
-def _config_for_resume(args) -> SearchConfig:
-    from evostyle.io.rundir import read_marker
-    read_marker(Path(args.resume))  # an evostyle run, before anything in it is read
-    rec = read_json(Path(args.resume) / "config.json", "resume config")
-    try:
-        return make_config(rec["config"])
-    except (KeyError, TypeError):
-        raise EvostyleError(f"{Path(args.resume) / 'config.json'} is not an evostyle run config") from None
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(-1 if args.quiet else 1 if args.verbose else 0)
@@ -137,15 +128,14 @@ def main(argv: list[str] | None = None) -> int:
                                     f"it runs may change); drop {flags}")
             if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
                 raise EvostyleError("--resume continues a run in its own directory; drop --out")
-            cfg, out = _config_for_resume(args), Path(args.resume)
-            changed = {name: getattr(args, name) for name in RESUME_MAY_CHANGE if getattr(args, name) is not None}
-            if changed:  # extend the run, or run it elsewhere: validated like any setting
-                cfg = make_config(cfg.to_dict(), changed)
+            out = Path(args.resume)
+            changed = {name: getattr(args, name) for name in RESUME_MAY_CHANGE}  # extend it, or run it elsewhere
+            run = lambda: resume_search(out, quiet=args.quiet, report=not args.no_report, **changed)
         else:
             cfg, out = config_from_args(args), (Path(args.out) if args.out else default_run_dir())
+            run = lambda: run_search(cfg, out, overwrite=args.overwrite, quiet=args.quiet, report=not args.no_report)
         try:
-            result = run_search(cfg, out, resume=bool(args.resume), overwrite=args.overwrite, quiet=args.quiet,
-                                report=not args.no_report)
+            result = run()
         except Interrupted as exc:
             print(f"interrupted ({exc.name}); every finished generation is saved. Resume with:\n"
                   f"  python -m evostyle.search --resume {out}", file=sys.stderr)
@@ -157,5 +147,5 @@ def main(argv: list[str] | None = None) -> int:
               f"front of {len(result.front)}, hypervolume {result.hypervolume:.4g}")
         fixed = len(b["params"]) - len(b["searched"])
         print("best parameters: " + ", ".join(f"{k}={b['params'][k]:.4g}" for k in b["searched"])
-              + (f" ({fixed} fixed, in {out / 'summary.json'})" if fixed else ""))
+              + (f" ({fixed} fixed, in {out / files.SUMMARY})" if fixed else ""))
     return 0

@@ -8,6 +8,7 @@ are decoded, so a decompression bomb is refused without allocating its memory.
 
 from __future__ import annotations
 
+import base64
 import os
 import warnings
 from pathlib import Path
@@ -162,3 +163,9 @@ def _save_pil(im: Image.Image, path: str | os.PathLike, quality: int) -> Path:
 def save_image(img: torch.Tensor, path: str | os.PathLike, quality: int = 92) -> Path:
     """Save a (3, H, W) tensor in [0, 1] as PNG, JPEG or WebP (by suffix), atomically (temp + rename)."""
     return _save_pil(to_pil(img), path, quality)
+
+
+def data_uri(path: Path) -> str:
+    """An image file as a ``data:`` URI (PNG or JPEG), for pages that must open offline as one file."""
+    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}[path.suffix.lower()]
+    return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")

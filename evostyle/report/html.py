@@ -7,7 +7,6 @@ one file; every string that came from the user (paths, names, config values) is 
 
 from __future__ import annotations
 
-import base64
 import html
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,17 +16,15 @@ import pandas as pd
 
 from evostyle.errors import EvostyleError
 from evostyle.io.atomic import atomic_write_text, read_json
-from evostyle.report.analysis import load_run, run_settings
-from evostyle.report.plots import PLOTS, make_plots, objective_columns, parameter_units, searched_parameters
+from evostyle.io.images import data_uri
+from evostyle.report.plots import make_plots
+from evostyle.rundir import files
+from evostyle.rundir.reader import load_run
+from evostyle.rundir.record import objective_columns, parameter_units, plan_of, run_settings, searched_parameters
 
 if TYPE_CHECKING:  # annotations only
     import os
     from collections.abc import Sequence
-
-
-def data_uri(path: Path) -> str:
-    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}[path.suffix.lower()]
-    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 DISPLAY_PX = 256
@@ -120,8 +117,8 @@ def _candidate_html(run: Path, row: pd.Series, k: int, searched: Sequence[str], 
     g, c = int(row["generation"]), int(row["candidate"])
     scores = ", ".join(f"{name} {row[name]:.4g}" for name in columns if name in row)
     params = ", ".join(f"{n}={row[f'param_{n}']:.4g}" for n in searched)
-    figs = [_img(run / "images" / f"g{g:03d}_c{c:03d}_k{j}.jpg", f"output {j}") for j in range(k)
-            if (run / "images" / f"g{g:03d}_c{c:03d}_k{j}.jpg").is_file()]
+    figs = [_img(run / files.candidate_image(g, c, j), f"output {j}") for j in range(k)
+            if (run / files.candidate_image(g, c, j)).is_file()]
     if not figs:
         figs = ["<p><i>outputs not saved (save_images keeps each generation's best and the front)</i></p>"]
     return (f'<div class="cand"><p><b>{html.escape(title)}</b>: generation {g}, candidate {c}; '
@@ -157,13 +154,13 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
     cands, gens = load_run(run)
     if cands.empty:
         raise EvostyleError(f"{run} has no evaluated candidates yet; nothing to report")
-    rec = read_json(run / "config.json", "run config")
-    cfg = run_settings(rec)
-    summary = read_json(run / "summary.json", "run summary") if (run / "summary.json").exists() else {}
-    state = read_json(run / "state.json", "run state") if (run / "state.json").exists() else {}
+    rec = read_json(run / files.CONFIG, "run config")
+    cfg, plan = run_settings(rec), plan_of(rec)
+    summary = read_json(run / files.SUMMARY, "run summary") if (run / files.SUMMARY).exists() else {}
+    state = read_json(run / files.STATE, "run state") if (run / files.STATE).exists() else {}
     searched = searched_parameters(rec)
     columns = objective_columns(rec)
-    make_plots(run, cands, gens, searched, columns, rec.get("hypervolume", {}).get("reference"),
+    make_plots(run, cands, gens, searched, columns, (plan.get("hypervolume") or {}).get("reference"),
                parameter_units(rec))
 
     weights = rec.get("weights", {})
@@ -171,7 +168,7 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
     n_failed = int(cands.failed.sum())
     info = [("status", status or state.get("status", "?")), ("content", cfg.get("content")),
             ("styles", ", ".join(map(str, cfg.get("style", [])))), ("optimizer", cfg.get("optimizer")),
-            ("strategy", cfg.get("strategy")), ("population x generations",
+            ("strategy", plan.get("strategy") or "-"), ("population x generations",
                                                 f"{cfg.get('population')} x {int(gens.generation.max()) + 1}"),
             ("outputs per candidate", cfg.get("outputs")), ("searched", ", ".join(searched)),
             ("rotation mode", cfg.get("rotation_mode")), ("measure", cfg.get("measure")),
@@ -186,13 +183,13 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
 
     best = cands.loc[cands.fitness.idxmin()] if np.isfinite(cands.fitness).any() else cands.iloc[0]
     k = int(cfg.get("outputs", 1))
-    imgs = [_img(run / "content.png", f"content: {Path(str(cfg.get('content'))).name}")]
+    imgs = [_img(run / files.CONTENT, f"content: {Path(str(cfg.get('content'))).name}")]
     for i, s in enumerate(cfg.get("style", [])):
-        if (run / f"style_{i}.png").exists():
-            imgs.append(_img(run / f"style_{i}.png", f"style {i}: {Path(str(s)).name}"))
+        if (run / files.style_image(i)).exists():
+            imgs.append(_img(run / files.style_image(i), f"style {i}: {Path(str(s)).name}"))
     best_imgs = []
     for j in range(k):
-        p = run / "best" / f"output_{j}.png"
+        p = run / files.best_output(j)
         if p.exists():
             angle = best.get(f"param_angle_{j}", float("nan"))
             best_imgs.append(_img(p, f"best output {j} (angle {angle:.0f} deg)"))
@@ -221,7 +218,7 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
                 "(ImageNet weights were not used): colours and fine texture transfer, larger structures less so.</p>")
     failed_html = f'<p class="warn">{n_failed} candidate(s) failed (NaN/inf loss) and got fitness +inf.</p>' \
         if n_failed else ""
-    plots = "".join(f'<img src="{data_uri(run / p)}" alt="{p}">' for p in PLOTS)
+    plots = "".join(f'<img src="{data_uri(run / p)}" alt="{p}">' for p in files.PLOTS)
     front_html = _front_html(run, summary, columns, k)
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>evostyle run {html.escape(run.name)}</title>
 <style>{CSS}</style></head><body>
@@ -238,12 +235,12 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
 <code>config.json</code>. In Python: <code>evostyle.load_run("{html.escape(str(run))}")</code>.</p>
 </body></html>
 """
-    atomic_write_text(run / "report.html", page)
+    atomic_write_text(run / files.REPORT, page)
     md = [f"# evostyle run {run.name}", ""] + [f"- {k}: {v}" for k, v in info] + [
         "", f"Best fitness {best.fitness:.5g} at generation {int(best.generation)}, candidate "
         f"{int(best.candidate)}: " + ", ".join(f"{n}={best[f'param_{n}']:.4g}" for n in searched)]
     if base:
         md.append(f"\nPixel diversity {best.diversity_pixel:.4f} vs same-target baseline "
                   f"{base.get('diversity_pixel', float('nan')):.4f}.")
-    atomic_write_text(run / "summary.md", "\n".join(md) + "\n")
-    return run / "report.html"
+    atomic_write_text(run / files.SUMMARY_MD, "\n".join(md) + "\n")
+    return run / files.REPORT

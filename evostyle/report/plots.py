@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 
 from evostyle.io.atomic import atomic_path
+from evostyle.rundir.files import PLOTS
 
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Sequence
 
-PLOTS = ("plot_convergence.png", "plot_params.png", "plot_pareto.png")
 
 
 def _save_fig(fig, path: Path) -> None:
@@ -40,23 +40,6 @@ def pareto_front(quality: np.ndarray, diversity: np.ndarray) -> np.ndarray:
     """Boolean mask of the points not dominated for (minimise quality, maximise diversity)."""
     from evostyle.de.pareto import non_dominated
     return non_dominated(np.stack([np.asarray(quality, float), -np.asarray(diversity, float)], 1))
-
-
-def objective_columns(rec: dict) -> tuple[str, str]:
-    """The run's (quality, diversity) columns: the hypervolume's objectives in config.json (older runs:
-    loss_score and diversity_pixel)."""
-    objs = rec.get("hypervolume", {}).get("objectives")
-    return (objs[0], objs[1].lstrip("-")) if objs else ("loss_score", "diversity_pixel")
-
-
-def searched_parameters(cfg: dict) -> list[str]:
-    """The names of a run record's searched parameters (config.json ``space``), in search order."""
-    return [p["name"] for p in cfg.get("space", []) if p.get("fixed") is None]
-
-
-def parameter_units(cfg: dict) -> dict[str, str]:
-    """{name: unit} of every parameter of a run record (config.json ``space``), '' where it has none."""
-    return {p["name"]: p.get("unit") or "" for p in cfg.get("space", [])}
 
 
 def make_plots(

@@ -1,7 +1,7 @@
 """The evaluator: a population of candidates in, fitness and named terms out.
 
 It is the only way the search reaches the style-transfer engine, so it can later be sharded across
-GPUs or machines. A candidate is one point of the :class:`~evostyle.space.Space`; it makes K outputs
+GPUs or machines. A candidate is one point of the :class:`~evostyle.search.space.Space`; it makes K outputs
 that share its mixing, layer weights and ratio and differ in their rotation angle ``angle_<k>``.
 All P*K outputs of a population are optimised in one batched transfer.
 """
@@ -9,14 +9,14 @@ All P*K outputs of a population are optimised in one batched transfer.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 
-from evostyle.io.runlog import SECONDS_COLUMN
 from evostyle.network.device import resolve_precision
+from evostyle.progress import Hooks
+from evostyle.rundir.files import SECONDS_COLUMN
 from evostyle.search.scoring import (
     DIVERSITY_METRICS,
     ScoreConfig,
@@ -83,16 +83,18 @@ class Evaluator:
     """Scores populations of style-search candidates.
 
     Args:
-        engine: a :class:`~evostyle.engine.StyleEngine` (images, network, targets, transfer settings).
+        engine: a :class:`~evostyle.transfer.engine.StyleEngine` (images, network, targets, transfer settings).
         space: the parameter space; must contain ``angle_0 .. angle_{K-1}``.
         outputs: K, outputs per candidate.
-        score: :class:`~evostyle.scoring.ScoreConfig`.
+        score: :class:`~evostyle.search.scoring.ScoreConfig`.
         noise_seed: output k of every candidate uses noise seed ``noise_seed * 1000 + k`` (only matters
             for ``init`` with noise), so the same-target baseline differs only by its noise.
+        hooks: the search's :class:`~evostyle.progress.Hooks`; the evaluator calls ``on_step`` after
+            every transfer step and ``on_phase`` when the scoring begins.
     """
 
     def __init__(self, engine: StyleEngine, space: Space, outputs: int, score: ScoreConfig | None = None,
-                 noise_seed: int = 0):
+                 noise_seed: int = 0, hooks: Hooks | None = None):
         self.engine, self.space, self.k = engine, space, int(outputs)
         self.score = (score or ScoreConfig()).validate()
         self.noise_seed = int(noise_seed)
@@ -101,9 +103,7 @@ class Evaluator:
         self._extra_models: dict = {}
         self.executor = None
         """Where :meth:`evaluate_values` runs (:mod:`evostyle.search.executors`); None: here."""
-        self.progress: Callable[[int, int], None] | None = None
-        """Called after every transfer step (see :func:`evostyle.transfer.run_transfer`); a search sets
-        it to draw a bar over the steps of each generation."""
+        self.hooks = hooks if hooks is not None else Hooks()
         for k in range(self.k):
             space.get(f"angle_{k}")
 
@@ -155,10 +155,10 @@ class Evaluator:
         if self.engine.device.type == "cuda":  # so the targets' kernels are not counted as transfer
             torch.cuda.synchronize(self.engine.device)
         t1 = time.perf_counter()
-        res = self.engine.optimise(targets, layer_w, None, style_w, seeds, compile=compile, progress=self.progress)
+        res = self.engine.optimise(targets, layer_w, None, style_w, seeds, compile=compile,
+                                   progress=self.hooks.step if self.hooks.on_step else None)
         t2 = time.perf_counter()
-        if hasattr(self.progress, "phase"):  # a step bar (evostyle.progress.step_counter): name the next wait
-            self.progress.phase("scoring the outputs (fidelity, diversity)")
+        self.hooks.phase("scoring the outputs (fidelity, diversity)")
         images = res.images.view(p, self.k, *res.images.shape[1:])
         failed = res.failed.view(p, self.k).any(1)
         cfg = self.engine.cfg

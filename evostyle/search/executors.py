@@ -9,8 +9,9 @@ because its diversity is measured across them.
 
 An executor is a small class registered in :data:`EXECUTORS`: ``check(cfg)`` (before anything is
 written), ``start()``, ``evaluate(values, compile)`` -> :class:`~evostyle.search.evaluator.Evaluation`,
-``describe()`` (for summary.json) and ``close()``. ``ray`` registers itself when :mod:`evostyle.search`
-is imported (its module imports Ray only when an executor starts).
+``describe()`` (for summary.json) and ``close()``; it is a context manager (``with make_executor(cfg,
+evaluator) as executor:`` starts it and closes it, also when starting fails half-way). ``ray``
+registers itself when :mod:`evostyle.search` is imported (its module imports Ray only when an executor starts).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from evostyle.registry import Registry
 if TYPE_CHECKING:  # annotations only
     import torch
 
-    from evostyle.search.config import SearchConfig
     from evostyle.search.evaluator import Evaluation, Evaluator
+    from evostyle.search.settings import SearchConfig
 
 
 class Executor:
@@ -52,6 +53,16 @@ class Executor:
     def close(self) -> None:
         pass
 
+    def __enter__(self) -> Executor:
+        try:
+            return self.start()
+        except BaseException:  # what a failed start began (workers, a cluster) is stopped again
+            self.close()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     @property
     def name(self) -> str:
         return next((n for n, c in EXECUTORS.items() if c is type(self)), type(self).__name__)
@@ -69,11 +80,6 @@ class LocalExecutor(Executor):
 
 
 def make_executor(cfg: SearchConfig, evaluator: Evaluator) -> Executor:
-    """The executor ``cfg.run.executor`` names, started, for ``evaluator``; one that fails to start is
-    closed again (no worker or cluster it began is left behind)."""
-    executor = EXECUTORS.get(cfg.run.executor)(cfg, evaluator)
-    try:
-        return executor.start()
-    except BaseException:
-        executor.close()
-        raise
+    """The executor ``cfg.run.executor`` names, for ``evaluator``; use it as a context manager, which
+    starts it and closes it again (no worker or cluster it began is left behind)."""
+    return EXECUTORS.get(cfg.run.executor)(cfg, evaluator)

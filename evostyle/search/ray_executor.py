@@ -44,8 +44,8 @@ from evostyle.search.executors import EXECUTORS, Executor
 from evostyle.search.signals import Interrupted, WorkersLost
 
 if TYPE_CHECKING:  # annotations only
-    from evostyle.search.config import SearchConfig
     from evostyle.search.evaluator import Evaluation, Evaluator
+    from evostyle.search.settings import SearchConfig
 
 log = logging.getLogger("evostyle")
 START_TIMEOUT_S = 120.0

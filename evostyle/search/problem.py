@@ -1,59 +1,58 @@
-"""The search's objective for a solver: it evaluates, logs and saves every generation, and replays
-the logged ones on resume."""
+"""The search's problem, the function an optimiser minimises: it evaluates a generation, writes it to
+the run directory, and replays the logged generations of a resumed run."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from evostyle.errors import EvostyleError
-from evostyle.io.atomic import atomic_write_json
-from evostyle.io.runlog import SECONDS_COLUMN, RunLog
+from evostyle.rundir import files
 
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Sequence
-    from typing import Any
 
+    from evostyle.progress import Hooks
+    from evostyle.rundir.result import Generation
+    from evostyle.rundir.rundir import RunDir
     from evostyle.search.evaluator import Evaluator
-    from evostyle.search.result import Generation
     from evostyle.search.signals import StopSignals
 
 logger = logging.getLogger("evostyle")
 
 
-class SearchObjective:
-    """Wraps the evaluator for a solver: logs every generation, saves outputs, keeps the best row and
-    the front of everything evaluated, and replays the generations a resumed run already logged.
+class SearchProblem:
+    """What an optimiser minimises: the evaluator, with every generation written to the run directory.
 
     Called with a (P, D) unit-cube population it returns the values of ``objective`` (a name in
     :data:`~evostyle.search.scoring.OBJECTIVES`): (P,) fitness for ``scalar``, (P, 2) (quality,
-    -diversity) for ``pareto``. After each generation, ``generations.csv`` gets the hypervolume of the
-    front of all candidates evaluated so far against ``reference`` (quality, -diversity), whichever
-    the objective, so searches of either kind compare at equal budgets.
+    -diversity) for ``pareto``. It keeps the best row and the front of everything evaluated, and
+    replays the generations a resumed run already logged (``cached`` rows) instead of evaluating them.
+    After each generation, ``generations.csv`` gets the hypervolume of the front of all candidates
+    evaluated so far against ``reference`` (quality, -diversity), whichever the objective, so
+    searches of either kind compare at equal budgets. ``hooks`` hear each phase and generation.
     """
 
     def __init__(
         self,
         evaluator: Evaluator,
-        log: RunLog,
-        out: Path,
+        rundir: RunDir,
         cached: list[dict],
-        progress: Any = None,
         objective: str = "scalar",
         reference: Sequence[float] = (math.inf, 0.0),
         save_images: str = "all",
         signals: StopSignals | None = None,
-        quiet: bool = False,
+        hooks: Hooks | None = None,
     ):
+        from evostyle.progress import Hooks
         from evostyle.search.signals import StopSignals
-        self.ev, self.log, self.out = evaluator, log, out
+        self.ev, self.rundir, self.out = evaluator, rundir, rundir.path
         self.signals = signals if signals is not None else StopSignals()  # not installed: never fires
-        self.quiet = quiet
+        self.hooks = hooks if hooks is not None else Hooks()
         from evostyle.search.scoring import OBJECTIVES
         self.objective = OBJECTIVES.get(objective)
         self.reference, self.save_images = tuple(float(r) for r in reference), save_images
@@ -68,7 +67,6 @@ class SearchObjective:
             self._track(sorted(self.cached[g], key=lambda r: int(r["candidate"])))
         self.nfev = sum(len(v) for v in self.cached.values())
         self.t0 = time.perf_counter()
-        self.progress = progress
         self.replayed = 0
         # wall seconds of the generations evaluated in this process, by part (see Evaluation.phases;
         # "logging" is writing the CSV rows, images and state after each)
@@ -98,10 +96,10 @@ class SearchObjective:
         return improved
 
     def last_generation(self) -> Generation:
-        """A :class:`~evostyle.search.result.Generation` for the newest generation, as of that
+        """A :class:`~evostyle.rundir.result.Generation` for the newest generation, as of that
         generation (a replayed one too), for a callback."""
         from evostyle.de.pareto import front_and_hypervolume
-        from evostyle.search.result import Generation
+        from evostyle.rundir.result import Generation
         g = self.generation - 1
         upto = [i for i, r in enumerate(self.rows) if int(r["generation"]) <= g]
         best = min((self.rows[i] for i in upto), key=lambda r: float(r["fitness"]))
@@ -119,13 +117,13 @@ class SearchObjective:
         rows = sorted(self.cached[g], key=lambda r: int(r["candidate"]))
         values = self.ev.space.to_values(unit)
         if len(rows) != unit.shape[0]:
-            raise EvostyleError(f"{self.out / RunLog.CANDIDATES} has {len(rows)} rows for generation {g} of "
+            raise EvostyleError(f"{self.out / files.CANDIDATES} has {len(rows)} rows for generation {g} of "
                                 f"{unit.shape[0]} candidates (truncated or edited?); restore it or start a new run")
         for name, v in values.items():
             logged = torch.tensor([float(r[f"param_{name}"]) for r in rows], dtype=torch.float64)
             if not torch.allclose(logged, v, rtol=1e-9, atol=1e-12):
                 raise EvostyleError(f"resume diverged at generation {g} (parameter {name} in "
-                                    f"{self.out / RunLog.CANDIDATES}); the run's settings or library versions "
+                                    f"{self.out / files.CANDIDATES}); the run's settings or library versions "
                                     "changed: start a new run")
         self.replayed += 1
         return self.objective.values(*self._terms(rows), self.ev.score)
@@ -137,54 +135,35 @@ class SearchObjective:
         else:
             out = self._evaluate(g, unit)
         self.generation += 1
-        if self.progress is not None:
-            self.progress.set_postfix(best=f"{self.best_fitness:.4g}", refresh=False)
-            self.progress.update(1)
+        if self.hooks.on_generation:
+            self.hooks.generation(self.last_generation())
         self.signals.check()  # a first Ctrl-C stops here, after the generation is written
         return out
 
-    def _save_outputs(self, g: int, ev, gen_best: int, improved: bool, on_front: set[int]) -> None:
-        """JPEGs of this generation's outputs under images/ (all, or the best and the front members)
-        and, when the best improved, PNGs of the best candidate's outputs under best/."""
-        from evostyle.io.images import save_image
-        img_dir = self.out / "images"
-        img_dir.mkdir(exist_ok=True)
+    def _images(self, g: int, ev, gen_best: int, on_front: set[int]) -> dict[str, torch.Tensor]:
+        """This generation's outputs to keep, by file name: all, or its best and the front members."""
         keep = range(ev.fitness.shape[0]) if self.save_images == "all" else sorted({gen_best} | on_front)
-        for c in keep:
-            for k in range(self.ev.k):
-                save_image(ev.images[c, k], img_dir / f"g{g:03d}_c{c:03d}_k{k}.jpg", quality=85)
-        if improved:
-            best_dir = self.out / "best"
-            best_dir.mkdir(exist_ok=True)
-            bi = int(self.best_row["candidate"])
-            for k in range(self.ev.k):
-                save_image(ev.images[bi, k], best_dir / f"output_{k}.png")
-            atomic_write_json(best_dir / "best.json", {k: v for k, v in self.best_row.items()})
+        return {files.candidate_image(g, c, k): ev.images[c, k] for c in keep for k in range(self.ev.k)}
 
     def _evaluate(self, g: int, unit: torch.Tensor) -> torch.Tensor:
-        from evostyle.progress import step_counter
-        self.ev.progress, close = step_counter(f"generation {g}: transfer", self.quiet)
-        try:
-            ev = self.ev.evaluate(unit)
-        finally:
-            close()
-            self.ev.progress = None
+        self.hooks.phase(f"generation {g}: transfer")
+        ev = self.ev.evaluate(unit)
+        self.hooks.phase(f"generation {g}: writing")
         with self.signals.critical():  # the generation's files are written whole or not at all
             self._log(g, ev)
         return self.objective.values(ev.terms, ev.failed, self.ev.score)
 
     def _log(self, g: int, ev) -> None:
-        """Write generation ``g``'s images, then its rows, then the state that counts it as done."""
+        """Write generation ``g``: its images, the best's outputs if it improved, its rows, the state."""
         t_log = time.perf_counter()
         p = ev.fitness.shape[0]
         per = ev.seconds / p
-        rows = [{"generation": g, "candidate": i, **ev.row(i), SECONDS_COLUMN: per} for i in range(p)]
+        rows = [{"generation": g, "candidate": i, **ev.row(i), files.SECONDS_COLUMN: per} for i in range(p)]
         improved = self._track(rows)
         front, hv = self.front()
         on_front = {int(r["candidate"]) for r in front if int(r["generation"]) == g}
         finite = ev.fitness[torch.isfinite(ev.fitness)]
         gi = int(torch.argmin(ev.fitness))
-        self._save_outputs(g, ev, gi, improved, on_front)
         gen_row = {"generation": g, "best_fitness": self.best_fitness,
                    "gen_best": float(ev.fitness[gi]),
                    "gen_mean": float(finite.mean()) if finite.numel() else math.inf,
@@ -192,16 +171,13 @@ class SearchObjective:
                    "n_failed": int(ev.failed.sum()), "nfev": self.nfev + p, "hypervolume": hv,
                    "front_size": len(front), "elapsed": time.perf_counter() - self.t0,
                    "eval_seconds": ev.seconds, "chunk_size": ev.chunk_size}
-        if ev.events:  # a worker lost: kept in state.json, which the append below writes with the rows
-            self.log.state.setdefault("events", []).extend({"generation": g, **e} for e in ev.events)
-        self.log.append_generation(rows, gen_row)
+        bi = int(self.best_row["candidate"])
+        best = (self.best_row, [ev.images[bi, k] for k in range(self.ev.k)]) if improved else None
+        self.rundir.write_generation(rows, gen_row, self._images(g, ev, gi, on_front), best,
+                                     [{"generation": g, **e} for e in ev.events])
         self.nfev += p
         for part, sec in ev.phases.items():
             self.phase_seconds[part] = self.phase_seconds.get(part, 0.0) + sec
         self.phase_seconds["logging"] += time.perf_counter() - t_log
         for m in ev.log:  # out-of-memory retries, a torch.compile fallback
             logger.warning("generation %d: %s", g, m)
-
-
-GEN_COLUMNS = ["generation", "best_fitness", "gen_best", "gen_mean", "gen_std", "n_failed", "nfev", "hypervolume",
-               "front_size", "elapsed", "eval_seconds", "chunk_size"]

@@ -1,4 +1,4 @@
-"""Load run directories into pandas for notebooks.
+"""Read run directories into pandas, for notebooks and the report.
 
 >>> cands, gens = evostyle.load_run("results/run-...")      # doctest: +SKIP
 >>> cands.nsmallest(5, "fitness")[["param_" + n for n in cands.attrs["searched"]]]  # doctest: +SKIP
@@ -15,7 +15,8 @@ import pandas as pd
 
 from evostyle.errors import EvostyleError
 from evostyle.io.atomic import read_json
-from evostyle.io.runlog import LEGACY_COLUMNS
+from evostyle.rundir.files import CANDIDATES, CONFIG, GENERATIONS, LEGACY_COLUMNS
+from evostyle.rundir.record import parameter_units, searched_parameters
 
 if TYPE_CHECKING:  # annotations only
     import os
@@ -37,13 +38,13 @@ def load_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     ``units`` ({parameter name: unit}, every parameter).
     """
     run_dir = Path(run_dir)
-    path = run_dir / "candidates.csv"
+    path = run_dir / CANDIDATES
     if not path.is_file():
-        raise EvostyleError(f"{run_dir} is not a run directory (no candidates.csv)")
-    cands, gens = _read_csv(path), _read_csv(run_dir / "generations.csv")
+        raise EvostyleError(f"{run_dir} is not a run directory (no {CANDIDATES})")
+    cands, gens = _read_csv(path), _read_csv(run_dir / GENERATIONS)
     cands = cands.rename(columns=LEGACY_COLUMNS)
-    for name, df, need in (("candidates.csv", cands, ("generation", "candidate", "fitness", "failed")),
-                           ("generations.csv", gens, ("generation", "best_fitness", "nfev"))):
+    for name, df, need in ((CANDIDATES, cands, ("generation", "candidate", "fitness", "failed")),
+                           (GENERATIONS, gens, ("generation", "best_fitness", "nfev"))):
         missing = [c for c in need if c not in df.columns]
         if missing:
             raise EvostyleError(f"{run_dir / name} lacks the column(s) {', '.join(missing)}; it was damaged or "
@@ -59,14 +60,13 @@ def load_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     except (ValueError, TypeError) as exc:
         raise EvostyleError(f"{path} has a row that is not a number where one belongs ({exc}); it was damaged "
                             "or edited by hand") from None
-    cfg_path = run_dir / "config.json"
+    cfg_path = run_dir / CONFIG
     rec = read_json(cfg_path, "run config") if cfg_path.is_file() else {}
     if rec:
         cands.attrs["config"] = rec
-    space = rec.get("space", []) if isinstance(rec, dict) else []
-    cands.attrs["searched"] = [p["name"] for p in space if p.get("fixed") is None] or sorted(
+    cands.attrs["searched"] = searched_parameters(rec) or sorted(
         c[len("param_"):] for c in cands.columns if c.startswith("param_"))
-    cands.attrs["units"] = {p["name"]: p.get("unit") or "" for p in space}
+    cands.attrs["units"] = parameter_units(rec)
     return cands, gens
 
 
@@ -107,20 +107,3 @@ def _read_csv(path: Path) -> pd.DataFrame:
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise EvostyleError(f"{path} is not readable CSV ({type(exc).__name__}); it was damaged or edited by "
                             "hand") from None
-
-
-def run_settings(record: dict) -> dict:
-    """A run record's (config.json's) settings as one flat {name: value} dict, whether the config is
-    nested by section (evostyle >= 0.2) or flat (older runs)."""
-    cfg = record.get("config", {}) if isinstance(record, dict) else {}
-    if not isinstance(cfg, dict):
-        return {}
-    flat = {}
-    for key, value in cfg.items():
-        if key in ("run", "de", "space", "transfer", "scoring") and isinstance(value, dict):
-            flat.update(value)
-        else:
-            flat[key] = value
-    if "population" in flat:
-        flat.setdefault("popsize", flat["population"])
-    return flat

@@ -1,13 +1,13 @@
-"""A search's run directory as a place on disk: its layout, the marker that says evostyle made it, the
-lock that keeps it to one process, and an ``--overwrite`` that deletes nothing evostyle did not write.
+"""An output directory as a place on disk: the marker that says evostyle made it, the files it
+consists of, and an ``--overwrite`` that deletes nothing evostyle did not write.
 
-* ``.evostyle-run`` (the marker, JSON): run id, evostyle version, creation time and the SHA-256 of the
-  resolved config. A folder without it is never overwritten or resumed, whatever else it holds.
-* ``.evostyle-lock``: an exclusive OS file lock (``fcntl.flock``) held by the one process that runs,
-  resumes or reports on the run; it dies with that process, so a killed run leaves no stale lock. The
-  file records the holder's PID for the message a second process gets.
-* :data:`LAYOUT`: the files a run consists of (glob patterns, relative to the run). ``--overwrite``
-  removes those and nothing else, and names what it left.
+* the marker (``.evostyle-run`` for a run, JSON): run id, evostyle version, creation time and the
+  SHA-256 of the resolved config. A folder without it is never overwritten or resumed.
+* a :class:`Layout`: the files such a directory consists of (glob patterns, relative to it).
+  ``--overwrite`` removes those and nothing else, and names what it left.
+
+A search's run directory (:data:`RUN`, its names in :mod:`evostyle.rundir.files`) and a transfer's
+outputs (:data:`TRANSFER`) are the two layouts.
 """
 
 from __future__ import annotations
@@ -22,93 +22,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from evostyle.errors import EvostyleError
-
-MARKER = ".evostyle-run"
-LOCK = ".evostyle-lock"
-PROBE = ".write-test-"
-"""Prefix of the empty file :func:`ensure_dir` writes and removes to test that a folder is writable."""
-LAYOUT = ("config.json", "candidates.csv", "generations.csv", "state.json", "summary.json", "report.html",
-          "summary.md", "content.png", "style_*.png", "plot_*.png", "report_*.png", "best/output_*.png",
-          "best/best.json", "images/g*_c*_k*.jpg", MARKER)
-"""Glob patterns of the files evostyle writes into a run directory (the lock file aside)."""
-
-try:  # POSIX; elsewhere the lock is a no-op and says so in its record
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+from evostyle.rundir.files import CONFIG, LAYOUT, LOCK, MARKER, PROBE, STATE
 
 
 def config_hash(config: dict) -> str:
     """SHA-256 of a config dict in canonical JSON (sorted keys): what a resume checks against."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
-
-
-class RunLock:
-    """The run directory's exclusive lock; a context manager. ``what`` says in the lock file what the
-    holder is doing (search, resume, report), for the message another process gets."""
-
-    def __init__(self, path: Path, what: str):
-        self.path, self.what, self._file = Path(path), what, None
-        self._created = False
-
-    def acquire(self) -> RunLock:
-        lock = self.path / LOCK
-        self._created = not lock.exists()
-        try:
-            f = open(lock, "a+", encoding="utf-8")
-        except OSError as exc:
-            raise EvostyleError(f"cannot open {lock} ({exc.strerror or exc}); choose a writable --out") from None
-        if fcntl is not None:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                f.seek(0)
-                holder = f.read().strip().splitlines()
-                f.close()
-                who = holder[0] if holder else "another process"
-                raise EvostyleError(f"run directory {self.path} is in use by {who}; wait for it to finish, "
-                                    "or stop that process first") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"process {os.getpid()} ({self.what}, since "
-                f"{_dt.datetime.now().astimezone().isoformat(timespec='seconds')})\n")
-        f.flush()
-        self._file = f
-        return self
-
-    def release(self) -> None:
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.truncate(0)
-                self._file.close()  # closing the descriptor releases the flock
-            self._file = None
-
-    def discard_if_new(self) -> None:
-        """Release, and remove the lock file if this lock made it (a refused folder keeps no trace)."""
-        self.release()
-        if self._created:
-            with contextlib.suppress(OSError):
-                (self.path / LOCK).unlink()
-
-    def __enter__(self) -> RunLock:
-        return self.acquire() if self._file is None else self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-def is_locked(path: Path) -> bool:
-    """True if a live process holds the run's lock (without taking it)."""
-    lock = Path(path) / LOCK
-    if fcntl is None or not lock.exists():
-        return False
-    with open(lock, "a+", encoding="utf-8") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-    return False
 
 
 def read_marker(path: Path) -> dict:
@@ -117,7 +36,7 @@ def read_marker(path: Path) -> dict:
     try:
         data = json.loads(marker.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        hint = " (made by an evostyle older than 0.2, or not a run)" if (Path(path) / "config.json").exists() else ""
+        hint = " (made by an evostyle older than 0.2, or not a run)" if (Path(path) / CONFIG).exists() else ""
         raise EvostyleError(f"{path} is not an evostyle run directory: {MARKER} is missing{hint}") from None
     except (OSError, ValueError) as exc:
         raise EvostyleError(f"{marker} is corrupt ({type(exc).__name__}); this run cannot be resumed") from None
@@ -191,7 +110,7 @@ def prepare_new(path: Path, overwrite: bool, layout: Layout = RUN) -> list[str]:
     kept.
     """
     path = Path(path)
-    if (path / layout.marker).exists() and layout.resume and not (path / "state.json").exists():
+    if (path / layout.marker).exists() and layout.resume and not (path / STATE).exists():
         overwrite = True  # a run killed while it was being laid out never started: nothing to keep
     if (path / layout.marker).exists():
         if not overwrite:

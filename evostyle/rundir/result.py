@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evostyle.rundir.files import BEST, PLOTS, SUMMARY
+
 if TYPE_CHECKING:  # annotations only
     import os
 
@@ -50,7 +52,7 @@ class SearchResult:
     def from_dir(cls, path: str | os.PathLike) -> SearchResult:
         """The result of the finished run in ``path`` (its summary.json)."""
         from evostyle.io.atomic import read_json
-        return cls(Path(path), read_json(Path(path) / "summary.json", "run summary"))
+        return cls(Path(path), read_json(Path(path) / SUMMARY, "run summary"))
 
     # -- the summary, typed ---------------------------------------------------------------------------
     @property
@@ -97,26 +99,27 @@ class SearchResult:
     # -- the run directory ----------------------------------------------------------------------------
     def candidates(self) -> pd.DataFrame:
         """candidates.csv as a DataFrame (see :func:`evostyle.load_run`)."""
-        from evostyle.report.analysis import load_run
+        from evostyle.rundir.reader import load_run
         return load_run(self.path)[0]
 
     def generations(self) -> pd.DataFrame:
-        from evostyle.report.analysis import load_run
+        """generations.csv as a DataFrame (see :func:`evostyle.load_run`)."""
+        from evostyle.rundir.reader import load_run
         return load_run(self.path)[1]
 
     def best_images(self) -> list[Path]:
         """The best candidate's output files (best/output_<k>.png)."""
-        return sorted((self.path / "best").glob("output_*.png"))
+        return sorted(p for p in (self.path / BEST).glob("output_*.png") if p.is_file())
 
     def _repr_html_(self) -> str:
         """Inline in Jupyter: the summary line, the best outputs and the convergence and front plots."""
-        from evostyle.report.html import data_uri
+        from evostyle.io.images import data_uri
         b = self.best
         searched = ", ".join(f"{k}={b['params'][k]:.4g}" for k in b.get("searched", []))
         imgs = "".join(f'<img src="{data_uri(p)}" style="height:160px;margin:2px" alt="{p.name}">'
                        for p in self.best_images())
         plots = "".join(f'<img src="{data_uri(p)}" style="max-width:48%;margin:2px" alt="{p.name}">'
-                        for p in (self.path / "plot_convergence.png", self.path / "plot_pareto.png") if p.is_file())
+                        for p in (self.path / PLOTS[0], self.path / PLOTS[2]) if p.is_file())
         return (f"<div><b>evostyle run</b> <code>{html.escape(str(self.path))}</code>: best fitness "
                 f"{b['fitness']:.5g} (fidelity {b.get('fidelity', float('nan')):.4g}, pixel diversity "
                 f"{b.get('diversity_pixel', float('nan')):.4f}; same-target baseline "

@@ -1,0 +1,91 @@
+"""The run directory's schema: every file name, CSV column and state a search writes, in one place.
+
+Every writer (:class:`~evostyle.rundir.rundir.RunDir`) and reader (:mod:`evostyle.rundir.reader`,
+the report, the command lines) takes its names from here, so a file is renamed in one line::
+
+    .evostyle-run     the marker (JSON): run id, evostyle version, creation time, SHA-256 of the config
+    .evostyle-lock    the exclusive lock of the one process working on the run
+    config.json       the record: format, resolved config, plan, space, weights, environment, seed
+    candidates.csv    one row per evaluated candidate (appended and fsync'ed once per generation)
+    generations.csv   one row per generation (GENERATION_COLUMNS)
+    state.json        {"status": one of STATUSES, "generations_done": n, "error"/"signal"/"events"}
+    summary.json      the finished run: best, baseline, optimiser, front, hypervolume, seconds
+    content.png, style_<i>.png    the inputs as the run used them
+    best/output_<k>.png, best/best.json    the best candidate's outputs and row
+    images/g<ggg>_c<ccc>_k<k>.jpg          candidates' outputs
+    plot_*.png, report_*.png, report.html, summary.md    the report
+"""
+
+from __future__ import annotations
+
+FORMAT = "evostyle-run/2"
+"""config.json's ``format``. Runs written by evostyle 0.2 have none: their plan is spread over
+top-level keys, which :func:`evostyle.rundir.record.plan_of` still reads."""
+
+MARKER = ".evostyle-run"
+LOCK = ".evostyle-lock"
+PROBE = ".write-test-"
+"""Prefix of the empty file :func:`~evostyle.rundir.layout.ensure_dir` writes and removes to test that a
+folder is writable."""
+
+CONFIG = "config.json"
+CANDIDATES = "candidates.csv"
+GENERATIONS = "generations.csv"
+STATE = "state.json"
+SUMMARY = "summary.json"
+REPORT = "report.html"
+SUMMARY_MD = "summary.md"
+CONTENT = "content.png"
+IMAGES = "images"
+BEST = "best"
+BEST_JSON = f"{BEST}/best.json"
+PLOTS = ("plot_convergence.png", "plot_params.png", "plot_pareto.png")
+
+
+def style_image(i: int) -> str:
+    """The run's copy of style image ``i``."""
+    return f"style_{i}.png"
+
+
+def best_output(k: int) -> str:
+    """Output ``k`` of the best candidate (PNG, lossless)."""
+    return f"{BEST}/output_{k}.png"
+
+
+def candidate_image(generation: int, candidate: int, k: int) -> str:
+    """Output ``k`` of one candidate of one generation (JPEG, quality 85)."""
+    return f"{IMAGES}/g{generation:03d}_c{candidate:03d}_k{k}.jpg"
+
+
+LAYOUT = (CONFIG, CANDIDATES, GENERATIONS, STATE, SUMMARY, REPORT, SUMMARY_MD, CONTENT, "style_*.png",
+          "plot_*.png", "report_*.png", f"{BEST}/output_*.png", BEST_JSON, f"{IMAGES}/g*_c*_k*.jpg", MARKER)
+"""Glob patterns of the files evostyle writes into a run directory (the lock file aside): what
+``--overwrite`` may remove, and nothing else."""
+
+SECONDS_COLUMN = "gen_seconds_per_candidate"
+"""candidates.csv's time column: the generation's evaluation seconds divided by its candidates. All
+of a population's outputs are optimised in one batched transfer, so no candidate has a time of its
+own; the name says what the number is."""
+LEGACY_COLUMNS = {"seconds": SECONDS_COLUMN}
+"""Candidate columns renamed since runs were first written (old name -> new): runs written before
+still resume and load."""
+GENERATION_COLUMNS = ("generation", "best_fitness", "gen_best", "gen_mean", "gen_std", "n_failed", "nfev",
+                      "hypervolume", "front_size", "elapsed", "eval_seconds", "chunk_size")
+"""generations.csv: the generation, the best fitness so far and this generation's best, mean and std
+(ddof 1, as pandas), failed candidates, evaluations so far, the hypervolume and size of the front of
+everything evaluated so far, wall seconds since the start, the generation's evaluation seconds, and
+the rows per forward pass it ran with."""
+SCORE_COLUMNS = ("loss_score", "fidelity", "fidelity_style", "fidelity_content", "diversity_pixel",
+                 "diversity_feature")
+"""The per-candidate scores summary.json gives for the best candidate and its same-target baseline."""
+
+STATUSES = {
+    "running": "a process is working on it",
+    "finished": "every generation, the baseline and summary.json are written",
+    "interrupted": "stopped by a signal after its last whole generation; continue it with --resume",
+    "failed": "stopped by an error (state.json names it); continue it with --resume",
+}
+"""state.json's ``status`` values and what each means: the one table the search, the report and the
+command lines use. A run "looks complete" only when its status is ``finished``."""
+GONE = "interrupted (the process that ran it is gone; resume it with --resume)"
+"""How a ``running`` status reads when no process holds the run's lock (a killed run)."""

@@ -1,0 +1,95 @@
+"""config.json, the run's record: what a run was asked (the config), what that resolved to (the plan)
+and where it ran (weights, environment), written once when the run is made; an extension appends
+to ``extensions``. Readers go through :func:`plan_of`, which also reads the record of evostyle 0.2,
+whose plan was spread over top-level keys."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from evostyle.rundir.files import FORMAT
+
+
+def new_record(config: dict, plan: dict, space: list[dict], weights: dict, environment: dict, seed: int,
+               columns: list[str]) -> dict:
+    """The record of a new run: the config as nested sections, the resolved plan, the parameter space
+    (:meth:`~evostyle.search.space.Space.describe`), the weights' identity, the environment, the
+    seed and the candidate columns."""
+    return {"format": FORMAT, "config": config, "plan": plan, "space": space, "weights": weights,
+            "environment": environment, "seed": seed, "columns": list(columns)}
+
+
+def plan_of(record: dict) -> dict[str, Any]:
+    """A record's plan (:class:`~evostyle.search.plan.Plan` as a dict): ``optimizer``, ``strategy``,
+    ``compile`` {used, why, mode}, ``image_size`` [H, W], ``hypervolume`` {objectives, reference,
+    how}, ``backbone``, ``preprocessing``, ``lr``. For a record of evostyle 0.2 (no ``format``) it is gathered
+    from the top-level keys that held it; what such a record lacks is None."""
+    if not isinstance(record, dict):
+        return {}
+    if isinstance(record.get("plan"), dict):
+        return record["plan"]
+    cfg = record.get("config") if isinstance(record.get("config"), dict) else {}
+    de = cfg.get("de") if isinstance(cfg.get("de"), dict) else cfg
+    weights = record.get("weights") if isinstance(record.get("weights"), dict) else {}
+    return {"optimizer": de.get("optimizer"), "strategy": record.get("strategy"), "compile": record.get("compile"),
+            "image_size": record.get("image_size"), "hypervolume": record.get("hypervolume"),
+            "backbone": weights.get("backbone"), "preprocessing": weights.get("preprocessing"),
+            "lr": (cfg.get("transfer") if isinstance(cfg.get("transfer"), dict) else cfg).get("lr")}
+
+
+def objective_columns(record: dict) -> tuple[str, str]:
+    """The run's (quality, diversity) columns: its hypervolume's objectives (runs older than the
+    hypervolume: loss_score and diversity_pixel)."""
+    objs = (plan_of(record).get("hypervolume") or {}).get("objectives")
+    return (objs[0], objs[1].lstrip("-")) if objs else ("loss_score", "diversity_pixel")
+
+
+def created_config(record: dict) -> dict:
+    """The config a run was created with: the record's, with ``maxiter`` as it was before any
+    extension changed it. Its hash is the marker's."""
+    cfg = record.get("config")
+    ext = record.get("extensions") or []
+    if not ext or not isinstance(cfg, dict) or not isinstance(cfg.get("de"), dict):
+        return cfg
+    return {**cfg, "de": {**cfg["de"], "maxiter": ext[0]["maxiter_from"]}}
+
+
+def extended(record: dict, maxiter: int, generations_done: int) -> dict:
+    """The record of a run extended (or shortened) to ``maxiter``: the config takes the new value and
+    ``extensions`` records the change, with the version and date."""
+    from evostyle import __version__
+    old = int(record["config"]["de"]["maxiter"])
+    ext = {"maxiter_from": old, "maxiter_to": int(maxiter), "generations_done": int(generations_done),
+           "evostyle": __version__, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    return {**record, "extensions": [*(record.get("extensions") or []), ext],
+            "config": {**record["config"], "de": {**record["config"]["de"], "maxiter": int(maxiter)}}}
+
+
+def searched_parameters(record: dict) -> list[str]:
+    """The names of a record's searched parameters (its ``space``), in search order."""
+    space = record.get("space", []) if isinstance(record, dict) else []
+    return [p["name"] for p in space if p.get("fixed") is None]
+
+
+def parameter_units(record: dict) -> dict[str, str]:
+    """{name: unit} of every parameter of a record (its ``space``), '' where it has none."""
+    space = record.get("space", []) if isinstance(record, dict) else []
+    return {p["name"]: p.get("unit") or "" for p in space}
+
+
+def run_settings(record: dict) -> dict:
+    """A record's settings as one flat {name: value} dict, whether the config is nested by section
+    (evostyle >= 0.2) or flat (older runs)."""
+    cfg = record.get("config", {}) if isinstance(record, dict) else {}
+    if not isinstance(cfg, dict):
+        return {}
+    flat = {}
+    for key, value in cfg.items():
+        if key in ("run", "de", "space", "transfer", "scoring") and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    if "population" in flat:
+        flat.setdefault("popsize", flat["population"])
+    return flat

@@ -1,0 +1,196 @@
+"""One run directory, from its creation to its summary: :class:`RunDir`.
+
+A search makes a new run with :meth:`RunDir.create` or continues one with :meth:`RunDir.open` and
+:meth:`RunDir.reopen`, writes each generation whole with :meth:`RunDir.write_generation` and ends with
+:meth:`RunDir.finish`; the report and a notebook read it back through the same object
+(:meth:`RunDir.record`, :meth:`RunDir.state`, :meth:`RunDir.result`, :meth:`RunDir.frames`). The
+names of its files are :mod:`evostyle.rundir.files`; the lock is held by whoever works on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from evostyle.errors import EvostyleError
+from evostyle.io.atomic import atomic_write_json, read_json
+from evostyle.rundir import files
+from evostyle.rundir.layout import config_hash, prepare_new, read_marker, remove_layout, write_marker
+from evostyle.rundir.lock import RunLock
+from evostyle.rundir.log import RunLog
+from evostyle.rundir.record import created_config, extended, plan_of
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Mapping, Sequence
+
+    import pandas as pd
+    import torch
+
+    from evostyle.rundir.result import SearchResult
+
+logger = logging.getLogger("evostyle")
+
+
+class RunDir:
+    """A search's run directory at ``path``.
+
+    Reading is lazy and happens once per lock: :meth:`record` (config.json), :meth:`state`
+    (state.json) and the marker are read on first use and kept, and read afresh when the lock is
+    taken (another process may have extended the run in between).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._record: dict | None = None
+        self._state: dict | None = None
+        self.marker: dict | None = None
+        """The marker (.evostyle-run), once :meth:`open` or :meth:`create` read or wrote it."""
+        self.log: RunLog | None = None
+        """The CSV logs, once :meth:`create` or :meth:`reopen` made or opened them."""
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # -- reading --------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """An existing run, checked by its marker before anything else is read or written (a folder
+        evostyle did not make gets no lock file)."""
+        rd = cls(path)
+        rd.marker = read_marker(rd.path)
+        return rd
+
+    def record(self) -> dict:
+        """config.json (read once; a missing or corrupt one is an error naming it)."""
+        if self._record is None:
+            rec = read_json(self.path / files.CONFIG, "run config")
+            if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict):
+                raise EvostyleError(f"{self.path / files.CONFIG} is not an evostyle run config; start a new run")
+            self._record = rec
+        return self._record
+
+    def plan(self) -> dict:
+        """The run's resolved plan (:func:`~evostyle.rundir.record.plan_of`)."""
+        return plan_of(self.record())
+
+    def reference(self) -> list[float]:
+        """The hypervolume's reference point (quality, -diversity) the run was made with."""
+        ref = (self.plan().get("hypervolume") or {}).get("reference")
+        if not isinstance(ref, list):
+            raise EvostyleError(f"{self.path / files.CONFIG} has no hypervolume reference; start a new run")
+        return ref
+
+    def state(self) -> dict:
+        """state.json (read once; missing or corrupt is an error)."""
+        if self._state is None:
+            self._state = RunLog.check_state(self.path)
+        return self._state
+
+    def status(self) -> str:
+        """The status as a person should read it (``running`` with no live holder of the lock reads
+        as interrupted)."""
+        return RunLog.status(self.path)
+
+    def result(self) -> SearchResult:
+        """The finished run's :class:`~evostyle.rundir.result.SearchResult` (summary.json, typed)."""
+        from evostyle.rundir.result import SearchResult
+        return SearchResult.from_dir(self.path)
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(candidates, generations) as DataFrames (:func:`~evostyle.rundir.reader.load_run`)."""
+        from evostyle.rundir.reader import load_run
+        return load_run(self.path)
+
+    # -- the lock -------------------------------------------------------------------------------------
+    def lock(self, what: str) -> RunLock:
+        """The run's lock for ``what`` (search, resume, report), as a context manager; what was read
+        before it is taken is read again under it."""
+        self._record = self._state = None
+        return RunLock(self.path, what)
+
+    # -- making and reopening -------------------------------------------------------------------------
+    def create(self, overwrite: bool, record: dict, columns: list[str], inputs: Mapping[str, torch.Tensor]) -> None:
+        """Lay out a new run (its lock held by the caller): marker, config.json, the empty logs and
+        state, and the input images (``inputs``: {file name: (3, H, W) image}). ``--overwrite``
+        replaces an earlier run's files only and names what it kept."""
+        from evostyle.io.images import save_image
+        kept = prepare_new(self.path, overwrite)
+        if kept:
+            shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+            logger.warning("--overwrite replaced the run in %s and kept %d file(s) evostyle did not write: %s",
+                           self.path, len(kept), shown)
+        self.marker = write_marker(self.path, record["config"])
+        atomic_write_json(self.path / files.CONFIG, record)
+        self._record = record
+        self.log = RunLog(self.path, columns).create()
+        self._state = self.log.state
+        for name, image in inputs.items():
+            save_image(image, self.path / name)
+
+    def undo_create(self, lock: RunLock, existed: bool, refused: bool) -> None:
+        """After a new run could not be laid out: remove what :meth:`create` wrote (never a user's
+        file), so that nothing half-made looks like a run and the same command works again."""
+        if not refused:  # a refused folder was not touched; a failed creation wrote some of the layout
+            remove_layout(self.path, best_effort=True)
+        lock.discard_if_new()
+        if not existed:
+            with contextlib.suppress(OSError):
+                self.path.rmdir()  # the folder this call made, now empty
+
+    def reopen(self, columns: list[str], maxiter: int) -> list[dict]:
+        """Continue the run (its lock held by the caller): check that config.json is unedited (its
+        hash is the marker's) and has a reference point, drop rows of an unfinished generation, and
+        return the logged candidate rows. A ``maxiter`` other than the run's extends (or shortens) it,
+        recorded under ``extensions`` in config.json."""
+        rec = self.record()
+        if config_hash(created_config(rec)) != self.marker.get("config_sha256"):
+            raise EvostyleError(f"{self.path / files.CONFIG} was changed after the run started (its config no "
+                                f"longer matches the hash in {self.path / files.MARKER}); restore it or start a "
+                                "new run")
+        self.reference()
+        self.log = RunLog(self.path, columns)
+        cached, _ = self.log.resume()
+        self._state = self.log.state
+        old = int(rec["config"]["de"]["maxiter"])
+        if maxiter != old:
+            done = int(self._state["generations_done"])
+            self._record = extended(rec, maxiter, done)
+            atomic_write_json(self.path / files.CONFIG, self._record)
+            logger.info("extending %s from maxiter %d to %d (%d generation(s) done)", self.path, old, maxiter, done)
+        return cached
+
+    # -- writing --------------------------------------------------------------------------------------
+    def write_generation(self, rows: list[dict], gen_row: dict, images: Mapping[str, torch.Tensor],
+                         best: tuple[dict, Sequence[torch.Tensor]] | None = None, events: Sequence[dict] = ()) -> None:
+        """Write generation ``gen_row["generation"]`` whole: its outputs (``images``: {file name:
+        (3, H, W)}, JPEG), the best candidate's outputs and row when it improved (``best``: (row,
+        [(3, H, W)] * K), PNG), then its candidate rows and generation row, then the state that counts
+        it as done (with ``events``, e.g. a lost worker). A crash before the state leaves the
+        generation to be evaluated again on resume."""
+        from evostyle.io.images import save_image
+        for name, image in images.items():
+            (self.path / name).parent.mkdir(exist_ok=True)
+            save_image(image, self.path / name, quality=85)
+        if best is not None:
+            row, outputs = best
+            (self.path / files.BEST).mkdir(exist_ok=True)
+            for k, image in enumerate(outputs):
+                save_image(image, self.path / files.best_output(k))
+            atomic_write_json(self.path / files.BEST_JSON, dict(row))
+        if events:
+            self.log.state.setdefault("events", []).extend(events)
+        self.log.append_generation(rows, gen_row)
+
+    def mark(self, status: str, **extra: object) -> None:
+        """Set the run's status in state.json (one of :data:`~evostyle.rundir.files.STATUSES`)."""
+        if self.log is None:
+            self.log = RunLog(self.path, [])
+            self.log.state = dict(self.state())
+        self.log.write_state(status=status, **extra)
+
+    def finish(self, summary: dict) -> None:
+        """summary.json, then the status ``finished``: only now does the run look complete."""
+        atomic_write_json(self.path / files.SUMMARY, summary)
+        self.log.write_state(status="finished")

@@ -1,0 +1,187 @@
+"""The outer loop of a search: a registry of optimisers, each owning its checks and its solve.
+
+An optimiser minimises the search's problem over the unit cube [0, 1]^D: called with a (P, D) float64
+population it returns (P,) values for a scalar objective or (P, M) for a multi-objective one (the
+problem evaluates, logs and saves the generation; see :class:`~evostyle.search.problem.SearchProblem`).
+It starts from the (P, D) ``init`` the search gives every optimiser alike, makes one batched call per
+generation, ``maxiter`` generations after the first, calls ``callback(intermediate_result)`` after
+each generation after the first (a true return stops it) and returns a scipy ``OptimizeResult``
+with at least ``nit``, ``success`` and ``message``.
+
+To add one, subclass :class:`Optimizer` and register it; ``--optimizer NAME`` then runs it::
+
+    from evostyle.search import OPTIMIZERS, Optimizer
+
+    @OPTIMIZERS.register("my-es")
+    class MyES(Optimizer):
+        multi_objective = False
+        def solve(self, problem, init, device, callback=None):
+            ...
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from evostyle.errors import EvostyleError
+from evostyle.registry import Registry
+
+if TYPE_CHECKING:  # annotations only
+    from collections.abc import Callable
+
+    import torch
+    from scipy.optimize import OptimizeResult
+
+    from evostyle.search.settings import SearchConfig
+
+
+class Optimizer:
+    """An outer loop for ``cfg`` (made once per search, after :meth:`check` passed)."""
+
+    multi_objective = True
+    """Whether it can minimise a multi-objective ``objective`` (values (P, M))."""
+
+    @classmethod
+    def check(cls, cfg: SearchConfig) -> None:
+        """Refuse, in one line, settings it cannot run (called by the config's validation, before
+        anything is loaded or written). The base checks the objective's kind and ``maxiter``."""
+        from evostyle.search.scoring import OBJECTIVES
+        name = cfg.de.optimizer
+        if OBJECTIVES.get(cfg.de.objective).multi and not cls.multi_objective:
+            multi = [n for n, o in OPTIMIZERS.items() if o.multi_objective]
+            raise EvostyleError(f"{name} has no multi-objective mode; use --optimizer {' or '.join(multi)} with "
+                                f"--objective {cfg.de.objective}")
+        if cfg.de.maxiter < 0:
+            raise EvostyleError(f"maxiter must be >= 0, got {cfg.de.maxiter}")
+
+    def __init__(self, cfg: SearchConfig):
+        self.cfg = cfg
+
+    @property
+    def multi(self) -> bool:
+        """Whether this search's objective has several values per candidate."""
+        from evostyle.search.scoring import OBJECTIVES
+        return OBJECTIVES.get(self.cfg.de.objective).multi
+
+    def strategy(self) -> str | None:
+        """The DE strategy it runs (recorded in the plan and the summary); None: it has none."""
+        return None
+
+    def solve(self, problem: Callable[[torch.Tensor], torch.Tensor], init: torch.Tensor, device: torch.device,
+              callback: Callable | None = None) -> OptimizeResult:
+        raise NotImplementedError
+
+
+OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
+
+
+def _bounds(init: torch.Tensor) -> list[tuple[float, float]]:
+    return [(0.0, 1.0)] * init.shape[1]
+
+
+class _DEFamily(Optimizer):
+    """The differential-evolution optimisers' settings: strategy (``auto``: best1bin, rand1bin for a
+    multi-objective search), F, CR, the boundary repair, and a population the strategy can use."""
+
+    @classmethod
+    def strategies(cls) -> tuple[str, ...] | None:
+        """The strategies it takes (None: every DE strategy)."""
+        return None
+
+    @classmethod
+    def check(cls, cfg: SearchConfig) -> None:
+        from evostyle.de import DEVariation, check_de_settings
+        super().check(cfg)
+        strategy, allowed = cls(cfg).strategy(), cls.strategies()
+        if allowed is not None and strategy not in allowed:
+            raise EvostyleError(f"objective {cfg.de.objective!r} runs GDE3, which takes strategy "
+                                f"{', '.join(allowed)}; got {cfg.de.strategy!r}")
+        check_de_settings(strategy, cfg.de.mutation, cfg.de.recombination, cfg.de.maxiter, cfg.de.init,
+                          cfg.de.boundary)
+        need = DEVariation(strategy).min_population
+        if cfg.de.population < need:
+            raise EvostyleError(f"population {cfg.de.population} is too small for strategy {strategy!r}: it needs "
+                                f"at least {need} members; raise --population")
+
+    def strategy(self) -> str:
+        if self.cfg.de.strategy != "auto":
+            return self.cfg.de.strategy
+        return "rand1bin" if self.multi else "best1bin"
+
+    def _settings(self) -> dict:
+        de = self.cfg.de
+        return dict(strategy=self.strategy(), maxiter=de.maxiter, recombination=de.recombination,
+                    mutation=tuple(de.mutation) if isinstance(de.mutation, list) else de.mutation,
+                    seed=self.cfg.run.seed)
+
+
+class GDE3Optimizer(_DEFamily):
+    """GDE3 (Kukkonen & Lampinen 2005): multi-objective DE with a ``rand`` strategy."""
+
+    @classmethod
+    def strategies(cls) -> tuple[str, ...]:
+        from evostyle.de import GDE3_STRATEGIES
+        return GDE3_STRATEGIES
+
+    @classmethod
+    def check(cls, cfg: SearchConfig) -> None:
+        if not cls(cfg).multi:
+            raise EvostyleError(f"gde3 minimises several objectives; use --objective pareto, or --optimizer torch-de "
+                                f"for objective {cfg.de.objective!r}")
+        super().check(cfg)
+
+    def solve(self, problem, init, device, callback=None):
+        from evostyle.de import GDE3
+        return GDE3(problem, _bounds(init), init=init, boundary=self.cfg.de.boundary, device=device,
+                    callback=callback, **self._settings()).solve()
+
+
+class TorchDE(_DEFamily):
+    """evostyle's torch-batched DE (scipy's rules, :class:`~evostyle.de.DifferentialEvolution`); for a
+    multi-objective ``objective`` it runs :class:`GDE3Optimizer`."""
+
+    @classmethod
+    def check(cls, cfg: SearchConfig) -> None:
+        if cls(cfg).multi:
+            return GDE3Optimizer.check(cfg)
+        super().check(cfg)
+
+    def solve(self, problem, init, device, callback=None):
+        from evostyle.de import DifferentialEvolution
+        if self.multi:
+            return GDE3Optimizer(self.cfg).solve(problem, init, device, callback)
+        de = self.cfg.de
+        return DifferentialEvolution(problem, _bounds(init), init=init, tol=de.tol, atol=de.atol, boundary=de.boundary,
+                                     device=device, callback=callback, **self._settings()).solve()
+
+
+class ScipyDE(_DEFamily):
+    """``scipy.optimize.differential_evolution`` on the same batched problem (scalar objectives,
+    scipy's out-of-bounds resampling)."""
+
+    multi_objective = False
+
+    @classmethod
+    def check(cls, cfg: SearchConfig) -> None:
+        super().check(cfg)
+        if cfg.de.boundary != "resample":
+            raise EvostyleError("scipy-de only supports boundary 'resample'")
+
+    def solve(self, problem, init, device, callback=None):
+        from evostyle.de import scipy_differential_evolution
+        de = self.cfg.de
+        return scipy_differential_evolution(problem, _bounds(init), init=init.numpy(), tol=de.tol, atol=de.atol,
+                                            callback=callback, **self._settings())
+
+
+class Random(Optimizer):
+    """Random search at the same budget (the baseline): the initial population, then uniform draws."""
+
+    def solve(self, problem, init, device, callback=None):
+        from evostyle.de import RandomSearch
+        return RandomSearch(problem, _bounds(init), maxiter=self.cfg.de.maxiter, init=init, seed=self.cfg.run.seed,
+                            device=device, callback=callback).solve()
+
+
+for _name, _cls in (("torch-de", TorchDE), ("gde3", GDE3Optimizer), ("scipy-de", ScipyDE), ("random", Random)):
+    OPTIMIZERS.register(_name, _cls)  # in this order in --help and messages; torch-de is the default

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from evostyle.bench.bench import main, profile, quality, throughput
+from evostyle.bench.cli import main
+from evostyle.bench.measure import profile, quality, throughput
 
 
 def test_throughput_row_on_cpu():
@@ -15,13 +16,13 @@ def test_throughput_reports_the_median_of_its_repeats(monkeypatch):
     """Each timed pair gives one estimate; the row is their median, every estimate is kept."""
     import torch
 
-    from evostyle.bench import bench
+    from evostyle.bench import measure
     lengths, clock = [], iter([9.0, 9.0] + [0.1, 0.5, 0.2, 0.8, 0.3, 0.4])
 
     def fake_time(model, content, targets, cfg, device):
         lengths.append(cfg.steps)
         return next(clock), []
-    monkeypatch.setattr(bench, "_time", fake_time)
+    monkeypatch.setattr(measure, "_time", fake_time)
     r = throughput(32, 2, "fp32", False, False, 8, torch.device("cpu"), repeats=3)
     assert lengths == [2, 8] + [2, 8] * 3  # warm-up short and long, then three timed pairs
     # pairs (t_long - t_short) / (6 extra steps * 2 rows): 0.4 / 12, 0.6 / 12, 0.1 / 12 s
@@ -35,13 +36,13 @@ def test_short_rows_are_lengthened_to_min_seconds(monkeypatch, min_seconds, step
     proportion to ``min_seconds`` (at most 20x; never lowered), and records the steps it used."""
     import torch
 
-    from evostyle.bench import bench
+    from evostyle.bench import measure
     lengths = []
 
     def fake_time(model, content, targets, cfg, device):
         lengths.append(cfg.steps)
         return 0.1 * cfg.steps / 8, []
-    monkeypatch.setattr(bench, "_time", fake_time)
+    monkeypatch.setattr(measure, "_time", fake_time)
     r = throughput(32, 2, "fp32", False, False, 8, torch.device("cpu"), repeats=2, min_seconds=min_seconds)
     assert lengths == [2, 8] + [steps // 4, steps] * 2
     assert r["steps"] == steps
@@ -94,7 +95,7 @@ def test_profile_lists_the_convolutions():
 
 
 def test_end_to_end_race_runs_the_same_budget_on_both_sides():
-    from evostyle.bench.bench import REFERENCE, end_to_end
+    from evostyle.bench.race import REFERENCE, end_to_end
     e = end_to_end(32, 2, 5, 1, 2, "cpu", "random")
     assert list(e) == ["torch-de batched", REFERENCE]
     fast, ref = e["torch-de batched"], e[REFERENCE]
@@ -108,7 +109,7 @@ def test_end_to_end_race_runs_the_same_budget_on_both_sides():
 def test_race_sides_fix_their_compile_setting():
     """Each side says whether it compiles, so a search's ``compile = "auto"`` never decides it: the
     reference stays eager fp32 one candidate at a time however long the race."""
-    from evostyle.bench.bench import REFERENCE, race_configs
+    from evostyle.bench.race import REFERENCE, race_configs
     c = race_configs(256, 1000, 20, 30, 4, "cpu", "random", (False, True))
     sides = ("torch-de batched", REFERENCE, "torch-de batched compiled")
     assert [c[k].transfer.compile for k in sides] == [False, False, True]
@@ -117,19 +118,19 @@ def test_race_sides_fix_their_compile_setting():
 
 def test_race_compiled_and_eager_share_one_reference(monkeypatch, fake_compile):
     """``--e2e-compile both``: two batched sides and one reference run; the compiled side starts cold."""
-    from evostyle.bench import bench
+    from evostyle.bench import race
     from evostyle.transfer import compiling
     from evostyle.transfer.losses import loss_terms
     monkeypatch.setattr(compiling, "_COMPILED", {(loss_terms, "default"): "stale graph from an earlier row"})
     seen = []
-    e = bench.end_to_end(32, 2, 5, 1, 2, "cpu", "random", compile_modes=(False, True),
+    e = race.end_to_end(32, 2, 5, 1, 2, "cpu", "random", compile_modes=(False, True),
                          report=lambda sides: seen.append(list(sides)))
-    assert list(e) == ["torch-de batched", bench.REFERENCE, "torch-de batched compiled"]  # slow start last
+    assert list(e) == ["torch-de batched", race.REFERENCE, "torch-de batched compiled"]  # slow start last
     assert seen == [list(e)[:1], list(e)[:2], list(e)]  # reported after each side
     # the step and the update, built anew for the compiled side, not reused from before
     assert [kw for _, kw in fake_compile] == [{"dynamic": False, "mode": "default"}] * 2
-    assert e["torch-de batched compiled"]["evaluations"] == e[bench.REFERENCE]["evaluations"]
-    assert "speedup" in e["torch-de batched compiled"] and "speedup" not in e[bench.REFERENCE]
+    assert e["torch-de batched compiled"]["evaluations"] == e[race.REFERENCE]["evaluations"]
+    assert "speedup" in e["torch-de batched compiled"] and "speedup" not in e[race.REFERENCE]
 
 
 def test_budget_skips_what_would_start_late(tmp_path, capsys):
@@ -160,7 +161,7 @@ def test_bad_budget_is_refused(capsys):
 
 
 def test_cli_race_and_quality_are_saved(tmp_path):
-    from evostyle.bench.bench import REFERENCE
+    from evostyle.bench.race import REFERENCE
     assert main(["--sizes", "32", "--batches", "1", "--steps", "4", "--device", "cpu", "--e2e", "--e2e-steps", "2",
                  "--e2e-popsize", "5", "--e2e-maxiter", "1", "--quality", "--quality-steps", "3",
                  "--out", str(tmp_path)]) == 0
@@ -205,7 +206,7 @@ def test_rows_and_race_say_when_compile_fell_back(monkeypatch):
     compiled figure."""
     import torch
 
-    from evostyle.bench import bench
+    from evostyle.bench import race
     from evostyle.transfer import compiling
 
     def broken_compile(fn, **kw):
@@ -219,9 +220,9 @@ def test_rows_and_race_say_when_compile_fell_back(monkeypatch):
     r = throughput(32, 2, "fp32", False, True, 4, torch.device("cpu"))
     assert "torch.compile failed (RuntimeError" in r["note"] and "ran eager" in r["note"]
     assert r["ms_per_image_step"] > 0
-    e = bench.end_to_end(32, 2, 5, 1, 2, "cpu", "random", compile_modes=(True,))
+    e = race.end_to_end(32, 2, 5, 1, 2, "cpu", "random", compile_modes=(True,))
     assert "ran eager" in e["torch-de batched compiled"]["note"]
-    assert "note" not in e[bench.REFERENCE]
+    assert "note" not in e[race.REFERENCE]
 
 
 def test_compile_modes_are_grid_rows_and_the_race_uses_the_last(tmp_path, fake_compile):

@@ -2,6 +2,6 @@
 
 import sys
 
-from evostyle.bench.bench import main
+from evostyle.bench.cli import main
 
 sys.exit(main())

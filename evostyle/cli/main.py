@@ -15,7 +15,7 @@ from evostyle.cli.common import plain
 COMMANDS = {"search": ("evostyle.cli.search", "search the parameters of style transfer with DE"),
             "transfer": ("evostyle.cli.transfer", "one batched style transfer"),
             "report": ("evostyle.cli.report", "(re)build a run's report"),
-            "bench": ("evostyle.bench.bench", "throughput, search race, quality and profile"),
+            "bench": ("evostyle.bench.cli", "throughput, search race, quality and profile"),
             "weights": ("evostyle.cli.weights", "convert a VGG export (ONNX, Keras HDF5); show what weights load")}
 
 

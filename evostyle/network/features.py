@@ -6,7 +6,7 @@ relu2_1 = 6, relu3_1 = 11, relu4_1 = 20, relu4_2 = 22, relu5_1 = 29). The backbo
 (:data:`~evostyle.network.backbones.BACKBONES`: ``vgg19``, ``vgg16``). Only the layers up to the
 deepest requested tap are built and run. Inputs are RGB in [0, 1], shape (B, 3, H, W); the weights'
 own preprocessing (torchvision's mean/std, or Caffe's BGR 0-255 minus the means) happens inside.
-Under bf16/fp16 autocast each conv + ReLU pair runs as one operator (:mod:`evostyle.conv_relu`: one
+Under bf16/fp16 autocast each conv + ReLU pair runs as one operator (:mod:`evostyle.network.conv_relu`: one
 fused cuDNN kernel on a GPU); a tap on a convolution keeps that convolution separate.
 
 Weights (``weights=``) are resolved by :func:`evostyle.network.weights.resolve_weights`: ``auto``,

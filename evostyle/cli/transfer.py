@@ -17,7 +17,7 @@ import torch
 from evostyle.cli.common import plain, show_defaults
 from evostyle.errors import EvostyleError, cli_errors
 from evostyle.io.atomic import atomic_write_json
-from evostyle.io.runlog import environment
+from evostyle.io.environment import environment
 from evostyle.io.samples import resolve_image
 from evostyle.network.backbones import BACKBONES
 from evostyle.network.device import PRECISIONS
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> dict:
                          size=args.size, rotation_mode=args.rotation_mode, shuffle=args.shuffle,
                          weights=args.weights, seed=args.seed, device=args.device)  # checks cfg, resolves lr
     engine.targets.mode.check_angles(args.angles)  # before --out is touched
-    from evostyle.io.rundir import TRANSFER, ensure_dir, prepare_new
+    from evostyle.rundir.layout import TRANSFER, ensure_dir, prepare_new
     out = ensure_dir(Path(args.out))
     kept = prepare_new(out, args.overwrite, TRANSFER)  # never a user's file; only a transfer's own
     if kept:

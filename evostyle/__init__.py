@@ -6,7 +6,8 @@ optimiser), :mod:`evostyle.de` (torch-batched DE, GDE3, random search, scipy's D
 :mod:`evostyle.search` (settings, space, scoring, evaluator, optimisers, running a search),
 :mod:`evostyle.rundir` (the run directory: its files, writing and reading it back), :mod:`evostyle.io`
 (images, atomic files) and :mod:`evostyle.report` (plots, the HTML report); :mod:`evostyle.cli` holds the
-command lines. docs/architecture.md draws them. The names below are the everyday ones; they load their module on first use.
+command lines. docs/architecture.md draws them. The names below are the everyday ones; they load their
+module on first use.
 """
 
 from __future__ import annotations

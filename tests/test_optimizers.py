@@ -27,7 +27,8 @@ class HillClimb(Optimizer):
         gen = torch.Generator().manual_seed(self.cfg.run.seed)
         pop, f = init.clone(), problem(init)
         nit, message = 0, "maxiter reached"
-        for nit in range(1, self.cfg.de.maxiter + 1):
+        while nit < self.cfg.de.maxiter:
+            nit += 1
             trial = (pop + 0.1 * torch.randn(pop.shape, generator=gen, dtype=torch.float64)).clamp(0, 1)
             ft = problem(trial)
             better = ft < f

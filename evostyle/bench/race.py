@@ -4,7 +4,6 @@ evaluator and by scipy DE + a one-candidate-at-a-time fp32 evaluator (:func:`end
 from __future__ import annotations
 
 import contextlib
-import csv
 import tempfile
 import time
 import warnings
@@ -101,9 +100,8 @@ def end_to_end(
                 t0 = time.perf_counter()
                 summ = run_search(cfg, run_dir, quiet=True, report=False)
                 wall = time.perf_counter() - t0
-            with open(run_dir / "generations.csv", newline="") as fh:
-                gens = list(csv.DictReader(fh))
-            out[name] = {"seconds": wall, "later_generations_s": sum(float(g["eval_seconds"]) for g in gens[1:]),
+            gens = summ.generations()
+            out[name] = {"seconds": wall, "later_generations_s": float(gens.eval_seconds.iloc[1:].sum()),
                          "best_fitness": summ["best"]["fitness"], "evaluations": summ["optimizer"]["nfev_points"],
                          "seconds_by_phase": summ["seconds_by_phase"]}
             if cfg.transfer.compile and compile_disabled():

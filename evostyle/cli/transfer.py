@@ -27,7 +27,7 @@ from evostyle.style.rotations import ROTATION_MODES
 from evostyle.style.targets import SHUFFLE_MODES
 from evostyle.transfer.compiling import resolve_compile_mode
 from evostyle.transfer.config import COMPILE_MODES, INITS, TransferConfig
-from evostyle.transfer.optimisers import OPTIMIZERS
+from evostyle.transfer.optimisers import INNER_OPTIMIZERS
 
 logger = logging.getLogger("evostyle")
 
@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the total-variation term")
     p.add_argument("--size", type=int, default=256, help="long side of the output in px")
     p.add_argument("--steps", type=int, default=TransferConfig.steps, help="inner optimisation steps")
-    p.add_argument("--optimizer", default=TransferConfig.optimizer, choices=OPTIMIZERS, help="inner optimiser")
-    own = ", ".join(f"{name} {opt.DEFAULT_LR:g}" for name, opt in OPTIMIZERS.items())
+    p.add_argument("--optimizer", default=TransferConfig.optimizer, choices=INNER_OPTIMIZERS, help="inner optimiser")
+    own = ", ".join(f"{name} {opt.DEFAULT_LR:g}" for name, opt in INNER_OPTIMIZERS.items())
     p.add_argument("--lr", type=float, default=TransferConfig.lr,
                    help=f"learning rate (default: the optimiser's own: {own})")
     p.add_argument("--init", default=TransferConfig.init, choices=INITS, help="start image")

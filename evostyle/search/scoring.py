@@ -170,7 +170,7 @@ def output_terms(
     ``precision`` (a :class:`~evostyle.network.device.Precision`; None: float32), the terms in float32.
 
     Args:
-        model: a :class:`~evostyle.features.VGGFeatures` reaching every layer named here.
+        model: a :class:`~evostyle.network.features.VGGFeatures` reaching every layer named here.
         images: (N, 3, H, W) in [0, 1] (any device).
         content_feat: (1, C, h, w) content features at ``content_layer``.
         reference: {style layer: (N, ...)} the measure's statistic each image is scored against.
@@ -180,7 +180,7 @@ def output_terms(
             (bf16 on a GPU; its terms agree with float32 to well under 1%).
     Returns:
         ({"content": (N,), "style_<layer>": (N,)} on the CPU, {kept layer: (N, C, h, w) on the device}),
-        the terms as in :mod:`evostyle.measures` (scale-free with ``normalize``).
+        the terms as in :mod:`evostyle.style.measures` (scale-free with ``normalize``).
     """
     dev = next(model.parameters()).device
     want = tuple(dict.fromkeys([*style_layers, content_layer, *keep]))

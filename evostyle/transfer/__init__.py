@@ -8,8 +8,8 @@
 from evostyle.transfer.compiling import compile_disabled, reset_compile, resolve_compile_mode
 from evostyle.transfer.config import COMPILE_MODES, CUDA_GRAPH_MODES, INITS, TransferConfig
 from evostyle.transfer.engine import StyleEngine
-from evostyle.transfer.optimisers import OPTIMIZERS
+from evostyle.transfer.optimisers import INNER_OPTIMIZERS
 from evostyle.transfer.run import TransferResult, rows_that_fit, run_transfer
 
 __all__ = ["TransferConfig", "TransferResult", "run_transfer", "StyleEngine", "rows_that_fit", "COMPILE_MODES",
-           "CUDA_GRAPH_MODES", "INITS", "OPTIMIZERS", "resolve_compile_mode", "reset_compile", "compile_disabled"]
+           "CUDA_GRAPH_MODES", "INITS", "INNER_OPTIMIZERS", "resolve_compile_mode", "reset_compile", "compile_disabled"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from evostyle.errors import EvostyleError, unknown
 from evostyle.network.backbones import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS
-from evostyle.transfer.optimisers import OPTIMIZERS, learning_rate
+from evostyle.transfer.optimisers import INNER_OPTIMIZERS, learning_rate
 
 INITS = ("content", "noise", "content+noise")
 COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -37,7 +37,7 @@ class TransferConfig:
     tv_weight: float = 0.0
     steps: int = 300
     optimizer: str = "adam"
-    """The inner optimiser (:data:`~evostyle.transfer.optimisers.OPTIMIZERS`): ``adam`` or ``lbfgs``."""
+    """The inner optimiser (:data:`~evostyle.transfer.optimisers.INNER_OPTIMIZERS`): ``adam`` or ``lbfgs``."""
     lr: float | None = None
     """Its learning rate; None (the default): the optimiser's own, Adam 0.05 and L-BFGS 1
     (:attr:`resolved_lr`)."""
@@ -88,8 +88,8 @@ class TransferConfig:
         MEASURES.check(self.measure)
         if self.compile_mode not in COMPILE_MODES:
             raise unknown("compile mode", self.compile_mode, COMPILE_MODES)
-        if self.optimizer not in OPTIMIZERS:
-            raise unknown("inner optimizer", self.optimizer, OPTIMIZERS)
+        if self.optimizer not in INNER_OPTIMIZERS:
+            raise unknown("inner optimizer", self.optimizer, INNER_OPTIMIZERS)
         if self.init not in INITS:
             raise unknown("image init", self.init, INITS)
         if isinstance(self.steps, bool) or int(self.steps) < 1 or int(self.steps) != self.steps:

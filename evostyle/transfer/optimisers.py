@@ -112,11 +112,11 @@ class BatchedLBFGS:
         self.x.copy_(new.to(self.x.dtype))
 
 
-OPTIMIZERS = {"adam": Adam, "lbfgs": BatchedLBFGS}
+INNER_OPTIMIZERS = {"adam": Adam, "lbfgs": BatchedLBFGS}
 """The inner optimisers by name (``TransferConfig.optimizer``)."""
 
 
 def learning_rate(optimizer: str, lr: float | None) -> float:
     """The learning rate ``optimizer`` runs with: ``lr``, or the optimiser's own ``DEFAULT_LR`` when
     ``lr`` is None (the one place this rule lives)."""
-    return OPTIMIZERS[optimizer].DEFAULT_LR if lr is None else lr
+    return INNER_OPTIMIZERS[optimizer].DEFAULT_LR if lr is None else lr

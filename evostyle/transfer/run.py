@@ -25,7 +25,7 @@ from evostyle.style.measures import total_variation
 from evostyle.transfer.compiling import compiled, fall_back_to_eager, resolve_compile_mode
 from evostyle.transfer.config import CUDA_GRAPH_MODES, TransferConfig
 from evostyle.transfer.losses import denominators, evaluate_step, loss_terms
-from evostyle.transfer.optimisers import OPTIMIZERS, adam_clamp, sanitise
+from evostyle.transfer.optimisers import INNER_OPTIMIZERS, adam_clamp, sanitise
 
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Callable
@@ -108,7 +108,7 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
     if prec.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
-    opt = OPTIMIZERS[cfg.optimizer](x, cfg.resolved_lr)
+    opt = INNER_OPTIMIZERS[cfg.optimizer](x, cfg.resolved_lr)
     update = None if cfg.optimizer != "adam" else compiled(adam_clamp, mode) if cfg.compile else adam_clamp
     failed = torch.zeros(n, dtype=torch.bool, device=device)
     targets = {l: t.to(prec.dtype) for l, t in targets.items()}

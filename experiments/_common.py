@@ -19,9 +19,9 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 from evostyle.cli.common import show_defaults  # noqa: E402
 from evostyle.errors import EvostyleError, cli_errors  # noqa: E402
 from evostyle.io.atomic import atomic_write_json  # noqa: E402
-from evostyle.io.environment import environment  # noqa: E402
 from evostyle.io.samples import resolve_image  # noqa: E402
 from evostyle.report.html import markdown_table  # noqa: E402
+from evostyle.rundir.record import environment  # noqa: E402
 from evostyle.transfer.config import TransferConfig  # noqa: E402
 from evostyle.transfer.engine import StyleEngine  # noqa: E402
 

@@ -1,11 +1,16 @@
-"""The package's shape, checked: no import cycles between its modules (every import counts, those
-inside functions and under TYPE_CHECKING too) and no library module over 400 lines."""
+"""The package's shape, checked: the layers of docs/architecture.md (each imports only from those
+below it), no import cycles between modules (every import counts, those inside functions and under
+TYPE_CHECKING too), and no library module over 400 lines."""
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent / "evostyle"
 MAX_LINES = 400
+LAYERS = (("cli", "bench"), ("search",), ("report",), ("rundir",), ("transfer", "de"), ("style",), ("network",),
+          ("io",), ("registry", "errors", "progress", "types"))
+"""docs/architecture.md's layers, top to bottom (the package's own ``__init__`` and the ``__main__``
+entry points stand above them all)."""
 
 
 def _modules() -> dict[str, Path]:
@@ -77,3 +82,23 @@ def test_no_library_module_over_400_lines():
     long = {str(p.relative_to(ROOT.parent)): n for p in ROOT.rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}, f"split these modules by their jobs: {long}"
+
+
+def _layer(module: str) -> int:
+    part = module.split(".")[1]
+    return next(i for i, names in enumerate(LAYERS) if part in names)
+
+
+def test_each_layer_imports_only_from_the_layers_below_it():
+    modules = _modules()
+    upward = [f"{a} -> {b}" for a, path in sorted(modules.items())
+              if a != "evostyle" and not a.endswith(".__main__")
+              for b in sorted(_imports(a, path, modules)) if b != "evostyle" and _layer(b) < _layer(a)]
+    assert upward == []
+
+
+def test_de_knows_nothing_of_style_transfer():
+    modules = _modules()
+    used = {b.split(".")[1] for a, path in modules.items() if a.startswith("evostyle.de")
+            for b in _imports(a, path, modules) if b != "evostyle"}
+    assert used <= {"de", "errors", "types", "registry"}, used

@@ -34,11 +34,11 @@ from evostyle.bench.tables import ROW_COLUMNS, profile_md, quality_md, race_md, 
 from evostyle.cli.common import plain
 from evostyle.errors import EvostyleError, cli_errors, unknown
 from evostyle.io.atomic import atomic_write_json, atomic_write_text
-from evostyle.io.environment import environment
 from evostyle.network.conv_relu import fusion_enabled
 from evostyle.network.device import PRECISIONS, device_info, resolve_device
 from evostyle.report.html import markdown_table
 from evostyle.rundir.layout import ensure_dir
+from evostyle.rundir.record import environment
 from evostyle.transfer.compiling import resolve_compile_mode
 from evostyle.transfer.config import COMPILE_MODES
 

@@ -17,11 +17,11 @@ import torch
 from evostyle.cli.common import plain, show_defaults
 from evostyle.errors import EvostyleError, cli_errors
 from evostyle.io.atomic import atomic_write_json
-from evostyle.io.environment import environment
 from evostyle.io.samples import resolve_image
 from evostyle.network.backbones import BACKBONES
 from evostyle.network.device import PRECISIONS
 from evostyle.progress import setup_logging, step_counter
+from evostyle.rundir.record import environment
 from evostyle.style.measures import MEASURES
 from evostyle.style.rotations import ROTATION_MODES
 from evostyle.style.targets import SHUFFLE_MODES

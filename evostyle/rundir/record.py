@@ -1,14 +1,20 @@
 """config.json, the run's record: what a run was asked (the config), what that resolved to (the plan)
-and where it ran (weights, environment), written once when the run is made; an extension appends
-to ``extensions``. Readers go through :func:`plan_of`, which also reads the record of evostyle 0.2,
-whose plan was spread over top-level keys."""
+and where it ran (weights, :func:`environment`), written once when the run is made; an extension
+appends to ``extensions``. Readers go through :func:`plan_of`, which also reads the record of
+evostyle 0.2, whose plan was spread over top-level keys. :func:`environment` is also what a
+transfer's and a benchmark's records say about where they ran."""
 
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any
+import platform
+import sys
+from typing import TYPE_CHECKING, Any
 
 from evostyle.rundir.files import FORMAT
+
+if TYPE_CHECKING:  # annotations only
+    import torch
 
 
 def new_record(config: dict, plan: dict, space: list[dict], weights: dict, environment: dict, seed: int,
@@ -93,3 +99,25 @@ def run_settings(record: dict) -> dict:
     if "population" in flat:
         flat.setdefault("popsize", flat["population"])
     return flat
+
+
+def environment(device: torch.device | None = None) -> dict:
+    """Versions, platform, device and date, for records."""
+    from importlib import metadata
+
+    import numpy
+    import scipy
+    import torch
+
+    from evostyle import __version__
+    try:
+        tv = metadata.version("torchvision")  # without importing it (slow)
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        tv = "not installed"
+    env = {"evostyle": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
+           "torch": torch.__version__, "torchvision": tv, "numpy": numpy.__version__,
+           "scipy": scipy.__version__, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if device is not None:
+        from evostyle.network.device import device_info
+        env.update(device_info(device))
+    return env

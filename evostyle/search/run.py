@@ -134,8 +134,7 @@ def _state_on_error(rd: RunDir, status_on_error: str | None = "failed"):
 
 
 def _new_record(cfg: SearchConfig, built: Built) -> dict:
-    from evostyle.io.environment import environment
-    from evostyle.rundir.record import new_record
+    from evostyle.rundir.record import environment, new_record
     engine, ev = built.engine, built.evaluator
     return new_record(cfg.to_dict(), built.plan.to_dict(), built.space.describe(), engine.weights_info,
                       environment(engine.device), cfg.run.seed, ev.columns)

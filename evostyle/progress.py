@@ -68,9 +68,9 @@ class Hooks:
     * ``on_step(step, steps)``: after every inner transfer step of a chunk of rows;
     * ``on_phase(name)``: a named phase of work begins ("generation 3: transfer", "scoring the
       outputs (fidelity, diversity)", "generation 3: writing", "baseline: transfer");
-    * ``on_generation(generation)``: after each generation is written (a
-      :class:`~evostyle.rundir.result.Generation`, the first generation too). Observers only: a search is
-      stopped by ``run_search``'s ``callback``, as scipy's.
+    * ``on_generation(generation)``: after each generation is written, or replayed from the log on a
+      resume (a :class:`~evostyle.rundir.result.Generation`, the first generation too). Observers
+      only: a search is stopped by ``run_search``'s ``callback``, as scipy's.
     """
 
     def __init__(self):

@@ -117,11 +117,12 @@ def publish_run(src: Path, dest: Path) -> Path:
     import shutil
 
     from evostyle.report.html import write_report
+    from evostyle.rundir import files
     if dest.exists():
         shutil.rmtree(dest)  # this experiment's own earlier copy
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".evostyle-run", ".evostyle-lock"))
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(files.MARKER, files.LOCK))
     where = str(dest.resolve().relative_to(ROOT)) if dest.resolve().is_relative_to(ROOT) else dest.name
-    for name in ("config.json", "summary.json", "summary.md"):
+    for name in (files.CONFIG, files.SUMMARY, files.SUMMARY_MD):
         f = dest / name
         if f.is_file():
             f.write_text(f.read_text().replace(str(src.resolve()), where).replace(str(src), where)

@@ -14,6 +14,8 @@ import time
 
 from _common import CONTENT, STYLE_A, STYLE_B, experiment, finish, md_table, out_dir, run_main, settings
 
+from evostyle.rundir import files
+
 NAME = "de_compare"
 QUICK = {"size": 48, "steps": 20, "popsize": 6, "maxiter": 3}
 FULL = {"size": 256, "steps": 300, "popsize": 16, "maxiter": 15}
@@ -21,7 +23,6 @@ FULL = {"size": 256, "steps": 300, "popsize": 16, "maxiter": 15}
 
 @experiment(NAME, __doc__, QUICK, FULL)
 def run(args):
-    import pandas as pd
 
     from evostyle.report.plots import pyplot
     from evostyle.search.config import make_config
@@ -38,9 +39,9 @@ def run(args):
                            "weights": args.weights, "device": args.device})
         run_dir = out / f"run_{opt}"
         summ = run_search(cfg, run_dir, overwrite=True, quiet=True, report=False)
-        g = pd.read_csv(run_dir / "generations.csv")
+        g = summ.generations()
         curves[opt] = g
-        shutil.copy(run_dir / "generations.csv", out / f"generations_{opt}.csv")
+        shutil.copy(run_dir / files.GENERATIONS, out / f"generations_{opt}.csv")
         rows.append({"optimizer": opt, "best_fitness": summ["best"]["fitness"], "evaluations": int(g.nfev.iloc[-1]),
                      "wall_seconds": float(g.elapsed.iloc[-1]),
                      "eval_share": float(g.eval_seconds.sum() / g.elapsed.iloc[-1]),

@@ -31,7 +31,6 @@ def options(ap):
 
 @experiment(NAME, __doc__, QUICK, FULL, options)
 def run(args):
-    import pandas as pd
     import ray
 
     from evostyle.search import make_config, run_search
@@ -55,7 +54,7 @@ def run(args):
             t = time.perf_counter()
             res = run_search(make_config({**base, **extra}), run_dir, quiet=True, report=False)
             wall = time.perf_counter() - t
-            gens = pd.read_csv(run_dir / "generations.csv")
+            gens = res.generations()
             n_gen = len(gens)
             rows.append({"executor": name, "wall_s": wall, "search_s": res.seconds,
                          "startup_s": wall - res.seconds, "later_gen_eval_s": float(gens.eval_seconds[1:].mean()),

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from evostyle.rundir import files
+
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--size", "32", "--steps", "3", "--popsize", "5", "--outputs", "2", "--maxiter", "4", "--weights",
         "random", "--device", "cpu", "--quiet", "--no-report", "--seed", "3"]
@@ -36,7 +38,7 @@ def _env():
 
 
 def _rows(run: Path) -> list[str]:
-    lines = (run / "candidates.csv").read_text().splitlines()
+    lines = (run / files.CANDIDATES).read_text().splitlines()
     header = lines[0].split(",")
     keep = [i for i, h in enumerate(header) if h not in ("seconds", "gen_seconds_per_candidate")]  # timing differs
     return [",".join(line.split(",")[i] for i in keep) for line in lines]
@@ -55,7 +57,7 @@ def trial(ref: Path, work: Path, rng: random.Random, max_delay: float) -> tuple[
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
-            if (run / "state.json").exists():
+            if (run / files.STATE).exists():
                 first = False
             continue
         err = proc.stderr.read().decode()

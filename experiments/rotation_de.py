@@ -33,6 +33,7 @@ from pathlib import Path
 
 from _common import PAIRS, experiment, finish, md_table, out_dir, publish_run, run_main, say, settings, weights_line
 
+from evostyle.rundir import files, load_run
 from evostyle.style.rotations import DEFAULT_ROTATION_MODE
 
 NAME = "rotation_de"
@@ -68,7 +69,6 @@ def _point(e, ref) -> dict:
 def run_pair_seed(args, s, pair: str, seed: int, mode: str, runs: Path):
     """Every method on one pair and seed: (method rows, evaluated points of the searches, {method: the
     (K, 3, H, W) outputs shown in the grid}, engine)."""
-    import pandas as pd
 
     from evostyle.search.run import build, run_search
 
@@ -80,7 +80,7 @@ def run_pair_seed(args, s, pair: str, seed: int, mode: str, runs: Path):
         summary = run_search(search_config(args, s, pair, seed, mode, optimizer, objective), run, quiet=True,
                              report=False)
         ref = summary["hypervolume_reference"]
-        cands = pd.read_csv(run / "candidates.csv")
+        cands, gens = load_run(run)
         best = cands.loc[cands.fitness.idxmin()]
         rows.append({"pair": pair, "seed": seed, "method": label, "fidelity": float(best.fidelity),
                      "diversity_pixel": float(best.diversity_pixel), "fidelity_style": float(best.fidelity_style),
@@ -88,14 +88,13 @@ def run_pair_seed(args, s, pair: str, seed: int, mode: str, runs: Path):
                      "front_size": len(summary["front"]), "evaluations": len(cands),
                      "angles": " ".join(f"{best[f'param_angle_{k}']:.0f}" for k in range(s["outputs"])),
                      "rotation_weight": float(best.param_rotation_weight)})
-        gens = pd.read_csv(run / "generations.csv")
         points += [{"pair": pair, "seed": seed, "method": label, "generation": int(r.generation),
                     "fidelity": float(r.fidelity), "diversity_pixel": float(r.diversity_pixel)}
                    for r in cands.itertuples()]
         rows[-1]["hv_curve"] = list(zip(gens.nfev.tolist(), gens.hypervolume.tolist()))
         g, c = int(best.generation), int(best.candidate)
         from evostyle.io.images import load_image
-        shown[label] = [load_image(run / "images" / f"g{g:03d}_c{c:03d}_k{k}.jpg") for k in range(s["outputs"])]
+        shown[label] = [load_image(run / files.candidate_image(g, c, k)) for k in range(s["outputs"])]
     built = {}
     for m in FIXED_MODES:
         built[m] = build(search_config(args, s, pair, seed, m))

@@ -59,6 +59,8 @@ def test_the_built_in_optimisers_are_registry_entries():
     ({"optimizer": "gde3", "objective": "pareto", "strategy": "best1bin"}, "runs GDE3, which takes strategy"),
     ({"strategy": "rand2exp", "popsize": 5}, "population 5 is too small for strategy 'rand2exp'"),
     ({"optimizer": "no-such"}, "unknown optimizer 'no-such'"),
+    ({"optimizer": "random", "init": "bogus"}, "unknown init 'bogus'"),  # the search draws it, whichever optimiser
+    ({"optimizer": "random", "mutation": 3.0}, "mutation must be in"),
 ])
 def test_each_optimiser_refuses_what_it_cannot_run_before_anything_is_written(settings, message):
     with pytest.raises(EvostyleError, match=message):

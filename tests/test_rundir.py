@@ -44,9 +44,9 @@ def test_a_run_of_evostyle_0_2_loads_and_reads_as_today(old_run):
 
 def test_a_run_of_evostyle_0_2_resumes_and_extends(old_run, capsys):
     before = pd.read_csv(old_run / files.CANDIDATES)
-    # finished at its own length: nothing to do, nothing written
+    # finished at its own length: nothing to do, nothing written (not even a lock file)
     assert main(["--resume", str(old_run), "--quiet", "--no-report"]) == 0
-    assert pd.read_csv(old_run / files.CANDIDATES).equals(before)
+    assert pd.read_csv(old_run / files.CANDIDATES).equals(before) and not (old_run / files.LOCK).exists()
     # extended by one generation: the logged ones are replayed (their parameters checked), one is added
     assert main(["--resume", str(old_run), "--maxiter", "2", "--quiet"]) == 0
     after = pd.read_csv(old_run / files.CANDIDATES)
@@ -107,13 +107,53 @@ def _string_literals(path: Path):
 
 
 def test_the_run_directory_s_file_names_live_in_one_module():
-    """No module but evostyle/rundir/files.py spells a run directory's file or folder name as a value
-    (prose may name them); a renamed file is one line."""
+    """No module of evostyle or experiments/ but evostyle/rundir/files.py spells a run directory's
+    file name as a value (prose may name them); a renamed file is one line."""
     names = {files.CONFIG, files.CANDIDATES, files.GENERATIONS, files.STATE, files.SUMMARY, files.REPORT,
              files.SUMMARY_MD, files.CONTENT, files.MARKER, files.LOCK, files.BEST_JSON, *files.PLOTS,
              "best/output_", "images/g"}  # (folder names alone are also dict keys: "best", "images")
-    root = Path(__file__).parent.parent / "evostyle"
-    found = [f"{path.relative_to(root.parent)}:{line}: {text!r}" for path in sorted(root.rglob("*.py"))
-             if path.relative_to(root).as_posix() != "rundir/files.py"
+    repo = Path(__file__).parent.parent
+    found = [f"{path.relative_to(repo)}:{line}: {text!r}"
+             for path in sorted([*repo.glob("evostyle/**/*.py"), *repo.glob("experiments/*.py")])
+             if path.relative_to(repo).as_posix() != "evostyle/rundir/files.py"
              for line, text in _string_literals(path) if text in names]
     assert not found, "file names spelled outside evostyle/rundir/files.py:\n" + "\n".join(found)
+
+
+def test_a_rundir_object_names_the_run_as_well_as_its_path(old_run, tmp_path):
+    """run_search and resume_search take a RunDir as they take a path; one for a folder evostyle did
+    not make is refused before anything (a lock file) goes into it."""
+    from evostyle.errors import EvostyleError
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("the user's")
+    with pytest.raises(EvostyleError, match="not an evostyle run directory"):
+        resume_search(RunDir(foreign))
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    res = resume_search(RunDir(old_run), maxiter=2, quiet=True, report=False)
+    assert res.optimizer["nit"] == 2
+    cfg = make_config(json.loads((V0_2 / files.CONFIG).read_text())["config"], {"maxiter": 0})
+    assert run_search(cfg, RunDir(tmp_path / "new"), quiet=True, report=False).path == tmp_path / "new"
+
+
+def test_the_initial_population_follows_init_and_a_resume_keeps_the_recorded_one(tmp_path):
+    """``init`` draws generation 0 (it was ignored before the plan recorded it); a run of evostyle 0.2
+    started from a Latin hypercube whatever its config said, and resumes from one."""
+    base = dict(size=24, steps=1, popsize=5, outputs=2, maxiter=0, weights="random", device="cpu", seed=2)
+    lhs = run_search(make_config(base), tmp_path / "lhs", quiet=True, report=False)
+    sobol = run_search(make_config({**base, "init": "sobol"}), tmp_path / "sobol", quiet=True, report=False)
+    assert json.loads((tmp_path / "sobol" / files.CONFIG).read_text())["plan"]["init"] == "sobol"
+    params = [c for c in lhs.candidates() if c.startswith("param_angle")]
+    assert not lhs.candidates()[params].equals(sobol.candidates()[params])
+    assert plan_of(json.loads((V0_2 / files.CONFIG).read_text()))["init"] == "latinhypercube"
+
+
+def test_an_old_run_whose_config_named_another_init_resumes_from_the_latin_hypercube_it_used(old_run):
+    from evostyle.rundir.layout import config_hash
+    rec = json.loads((old_run / files.CONFIG).read_text())
+    rec["config"]["de"]["init"] = "sobol"  # as 0.2 wrote it: the setting was recorded, and ignored
+    (old_run / files.CONFIG).write_text(json.dumps(rec))
+    marker = json.loads((old_run / files.MARKER).read_text())
+    (old_run / files.MARKER).write_text(json.dumps({**marker, "config_sha256": config_hash(rec["config"])}))
+    res = resume_search(old_run, maxiter=2, quiet=True, report=False)  # the replay would diverge from sobol
+    assert res["replayed_generations"] == 2 and len(res.candidates()) == 15

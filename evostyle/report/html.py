@@ -168,7 +168,7 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
     n_failed = int(cands.failed.sum())
     info = [("status", status or state.get("status", "?")), ("content", cfg.get("content")),
             ("styles", ", ".join(map(str, cfg.get("style", [])))), ("optimizer", cfg.get("optimizer")),
-            ("strategy", plan.get("strategy") or "-"), ("population x generations",
+            ("strategy", plan.get("strategy") or cfg.get("strategy") or "-"), ("population x generations",
                                                 f"{cfg.get('population')} x {int(gens.generation.max()) + 1}"),
             ("outputs per candidate", cfg.get("outputs")), ("searched", ", ".join(searched)),
             ("rotation mode", cfg.get("rotation_mode")), ("measure", cfg.get("measure")),

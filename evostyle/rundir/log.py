@@ -69,7 +69,7 @@ class RunLog:
         """Append one generation's rows, fsync, then advance ``generations_done`` atomically. If a write
         fails (a full disk), both CSV files are cut back to their size before, so no partial row stays.
         A row must have exactly the log's columns (a missing or unknown key is a programming error,
-        raised before anything is written)."""
+        raised before either CSV file is touched)."""
         files = ((CANDIDATES, self.cand_columns, cand_rows), (GENERATIONS, self.gen_columns, [gen_row]))
         for name, cols, rows in files:
             want = {LEGACY_COLUMNS.get(c, c) for c in cols}

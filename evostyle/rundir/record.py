@@ -27,10 +27,11 @@ def new_record(config: dict, plan: dict, space: list[dict], weights: dict, envir
 
 
 def plan_of(record: dict) -> dict[str, Any]:
-    """A record's plan (:class:`~evostyle.search.plan.Plan` as a dict): ``optimizer``, ``strategy``,
+    """A record's plan (:class:`~evostyle.search.plan.Plan` as a dict): ``optimizer``, ``init``, ``strategy``,
     ``compile`` {used, why, mode}, ``image_size`` [H, W], ``hypervolume`` {objectives, reference,
     how}, ``backbone``, ``preprocessing``, ``lr``. For a record of evostyle 0.2 (no ``format``) it is gathered
-    from the top-level keys that held it; what such a record lacks is None."""
+    from the top-level keys that held it (its ``init`` is ``latinhypercube``, the only initial population
+    0.2 drew, whatever its config said); what such a record lacks is None."""
     if not isinstance(record, dict):
         return {}
     if isinstance(record.get("plan"), dict):
@@ -38,9 +39,10 @@ def plan_of(record: dict) -> dict[str, Any]:
     cfg = record.get("config") if isinstance(record.get("config"), dict) else {}
     de = cfg.get("de") if isinstance(cfg.get("de"), dict) else cfg
     weights = record.get("weights") if isinstance(record.get("weights"), dict) else {}
-    return {"optimizer": de.get("optimizer"), "strategy": record.get("strategy"), "compile": record.get("compile"),
-            "image_size": record.get("image_size"), "hypervolume": record.get("hypervolume"),
-            "backbone": weights.get("backbone"), "preprocessing": weights.get("preprocessing"),
+    return {"optimizer": de.get("optimizer"), "init": "latinhypercube", "strategy": record.get("strategy"),
+            "compile": record.get("compile"), "image_size": record.get("image_size"),
+            "hypervolume": record.get("hypervolume"), "backbone": weights.get("backbone"),
+            "preprocessing": weights.get("preprocessing"),
             "lr": (cfg.get("transfer") if isinstance(cfg.get("transfer"), dict) else cfg).get("lr")}
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evostyle.rundir.files import BEST, PLOTS, SUMMARY
+from evostyle.rundir.files import PLOTS, SUMMARY, best_output
 
 if TYPE_CHECKING:  # annotations only
     import os
@@ -108,8 +108,11 @@ class SearchResult:
         return load_run(self.path)[1]
 
     def best_images(self) -> list[Path]:
-        """The best candidate's output files (best/output_<k>.png)."""
-        return sorted(p for p in (self.path / BEST).glob("output_*.png") if p.is_file())
+        """The best candidate's output files (best/output_<k>.png), in the order of k."""
+        found = []
+        while (self.path / best_output(len(found))).is_file():
+            found.append(self.path / best_output(len(found)))
+        return found
 
     def _repr_html_(self) -> str:
         """Inline in Jupyter: the summary line, the best outputs and the convergence and front plots."""

@@ -23,7 +23,7 @@ from evostyle.rundir.log import RunLog
 from evostyle.rundir.record import created_config, extended, plan_of
 
 if TYPE_CHECKING:  # annotations only
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     import pandas as pd
     import torch
@@ -36,9 +36,9 @@ logger = logging.getLogger("evostyle")
 class RunDir:
     """A search's run directory at ``path``.
 
-    Reading is lazy and happens once per lock: :meth:`record` (config.json), :meth:`state`
-    (state.json) and the marker are read on first use and kept, and read afresh when the lock is
-    taken (another process may have extended the run in between).
+    Reading is lazy and happens once per lock: :meth:`record` (config.json) and :meth:`state`
+    (state.json) are read on first use and kept, and they and the marker are read afresh when
+    :meth:`lock` takes the lock (another process may have extended or replaced the run in between).
     """
 
     def __init__(self, path: str | Path):
@@ -56,8 +56,8 @@ class RunDir:
     # -- reading --------------------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
-        """An existing run, checked by its marker before anything else is read or written (a folder
-        evostyle did not make gets no lock file)."""
+        """An existing run, checked by its marker before anything else is read or written: a folder
+        evostyle did not make is refused here, before any lock file could go into it."""
         rd = cls(path)
         rd.marker = read_marker(rd.path)
         return rd
@@ -104,11 +104,15 @@ class RunDir:
         return load_run(self.path)
 
     # -- the lock -------------------------------------------------------------------------------------
-    def lock(self, what: str) -> RunLock:
-        """The run's lock for ``what`` (search, resume, report), as a context manager; what was read
-        before it is taken is read again under it."""
-        self._record = self._state = None
-        return RunLock(self.path, what)
+    @contextlib.contextmanager
+    def lock(self, what: str) -> Iterator[RunLock]:
+        """Hold the run's lock for ``what`` (search, resume, report); what was read before it is taken
+        (the marker, the record, the state) is read again under it."""
+        with RunLock(self.path, what) as lock:
+            self._record = self._state = None
+            if self.marker is not None:
+                self.marker = read_marker(self.path)
+            yield lock
 
     # -- making and reopening -------------------------------------------------------------------------
     def create(self, overwrite: bool, record: dict, columns: list[str], inputs: Mapping[str, torch.Tensor]) -> None:
@@ -168,7 +172,7 @@ class RunDir:
         (3, H, W)}, JPEG), the best candidate's outputs and row when it improved (``best``: (row,
         [(3, H, W)] * K), PNG), then its candidate rows and generation row, then the state that counts
         it as done (with ``events``, e.g. a lost worker). A crash before the state leaves the
-        generation to be evaluated again on resume."""
+        generation to be evaluated again on resume (its images are then written over)."""
         from evostyle.io.images import save_image
         for name, image in images.items():
             (self.path / name).parent.mkdir(exist_ok=True)

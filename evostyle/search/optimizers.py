@@ -16,7 +16,7 @@ To add one, subclass :class:`Optimizer` and register it; ``--optimizer NAME`` th
     class MyES(Optimizer):
         multi_objective = False
         def solve(self, problem, init, device, callback=None):
-            ...
+            ...   # one problem(pop) per generation; stop when callback(intermediate_result) is true
 """
 
 from __future__ import annotations
@@ -38,21 +38,20 @@ if TYPE_CHECKING:  # annotations only
 class Optimizer:
     """An outer loop for ``cfg`` (made once per search, after :meth:`check` passed)."""
 
-    multi_objective = True
-    """Whether it can minimise a multi-objective ``objective`` (values (P, M))."""
+    multi_objective = False
+    """Whether it can minimise a multi-objective ``objective`` (values (P, M)); an optimiser that
+    can must say so, else ``--objective pareto`` is refused before anything is written."""
 
     @classmethod
     def check(cls, cfg: SearchConfig) -> None:
-        """Refuse, in one line, settings it cannot run (called by the config's validation, before
-        anything is loaded or written). The base checks the objective's kind and ``maxiter``."""
+        """Refuse, in one line, settings it cannot run (called by the config's validation, after the
+        de section's own rules, before anything is loaded or written). The base checks the
+        objective's kind."""
         from evostyle.search.scoring import OBJECTIVES
-        name = cfg.de.optimizer
         if OBJECTIVES.get(cfg.de.objective).multi and not cls.multi_objective:
             multi = [n for n, o in OPTIMIZERS.items() if o.multi_objective]
-            raise EvostyleError(f"{name} has no multi-objective mode; use --optimizer {' or '.join(multi)} with "
-                                f"--objective {cfg.de.objective}")
-        if cfg.de.maxiter < 0:
-            raise EvostyleError(f"maxiter must be >= 0, got {cfg.de.maxiter}")
+            raise EvostyleError(f"{cfg.de.optimizer} has no multi-objective mode; use --optimizer "
+                                f"{' or '.join(multi)} with --objective {cfg.de.objective}")
 
     def __init__(self, cfg: SearchConfig):
         self.cfg = cfg
@@ -88,16 +87,16 @@ class _DEFamily(Optimizer):
         """The strategies it takes (None: every DE strategy)."""
         return None
 
+    multi_objective = True
+
     @classmethod
     def check(cls, cfg: SearchConfig) -> None:
-        from evostyle.de import DEVariation, check_de_settings
+        from evostyle.de import DEVariation
         super().check(cfg)
         strategy, allowed = cls(cfg).strategy(), cls.strategies()
         if allowed is not None and strategy not in allowed:
             raise EvostyleError(f"objective {cfg.de.objective!r} runs GDE3, which takes strategy "
                                 f"{', '.join(allowed)}; got {cfg.de.strategy!r}")
-        check_de_settings(strategy, cfg.de.mutation, cfg.de.recombination, cfg.de.maxiter, cfg.de.init,
-                          cfg.de.boundary)
         need = DEVariation(strategy).min_population
         if cfg.de.population < need:
             raise EvostyleError(f"population {cfg.de.population} is too small for strategy {strategy!r}: it needs "
@@ -176,6 +175,8 @@ class ScipyDE(_DEFamily):
 
 class Random(Optimizer):
     """Random search at the same budget (the baseline): the initial population, then uniform draws."""
+
+    multi_objective = True
 
     def solve(self, problem, init, device, callback=None):
         from evostyle.de import RandomSearch

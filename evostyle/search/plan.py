@@ -30,6 +30,8 @@ class Plan:
     """The resolved settings of one search (the record's ``plan``; see :meth:`to_dict`)."""
 
     optimizer: str
+    init: str
+    """How the initial population is drawn (``de.init``; every optimiser starts from it)."""
     strategy: str | None
     """The DE strategy the optimiser runs (``auto`` resolved); None for one without strategies."""
     compile: bool
@@ -51,17 +53,21 @@ class Plan:
 
     def to_dict(self) -> dict:
         """The plan as config.json records it (:func:`evostyle.rundir.record.plan_of` reads it back)."""
-        return {"optimizer": self.optimizer, "strategy": self.strategy,
+        return {"optimizer": self.optimizer, "init": self.init, "strategy": self.strategy,
                 "compile": {"used": self.compile, "why": self.compile_why, "mode": self.compile_mode},
                 "image_size": list(self.image_size),
                 "hypervolume": {"objectives": list(self.objectives), "reference": list(self.reference),
                                 "how": self.reference_how},
                 "backbone": self.backbone, "preprocessing": self.preprocessing, "lr": self.lr}
 
-    def with_reference(self, reference) -> Plan:
-        """This plan with a run's recorded reference point (a resumed run keeps its own)."""
-        return dataclasses.replace(self, reference=tuple(float(v) for v in reference),
-                                   reference_how="recorded in the run's config.json")
+    def as_recorded(self, recorded: dict) -> Plan:
+        """This plan with what a resumed run must keep of its recorded plan (``recorded``, as
+        :func:`evostyle.rundir.record.plan_of` reads it): the reference point its hypervolumes were
+        measured against and the initial population it started from."""
+        hv = recorded.get("hypervolume") or {}
+        return dataclasses.replace(self, reference=tuple(float(v) for v in hv["reference"]),
+                                   reference_how=str(hv.get("how", "recorded in the run's config.json")),
+                                   init=str(recorded.get("init") or self.init))
 
 
 def compile_choice(cfg: SearchConfig, device: torch.device, hw: tuple[int, int]) -> tuple[bool, str]:
@@ -96,7 +102,7 @@ def make_plan(cfg: SearchConfig, engine: StyleEngine, evaluator: Evaluator) -> P
         quality, diversity = cfg.scoring.reference_point
         reference, how = (float(quality), -float(diversity)), "reference_point in the config"
     info = engine.weights_info
-    return Plan(optimizer=cfg.de.optimizer, strategy=OPTIMIZERS.get(cfg.de.optimizer)(cfg).strategy(),
+    return Plan(optimizer=cfg.de.optimizer, init=cfg.de.init, strategy=OPTIMIZERS.get(cfg.de.optimizer)(cfg).strategy(),
                 compile=used, compile_why=why,
                 compile_mode=resolve_compile_mode(cfg.transfer.compile_mode, engine.device) if used else None,
                 image_size=hw, objectives=(sc.quality_column, f"-{sc.diversity_column}"), reference=reference,

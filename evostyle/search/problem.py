@@ -68,6 +68,7 @@ class SearchProblem:
         self.nfev = sum(len(v) for v in self.cached.values())
         self.t0 = time.perf_counter()
         self.replayed = 0
+        self._last: Generation | None = None
         # wall seconds of the generations evaluated in this process, by part (see Evaluation.phases;
         # "logging" is writing the CSV rows, images and state after each)
         self.phase_seconds = {"targets": 0.0, "transfer": 0.0, "scoring": 0.0, "logging": 0.0}
@@ -101,11 +102,14 @@ class SearchProblem:
         from evostyle.de.pareto import front_and_hypervolume
         from evostyle.rundir.result import Generation
         g = self.generation - 1
+        if self._last is not None and self._last.generation == g:  # the hooks and a callback ask alike
+            return self._last
         upto = [i for i, r in enumerate(self.rows) if int(r["generation"]) <= g]
         best = min((self.rows[i] for i in upto), key=lambda r: float(r["fitness"]))
         idx, hv = front_and_hypervolume(self.points[upto], self.reference)
-        return Generation(g, len(upto), float(best["fitness"]), dict(best), hv, len(idx),
-                          [r for r in self.rows if int(r["generation"]) == g])
+        self._last = Generation(g, len(upto), float(best["fitness"]), dict(best), hv, len(idx),
+                                [r for r in self.rows if int(r["generation"]) == g])
+        return self._last
 
     def front(self) -> tuple[list[dict], float]:
         """(rows of the non-dominated candidates among all evaluated, their hypervolume)."""

@@ -182,11 +182,9 @@ def run_search(
     """
     hooks = hooks if hooks is not None else Hooks()
     if resume:
-        rd = out if isinstance(out, RunDir) else RunDir.open(out)
-        with rd.lock("resume"):
-            return _continue(rd, cfg, quiet, report, callback, hooks)
+        return _resume(RunDir.open(_path(out)), lambda rd: cfg, quiet, report, callback, hooks)
     built = build(cfg, hooks)
-    rd = RunDir(out if out is not None else default_run_dir())
+    rd = RunDir(_path(out) if out is not None else default_run_dir())
     with _executor(cfg, built.evaluator):
         existed = rd.path.exists()
         with RunLock(ensure_dir(rd.path), "search") as lock:
@@ -218,27 +216,41 @@ def resume_search(
     if other:
         raise EvostyleError(f"a resume uses the run's saved config; only {', '.join(RESUME_MAY_CHANGE)} may change, "
                             f"not {', '.join(other)}")
-    rd = out if isinstance(out, RunDir) else RunDir.open(out)
+    return _resume(RunDir.open(_path(out)), lambda rd: make_config(rd.record()["config"], changes), quiet, report,
+                   callback, hooks if hooks is not None else Hooks())
+
+
+def _path(out: str | os.PathLike | RunDir) -> Path:
+    return out.path if isinstance(out, RunDir) else Path(out)
+
+
+def _resume(rd: RunDir, make_cfg: Callable[[RunDir], SearchConfig], quiet, report, callback, hooks) -> SearchResult:
+    """Continue the run ``rd`` with ``make_cfg(rd)``. It is checked before the lock is taken, so that a
+    refused or finished run gets nothing written (not even a lock file) and a read-only finished run
+    still answers, and again under the lock, which re-reads the run: another process may have
+    extended it in between. Then the logged generations are replayed and the search goes on."""
+    cfg = make_cfg(rd)
+    if _nothing_to_do(cfg, rd, quiet):
+        return rd.result()
     with rd.lock("resume"):
-        try:
-            cfg = make_config(rd.record()["config"], changes)
-        except (KeyError, TypeError):
-            raise EvostyleError(f"{rd.path / files.CONFIG} is not an evostyle run config; start a new run") from None
-        return _continue(rd, cfg, quiet, report, callback, hooks if hooks is not None else Hooks())
+        cfg = make_cfg(rd)
+        if _nothing_to_do(cfg, rd, quiet):
+            return rd.result()
+        built = build(cfg, hooks)
+        with _executor(cfg, built.evaluator):
+            cached = rd.reopen(built.evaluator.columns, cfg.de.maxiter)
+            return _run(cfg, rd, built, built.plan.as_recorded(rd.plan()), cached, quiet, report, callback, hooks)
 
 
-def _continue(rd: RunDir, cfg: SearchConfig, quiet, report, callback, hooks) -> SearchResult:
-    """A resume, the run's lock held: check, then replay the logged generations and go on."""
+def _nothing_to_do(cfg: SearchConfig, rd: RunDir, quiet: bool) -> bool:
+    """Check ``cfg`` against the run (:func:`_check_resume_config`); True if it is finished and not
+    being extended."""
     extends = _check_resume_config(cfg, rd)
     if rd.state().get("status") == "finished" and not extends:
         if not quiet:
             logger.info("%s is already finished; nothing to resume (give a larger maxiter to extend it)", rd.path)
-        return rd.result()
-    built = build(cfg, hooks)
-    with _executor(cfg, built.evaluator):
-        cached = rd.reopen(built.evaluator.columns, cfg.de.maxiter)
-        return _run(cfg, rd, built, built.plan.with_reference(rd.reference()), cached, quiet, report, callback,
-                    hooks)
+        return True
+    return False
 
 
 def _run(cfg, rd: RunDir, built: Built, plan: Plan, cached, quiet, report, callback, hooks) -> SearchResult:
@@ -261,7 +273,7 @@ def _search(cfg, rd: RunDir, built: Built, plan: Plan, cached, quiet, callback, 
     from evostyle.search.signals import StopSignals
     engine, space, ev = built.engine, built.space, built.evaluator
     gen = torch.Generator().manual_seed(cfg.run.seed)
-    init = initial_population(cfg.de.init, cfg.de.population, space.dim, gen, cfg.run.seed)
+    init = initial_population(plan.init, cfg.de.population, space.dim, gen, cfg.run.seed)
     if cached:
         logger.info("replaying the %d logged generation(s) of %s", len({r["generation"] for r in cached}), rd.path)
     gen_bar = bar(cfg.de.maxiter + 1, "generations", quiet, unit="gen")

@@ -110,9 +110,15 @@ def check_rules(name: str, value, meta) -> None:
 
 def check_combinations(cfg: SearchConfig) -> None:
     """The rules between settings, and the ones a whole section's owner defines."""
+    from evostyle.de import check_de_settings
     from evostyle.search.optimizers import OPTIMIZERS
-    r, sp, tr, sc = cfg.run, cfg.space, cfg.transfer, cfg.scoring
-    OPTIMIZERS.get(cfg.de.optimizer).check(cfg)  # the outer loop's own rules (objective kind, strategy, F, CR...)
+    r, de, sp, tr, sc = cfg.run, cfg.de, cfg.space, cfg.transfer, cfg.scoring
+    # the de section's own rules hold whichever optimiser runs (the search itself draws the initial
+    # population by ``init``); the optimiser adds the rules of its combination (objective kind,
+    # strategies it takes, the population its strategy needs)
+    check_de_settings("best1bin" if de.strategy == "auto" else de.strategy, de.mutation, de.recombination,
+                      de.maxiter, de.init, de.boundary)
+    OPTIMIZERS.get(de.optimizer).check(cfg)
     for key, names in (("search", sp.search), ("style_layers", tr.style_layers)):
         twice = sorted({n for n in names if list(names).count(n) > 1})
         if twice:

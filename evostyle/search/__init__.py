@@ -6,7 +6,7 @@ directory. ``python -m evostyle.search`` is the command line (:mod:`evostyle.cli
 """
 
 from evostyle.rundir.result import Generation, SearchResult
-from evostyle.search import ray_executor  # noqa: F401  registers the "ray" executor (Ray loads when one starts)
+from evostyle.search import baselines, ray_executor  # noqa: F401  register the baselines and the "ray" executor
 from evostyle.search.config import SearchConfig, load_toml, make_config
 from evostyle.search.evaluator import Evaluation, Evaluator
 from evostyle.search.executors import EXECUTORS, Executor

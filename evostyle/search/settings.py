@@ -85,8 +85,9 @@ class DESection:
 
     optimizer: str = setting("torch-de", choices="optimizer",
                              help="outer loop (evostyle.search.OPTIMIZERS): our torch-batched DE (GDE3 for a "
-                                  "multi-objective search), GDE3, scipy's DE, or random search (the baseline, same "
-                                  "budget)")
+                                  "multi-objective search), GDE3, scipy's DE, or a baseline at the same budget: "
+                                  "random, sobol (quasi-random), tpe and nsga2 (Optuna's; pip install "
+                                  "'evostyle[optuna]')")
     objective: str = setting("scalar", choices="objective",
                              help="scalar: minimise fitness = quality - lambda * diversity; pareto: the front of "
                                   "(quality, diversity) (GDE3 with torch-de)")

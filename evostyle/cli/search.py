@@ -142,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         b = result.best
         print(f"run directory: {out}")
-        print(f"best fitness {b['fitness']:.5g} (fidelity {b['fidelity']:.4g}, pixel diversity "
-              f"{b['diversity_pixel']:.4f}; same-target baseline {result.baseline['diversity_pixel']:.4f}); "
-              f"front of {len(result.front)}, hypervolume {result.hypervolume:.4g}")
+        print(result.headline())
         fixed = len(b["params"]) - len(b["searched"])
         print("best parameters: " + ", ".join(f"{k}={b['params'][k]:.4g}" for k in b["searched"])
               + (f" ({fixed} fixed, in {out / files.SUMMARY})" if fixed else ""))

@@ -90,6 +90,18 @@ class SearchResult:
     def seconds(self) -> float:
         return float(self.summary["seconds"])
 
+    def headline(self) -> str:
+        """The run in a line: the best candidate against its same-target baseline (the same candidate
+        with every output given angle_0's target: what the search's diversity is worth), and the
+        front."""
+        nan = float("nan")
+
+        def scores(d: dict) -> str:
+            return (f"fitness {d.get('fitness', nan):.5g} (fidelity {d.get('fidelity', nan):.4g}, pixel diversity "
+                    f"{d.get('diversity_pixel', nan):.4f})")
+        return (f"best {scores(self.best)} vs same-target baseline {scores(self.baseline)}; front of "
+                f"{len(self.front)}, hypervolume {self.hypervolume:.4g}")
+
     def __getitem__(self, key: str) -> Any:
         return self.summary[key]
 
@@ -123,8 +135,5 @@ class SearchResult:
                        for p in self.best_images())
         plots = "".join(f'<img src="{data_uri(p)}" style="max-width:48%;margin:2px" alt="{p.name}">'
                         for p in (self.path / PLOTS[0], self.path / PLOTS[2]) if p.is_file())
-        return (f"<div><b>evostyle run</b> <code>{html.escape(str(self.path))}</code>: best fitness "
-                f"{b['fitness']:.5g} (fidelity {b.get('fidelity', float('nan')):.4g}, pixel diversity "
-                f"{b.get('diversity_pixel', float('nan')):.4f}; same-target baseline "
-                f"{self.baseline.get('diversity_pixel', float('nan')):.4f}); front of {len(self.front)}, "
-                f"hypervolume {self.hypervolume:.4g}<br>{html.escape(searched)}<br>{imgs}<br>{plots}</div>")
+        return (f"<div><b>evostyle run</b> <code>{html.escape(str(self.path))}</code>: "
+                f"{html.escape(self.headline())}<br>{html.escape(searched)}<br>{imgs}<br>{plots}</div>")

@@ -21,8 +21,9 @@ def test_rows_for_one_and_three_styles(model, content64, style64, wave64):
     ev, space = _evaluator(model, content64, [style64])
     assert "mix" not in space.names
     values = space.to_values(torch.full((3, space.dim), 0.5, dtype=torch.float64))
-    mix, angles, rot_w, layer_w, style_w, seeds = ev.rows(values)
-    assert mix.tolist() == [[1.0]] * 6 and angles.shape == (6,) and seeds == [0, 1] * 3
+    rows = ev.rows(values)
+    assert rows.mix.tolist() == [[1.0]] * 6 and rows.angles.shape == (6,) and rows.seeds == [0, 1] * 3
+    assert rows.init_noise is None  # the noise group is not searched: every output starts as configured
 
     ev3, space3 = _evaluator(model, content64, [style64, wave64, content64])
     assert {"mix_0", "mix_1", "mix_2"} <= set(space3.names)

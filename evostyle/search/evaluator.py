@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -79,6 +79,25 @@ class Evaluation:
         return r
 
 
+class Rows(NamedTuple):
+    """A population as B = P*K transfer rows (row p*K + k is output k of candidate p)."""
+
+    mix: torch.Tensor
+    """(B, S) style mixing weights."""
+    angles: torch.Tensor
+    """(B,) rotation angles in degrees."""
+    rotation_weight: torch.Tensor
+    """(B,) fraction of each target rotated."""
+    layer_weights: torch.Tensor
+    """(B, L) per style layer weights."""
+    style_weights: torch.Tensor
+    """(B,) multipliers of the style weight."""
+    seeds: list[int]
+    """B noise seeds: output k of every candidate has seed ``noise_seed * 1000 + k``."""
+    init_noise: torch.Tensor | None
+    """(B,) noise amplitude of each output's start (search group ``noise``), None where not searched."""
+
+
 class Evaluator:
     """Scores populations of style-search candidates.
 
@@ -125,8 +144,8 @@ class Evaluator:
         zero = raw.sum(1, keepdim=True) <= 0
         return torch.where(zero, torch.ones_like(raw), raw)
 
-    def rows(self, values: dict[str, torch.Tensor]) -> tuple:
-        """Expand P candidates to B = P*K transfer rows (row p*K + k is output k of candidate p)."""
+    def rows(self, values: dict[str, torch.Tensor]) -> Rows:
+        """Expand P candidates to B = P*K transfer :class:`Rows` (row p*K + k is output k of candidate p)."""
         p, k = next(iter(values.values())).shape[0], self.k
         rep = lambda t: t.repeat_interleave(k, dim=0)
         mix = rep(self._mix(values, p))
@@ -135,7 +154,8 @@ class Evaluator:
         layer_w = rep(torch.stack([values[f"layer_{l}"].float() for l in self.layers], 1))
         style_w = rep(values["style_ratio"].float())
         seeds = [self.noise_seed * 1000 + j for _ in range(p) for j in range(k)]
-        return mix, angles, rot_w, layer_w, style_w, seeds
+        noise = rep(values["noise_sigma"].float()) if "noise_sigma" in values else None
+        return Rows(mix, angles, rot_w, layer_w, style_w, seeds, noise)
 
     def evaluate_values(self, values: dict[str, torch.Tensor], compile: bool | None = None) -> Evaluation:
         """Score candidates given as parameter values {name: (P,)}, on the :attr:`executor`;
@@ -150,13 +170,15 @@ class Evaluator:
         workers run)."""
         t0 = time.perf_counter()
         p = next(iter(values.values())).shape[0]
-        mix, angles, rot_w, layer_w, style_w, seeds = self.rows(values)
-        targets = self.engine.build_targets(mix, angles, rot_w)
+        rows = self.rows(values)
+        mix = rows.mix
+        targets = self.engine.build_targets(rows.mix, rows.angles, rows.rotation_weight)
         if self.engine.device.type == "cuda":  # so the targets' kernels are not counted as transfer
             torch.cuda.synchronize(self.engine.device)
         t1 = time.perf_counter()
-        res = self.engine.optimise(targets, layer_w, None, style_w, seeds, compile=compile,
-                                   progress=self.hooks.step if self.hooks.on_step else None)
+        res = self.engine.optimise(targets, rows.layer_weights, None, rows.style_weights, rows.seeds, compile=compile,
+                                   progress=self.hooks.step if self.hooks.on_step else None,
+                                   init_noise=rows.init_noise)
         t2 = time.perf_counter()
         self.hooks.phase("scoring the outputs (fidelity, diversity)")
         images = res.images.view(p, self.k, *res.images.shape[1:])

@@ -119,6 +119,9 @@ def check_combinations(cfg: SearchConfig) -> None:
     check_de_settings("best1bin" if de.strategy == "auto" else de.strategy, de.mutation, de.recombination,
                       de.maxiter, de.init, de.boundary)
     OPTIMIZERS.get(de.optimizer).check(cfg)
+    if "noise" in sp.search and tr.image_init == "noise":
+        raise EvostyleError("search group noise varies the noise added to a content start; use --image-init content "
+                            "(or content+noise) with it")
     for key, names in (("search", sp.search), ("style_layers", tr.style_layers)):
         twice = sorted({n for n in names if list(names).count(n) > 1})
         if twice:

@@ -144,11 +144,13 @@ class StyleEngine:
         log: Callable[[str], None] | None = None,
         compile: bool | None = None,
         progress: Callable[[int, int], None] | None = None,
+        init_noise: torch.Tensor | None = None,
     ) -> TransferResult:
         """Optimise B rows towards ``targets`` (from :meth:`build_targets`).
 
         ``compile`` overrides ``cfg.compile`` for this run (None: the config's setting); ``progress``
-        is :func:`~evostyle.transfer.run_transfer`'s.
+        and ``init_noise`` (per-row noise amplitudes of the start) are
+        :func:`~evostyle.transfer.run_transfer`'s.
 
         If a run had to split its batch after running out of memory, the chunk size that worked is
         kept, so the next generations do not run out of memory first again.
@@ -158,7 +160,8 @@ class StyleEngine:
             cfg = dataclasses.replace(cfg, max_batch=self.chunk_cap)
         rows = next(iter(targets.values())).shape[0]
         res = run_transfer(self.model, self.content, targets, cfg, layer_weights, content_weights,
-                           style_weights, noise_seeds, self.device, log, progress, check=False)
+                           style_weights, noise_seeds, self.device, log, progress, init_noise=init_noise,
+                           check=False)
         if res.chunk_size < min(rows, cfg.max_batch or rows):
             self.chunk_cap = res.chunk_size
         return res

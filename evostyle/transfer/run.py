@@ -82,10 +82,15 @@ def rows_that_fit(hw: tuple[int, int], cfg: TransferConfig, device: torch.device
     return fit
 
 
-def _init_images(content: torch.Tensor, n: int, cfg: TransferConfig, noise_seeds: list[int]) -> torch.Tensor:
+def _init_images(content: torch.Tensor, n: int, cfg: TransferConfig, noise_seeds: list[int],
+                 amplitudes: torch.Tensor | None = None) -> torch.Tensor:
+    """The (n, 3, H, W) start images: ``cfg.init``'s, or, where ``amplitudes`` (n,) gives a row its own
+    noise amplitude a, the content plus a * uniform noise in [-1, 1] from the row's seed, clamped to
+    [0, 1] (a = 0: the content itself)."""
     rows = []
-    for s in noise_seeds:
-        if cfg.init == "content":
+    for i, s in enumerate(noise_seeds[:n]):
+        a = cfg.init_noise if amplitudes is None else float(amplitudes[i])
+        if (cfg.init == "content" and amplitudes is None) or (cfg.init != "noise" and a == 0):
             rows.append(content.clone())
             continue
         gen = torch.Generator().manual_seed(int(s))
@@ -93,18 +98,18 @@ def _init_images(content: torch.Tensor, n: int, cfg: TransferConfig, noise_seeds
         if cfg.init == "noise":
             rows.append(noise)
         else:
-            rows.append((content + cfg.init_noise * (2 * noise - 1)).clamp(0, 1))
-    return torch.stack(rows)[:n]
+            rows.append((content + a * (2 * noise - 1)).clamp(0, 1))
+    return torch.stack(rows)
 
 
 def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg, prec, device, seeds, note,
-                    progress=None):
+                    progress=None, amplitudes=None):
     """Optimise one chunk of rows; returns (images, initial, final, history, failed) on the CPU."""
     n = cw.shape[0]
     mode = resolve_compile_mode(cfg.compile_mode, device)
     terms_fn = compiled(loss_terms, mode) if cfg.compile else loss_terms
     graphs = cfg.compile and mode in CUDA_GRAPH_MODES
-    x = _init_images(content.cpu(), n, cfg, seeds).to(device=device, dtype=prec.dtype)
+    x = _init_images(content.cpu(), n, cfg, seeds, amplitudes).to(device=device, dtype=prec.dtype)
     if prec.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
@@ -179,6 +184,7 @@ def run_transfer(
     log: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     *,
+    init_noise: torch.Tensor | None = None,
     check: bool = True,
 ) -> TransferResult:
     """Optimise B images at once.
@@ -196,6 +202,9 @@ def run_transfer(
         layer_weights: (B, L) per-row style-layer weights (default 1 for every layer).
         content_weights / style_weights: (B,) per-row multipliers of cfg's content / style weight.
         noise_seeds: B ints seeding each row's noise init (default 0..B-1).
+        init_noise: (B,) per-row noise amplitudes of a content start (``cfg.init`` content or
+            content+noise): row b starts from content + init_noise[b] * (2 u - 1), u uniform from its
+            seed (0: the content itself); None: ``cfg.init_noise`` for content+noise.
         log: optional callable(str), called for each out-of-memory retry or compilation fallback.
         progress: optional callable(step, steps), called after each step of each chunk of rows (a
             progress bar: :func:`evostyle.progress.step_counter`).
@@ -241,7 +250,8 @@ def run_transfer(
             try:
                 parts.append(_optimise_chunk(
                     model, content, content_feat, {l: t[sl] for l, t in targets.items()}, lw[sl], cw[sl],
-                    sw[sl], cfg, prec, device, seeds[sl], note, progress))
+                    sw[sl], cfg, prec, device, seeds[sl], note, progress,
+                    None if init_noise is None else init_noise[sl]))
             except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
                 if not is_oom(exc) or chunk == 1:
                     raise

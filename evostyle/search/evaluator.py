@@ -96,6 +96,8 @@ class Rows(NamedTuple):
     """B noise seeds: output k of every candidate has seed ``noise_seed * 1000 + k``."""
     init_noise: torch.Tensor | None
     """(B,) noise amplitude of each output's start (search group ``noise``), None where not searched."""
+    content_perturbation: torch.Tensor | None
+    """(B,) strength of each output's content-target perturbation (group ``perturb``), or None."""
 
 
 class Evaluator:
@@ -155,7 +157,8 @@ class Evaluator:
         style_w = rep(values["style_ratio"].float())
         seeds = [self.noise_seed * 1000 + j for _ in range(p) for j in range(k)]
         noise = rep(values["noise_sigma"].float()) if "noise_sigma" in values else None
-        return Rows(mix, angles, rot_w, layer_w, style_w, seeds, noise)
+        perturb = rep(values["perturb_strength"].float()) if "perturb_strength" in values else None
+        return Rows(mix, angles, rot_w, layer_w, style_w, seeds, noise, perturb)
 
     def evaluate_values(self, values: dict[str, torch.Tensor], compile: bool | None = None) -> Evaluation:
         """Score candidates given as parameter values {name: (P,)}, on the :attr:`executor`;
@@ -178,7 +181,7 @@ class Evaluator:
         t1 = time.perf_counter()
         res = self.engine.optimise(targets, rows.layer_weights, None, rows.style_weights, rows.seeds, compile=compile,
                                    progress=self.hooks.step if self.hooks.on_step else None,
-                                   init_noise=rows.init_noise)
+                                   init_noise=rows.init_noise, content_perturbation=rows.content_perturbation)
         t2 = time.perf_counter()
         self.hooks.phase("scoring the outputs (fidelity, diversity)")
         images = res.images.view(p, self.k, *res.images.shape[1:])

@@ -138,7 +138,7 @@ class Space:
                  "step": p.step, "group": p.group, "unit": p.unit, "domain": list(p.domain)} for p in self.params]
 
 
-SEARCH_GROUPS = ("angles", "mix", "layers", "rotation_weight", "style_ratio", "noise")
+SEARCH_GROUPS = ("angles", "mix", "layers", "rotation_weight", "style_ratio", "noise", "perturb")
 
 
 def style_space(
@@ -157,9 +157,12 @@ def style_space(
     ``layer_<name>`` per style layer, log scale [0.1, 10] [layers]; ``rotation_weight`` in [0, 1];
     ``style_ratio`` multiplying the style weight, log scale [0.1, 10]; ``noise_sigma`` in [0, 0.5], the
     amplitude of the noise each output's start adds to the content, each output with its own seed
-    [noise] (a lever for diverse outputs that leaves every target alone; present only when searched,
-    fixed or bounded, so that other runs keep their columns). Groups not in ``search`` are fixed:
-    angles evenly spaced (0, 360/K, ...), mix uniform, layers 1, rotation weight 1, ratio 1, noise 0.
+    [noise]; ``perturb_strength`` in [0, 1], how far each output's content target is turned by its own
+    deep feature perturbation (:mod:`evostyle.style.perturb`) [perturb]. These two are levers for
+    diverse outputs that leave the painting's targets alone; each is in the space only when searched,
+    fixed or bounded, so that other runs keep their columns. Groups not in ``search`` are fixed:
+    angles evenly spaced (0, 360/K, ...), mix uniform, layers 1, rotation weight 1, ratio 1, noise 0,
+    perturbation 0.
     ``fixed`` / ``bounds`` override single parameters by name; ``bounds`` also takes a group name.
     """
     if outputs < 1:
@@ -192,9 +195,12 @@ def style_space(
                         group="rotation_weight", unit="fraction rotated", domain=unit))
     params.append(Param("style_ratio", 0.1, 10.0, "log", value=None if "style_ratio" in on else 1.0,
                         group="style_ratio", unit="x style weight", domain=(0.0, math.inf)))
-    if "noise" in on or {"noise", "noise_sigma"} & (set(fixed or {}) | set(bounds or {})):
-        params.append(Param("noise_sigma", 0.0, 0.5, value=None if "noise" in on else 0.0, group="noise",
-                            unit="start noise amplitude ([0, 1] intensity)", domain=(0.0, 1.0)))
+    named = set(fixed or {}) | set(bounds or {})
+    for group, name, high, unit in (("noise", "noise_sigma", 0.5, "start noise amplitude ([0, 1] intensity)"),
+                                    ("perturb", "perturb_strength", 1.0, "content perturbation (0: none, 1: full)")):
+        if group in on or {group, name} & named:
+            params.append(Param(name, 0.0, high, value=None if group in on else 0.0, group=group, unit=unit,
+                                domain=(0.0, 1.0)))
     space = Space(params)
     for name, lim in (bounds or {}).items():
         try:

@@ -185,6 +185,7 @@ def run_transfer(
     progress: Callable[[int, int], None] | None = None,
     *,
     init_noise: torch.Tensor | None = None,
+    content_perturbation: torch.Tensor | None = None,
     check: bool = True,
 ) -> TransferResult:
     """Optimise B images at once.
@@ -205,6 +206,9 @@ def run_transfer(
         init_noise: (B,) per-row noise amplitudes of a content start (``cfg.init`` content or
             content+noise): row b starts from content + init_noise[b] * (2 u - 1), u uniform from its
             seed (0: the content itself); None: ``cfg.init_noise`` for content+noise.
+        content_perturbation: (B,) strengths in [0, 1] of each row's content-target perturbation
+            (:func:`evostyle.style.perturb.perturb_features`, its orthogonal matrix from the row's
+            seed; 0: the content's own features); None: every row's target is the content's.
         log: optional callable(str), called for each out-of-memory retry or compilation fallback.
         progress: optional callable(step, steps), called after each step of each chunk of rows (a
             progress bar: :func:`evostyle.progress.step_counter`).
@@ -244,12 +248,16 @@ def run_transfer(
     with _cudnn_benchmark(device.type == "cuda" and bool(cfg.autotune)), prec.matmul_mode():
         with torch.no_grad(), prec.autocast(device):
             content_feat = model(content[None], (cfg.content_layer,))[cfg.content_layer].to(prec.dtype)
+        if content_perturbation is not None:
+            from evostyle.style.perturb import perturb_features
+            content_feat = perturb_features(content_feat, torch.as_tensor(content_perturbation).reshape(b), seeds)
         while start < b:
             stop = min(b, start + chunk)
             sl = slice(start, stop)
             try:
                 parts.append(_optimise_chunk(
-                    model, content, content_feat, {l: t[sl] for l, t in targets.items()}, lw[sl], cw[sl],
+                    model, content, content_feat if content_feat.shape[0] == 1 else content_feat[sl],
+                    {l: t[sl] for l, t in targets.items()}, lw[sl], cw[sl],
                     sw[sl], cfg, prec, device, seeds[sl], note, progress,
                     None if init_noise is None else init_noise[sl]))
             except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:

@@ -1,0 +1,43 @@
+"""The deep feature perturbation lever (Wang et al. 2020): at full strength the content target keeps
+its mean, covariance and Gram matrix; at 0 it is the content's own; in a search it is the identity at
+0, changes only its own rows and makes the outputs differ."""
+
+import torch
+
+from evostyle.search.config import make_config
+from evostyle.search.run import build
+from evostyle.style.perturb import perturb_features, random_orthogonal
+
+
+def test_a_full_perturbation_keeps_the_features_statistics_and_moves_them():
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(1, 8, 6, 5, generator=g, dtype=torch.float64) @ torch.eye(5, dtype=torch.float64)
+    f = f + torch.linspace(0, 2, 8, dtype=torch.float64).view(1, 8, 1, 1)  # channels with other means
+    out = perturb_features(f, torch.tensor([0.0, 1.0, 1.0, 0.5]), [1, 2, 3, 2])
+    assert out.shape == (4, 8, 6, 5) and torch.equal(out[0], f[0])  # strength 0: the features themselves
+    x = f[0].reshape(8, -1)
+    for row in out[1:3]:
+        y = row.reshape(8, -1)
+        assert torch.allclose(y.mean(1), x.mean(1), atol=1e-9)
+        assert torch.allclose(torch.cov(y), torch.cov(x), rtol=1e-3, atol=1e-3)  # up to the regularisation
+        assert torch.allclose(y @ y.T, x @ x.T, rtol=1e-3, atol=1e-2)            # so the Gram matrix too
+        assert (y - x).abs().mean() > 0.3 * x.std()                               # yet other features
+    assert not torch.allclose(out[1], out[2])  # each seed its own rotation
+    assert torch.allclose(out[3], 0.5 * f[0] + 0.5 * out[1])  # strength s: the way from f to its rotation
+    q = random_orthogonal(8, 5)
+    assert torch.allclose(q @ q.T, torch.eye(8, dtype=torch.float64), atol=1e-12)
+
+
+def test_the_perturb_lever_is_the_identity_at_zero_and_changes_only_its_own_rows():
+    base = dict(size=32, steps=4, popsize=5, outputs=2, maxiter=0, weights="random", device="cpu", seed=1,
+                search=["mix"], fixed={"angle_0": 0.0, "angle_1": 0.0})  # both outputs with one target
+    plain = build(make_config(base)).evaluator
+    lever = build(make_config({**base, "search": ["mix", "perturb"]})).evaluator
+    assert "perturb_strength" not in plain.space.names and lever.space.get("perturb_strength").searched
+    values = {n: torch.full((3,), float(0.5 if p.value is None else p.value), dtype=torch.float64)
+              for n, p in plain.space.by_name.items()}
+    a = plain.evaluate_values(values)
+    b = lever.evaluate_values({**values, "perturb_strength": torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)})
+    assert torch.equal(a.images[0], b.images[0]) and torch.equal(a.images[2], b.images[2])
+    assert not torch.equal(a.images[1], b.images[1])
+    assert b.terms["diversity_pixel"][1] > 2 * a.terms["diversity_pixel"][1]

@@ -41,3 +41,21 @@ def test_the_perturb_lever_is_the_identity_at_zero_and_changes_only_its_own_rows
     assert torch.equal(a.images[0], b.images[0]) and torch.equal(a.images[2], b.images[2])
     assert not torch.equal(a.images[1], b.images[1])
     assert b.terms["diversity_pixel"][1] > 2 * a.terms["diversity_pixel"][1]
+
+
+def test_the_inner_diversity_reward_is_the_identity_at_zero_and_raises_diversity():
+    """Search group diversity_loss (Li et al. 2017): weight 0 is the identity; a positive weight
+    couples only the candidate's own outputs and pushes them apart in the content layer, at a small
+    cost in fidelity (a tiny case: 32 px, 6 steps, random weights)."""
+    base = dict(size=32, steps=6, popsize=5, outputs=2, maxiter=0, weights="random", device="cpu", seed=1,
+                search=["mix"], fixed={"angle_0": 0.0, "angle_1": 0.0}, image_init="content+noise", init_noise=0.05)
+    plain = build(make_config(base)).evaluator
+    lever = build(make_config({**base, "search": ["mix", "diversity_loss"]})).evaluator
+    assert "loss_diversity" in lever.columns and "loss_diversity" not in plain.columns
+    values = {n: torch.full((3,), float(0.5 if p.value is None else p.value), dtype=torch.float64)
+              for n, p in plain.space.by_name.items()}
+    a = plain.evaluate_values(values)
+    b = lever.evaluate_values({**values, "diversity_loss_weight": torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)})
+    assert torch.equal(a.images[0], b.images[0]) and torch.equal(a.images[2], b.images[2])
+    assert b.terms["loss_diversity"][1] > b.terms["loss_diversity"][0]
+    assert b.terms["diversity_feature"][1] > b.terms["diversity_feature"][0]

@@ -98,6 +98,9 @@ class Rows(NamedTuple):
     """(B,) noise amplitude of each output's start (search group ``noise``), None where not searched."""
     content_perturbation: torch.Tensor | None
     """(B,) strength of each output's content-target perturbation (group ``perturb``), or None."""
+    diversity_weights: torch.Tensor | None
+    """(B,) weight of the inner diversity reward among a candidate's K outputs (group
+    ``diversity_loss``), or None."""
 
 
 class Evaluator:
@@ -132,6 +135,8 @@ class Evaluator:
     def columns(self) -> list[str]:
         """Candidate CSV columns, in order."""
         terms = ["content", "style", "tv", "total"] + [f"style_{l}" for l in self.layers]
+        if "diversity_loss_weight" in self.space.by_name:  # the inner reward's term, only where it is used
+            terms.append("diversity")
         return (["generation", "candidate"] + [f"param_{n}" for n in self.space.names]
                 + [f"loss_{t}" for t in terms] + ["loss_score", "fidelity_style", "fidelity_content", "fidelity"]
                 + [f"diversity_{n}" for n in DIVERSITY_METRICS] + ["fitness", "failed", SECONDS_COLUMN])
@@ -158,7 +163,8 @@ class Evaluator:
         seeds = [self.noise_seed * 1000 + j for _ in range(p) for j in range(k)]
         noise = rep(values["noise_sigma"].float()) if "noise_sigma" in values else None
         perturb = rep(values["perturb_strength"].float()) if "perturb_strength" in values else None
-        return Rows(mix, angles, rot_w, layer_w, style_w, seeds, noise, perturb)
+        div = rep(values["diversity_loss_weight"].float()) if "diversity_loss_weight" in values else None
+        return Rows(mix, angles, rot_w, layer_w, style_w, seeds, noise, perturb, div)
 
     def evaluate_values(self, values: dict[str, torch.Tensor], compile: bool | None = None) -> Evaluation:
         """Score candidates given as parameter values {name: (P,)}, on the :attr:`executor`;
@@ -181,7 +187,8 @@ class Evaluator:
         t1 = time.perf_counter()
         res = self.engine.optimise(targets, rows.layer_weights, None, rows.style_weights, rows.seeds, compile=compile,
                                    progress=self.hooks.step if self.hooks.on_step else None,
-                                   init_noise=rows.init_noise, content_perturbation=rows.content_perturbation)
+                                   init_noise=rows.init_noise, content_perturbation=rows.content_perturbation,
+                                   diversity_weights=rows.diversity_weights, group=self.k)
         t2 = time.perf_counter()
         self.hooks.phase("scoring the outputs (fidelity, diversity)")
         images = res.images.view(p, self.k, *res.images.shape[1:])

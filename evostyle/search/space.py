@@ -138,7 +138,7 @@ class Space:
                  "step": p.step, "group": p.group, "unit": p.unit, "domain": list(p.domain)} for p in self.params]
 
 
-SEARCH_GROUPS = ("angles", "mix", "layers", "rotation_weight", "style_ratio", "noise", "perturb")
+SEARCH_GROUPS = ("angles", "mix", "layers", "rotation_weight", "style_ratio", "noise", "perturb", "diversity_loss")
 
 
 def style_space(
@@ -158,11 +158,13 @@ def style_space(
     ``style_ratio`` multiplying the style weight, log scale [0.1, 10]; ``noise_sigma`` in [0, 0.5], the
     amplitude of the noise each output's start adds to the content, each output with its own seed
     [noise]; ``perturb_strength`` in [0, 1], how far each output's content target is turned by its own
-    deep feature perturbation (:mod:`evostyle.style.perturb`) [perturb]. These two are levers for
+    deep feature perturbation (:mod:`evostyle.style.perturb`) [perturb]; ``diversity_loss_weight`` in
+    [0, 1], the weight of an inner reward for the distance between a candidate's outputs in the content
+    layer (:func:`evostyle.transfer.losses.diversity_term`) [diversity_loss]. These three are levers for
     diverse outputs that leave the painting's targets alone; each is in the space only when searched,
     fixed or bounded, so that other runs keep their columns. Groups not in ``search`` are fixed:
     angles evenly spaced (0, 360/K, ...), mix uniform, layers 1, rotation weight 1, ratio 1, noise 0,
-    perturbation 0.
+    perturbation 0, diversity reward 0.
     ``fixed`` / ``bounds`` override single parameters by name; ``bounds`` also takes a group name.
     """
     if outputs < 1:
@@ -197,7 +199,8 @@ def style_space(
                         group="style_ratio", unit="x style weight", domain=(0.0, math.inf)))
     named = set(fixed or {}) | set(bounds or {})
     for group, name, high, unit in (("noise", "noise_sigma", 0.5, "start noise amplitude ([0, 1] intensity)"),
-                                    ("perturb", "perturb_strength", 1.0, "content perturbation (0: none, 1: full)")):
+                                    ("perturb", "perturb_strength", 1.0, "content perturbation (0: none, 1: full)"),
+                                    ("diversity_loss", "diversity_loss_weight", 1.0, "x inner diversity reward")):
         if group in on or {group, name} & named:
             params.append(Param(name, 0.0, high, value=None if group in on else 0.0, group=group, unit=unit,
                                 domain=(0.0, 1.0)))

@@ -146,12 +146,15 @@ class StyleEngine:
         progress: Callable[[int, int], None] | None = None,
         init_noise: torch.Tensor | None = None,
         content_perturbation: torch.Tensor | None = None,
+        diversity_weights: torch.Tensor | None = None,
+        group: int = 1,
     ) -> TransferResult:
         """Optimise B rows towards ``targets`` (from :meth:`build_targets`).
 
         ``compile`` overrides ``cfg.compile`` for this run (None: the config's setting); ``progress``,
-        ``init_noise`` (per-row noise amplitudes of the start) and ``content_perturbation`` (per-row
-        strengths of the content target's perturbation) are :func:`~evostyle.transfer.run_transfer`'s.
+        ``init_noise`` (per-row noise amplitudes of the start), ``content_perturbation`` (per-row
+        strengths of the content target's perturbation) and ``diversity_weights`` / ``group`` (an inner
+        diversity reward among each group of rows) are :func:`~evostyle.transfer.run_transfer`'s.
 
         If a run had to split its batch after running out of memory, the chunk size that worked is
         kept, so the next generations do not run out of memory first again.
@@ -162,7 +165,8 @@ class StyleEngine:
         rows = next(iter(targets.values())).shape[0]
         res = run_transfer(self.model, self.content, targets, cfg, layer_weights, content_weights,
                            style_weights, noise_seeds, self.device, log, progress, init_noise=init_noise,
-                           content_perturbation=content_perturbation, check=False)
+                           content_perturbation=content_perturbation, diversity_weights=diversity_weights,
+                           group=group, check=False)
         if res.chunk_size < min(rows, cfg.max_batch or rows):
             self.chunk_cap = res.chunk_size
         return res

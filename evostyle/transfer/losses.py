@@ -37,11 +37,14 @@ def loss_terms(
     cfg: TransferConfig,
     prec: Precision,
     device: torch.device | str,
+    diversity: tuple[torch.Tensor, int, torch.Tensor] | None = None,
     tv: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Forward pass and named per-row loss terms for images x (B,3,H,W); ``denoms`` from
     :func:`denominators`. ``tv=False`` leaves out the total variation, which is allowed only when its
-    weight is 0 (then it is only reported, and the optimisation steps need not compute it)."""
+    weight is 0 (then it is only reported, and the optimisation steps need not compute it).
+    ``diversity`` (weights (B,), group size K, scale ()) adds :func:`diversity_term` to the terms
+    and subtracts weight * term from the total."""
     with prec.autocast(device):
         feats = model(x)
     terms = {"content": content_term(feats[cfg.content_layer], content_feat, cfg.normalize, denoms.get("content"))}
@@ -51,6 +54,10 @@ def loss_terms(
     style = (layer_w * torch.stack(per_layer, 1)).sum(1)  # (B, L) weights: three operators, not 3L
     terms["style"] = style
     total = cw * terms["content"] + sw * style
+    if diversity is not None:
+        weights, k, scale = diversity
+        terms["diversity"] = diversity_term(feats[cfg.content_layer], k, scale)
+        total = total - weights * terms["diversity"]
     if tv or cfg.tv_weight:
         # with no TV weight the term is only reported: keep it out of the backward pass (its slices'
         # gradient is image-sized work in the other memory layout, which then slows every Adam update)
@@ -58,6 +65,23 @@ def loss_terms(
         total = total + cfg.tv_weight * terms["tv"]
     terms["total"] = total
     return terms
+
+
+def diversity_term(features: torch.Tensor, k: int, scale: torch.Tensor) -> torch.Tensor:
+    """How far each row's features are from the next row's of its group, as a diversity reward (Li et
+    al. 2017, "Diversified texture synthesis with feed-forward networks": an L1 distance in a deep
+    layer between pairs of a batch's outputs, here each output and the next one of its candidate).
+
+    features: (B, C, H, W), rows in groups of ``k`` consecutive rows (a candidate's outputs);
+    ``scale``: the content features' mean |value|, so that the term is scale-free like the others.
+    Returns (B,): mean |f_b - f_next(b)| / scale, 0 for a group of one. Outputs that are equal (one
+    start, one target) get no push apart: |.| has no gradient at 0, so the reward needs starts that
+    differ (``image_init`` content+noise, or the search group ``noise``) or targets that do.
+    """
+    b = features.shape[0]
+    i = torch.arange(b, device=features.device)
+    partner = i - i % k + (i % k + 1) % k
+    return (features - features[partner]).abs().flatten(1).mean(1).float() / scale
 
 
 def evaluate_step(

@@ -103,7 +103,7 @@ def _init_images(content: torch.Tensor, n: int, cfg: TransferConfig, noise_seeds
 
 
 def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg, prec, device, seeds, note,
-                    progress=None, amplitudes=None):
+                    progress=None, amplitudes=None, diversity=None):
     """Optimise one chunk of rows; returns (images, initial, final, history, failed) on the CPU."""
     n = cw.shape[0]
     mode = resolve_compile_mode(cfg.compile_mode, device)
@@ -119,7 +119,7 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
     targets = {l: t.to(prec.dtype) for l, t in targets.items()}
     history, initial = [], None
     args = (model, x, content_feat, targets, denominators(content_feat, targets, cfg), layer_w, cw, sw, cfg,
-            prec, device)
+            prec, device, diversity)
     for step in range(int(cfg.steps) + 1):
         last = step == int(cfg.steps)
         # the last, gradient-free evaluation runs eager: compiling it would be a second graph
@@ -186,6 +186,8 @@ def run_transfer(
     *,
     init_noise: torch.Tensor | None = None,
     content_perturbation: torch.Tensor | None = None,
+    diversity_weights: torch.Tensor | None = None,
+    group: int = 1,
     check: bool = True,
 ) -> TransferResult:
     """Optimise B images at once.
@@ -209,6 +211,11 @@ def run_transfer(
         content_perturbation: (B,) strengths in [0, 1] of each row's content-target perturbation
             (:func:`evostyle.style.perturb.perturb_features`, its orthogonal matrix from the row's
             seed; 0: the content's own features); None: every row's target is the content's.
+        diversity_weights / group: (B,) weights of an inner diversity reward among each group of
+            ``group`` consecutive rows (a candidate's outputs;
+            :func:`~evostyle.transfer.losses.diversity_term` at the content layer), subtracted from
+            each row's total; chunks then hold whole groups. A group's rows are coupled by it; rows of
+            other groups stay independent.
         log: optional callable(str), called for each out-of-memory retry or compilation fallback.
         progress: optional callable(step, steps), called after each step of each chunk of rows (a
             progress bar: :func:`evostyle.progress.step_counter`).
@@ -239,11 +246,13 @@ def run_transfer(
             log(msg)
 
     t0 = time.perf_counter()
-    chunk = min(b, int(cfg.max_batch) if cfg.max_batch else b)
+    group = int(group) if diversity_weights is not None else 1
+    whole = lambda n: max(group, n // group * group)  # a chunk of whole groups: the reward couples a group
+    chunk = whole(min(b, int(cfg.max_batch) if cfg.max_batch else b))
     fit = rows_that_fit(tuple(content.shape[-2:]), cfg, device)
     if fit is not None and fit < chunk:  # on the CPU running out of memory kills the process: plan ahead
-        note(f"{chunk} rows at once would not fit in the host's memory; running {fit} at a time")
-        chunk = fit
+        note(f"{chunk} rows at once would not fit in the host's memory; running {whole(fit)} at a time")
+        chunk = whole(fit)
     parts, start = [], 0
     with _cudnn_benchmark(device.type == "cuda" and bool(cfg.autotune)), prec.matmul_mode():
         with torch.no_grad(), prec.autocast(device):
@@ -251,6 +260,9 @@ def run_transfer(
         if content_perturbation is not None:
             from evostyle.style.perturb import perturb_features
             content_feat = perturb_features(content_feat, torch.as_tensor(content_perturbation).reshape(b), seeds)
+        if diversity_weights is not None:
+            dw = torch.as_tensor(diversity_weights).reshape(b).to(device=device, dtype=prec.dtype)
+            scale = content_feat.abs().mean().float().clamp_min(1e-12)
         while start < b:
             stop = min(b, start + chunk)
             sl = slice(start, stop)
@@ -259,11 +271,12 @@ def run_transfer(
                     model, content, content_feat if content_feat.shape[0] == 1 else content_feat[sl],
                     {l: t[sl] for l, t in targets.items()}, lw[sl], cw[sl],
                     sw[sl], cfg, prec, device, seeds[sl], note, progress,
-                    None if init_noise is None else init_noise[sl]))
+                    None if init_noise is None else init_noise[sl],
+                    None if diversity_weights is None else (dw[sl], group, scale)))
             except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
-                if not is_oom(exc) or chunk == 1:
+                if not is_oom(exc) or chunk == group:
                     raise
-                chunk = max(1, chunk // 2)
+                chunk = whole(chunk // 2)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                 note(f"out of memory at {stop - start} rows per chunk; retrying with {chunk}")

@@ -57,3 +57,26 @@ def test_pareto_front():
 
 def test_write_report_returns_path(evil_run):
     assert write_report(evil_run).name == "report.html"
+
+
+def test_the_report_says_first_whether_the_search_was_worth_it_and_compares_runs(evil_run, tmp_path, capsys):
+    """At the top: the best outputs beside the same-target baseline's, with both fitnesses; the
+    baseline on the plots; --compare draws another run (random search here) on the same plots."""
+    from evostyle.rundir import files
+    from evostyle.rundir.result import SearchResult
+    res = SearchResult.from_dir(evil_run)
+    assert len(res.baseline_images()) == 2 and "fitness" in res.baseline  # saved by the search
+    page = (evil_run / "report.html").read_text()
+    top = page[:page.index("<h2>Summary")]
+    assert "Was the search worth it?" in top and "Same-target baseline" in top
+    assert top.count("<img") == 4 and f"{res.baseline['fitness']:.4g}" in top  # 2 best + 2 baseline outputs
+    other = tmp_path / "random"
+    assert main(["--size", "32", "--steps", "2", "--popsize", "5", "--outputs", "2", "--maxiter", "1",
+                 "--weights", "random", "--device", "cpu", "--quiet", "--no-report", "--out", str(other),
+                 "--optimizer", "random", "--search", "angles", "mix", "layers"]) == 0
+    before = (evil_run / files.PLOTS[2]).read_bytes()
+    assert report_main([str(evil_run), "--compare", str(other), "-q"]) == 0
+    assert (evil_run / files.PLOTS[2]).read_bytes() != before  # the other run's front is drawn
+    with pytest.raises(SystemExit) as exc:
+        report_main([str(evil_run), "--compare", str(tmp_path / "nothing")])
+    assert exc.value.code == 2 and "--compare" in capsys.readouterr().err

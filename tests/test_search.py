@@ -98,7 +98,8 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
     split = summary["seconds_by_phase"]
     assert set(split) == {"targets", "transfer", "scoring", "logging"} and min(split.values()) > 0
     assert split["transfer"] > split["targets"] and sum(split.values()) < summary["seconds"]
-    assert sorted(p.name for p in (out / "best").glob("*.png")) == ["output_0.png", "output_1.png"]
+    assert sorted(p.name for p in (out / "best").glob("*.png")) == ["baseline_0.png", "baseline_1.png", "output_0.png",
+                                                                  "output_1.png"]  # and its same-target baseline's
     cands, gens2 = load_run(out)
     assert len(cands) == 15 and len(gens2) == 3
 

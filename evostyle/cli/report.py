@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from evostyle.cli.common import plain
 from evostyle.errors import EvostyleError, cli_errors
@@ -13,6 +14,8 @@ from evostyle.report.html import write_report
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m evostyle.report", description=plain(__doc__))
     ap.add_argument("run_dir", help="a run directory written by python -m evostyle.search")
+    ap.add_argument("--compare", nargs="+", metavar="RUN", default=[],
+                    help="other runs (another optimiser, random search) to draw on this run's plots")
     ap.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args(argv)
@@ -20,13 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     with cli_errors(args.debug, "evostyle.report"):
         from evostyle.rundir import RunDir, files
         rd = RunDir(args.run_dir)
+        for other in args.compare:  # checked before anything is written
+            if not (Path(other) / files.CANDIDATES).is_file():
+                raise EvostyleError(f"--compare {other}: not a run directory (no {files.CANDIDATES})")
         run = rd.path
         if not (run / files.CONFIG).is_file():
             raise EvostyleError(f"{run} is not a run directory (no {files.CONFIG})")
         status = rd.status() if (run / files.STATE).exists() else None  # before taking the lock
         if (run / files.MARKER).exists():
             with rd.lock("report"):
-                print(write_report(run, status=status))
+                print(write_report(run, status=status, compare=args.compare))
         else:  # a run from before the marker existed: report on it without writing a lock into it
-            print(write_report(run, status=status))
+            print(write_report(run, status=status, compare=args.compare))
     return 0

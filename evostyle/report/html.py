@@ -21,6 +21,7 @@ from evostyle.report.plots import make_plots
 from evostyle.rundir import files
 from evostyle.rundir.reader import load_run
 from evostyle.rundir.record import objective_columns, parameter_units, plan_of, run_settings, searched_parameters
+from evostyle.rundir.result import SearchResult
 
 if TYPE_CHECKING:  # annotations only
     import os
@@ -147,11 +148,37 @@ def _front_html(run: Path, summary: dict, columns: tuple[str, str], k: int) -> s
     return head + "".join(members)
 
 
-def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None = None) -> Path:
+def _worth_html(run: Path, best: pd.Series, base: dict, q: str, best_imgs: list[str]) -> str:
+    """The report's first answer, "was the search worth it": the best candidate's outputs beside its
+    same-target baseline's (the same candidate, every output with angle_0's target), with both
+    fitnesses, qualities and diversities."""
+    nan = float("nan")
+    line = lambda what, d: (f"{what}: fitness <b>{d.get('fitness', nan):.4g}</b>, {html.escape(q)} "
+                            f"{d.get(q, nan):.4g}, pixel diversity <b>{d.get('diversity_pixel', nan):.4f}</b>")
+    out = [f"<h2>Was the search worth it?</h2><p>{line('Best candidate', best.to_dict())}<br>"]
+    if base:
+        out.append(line("Same-target baseline (all outputs with angle_0's target)", base) + "</p>")
+    else:
+        out.append("(no same-target baseline: the run did not finish)</p>")
+    out.append(f"<h3>Best candidate</h3><div>{''.join(best_imgs)}</div>")
+    base_imgs = [_img(p, f"baseline output {k}") for k, p in enumerate(SearchResult(run, {}).baseline_images())]
+    if base_imgs:
+        out.append(f"<h3>Its same-target baseline</h3><div>{''.join(base_imgs)}</div>")
+    return "".join(out)
+
+
+def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None = None,
+                 compare: Sequence[str | os.PathLike] = ()) -> Path:
     """Build plots, ``summary.md`` and ``report.html`` for ``run_dir``; returns the HTML path.
-    ``status`` overrides what state.json says (the report CLI passes the effective status)."""
+    ``status`` overrides what state.json says (the report CLI passes the effective status);
+    ``compare`` names other runs (another optimiser, random search) whose best fitness, hypervolume
+    and front are drawn on this run's plots."""
     run = Path(run_dir)
     cands, gens = load_run(run)
+    others = {}
+    for other in compare:
+        label = Path(other).name if Path(other).name not in others else str(other)
+        others[label] = load_run(other)
     if cands.empty:
         raise EvostyleError(f"{run} has no evaluated candidates yet; nothing to report")
     rec = read_json(run / files.CONFIG, "run config")
@@ -160,8 +187,9 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
     state = read_json(run / files.STATE, "run state") if (run / files.STATE).exists() else {}
     searched = searched_parameters(rec)
     columns = objective_columns(rec)
+    base = summary.get("baseline_same_target", {})
     make_plots(run, cands, gens, searched, columns, (plan.get("hypervolume") or {}).get("reference"),
-               parameter_units(rec))
+               parameter_units(rec), base, others)
 
     weights = rec.get("weights", {})
     env = rec.get("environment", {})
@@ -204,14 +232,7 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
 
     cols = ["generation", "candidate"] + [f"param_{n}" for n in searched] + score_cols[1:] + ["fitness"]
     top_df = cands.sort_values("fitness", kind="stable").head(top)[cols]
-    base = summary.get("baseline_same_target", {})
-    base_html = ""
-    if base:
-        q = columns[0]
-        base_html = (f"<p>Best candidate: pixel diversity <b>{best.diversity_pixel:.4f}</b>, {html.escape(q)} "
-                     f"{best[q]:.4g}. Same-target baseline (all outputs with angle_0's target): "
-                     f"pixel diversity <b>{base.get('diversity_pixel', float('nan')):.4f}</b>, {html.escape(q)} "
-                     f"{base.get(q, float('nan')):.4g}.</p>")
+    worth_html = _worth_html(run, best, base, columns[0], best_imgs)
     warn = ""
     if weights.get("used") == "random":
         warn = (f'<p class="warn">Made with a seeded random-init {str(weights.get("backbone", "vgg19")).upper()} '
@@ -223,10 +244,10 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>evostyle run {html.escape(run.name)}</title>
 <style>{CSS}</style></head><body>
 <h1>evostyle run <code>{html.escape(run.name)}</code></h1>{warn}{failed_html}
-<h2>Summary</h2><div class="wide"><table>{info_html}</table></div>{base_html}
+{worth_html}
+<h2>Summary</h2><div class="wide"><table>{info_html}</table></div>
 <h2>Parameters</h2>{_parameters_html(rec.get("space", []), best)}
-<h2>Images</h2><div>{''.join(imgs)}</div><h3>Best candidate (fitness {best.fitness:.4g})</h3>
-<div>{''.join(best_imgs)}</div>
+<h2>Inputs</h2><div>{''.join(imgs)}</div>
 <h2>Top candidates, with their outputs</h2>{top_html}
 <h2>Best of the last generations</h2>{others}
 <h2>Plots</h2><div class="plots">{plots}</div>{front_html}

@@ -12,6 +12,7 @@ the report, the command lines) takes its names from here, so a file is renamed i
     summary.json      the finished run: best, baseline, optimiser, front, hypervolume, seconds
     content.png, style_<i>.png    the inputs as the run used them
     best/output_<k>.png, best/best.json    the best candidate's outputs and row
+    best/baseline_<k>.png                  its same-target baseline's outputs
     images/g<ggg>_c<ccc>_k<k>.jpg          candidates' outputs
     plot_*.png, report_*.png, report.html, summary.md    the report
 """
@@ -52,13 +53,19 @@ def best_output(k: int) -> str:
     return f"{BEST}/output_{k}.png"
 
 
+def baseline_output(k: int) -> str:
+    """Output ``k`` of the best candidate's same-target baseline (PNG): what its diversity is worth."""
+    return f"{BEST}/baseline_{k}.png"
+
+
 def candidate_image(generation: int, candidate: int, k: int) -> str:
     """Output ``k`` of one candidate of one generation (JPEG, quality 85)."""
     return f"{IMAGES}/g{generation:03d}_c{candidate:03d}_k{k}.jpg"
 
 
 LAYOUT = (CONFIG, CANDIDATES, GENERATIONS, STATE, SUMMARY, REPORT, SUMMARY_MD, CONTENT, "style_*.png",
-          "plot_*.png", "report_*.png", f"{BEST}/output_*.png", BEST_JSON, f"{IMAGES}/g*_c*_k*.jpg", MARKER)
+          "plot_*.png", "report_*.png", f"{BEST}/output_*.png", f"{BEST}/baseline_*.png", BEST_JSON,
+          f"{IMAGES}/g*_c*_k*.jpg", MARKER)
 """Glob patterns of the files evostyle writes into a run directory (the lock file aside): what
 ``--overwrite`` may remove, and nothing else."""
 

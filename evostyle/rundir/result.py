@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evostyle.rundir.files import PLOTS, SUMMARY, best_output
+from evostyle.rundir.files import PLOTS, SUMMARY, baseline_output, best_output
 
 if TYPE_CHECKING:  # annotations only
     import os
@@ -121,10 +121,11 @@ class SearchResult:
 
     def best_images(self) -> list[Path]:
         """The best candidate's output files (best/output_<k>.png), in the order of k."""
-        found = []
-        while (self.path / best_output(len(found))).is_file():
-            found.append(self.path / best_output(len(found)))
-        return found
+        return _numbered(self.path, best_output)
+
+    def baseline_images(self) -> list[Path]:
+        """The same-target baseline's output files (best/baseline_<k>.png), in the order of k."""
+        return _numbered(self.path, baseline_output)
 
     def _repr_html_(self) -> str:
         """Inline in Jupyter: the summary line, the best outputs and the convergence and front plots."""
@@ -137,3 +138,11 @@ class SearchResult:
                         for p in (self.path / PLOTS[0], self.path / PLOTS[2]) if p.is_file())
         return (f"<div><b>evostyle run</b> <code>{html.escape(str(self.path))}</code>: "
                 f"{html.escape(self.headline())}<br>{html.escape(searched)}<br>{imgs}<br>{plots}</div>")
+
+
+def _numbered(run: Path, name) -> list[Path]:
+    """run / name(0), run / name(1), ... while they exist."""
+    found = []
+    while (run / name(len(found))).is_file():
+        found.append(run / name(len(found)))
+    return found

@@ -187,6 +187,13 @@ class RunDir:
             self.log.state.setdefault("events", []).extend(events)
         self.log.append_generation(rows, gen_row)
 
+    def write_images(self, images: Mapping[str, torch.Tensor]) -> None:
+        """Save (3, H, W) images under their file names (PNG or JPEG by suffix, atomically)."""
+        from evostyle.io.images import save_image
+        for name, image in images.items():
+            (self.path / name).parent.mkdir(exist_ok=True)
+            save_image(image, self.path / name)
+
     def mark(self, status: str, **extra: object) -> None:
         """Set the run's status in state.json (one of :data:`~evostyle.rundir.files.STATUSES`)."""
         if self.log is None:

@@ -295,6 +295,8 @@ def _search(cfg, rd: RunDir, built: Built, plan: Plan, cached, quiet, callback, 
             hooks.phase("baseline: transfer")
             base = ev.baseline(best_values)
             steps.close()
+            with signals.critical():
+                rd.write_images({files.baseline_output(k): base.images[0, k] for k in range(ev.k)})
             summary = {"best": {"fitness": float(best["fitness"]), "generation": int(best["generation"]),
                                 "candidate": int(best["candidate"]), "params": best_values,
                                 "searched": [q.name for q in space.searched],

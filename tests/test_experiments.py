@@ -123,3 +123,21 @@ def test_publish_run_makes_a_run_location_independent(tmp_path):
         assert str(src) not in text and str(ROOT) not in text, name
     assert json.loads((dest / "config.json").read_text())["config"]["run"]["content"] == "experiments/images/coffee.jpg"
     assert not (dest / ".evostyle-run").exists() and (dest / "candidates.csv").is_file()
+
+
+def test_diversity_quick_compares_every_lever_and_optimiser(tmp_path):
+    """experiments/diversity.py --quick: every method runs from the same start at the same budget, and
+    the table carries the normalised hypervolume's median, IQR and Holm-corrected p for each."""
+    out = tmp_path / "diversity"
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "diversity.py"), "--quick", "--weights",
+                           "random", "--device", "cpu", "--out", str(out)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    methods = pd.read_csv(out / "methods.csv")
+    assert len(methods) == 9 and methods.evaluations.nunique() == 1  # equal budgets
+    assert (methods.hypervolume >= 0).all() and methods.hypervolume.max() <= 1.1 ** 2 + 1e-9
+    text = (out / "table.md").read_text()
+    assert "rotation / gde3" in text and "all / tpe" in text and "p (Holm)" in text
+    rec = json.loads((out / "record.json").read_text())
+    assert rec["metric"] == "feature" and rec["weights"]["used"] == "random"
+    assert (out / "anytime.png").is_file() and (out / "grid.jpg").stat().st_size > 1000

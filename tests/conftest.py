@@ -111,3 +111,19 @@ def random_image_file(tmp_path):
         im.save(path)
         return path
     return make
+
+
+@pytest.fixture
+def interrupt_at(monkeypatch):
+    """``interrupt_at(g)``: searches from now on are killed (a KeyboardInterrupt, as Ctrl-C outside the
+    handlers) as their generation ``g`` starts; ``interrupt_at(None)`` ends that."""
+    from evostyle.search.problem import SearchProblem
+    real = SearchProblem._evaluate
+
+    def set_(generation):
+        def stop(self, g, unit):
+            if g == generation:
+                raise KeyboardInterrupt("simulated kill")
+            return real(self, g, unit)
+        monkeypatch.setattr(SearchProblem, "_evaluate", real if generation is None else stop)
+    return set_

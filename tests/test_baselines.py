@@ -8,7 +8,6 @@ import pytest
 
 from evostyle.errors import EvostyleError
 from evostyle.search.config import make_config
-from evostyle.search.problem import SearchProblem
 from evostyle.search.run import resume_search, run_search
 from evostyle.search.signals import Interrupted
 
@@ -24,7 +23,7 @@ def de_run(tmp_path_factory):
 
 @pytest.mark.parametrize("optimizer", ["sobol", "tpe", "nsga2"])
 def test_a_baseline_runs_from_the_shared_start_with_the_same_schema_and_resumes(optimizer, de_run, tmp_path,
-                                                                                monkeypatch):
+                                                                                interrupt_at):
     cfg = make_config({**BASE, "optimizer": optimizer, "objective": "pareto"})
     whole = run_search(cfg, tmp_path / "whole", quiet=True, report=False)
     a, b = whole.candidates(), de_run.candidates()
@@ -34,16 +33,10 @@ def test_a_baseline_runs_from_the_shared_start_with_the_same_schema_and_resumes(
     assert not a[a.generation == 1][params].equals(b[b.generation == 1][params].set_index(a.index[5:10]))
     assert whole.optimizer["name"] == optimizer and whole.optimizer["nit"] == 2 and whole.front
 
-    real = SearchProblem._evaluate
-
-    def killed_at_2(self, g, unit):
-        if g == 2:
-            raise KeyboardInterrupt("simulated kill")
-        return real(self, g, unit)
-    monkeypatch.setattr(SearchProblem, "_evaluate", killed_at_2)
+    interrupt_at(2)
     with pytest.raises(Interrupted):
         run_search(cfg, tmp_path / "part", quiet=True, report=False)
-    monkeypatch.setattr(SearchProblem, "_evaluate", real)
+    interrupt_at(None)
     resumed = resume_search(tmp_path / "part", quiet=True, report=False)
     pd.testing.assert_frame_equal(a.drop(columns=DROP), resumed.candidates().drop(columns=DROP))
     assert resumed["replayed_generations"] == 2 and resumed.front == whole.front

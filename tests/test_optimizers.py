@@ -11,7 +11,6 @@ from evostyle.cli.search import main
 from evostyle.errors import EvostyleError
 from evostyle.search import OPTIMIZERS, Optimizer
 from evostyle.search.config import make_config
-from evostyle.search.problem import SearchProblem
 from evostyle.search.run import resume_search, run_search
 from evostyle.search.signals import Interrupted
 
@@ -84,20 +83,14 @@ def test_a_user_optimiser_runs_a_search_from_the_command_line(hill_climb, tmp_pa
         make_config({**BASE, "optimizer": hill_climb, "objective": "pareto"})
 
 
-def test_a_user_optimiser_resumes_and_extends_exactly(hill_climb, tmp_path, monkeypatch):
+def test_a_user_optimiser_resumes_and_extends_exactly(hill_climb, tmp_path, interrupt_at):
     cfg = make_config({**BASE, "optimizer": hill_climb, "maxiter": 3})
     whole = run_search(cfg, tmp_path / "whole", quiet=True, report=False)
-    real = SearchProblem._evaluate
-
-    def killed_at_2(self, g, unit):
-        if g == 2:
-            raise KeyboardInterrupt("simulated kill")
-        return real(self, g, unit)
-    monkeypatch.setattr(SearchProblem, "_evaluate", killed_at_2)
+    interrupt_at(2)
     part = tmp_path / "part"
     with pytest.raises(Interrupted):
         run_search(make_config({**BASE, "optimizer": hill_climb, "maxiter": 2}), part, quiet=True, report=False)
-    monkeypatch.setattr(SearchProblem, "_evaluate", real)
+    interrupt_at(None)
     resumed = resume_search(part, maxiter=3, quiet=True, report=False)  # resumed and extended in one go
     drop = ["gen_seconds_per_candidate"]
     pd.testing.assert_frame_equal(whole.candidates().drop(columns=drop), resumed.candidates().drop(columns=drop))

@@ -373,24 +373,3 @@ def test_an_interrupted_run_can_be_extended_too(tmp_path, monkeypatch):
     _run_stopped_at(monkeypatch, part, 1, KeyboardInterrupt("simulated kill"), Interrupted, tiny_cfg(maxiter=2))
     run_search(tiny_cfg(maxiter=3), part, resume=True, quiet=True, report=False)
     pd.testing.assert_frame_equal(_rows(tmp_path / "long"), _rows(part))
-
-
-def test_the_noise_lever_is_the_identity_at_zero_and_changes_only_its_own_rows(tmp_path):
-    """Search group ``noise``: each output starts from content + sigma * noise with its own seed. At
-    sigma 0 a candidate is the same as without the group; another sigma changes only that candidate's
-    outputs (row independence), and its outputs differ from each other more."""
-    from evostyle.search.run import build
-    base = dict(size=32, steps=4, popsize=5, outputs=2, maxiter=0, weights="random", device="cpu", seed=1,
-                search=["mix"], fixed={"angle_0": 0.0, "angle_1": 0.0})  # both outputs with one target
-    plain = build(make_config(base)).evaluator
-    noisy = build(make_config({**base, "search": ["mix", "noise"]})).evaluator
-    assert "noise_sigma" not in plain.space.names and noisy.space.get("noise_sigma").searched
-    values = {n: torch.full((3,), float(0.5 if p.value is None else p.value), dtype=torch.float64)
-              for n, p in plain.space.by_name.items()}
-    a = plain.evaluate_values(values)
-    b = noisy.evaluate_values({**values, "noise_sigma": torch.tensor([0.0, 0.3, 0.0], dtype=torch.float64)})
-    assert torch.equal(a.images[0], b.images[0]) and torch.equal(a.images[2], b.images[2])  # sigma 0: identity
-    assert not torch.equal(a.images[1], b.images[1])                                         # only its own rows
-    assert b.terms["diversity_pixel"][1] > 10 * a.terms["diversity_pixel"][1]  # same targets, other starts
-    with pytest.raises(EvostyleError, match="search group noise varies the noise added to a content start"):
-        make_config({**base, "search": ["noise"], "image_init": "noise"})

@@ -76,6 +76,8 @@ def _points(cands, metric: str):
 def _options(ap):
     ap.add_argument("--metric", choices=list(METRICS), default="feature",
                     help="the diversity the methods maximise and are scored on")
+    ap.add_argument("--runs", help="keep the run directories here and reuse the finished ones (default: a new "
+                                   "temporary folder)")
 
 
 @experiment(NAME, __doc__, QUICK, FULL, _options)
@@ -84,13 +86,13 @@ def run(args):
     import pandas as pd
 
     from evostyle.report.stats import compare, median_iqr, normalisation, normalised_hypervolume
-    from evostyle.rundir import load_run
+    from evostyle.rundir import files, load_run
     from evostyle.search.run import build, run_search
     s = settings(args)
     out = out_dir(args, NAME)
     t0 = time.perf_counter()
     pairs = list(PAIRS)[: s["pairs"]]
-    work = Path(tempfile.mkdtemp(prefix="evostyle-diversity-"))
+    work = Path(args.runs) if args.runs else Path(tempfile.mkdtemp(prefix="evostyle-diversity-"))
     runs = {}  # (pair, seed, method) -> candidates
     for pair in pairs:
         for seed in range(args.seed, args.seed + s["seeds"]):
@@ -98,7 +100,11 @@ def run(args):
                 name = method_name(lever, optimizer)
                 t = time.perf_counter()
                 d = work / f"{pair}-{seed}-{lever}-{optimizer}"
-                run_search(search_config(args, s, pair, seed, lever, optimizer), d, quiet=True, report=False)
+                cfg = search_config(args, s, pair, seed, lever, optimizer)
+                if (d / files.SUMMARY).is_file():  # finished earlier: checked against this config, not rerun
+                    run_search(cfg, d, resume=True, quiet=True, report=False)
+                else:
+                    run_search(cfg, d, quiet=True, report=False, overwrite=d.exists())
                 runs[pair, seed, name] = load_run(d)[0].assign(run_dir=str(d))
                 say(f"{pair} seed {seed} {name}: {time.perf_counter() - t:.1f} s")
 
@@ -114,7 +120,8 @@ def run(args):
                          "hypervolume": normalised_hypervolume(pts, ideal, nadir), "evaluations": len(cands),
                          "best_fidelity": float(ok.fidelity.min()),
                          "max_diversity_pixel": float(ok.diversity_pixel.max()),
-                         "max_diversity_feature": float(ok.diversity_feature.max()), "front_size": len(front)})
+                         "max_diversity_feature": float(ok.diversity_feature.max()), "front_size": len(front),
+                         "front_diversity_smooth": _smooth_diversity(cands, front)})
             for g in sorted(cands.generation.unique()):
                 upto = cands.generation <= g
                 anytime.append({"pair": pair, "seed": seed, "method": name, "evaluations": int(upto.sum()),
@@ -137,8 +144,8 @@ def run(args):
     _grid(runs, pairs[0], args.seed, args.metric, out / "grid.jpg")
     cols = ["method", "median HV", "IQR", "n", "median diff", "p (Holm)"]
     other = "pixel" if args.metric == "feature" else "feature"
-    med = {r["method"]: median_iqr(methods[methods.method == r["method"]][f"max_diversity_{other}"].tolist())[0]
-           for r in lever_rows + opt_rows}
+    med = lambda col: {r["method"]: median_iqr(methods[methods.method == r["method"]][col].dropna().tolist())[0]
+                       for r in lever_rows + opt_rows}
     text = (f"# Diverse outputs that keep the painting: levers and optimisers\n\n"
             f"Setting: {s['size']} px, {s['steps']} Adam steps, K = {s['outputs']} outputs, population "
             f"{s['popsize']} x {s['maxiter'] + 1} generations ({s['popsize'] * (s['maxiter'] + 1)} evaluations per "
@@ -150,9 +157,40 @@ def run(args):
             f"## Levers (GDE3), against rotation\n\n{md_table(lever_rows, cols)}\n\n"
             f"## Optimisers (all levers), against random search\n\n{md_table(opt_rows, cols)}\n\n"
             f"The other diversity, {METRICS[other]} (the largest a run reached, median over runs): "
-            + ", ".join(f"{k} {v:.3g}" for k, v in med.items()) + ". LPIPS is not reported: its calibrated "
-            "weights cannot be fetched here.\n")
+            + ", ".join(f"{k} {v:.3g}" for k, v in med(f"max_diversity_{other}").items()) + ".\n\n"
+            "Speckle-discounted diversity (a noise floor for leftover start noise: the mean pairwise pixel "
+            f"distance of a candidate's outputs after {SMOOTH} x {SMOOTH} average pooling, the largest on the "
+            "front, median over runs): " + ", ".join(f"{k} {v:.3g}" for k, v in med("front_diversity_smooth").items())
+            + ". LPIPS is not reported: its calibrated weights cannot be fetched here.\n")
     finish(out, NAME, args, s, eng, text, {"methods": [method_name(*m) for m in METHODS], "metric": args.metric}, t0)
+
+
+SMOOTH = 4
+"""Average-pooling window (px) of the speckle-discounted diversity: what differs only pixel to pixel,
+such as start noise the transfer has not yet removed, averages out."""
+
+
+def _smooth_diversity(cands, front) -> float:
+    """The largest speckle-discounted diversity of the ``front`` rows whose outputs were saved (their
+    JPEGs under images/): mean pairwise |a - b| over a candidate's K outputs after SMOOTH x SMOOTH
+    average pooling; NaN if none was saved."""
+    import itertools
+
+    import torch.nn.functional as F
+
+    from evostyle.io.images import load_image
+    from evostyle.rundir import files
+    run_dir = Path(cands.run_dir.iloc[0])
+    k = len([c for c in cands if c.startswith("param_angle_")])
+    best = float("nan")
+    for r in front.itertuples():
+        paths = [run_dir / files.candidate_image(int(r.generation), int(r.candidate), j) for j in range(k)]
+        if not all(p.is_file() for p in paths):
+            continue
+        pooled = [F.avg_pool2d(load_image(p)[None], SMOOTH)[0] for p in paths]
+        d = sum(float((a - b).abs().mean()) for a, b in itertools.combinations(pooled, 2)) / max(1, k * (k - 1) // 2)
+        best = d if best != best else max(best, d)
+    return best
 
 
 def _front_mask(pts):

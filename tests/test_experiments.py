@@ -136,8 +136,9 @@ def test_diversity_quick_compares_every_lever_and_optimiser(tmp_path):
     methods = pd.read_csv(out / "methods.csv")
     assert len(methods) == 9 and methods.evaluations.nunique() == 1  # equal budgets
     assert (methods.hypervolume >= 0).all() and methods.hypervolume.max() <= 1.1 ** 2 + 1e-9
+    assert (methods.front_diversity_smooth <= methods.max_diversity_pixel + 1e-9).all()  # pooling only removes
     text = (out / "table.md").read_text()
-    assert "rotation / gde3" in text and "all / tpe" in text and "p (Holm)" in text
+    assert "rotation / gde3" in text and "all / tpe" in text and "p (Holm)" in text and "Speckle-discounted" in text
     rec = json.loads((out / "record.json").read_text())
     assert rec["metric"] == "feature" and rec["weights"]["used"] == "random"
     assert (out / "anytime.png").is_file() and (out / "grid.jpg").stat().st_size > 1000

@@ -78,6 +78,10 @@ def _options(ap):
                     help="the diversity the methods maximise and are scored on")
     ap.add_argument("--runs", help="keep the run directories here and reuse the finished ones (default: a new "
                                    "temporary folder)")
+    ap.add_argument("--pairs", type=int, help=f"how many of the content/painting pairs (full: {FULL['pairs']})")
+    ap.add_argument("--seeds", type=int, help=f"how many seeds per pair (full: {FULL['seeds']})")
+    ap.add_argument("--methods", nargs="+", metavar="LEVER/OPTIMIZER",
+                    help="run only these methods, e.g. rotation/gde3 noise/gde3 all/gde3 (default: all nine)")
 
 
 @experiment(NAME, __doc__, QUICK, FULL, _options)
@@ -89,6 +93,11 @@ def run(args):
     from evostyle.rundir import files, load_run
     from evostyle.search.run import build, run_search
     s = settings(args)
+    s.update({k: getattr(args, k) for k in ("pairs", "seeds") if getattr(args, k)})
+    chosen = [m for m in METHODS if args.methods is None or "/".join(m) in args.methods]
+    if not chosen:
+        from evostyle.errors import EvostyleError
+        raise EvostyleError(f"--methods names none of {', '.join('/'.join(m) for m in METHODS)}")
     out = out_dir(args, NAME)
     t0 = time.perf_counter()
     pairs = list(PAIRS)[: s["pairs"]]
@@ -96,7 +105,7 @@ def run(args):
     runs = {}  # (pair, seed, method) -> candidates
     for pair in pairs:
         for seed in range(args.seed, args.seed + s["seeds"]):
-            for lever, optimizer in METHODS:
+            for lever, optimizer in chosen:
                 name = method_name(lever, optimizer)
                 t = time.perf_counter()
                 d = work / f"{pair}-{seed}-{lever}-{optimizer}"
@@ -137,8 +146,12 @@ def run(args):
         return [{"method": n, "median HV": st["median"], "IQR": f"{st['q1']:.3f}-{st['q3']:.3f}", "n": st["n"],
                  "median diff": st.get("median_difference", 0.0), "p (Holm)": st.get("p_holm", float("nan"))}
                 for n, st in stats.items()]
-    lever_rows = table([method_name(lv, "gde3") for lv in LEVERS], method_name("rotation", "gde3"))
-    opt_rows = table([method_name("all", o) for o in OPTIMIZERS], method_name("all", "random"))
+    ran = {method_name(*m) for m in chosen}
+    levers = [n for n in (method_name(lv, "gde3") for lv in LEVERS) if n in ran]
+    optimisers = [n for n in (method_name("all", o) for o in OPTIMIZERS) if n in ran]
+    opt_ref = method_name("all", "random") if method_name("all", "random") in ran else (optimisers or ["-"])[0]
+    lever_rows = table(levers, levers[0]) if levers else []
+    opt_rows = table(optimisers, opt_ref) if optimisers else []
     _anytime_plot(pd.DataFrame(anytime), out / "anytime.png")
     eng = build(search_config(args, s, pairs[0], args.seed, "rotation", "gde3")).engine
     _grid(runs, pairs[0], args.seed, args.metric, out / "grid.jpg")
@@ -154,15 +167,15 @@ def run(args):
             "ideal "
             "and nadir of the union of all methods' points on the pair, reference point (1.1, 1.1); median and "
             "IQR over pairs x seeds; Wilcoxon signed-rank paired by pair and seed, Holm-corrected.\n\n"
-            f"## Levers (GDE3), against rotation\n\n{md_table(lever_rows, cols)}\n\n"
-            f"## Optimisers (all levers), against random search\n\n{md_table(opt_rows, cols)}\n\n"
+            f"## Levers (GDE3), against {levers[0] if levers else '-'}\n\n{md_table(lever_rows, cols)}\n\n"
+            f"## Optimisers (all levers), against {opt_ref}\n\n{md_table(opt_rows, cols)}\n\n"
             f"The other diversity, {METRICS[other]} (the largest a run reached, median over runs): "
             + ", ".join(f"{k} {v:.3g}" for k, v in med(f"max_diversity_{other}").items()) + ".\n\n"
             "Speckle-discounted diversity (a noise floor for leftover start noise: the mean pairwise pixel "
             f"distance of a candidate's outputs after {SMOOTH} x {SMOOTH} average pooling, the largest on the "
             "front, median over runs): " + ", ".join(f"{k} {v:.3g}" for k, v in med("front_diversity_smooth").items())
             + ". LPIPS is not reported: its calibrated weights cannot be fetched here.\n")
-    finish(out, NAME, args, s, eng, text, {"methods": [method_name(*m) for m in METHODS], "metric": args.metric}, t0)
+    finish(out, NAME, args, s, eng, text, {"methods": sorted(ran), "metric": args.metric}, t0)
 
 
 SMOOTH = 4

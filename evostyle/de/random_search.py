@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy.optimize import OptimizeResult
 
-from evostyle.de.base import PopulationOptimizer, best_or_front
+from evostyle.de.base import PopulationOptimizer, Variation, best_or_front
 from evostyle.de.survival import ArchiveSurvival
 from evostyle.de.variation import UniformSampling
 
@@ -43,6 +43,9 @@ class RandomSearch(PopulationOptimizer):
             generation with the intermediate OptimizeResult, returning True (or raising StopIteration)
             stops the run.
         device: where the points live.
+        sampling: the variation that draws each later generation's (P, D) points in the unit cube
+            (default :class:`~evostyle.de.variation.UniformSampling`; a quasi-random sequence or a
+            model-based sampler plugs in here and keeps the archive, loop and result).
 
     ``population`` / ``fitness`` are the archive: every point evaluated (n, D) in the unit cube, in
     order, with its (n,) or (n, M) values. :meth:`step` returns the result's ``(x, fun)``: the best
@@ -63,9 +66,10 @@ class RandomSearch(PopulationOptimizer):
         seed: SeedLike = None,
         callback: Callable | None = None,
         device: torch.device | str = "cpu",
+        sampling: Variation | None = None,
     ):
-        super().__init__(func, bounds, variation=UniformSampling(), survival=ArchiveSurvival(), popsize=popsize,
-                         maxiter=maxiter, init=init, seed=seed, callback=callback, device=device)
+        super().__init__(func, bounds, variation=sampling or UniformSampling(), survival=ArchiveSurvival(),
+                         popsize=popsize, maxiter=maxiter, init=init, seed=seed, callback=callback, device=device)
 
     def result(self, success: bool | None = None) -> OptimizeResult:
         """Everything evaluated: ``x`` / ``fun`` the best point (scalar objective) or the non-dominated

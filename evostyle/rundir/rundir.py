@@ -119,7 +119,6 @@ class RunDir:
         """Lay out a new run (its lock held by the caller): marker, config.json, the empty logs and
         state, and the input images (``inputs``: {file name: (3, H, W) image}). ``--overwrite``
         replaces an earlier run's files only and names what it kept."""
-        from evostyle.io.images import save_image
         kept = prepare_new(self.path, overwrite)
         if kept:
             shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
@@ -130,8 +129,7 @@ class RunDir:
         self._record = record
         self.log = RunLog(self.path, columns).create()
         self._state = self.log.state
-        for name, image in inputs.items():
-            save_image(image, self.path / name)
+        self.write_images(inputs)
 
     def undo_create(self, lock: RunLock, existed: bool, refused: bool) -> None:
         """After a new run could not be laid out: remove what :meth:`create` wrote (never a user's
@@ -173,26 +171,23 @@ class RunDir:
         [(3, H, W)] * K), PNG), then its candidate rows and generation row, then the state that counts
         it as done (with ``events``, e.g. a lost worker). A crash before the state leaves the
         generation to be evaluated again on resume (its images are then written over)."""
-        from evostyle.io.images import save_image
-        for name, image in images.items():
-            (self.path / name).parent.mkdir(exist_ok=True)
-            save_image(image, self.path / name, quality=85)
+        self.write_images(images, quality=85)
         if best is not None:
             row, outputs = best
-            (self.path / files.BEST).mkdir(exist_ok=True)
-            for k, image in enumerate(outputs):
-                save_image(image, self.path / files.best_output(k))
+            self.write_images({files.best_output(k): image for k, image in enumerate(outputs)})
             atomic_write_json(self.path / files.BEST_JSON, dict(row))
         if events:
             self.log.state.setdefault("events", []).extend(events)
         self.log.append_generation(rows, gen_row)
 
-    def write_images(self, images: Mapping[str, torch.Tensor]) -> None:
-        """Save (3, H, W) images under their file names (PNG or JPEG by suffix, atomically)."""
+    def write_images(self, images: Mapping[str, torch.Tensor], **options) -> None:
+        """Save (3, H, W) images under their file names (PNG or JPEG by suffix, atomically; ``options``
+        are :func:`~evostyle.io.images.save_image`'s, e.g. ``quality``), making their folders once."""
         from evostyle.io.images import save_image
+        for folder in {(self.path / name).parent for name in images}:
+            folder.mkdir(exist_ok=True)
         for name, image in images.items():
-            (self.path / name).parent.mkdir(exist_ok=True)
-            save_image(image, self.path / name)
+            save_image(image, self.path / name, **options)
 
     def mark(self, status: str, **extra: object) -> None:
         """Set the run's status in state.json (one of :data:`~evostyle.rundir.files.STATUSES`)."""

@@ -181,7 +181,7 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
         others[label] = load_run(other)
     if cands.empty:
         raise EvostyleError(f"{run} has no evaluated candidates yet; nothing to report")
-    rec = read_json(run / files.CONFIG, "run config")
+    rec = cands.attrs.get("config") or read_json(run / files.CONFIG, "run config")  # load_run read it
     cfg, plan = run_settings(rec), plan_of(rec)
     summary = read_json(run / files.SUMMARY, "run summary") if (run / files.SUMMARY).exists() else {}
     state = read_json(run / files.STATE, "run state") if (run / files.STATE).exists() else {}

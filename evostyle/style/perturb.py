@@ -48,12 +48,14 @@ def perturb_features(features: torch.Tensor, strength: torch.Tensor, seeds: Sequ
     evals = evals.clamp_min(0) + EPS * evals.clamp_min(0).mean().clamp_min(1e-12)
     z = (evecs * evals.rsqrt()) @ evecs.T @ xc  # whitened: identity covariance
     colour = (evecs * evals.sqrt()) @ evecs.T
-    rows = []
+    rows, turned_by_seed = [], {}  # a population's outputs share K seeds: one matrix per seed
     for s, seed in zip(strength.tolist(), seeds):
         if s == 0:
             rows.append(features[0])
             continue
-        turned = colour @ random_orthogonal(c, seed) @ z + mu
+        if seed not in turned_by_seed:
+            turned_by_seed[seed] = colour @ random_orthogonal(c, seed) @ z + mu
+        turned = turned_by_seed[seed]
         mixed = (1 - s) * x + s * turned
         rows.append(mixed.reshape(c, h, w).to(dtype=features.dtype, device=features.device))
     return torch.stack(rows)

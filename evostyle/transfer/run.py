@@ -89,8 +89,11 @@ def _init_images(content: torch.Tensor, n: int, cfg: TransferConfig, noise_seeds
     [0, 1] (a = 0: the content itself)."""
     rows = []
     for i, s in enumerate(noise_seeds[:n]):
-        a = cfg.init_noise if amplitudes is None else float(amplitudes[i])
-        if (cfg.init == "content" and amplitudes is None) or (cfg.init != "noise" and a == 0):
+        if amplitudes is not None:
+            a = float(amplitudes[i])
+        else:
+            a = cfg.init_noise if cfg.init == "content+noise" else 0.0
+        if cfg.init != "noise" and a == 0:
             rows.append(content.clone())
             continue
         gen = torch.Generator().manual_seed(int(s))

@@ -21,6 +21,9 @@ of the union of every method's points on that pair (reference point (1.1, 1.1) i
 reported as median and IQR over pairs x seeds, and compared by Wilcoxon signed-rank tests paired by
 pair and seed with Holm's correction (levers against ``rotation``, optimisers against random search).
 
+Beside the diversity of each run's knee stands its noise floor: the same candidate re-run with two
+other seeds (evostyle.search.floor), what part of a diversity a re-run gives anyway.
+
 Writes results/diversity/: table.md, methods.csv (every pair, seed and method), anytime.csv and
 anytime.png (median normalised hypervolume against evaluations), grid.jpg (each method's front
 member nearest the ideal on the first pair and seed, its K outputs at a legible size) and
@@ -117,6 +120,7 @@ def run(args):
                 runs[pair, seed, name] = load_run(d)[0].assign(run_dir=str(d))
                 say(f"{pair} seed {seed} {name}: {time.perf_counter() - t:.1f} s")
 
+    floors = _floors(args, s, runs, work)
     rows, anytime = [], []
     for pair in pairs:
         ideal, nadir = normalisation([_points(c, args.metric)[0] for (p, _, _), c in runs.items() if p == pair])
@@ -130,7 +134,8 @@ def run(args):
                          "best_fidelity": float(ok.fidelity.min()),
                          "max_diversity_pixel": float(ok.diversity_pixel.max()),
                          "max_diversity_feature": float(ok.diversity_feature.max()), "front_size": len(front),
-                         "front_diversity_smooth": _smooth_diversity(cands, front)})
+                         "front_diversity_smooth": _smooth_diversity(cands, front),
+                         **_knee_columns(floors[p, seed, name])})
             for g in sorted(cands.generation.unique()):
                 upto = cands.generation <= g
                 anytime.append({"pair": pair, "seed": seed, "method": name, "evaluations": int(upto.sum()),
@@ -156,6 +161,10 @@ def run(args):
     eng = build(search_config(args, s, pairs[0], args.seed, "rotation", "gde3")).engine
     _grid(runs, pairs[0], args.seed, args.metric, out / "grid.jpg")
     cols = ["method", "median HV", "IQR", "n", "median diff", "p (Holm)"]
+    floor_cols = ["method", "knee fidelity", "feature div.", "feature floor", "pixel div.", "pixel floor"]
+    floor_rows = [{"method": n, **{c: methods[methods.method == n][col].median() for c, col in zip(
+        floor_cols[1:], ["knee_fidelity", "knee_diversity_feature", "knee_floor_feature", "knee_diversity_pixel",
+                         "knee_floor_pixel"])}} for n in [r["method"] for r in lever_rows + opt_rows]]
     other = "pixel" if args.metric == "feature" else "feature"
     med = lambda col: {r["method"]: median_iqr(methods[methods.method == r["method"]][col].dropna().tolist())[0]
                        for r in lever_rows + opt_rows}
@@ -169,6 +178,10 @@ def run(args):
             "IQR over pairs x seeds; Wilcoxon signed-rank paired by pair and seed, Holm-corrected.\n\n"
             f"## Levers (GDE3), against {levers[0] if levers else '-'}\n\n{md_table(lever_rows, cols)}\n\n"
             f"## Optimisers (all levers), against {opt_ref}\n\n{md_table(opt_rows, cols)}\n\n"
+            "## Diversity beside its noise floor\n\nEach run's knee (its front member nearest the ideal, objectives "
+            "scaled over the run) re-run with two other seeds: the floor is how far its output k moves when only the "
+            "seed changes (the same metric, averaged over k), what a re-run gives anyway. Medians over runs.\n\n"
+            f"{md_table(floor_rows, floor_cols)}\n\n"
             f"The other diversity, {METRICS[other]} (the largest a run reached, median over runs): "
             + ", ".join(f"{k} {v:.3g}" for k, v in med(f"max_diversity_{other}").items()) + ".\n\n"
             "Speckle-discounted diversity (a noise floor for leftover start noise: the mean pairwise pixel "
@@ -181,6 +194,14 @@ def run(args):
 SMOOTH = 4
 """Average-pooling window (px) of the speckle-discounted diversity: what differs only pixel to pixel,
 such as start noise the transfer has not yet removed, averages out."""
+
+
+def _knee_columns(floor: dict) -> dict:
+    """methods.csv's columns of a run's knee and its noise floor."""
+    knee = floor["knee"]
+    return {"knee_fidelity": float(knee.fidelity), "knee_diversity_feature": float(knee.diversity_feature),
+            "knee_diversity_pixel": float(knee.diversity_pixel),
+            "knee_floor_feature": floor["floor"]["feature"], "knee_floor_pixel": floor["floor"]["pixel"]}
 
 
 def _smooth_diversity(cands, front) -> float:
@@ -204,6 +225,41 @@ def _smooth_diversity(cands, front) -> float:
         d = sum(float((a - b).abs().mean()) for a, b in itertools.combinations(pooled, 2)) / max(1, k * (k - 1) // 2)
         best = d if best != best else max(best, d)
     return best
+
+
+def _knee(cands, metric: str):
+    """The run's front member nearest the ideal once each objective is scaled to [0, 1] over the run."""
+    import numpy as np
+    pts, ok = _points(cands, metric)
+    lo, hi = pts.min(0), pts.max(0)
+    scaled = (pts - lo) / np.where(hi > lo, hi - lo, 1)
+    front = np.flatnonzero(_front_mask(pts))
+    return ok.iloc[front[np.argmin(np.linalg.norm(scaled[front], axis=1))]]
+
+
+def _floors(args, s, runs, work: Path) -> dict:
+    """{(pair, seed, method): NoiseFloor.as_dict()} of each run's knee member re-run with FLOOR_SEEDS
+    other seeds (evostyle.search.floor), cached in ``work``/floors.json by run folder and candidate."""
+    import json
+
+    from evostyle.search.floor import SEEDS as FLOOR_SEEDS
+    from evostyle.search.floor import noise_floor
+    from evostyle.search.run import build
+    cache_file = work / "floors.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    out = {}
+    for (pair, seed, name), cands in runs.items():
+        knee = _knee(cands, args.metric)
+        key = f"{Path(knee.run_dir).name}:{int(knee.generation)}:{int(knee.candidate)}"
+        if key not in cache:
+            lever, optimizer = name.split(" / ")
+            ev = build(search_config(args, s, pair, seed, lever, optimizer)).evaluator
+            values = {n: float(knee[f"param_{n}"]) for n in ev.space.names}
+            cache[key] = noise_floor(ev, values, [seed + 1 + i for i in range(FLOOR_SEEDS)]).as_dict()
+            cache_file.write_text(json.dumps(cache, indent=1))
+            say(f"{pair} seed {seed} {name}: noise floor of its knee {cache[key]['floor']}")
+        out[pair, seed, name] = {**cache[key], "knee": knee}
+    return out
 
 
 def _front_mask(pts):
@@ -231,7 +287,6 @@ def _anytime_plot(df, path: Path) -> None:
 
 def _grid(runs, pair, seed, metric, path: Path) -> None:
     """One row per method: the K outputs of its front member nearest the ideal (scaled objectives)."""
-    import numpy as np
 
     from evostyle.io.images import load_image
     from evostyle.report.figures import save_grid
@@ -240,11 +295,7 @@ def _grid(runs, pair, seed, metric, path: Path) -> None:
     for (p, sd, name), cands in runs.items():
         if p != pair or sd != seed:
             continue
-        pts, ok = _points(cands, metric)
-        lo, hi = pts.min(0), pts.max(0)
-        scaled = (pts - lo) / np.where(hi > lo, hi - lo, 1)
-        front = np.flatnonzero(_front_mask(pts))
-        best = ok.iloc[front[np.argmin(np.linalg.norm(scaled[front], axis=1))]]
+        best = _knee(cands, metric)
         run_dir = Path(best.run_dir)
         g, c = int(best.generation), int(best.candidate)
         k = len([col for col in cands if col.startswith("param_angle_")])

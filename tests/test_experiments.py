@@ -137,8 +137,13 @@ def test_diversity_quick_compares_every_lever_and_optimiser(tmp_path):
     assert len(methods) == 9 and methods.evaluations.nunique() == 1  # equal budgets
     assert (methods.hypervolume >= 0).all() and methods.hypervolume.max() <= 1.1 ** 2 + 1e-9
     assert (methods.front_diversity_smooth <= methods.max_diversity_pixel + 1e-9).all()  # pooling only removes
+    assert (methods.knee_diversity_pixel <= methods.max_diversity_pixel + 1e-9).all()
+    lone = {"rotation / gde3", "diversity_loss / gde3"}  # nothing in them depends on the seed
+    assert (methods[methods.method.isin(lone)].knee_floor_pixel == 0).all()
+    assert (methods.knee_floor_feature >= 0).all() and methods.knee_floor_pixel.max() > 0  # noise has one
     text = (out / "table.md").read_text()
     assert "rotation / gde3" in text and "all / tpe" in text and "p (Holm)" in text and "Speckle-discounted" in text
+    assert "Diversity beside its noise floor" in text and "feature floor" in text
     rec = json.loads((out / "record.json").read_text())
     assert rec["metric"] == "feature" and rec["weights"]["used"] == "random"
     assert (out / "anytime.png").is_file() and (out / "grid.jpg").stat().st_size > 1000

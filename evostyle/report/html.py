@@ -148,14 +148,20 @@ def _front_html(run: Path, summary: dict, columns: tuple[str, str], k: int) -> s
     return head + "".join(members)
 
 
-def _worth_html(run: Path, best: pd.Series, base: dict, q: str, best_imgs: list[str]) -> str:
+def _worth_html(run: Path, best: pd.Series, base: dict, q: str, best_imgs: list[str], floor: dict) -> str:
     """The report's first answer, "was the search worth it": the best candidate's outputs beside its
     same-target baseline's (the same candidate, every output with angle_0's target), with both
-    fitnesses, qualities and diversities."""
+    fitnesses, qualities and diversities, and the best's noise floor (``floor``: summary.json's
+    ``noise_floor``, empty for older runs)."""
     nan = float("nan")
     line = lambda what, d: (f"{what}: fitness <b>{d.get('fitness', nan):.4g}</b>, {html.escape(q)} "
                             f"{d.get(q, nan):.4g}, pixel diversity <b>{d.get('diversity_pixel', nan):.4f}</b>")
     out = [f"<h2>Was the search worth it?</h2><p>{line('Best candidate', best.to_dict())}<br>"]
+    if floor.get("floor"):
+        levels = ", ".join(f"{html.escape(m)} {v:.4f}" for m, v in floor["floor"].items())
+        out.append(f"Noise floor: {levels} (how far the best candidate's outputs move when only its seed changes, "
+                   f"re-run with seeds {', '.join(map(str, floor.get('seeds', [])))}; diversity at the floor is "
+                   "what a re-run gives anyway)<br>")
     if base:
         out.append(line("Same-target baseline (all outputs with angle_0's target)", base) + "</p>")
     else:
@@ -188,8 +194,9 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
     searched = searched_parameters(rec)
     columns = objective_columns(rec)
     base = summary.get("baseline_same_target", {})
+    floor = summary.get("noise_floor", {})
     make_plots(run, cands, gens, searched, columns, (plan.get("hypervolume") or {}).get("reference"),
-               parameter_units(rec), base, others)
+               parameter_units(rec), base, others, floor.get("floor"))
 
     weights = rec.get("weights", {})
     env = rec.get("environment", {})
@@ -232,7 +239,7 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
 
     cols = ["generation", "candidate"] + [f"param_{n}" for n in searched] + score_cols[1:] + ["fitness"]
     top_df = cands.sort_values("fitness", kind="stable").head(top)[cols]
-    worth_html = _worth_html(run, best, base, columns[0], best_imgs)
+    worth_html = _worth_html(run, best, base, columns[0], best_imgs, floor)
     warn = ""
     if weights.get("used") == "random":
         warn = (f'<p class="warn">Made with a seeded random-init {str(weights.get("backbone", "vgg19")).upper()} '
@@ -262,6 +269,8 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
         f"{int(best.candidate)}: " + ", ".join(f"{n}={best[f'param_{n}']:.4g}" for n in searched)]
     if base:
         md.append(f"\nPixel diversity {best.diversity_pixel:.4f} vs same-target baseline "
-                  f"{base.get('diversity_pixel', float('nan')):.4f}.")
+                  f"{base.get('diversity_pixel', float('nan')):.4f}"
+                  + (f"; noise floor {floor['floor']['pixel']:.4f} (the same candidate, other seeds)."
+                     if "pixel" in floor.get("floor", {}) else "."))
     atomic_write_text(run / files.SUMMARY_MD, "\n".join(md) + "\n")
     return run / files.REPORT

@@ -52,6 +52,7 @@ def make_plots(
     units: dict[str, str] | None = None,
     baseline: dict | None = None,
     others: dict[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None,
+    floor: dict[str, float] | None = None,
 ) -> list[Path]:
     """Write the convergence, parameter-trajectory and quality-vs-diversity PNGs into ``run``;
     ``columns`` are the (quality, diversity) columns, ``reference`` the hypervolume's reference point
@@ -59,10 +60,11 @@ def make_plots(
     best candidate's same-target baseline (summary.json's: its fitness and scores, drawn on the
     convergence and quality-vs-diversity plots), ``others`` {label: (candidates, generations)} of
     runs to draw beside this one (``--compare``; their hypervolume measured against this run's
-    reference, so that the curves compare)."""
+    reference, so that the curves compare), ``floor`` {metric: the best candidate's noise floor}
+    (summary.json's ``noise_floor.floor``, drawn on the quality-vs-diversity plot)."""
     return [_convergence(run, gens, reference, columns, baseline, others or {}),
             _trajectories(run, cands, searched, units or {}),
-            _pareto(run, cands, columns, reference, baseline, others or {})]
+            _pareto(run, cands, columns, reference, baseline, others or {}, floor or {})]
 
 
 def _hypervolume_curve(cands: pd.DataFrame, columns: tuple[str, str], reference) -> tuple[list, list]:
@@ -141,7 +143,7 @@ def _trajectories(run, cands, searched, units) -> Path:
     return run / PLOTS[1]
 
 
-def _pareto(run, cands, columns, reference, baseline, others) -> Path:
+def _pareto(run, cands, columns, reference, baseline, others, floor) -> Path:
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -162,6 +164,9 @@ def _pareto(run, cands, columns, reference, baseline, others) -> Path:
         ax.plot([baseline[qcol]], [baseline[dcol]], "ks", ms=7, mfc="none", label="same-target baseline")
     if reference is not None and np.isfinite(reference).all():
         ax.plot([reference[0]], [-reference[1]], "kx", ms=8, label="hypervolume reference")
+    level = floor.get(dcol.removeprefix("diversity_"))
+    if level is not None and np.isfinite(level):  # below it, outputs differ no more than under another seed
+        ax.axhline(level, color="0.4", ls=":", lw=1, label="noise floor (best, other seeds)")
     ax.set_xlabel(f"{qcol} (lower is better)")
     ax.set_ylabel(f"{dcol} (higher is more diverse)")
     fig.colorbar(sc, label="generation", ticks=MaxNLocator(integer=True))

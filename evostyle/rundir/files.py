@@ -9,7 +9,7 @@ the report, the command lines) takes its names from here, so a file is renamed i
     candidates.csv    one row per evaluated candidate (appended and fsync'ed once per generation)
     generations.csv   one row per generation (GENERATION_COLUMNS)
     state.json        {"status": one of STATUSES, "generations_done": n, "error"/"signal"/"events"}
-    summary.json      the finished run: best, baseline, optimiser, front, hypervolume, seconds
+    summary.json      the finished run: best, baseline, noise floor, optimiser, front, hypervolume, seconds
     content.png, style_<i>.png    the inputs as the run used them
     best/output_<k>.png, best/best.json    the best candidate's outputs and row
     best/baseline_<k>.png                  its same-target baseline's outputs

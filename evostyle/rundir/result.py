@@ -74,6 +74,13 @@ class SearchResult:
         return self.summary["baseline_same_target"]
 
     @property
+    def noise_floor(self) -> dict:
+        """The best candidate re-run with other seeds (:mod:`evostyle.search.floor`): ``seeds``,
+        ``floor`` {metric: distance between the same output under two seeds} and ``diversity``
+        {metric: its diversity under each seed}; empty for runs older than the floor."""
+        return dict(self.summary.get("noise_floor", {}))
+
+    @property
     def front(self) -> list[dict]:
         """The non-dominated candidates among all evaluated, with parameters, objectives and images."""
         return list(self.summary.get("front", []))
@@ -99,7 +106,9 @@ class SearchResult:
         def scores(d: dict) -> str:
             return (f"fitness {d.get('fitness', nan):.5g} (fidelity {d.get('fidelity', nan):.4g}, pixel diversity "
                     f"{d.get('diversity_pixel', nan):.4f})")
-        return (f"best {scores(self.best)} vs same-target baseline {scores(self.baseline)}; front of "
+        floor = self.noise_floor.get("floor", {}).get("pixel")
+        floor = "" if floor is None else f", noise floor {floor:.4f}"
+        return (f"best {scores(self.best)}{floor} vs same-target baseline {scores(self.baseline)}; front of "
                 f"{len(self.front)}, hypervolume {self.hypervolume:.4g}")
 
     def __getitem__(self, key: str) -> Any:

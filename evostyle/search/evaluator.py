@@ -31,6 +31,8 @@ from evostyle.search.space import Space
 from evostyle.transfer.engine import StyleEngine
 
 if TYPE_CHECKING:  # annotations only
+    from collections.abc import Sequence
+
     from evostyle.types import ArrayLike
 
 
@@ -93,7 +95,7 @@ class Rows(NamedTuple):
     style_weights: torch.Tensor
     """(B,) multipliers of the style weight."""
     seeds: list[int]
-    """B noise seeds: output k of every candidate has seed ``noise_seed * 1000 + k``."""
+    """B noise seeds: output k of a candidate whose run seed is s has noise seed ``s * 1000 + k``."""
     init_noise: torch.Tensor | None
     """(B,) noise amplitude of each output's start (search group ``noise``), None where not searched."""
     content_perturbation: torch.Tensor | None
@@ -151,8 +153,9 @@ class Evaluator:
         zero = raw.sum(1, keepdim=True) <= 0
         return torch.where(zero, torch.ones_like(raw), raw)
 
-    def rows(self, values: dict[str, torch.Tensor]) -> Rows:
-        """Expand P candidates to B = P*K transfer :class:`Rows` (row p*K + k is output k of candidate p)."""
+    def rows(self, values: dict[str, torch.Tensor], noise_seeds: Sequence[int] | None = None) -> Rows:
+        """Expand P candidates to B = P*K transfer :class:`Rows` (row p*K + k is output k of candidate p);
+        ``noise_seeds`` (P,) gives each candidate a run seed of its own (default: :attr:`noise_seed`)."""
         p, k = next(iter(values.values())).shape[0], self.k
         rep = lambda t: t.repeat_interleave(k, dim=0)
         mix = rep(self._mix(values, p))
@@ -160,7 +163,10 @@ class Evaluator:
         rot_w = rep(values["rotation_weight"].float())
         layer_w = rep(torch.stack([values[f"layer_{l}"].float() for l in self.layers], 1))
         style_w = rep(values["style_ratio"].float())
-        seeds = [self.noise_seed * 1000 + j for _ in range(p) for j in range(k)]
+        own = [self.noise_seed] * p if noise_seeds is None else [int(x) for x in noise_seeds]
+        if len(own) != p:
+            raise ValueError(f"{len(own)} noise seeds for {p} candidates")
+        seeds = [s * 1000 + j for s in own for j in range(k)]
         noise = rep(values["noise_sigma"].float()) if "noise_sigma" in values else None
         perturb = rep(values["perturb_strength"].float()) if "perturb_strength" in values else None
         div = rep(values["diversity_loss_weight"].float()) if "diversity_loss_weight" in values else None
@@ -174,12 +180,13 @@ class Evaluator:
             return self.executor.evaluate(values, compile)
         return self.evaluate_here(values, compile)
 
-    def evaluate_here(self, values: dict[str, torch.Tensor], compile: bool | None = None) -> Evaluation:
+    def evaluate_here(self, values: dict[str, torch.Tensor], compile: bool | None = None,
+                      noise_seeds: Sequence[int] | None = None) -> Evaluation:
         """:meth:`evaluate_values` in this process, on the engine's device (what every executor's
-        workers run)."""
+        workers run); ``noise_seeds`` as in :meth:`rows`."""
         t0 = time.perf_counter()
         p = next(iter(values.values())).shape[0]
-        rows = self.rows(values)
+        rows = self.rows(values, noise_seeds)
         mix = rows.mix
         targets = self.engine.build_targets(rows.mix, rows.angles, rows.rotation_weight)
         if self.engine.device.type == "cuda":  # so the targets' kernels are not counted as transfer

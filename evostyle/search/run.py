@@ -269,6 +269,8 @@ def _run(cfg, rd: RunDir, built: Built, plan: Plan, cached, quiet, report, callb
 def _search(cfg, rd: RunDir, built: Built, plan: Plan, cached, quiet, callback, hooks) -> dict:
     """The generations (replaying ``cached`` rows), then the baseline and summary.json; state finished."""
     from evostyle.de.solver import initial_population
+    from evostyle.search.floor import SEEDS as FLOOR_SEEDS
+    from evostyle.search.floor import noise_floor
     from evostyle.search.optimizers import OPTIMIZERS
     from evostyle.search.signals import StopSignals
     engine, space, ev = built.engine, built.space, built.evaluator
@@ -294,6 +296,8 @@ def _search(cfg, rd: RunDir, built: Built, plan: Plan, cached, quiet, callback, 
             logger.info("same-target baseline: the best candidate's %d outputs, all with angle_0's target", ev.k)
             hooks.phase("baseline: transfer")
             base = ev.baseline(best_values)
+            hooks.phase(f"noise floor: the best candidate with {FLOOR_SEEDS} other seeds")
+            floor = noise_floor(ev, best_values, [cfg.run.seed + 1 + i for i in range(FLOOR_SEEDS)])
             steps.close()
             with signals.critical():
                 rd.write_images({files.baseline_output(k): base.images[0, k] for k in range(ev.k)})
@@ -303,6 +307,7 @@ def _search(cfg, rd: RunDir, built: Built, plan: Plan, cached, quiet, callback, 
                                 **{c: float(best[c]) for c in files.SCORE_COLUMNS}},
                        "baseline_same_target": {"fitness": float(base.fitness[0]),
                                                 **{c: float(base.terms[c][0]) for c in files.SCORE_COLUMNS}},
+                       "noise_floor": floor.as_dict(),
                        "optimizer": {"name": cfg.de.optimizer, "objective": cfg.de.objective, "strategy": plan.strategy,
                                      "message": str(res.message), "nit": int(res.nit), "nfev_points": problem.nfev,
                                      "success": bool(res.success)},

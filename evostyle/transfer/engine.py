@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # annotations only
     import os
     from collections.abc import Callable, Sequence
 
+    from evostyle.transfer.state import TransferState
     from evostyle.types import ArrayLike
 
 
@@ -148,13 +149,16 @@ class StyleEngine:
         content_perturbation: torch.Tensor | None = None,
         diversity_weights: torch.Tensor | None = None,
         group: int = 1,
+        start: TransferState | None = None,
+        keep_state: bool = False,
     ) -> TransferResult:
         """Optimise B rows towards ``targets`` (from :meth:`build_targets`).
 
         ``compile`` overrides ``cfg.compile`` for this run (None: the config's setting); ``progress``,
         ``init_noise`` (per-row noise amplitudes of the start), ``content_perturbation`` (per-row
-        strengths of the content target's perturbation) and ``diversity_weights`` / ``group`` (an inner
-        diversity reward among each group of rows) are :func:`~evostyle.transfer.run_transfer`'s.
+        strengths of the content target's perturbation), ``diversity_weights`` / ``group`` (an inner
+        diversity reward among each group of rows) and ``start`` / ``keep_state`` (rows continued from
+        where an earlier run left them) are :func:`~evostyle.transfer.run_transfer`'s.
 
         If a run had to split its batch after running out of memory, the chunk size that worked is
         kept, so the next generations do not run out of memory first again.
@@ -166,7 +170,7 @@ class StyleEngine:
         res = run_transfer(self.model, self.content, targets, cfg, layer_weights, content_weights,
                            style_weights, noise_seeds, self.device, log, progress, init_noise=init_noise,
                            content_perturbation=content_perturbation, diversity_weights=diversity_weights,
-                           group=group, check=False)
+                           group=group, start=start, keep_state=keep_state, check=False)
         if res.chunk_size < min(rows, cfg.max_batch or rows):
             self.chunk_cap = res.chunk_size
         return res

@@ -56,6 +56,19 @@ class Adam:
         self.t = 0
         self._step_size, self._bc2_sqrt = x.new_zeros(()), x.new_zeros(())  # 0-d: filled each step
 
+    def state(self) -> dict[str, torch.Tensor]:
+        """Its state, batch-first, on the CPU: the moments m and v (B, 3, H, W) and the step count t (B,)."""
+        b = self.x.shape[0]
+        return {"m": self.m.detach().cpu(), "v": self.v.detach().cpu(), "t": torch.full((b,), self.t)}
+
+    def load(self, state: dict[str, torch.Tensor]) -> None:
+        """Continue from :meth:`state`'s rows (all at one step count: a chunk goes on as one)."""
+        t = state["t"].unique()
+        if t.numel() != 1:
+            raise ValueError(f"rows at different Adam steps {t.tolist()} cannot continue as one batch")
+        self.m.copy_(state["m"]), self.v.copy_(state["v"])
+        self.t = int(t)
+
     @torch.no_grad()
     def step(self, grad: torch.Tensor, failed: torch.Tensor, fn: Callable = adam_clamp) -> None:
         """Sanitise the gradient, step and clamp the images to [0, 1], through ``fn`` (``adam_clamp``
@@ -79,6 +92,22 @@ class BatchedLBFGS:
         self.s, self.y, self.rho = [], [], []
         self.gamma = torch.ones(x.shape[0], device=x.device)
         self.prev_x = self.prev_g = None
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """Its state, batch-first, on the CPU: the history pairs s, y (B, n, D) and rho (B, n), gamma
+        (B,), the last point and gradient (B, D) (empty (B, 0) before the first step)."""
+        b, d = self.x.shape[0], self.x[0].numel()
+        hist = lambda xs, *shape: torch.stack(xs, 1).cpu() if xs else torch.zeros(b, 0, *shape, dtype=torch.float64)
+        last = lambda t: t.cpu() if t is not None else torch.zeros(b, 0, dtype=torch.float64)
+        return {"s": hist(self.s, d), "y": hist(self.y, d), "rho": hist(self.rho), "gamma": self.gamma.double().cpu(),
+                "prev_x": last(self.prev_x), "prev_g": last(self.prev_g)}
+
+    def load(self, state: dict[str, torch.Tensor]) -> None:
+        """Continue from :meth:`state`'s rows."""
+        dev = self.x.device
+        self.s, self.y, self.rho = ([t.to(dev) for t in state[k].unbind(1)] for k in ("s", "y", "rho"))
+        self.gamma = state["gamma"].to(dev)
+        self.prev_x, self.prev_g = ((state[k].to(dev) if state[k].shape[1] else None) for k in ("prev_x", "prev_g"))
 
     @torch.no_grad()
     def step(self, grad: torch.Tensor) -> None:

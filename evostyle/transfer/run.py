@@ -26,6 +26,7 @@ from evostyle.transfer.compiling import compiled, fall_back_to_eager, resolve_co
 from evostyle.transfer.config import CUDA_GRAPH_MODES, TransferConfig
 from evostyle.transfer.losses import denominators, evaluate_step, loss_terms
 from evostyle.transfer.optimisers import INNER_OPTIMIZERS, adam_clamp, sanitise
+from evostyle.transfer.state import TransferState
 
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Callable
@@ -54,6 +55,8 @@ class TransferResult:
     chunk_size: int
     precision: str
     log: list[str] = field(default_factory=list)
+    state: TransferState | None = None
+    """Where the rows stand, to continue them (``run_transfer(..., keep_state=True)``); else None."""
 
 
 HOST_MEMORY_SHARE = 0.7
@@ -106,19 +109,27 @@ def _init_images(content: torch.Tensor, n: int, cfg: TransferConfig, noise_seeds
 
 
 def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg, prec, device, seeds, note,
-                    progress=None, amplitudes=None, diversity=None):
-    """Optimise one chunk of rows; returns (images, initial, final, history, failed) on the CPU."""
+                    progress=None, amplitudes=None, diversity=None, start=None, keep=False):
+    """Optimise one chunk of rows from their start images, or from ``start`` (their
+    :class:`TransferState`); returns (images, initial, final, history, failed, state or None) on the
+    CPU, the state if ``keep``."""
     n = cw.shape[0]
     mode = resolve_compile_mode(cfg.compile_mode, device)
     terms_fn = compiled(loss_terms, mode) if cfg.compile else loss_terms
     graphs = cfg.compile and mode in CUDA_GRAPH_MODES
-    x = _init_images(content.cpu(), n, cfg, seeds, amplitudes).to(device=device, dtype=prec.dtype)
+    x = _init_images(content.cpu(), n, cfg, seeds, amplitudes) if start is None else start.images
+    x = x.to(device=device, dtype=prec.dtype)
     if prec.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
     opt = INNER_OPTIMIZERS[cfg.optimizer](x, cfg.resolved_lr)
     update = None if cfg.optimizer != "adam" else compiled(adam_clamp, mode) if cfg.compile else adam_clamp
     failed = torch.zeros(n, dtype=torch.bool, device=device)
+    if start is not None:
+        if start.optimizer != cfg.optimizer:
+            raise ValueError(f"a {start.optimizer} transfer cannot continue with {cfg.optimizer}")
+        opt.load(start.buffers)
+        failed |= start.failed.to(device)
     targets = {l: t.to(prec.dtype) for l, t in targets.items()}
     history, initial = [], None
     args = (model, x, content_feat, targets, denominators(content_feat, targets, cfg), layer_w, cw, sw, cfg,
@@ -160,7 +171,11 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
     final = {k: v.detach().float().cpu() for k, v in terms.items()}
-    return to_host(x.detach().float()), initial, final, history, failed.cpu()
+    state = None
+    if keep:
+        done = (start.steps if start is not None else torch.zeros(n, dtype=torch.long)) + int(cfg.steps)
+        state = TransferState(x.detach().cpu().contiguous(), done, failed.cpu(), cfg.optimizer, opt.state())
+    return to_host(x.detach().float()), initial, final, history, failed.cpu(), state
 
 
 @contextlib.contextmanager
@@ -191,6 +206,8 @@ def run_transfer(
     content_perturbation: torch.Tensor | None = None,
     diversity_weights: torch.Tensor | None = None,
     group: int = 1,
+    start: TransferState | None = None,
+    keep_state: bool = False,
     check: bool = True,
 ) -> TransferResult:
     """Optimise B images at once.
@@ -219,6 +236,11 @@ def run_transfer(
             :func:`~evostyle.transfer.losses.diversity_term` at the content layer), subtracted from
             each row's total; chunks then hold whole groups. A group's rows are coupled by it; rows of
             other groups stay independent.
+        start: where the B rows' transfers stand (a :class:`~evostyle.transfer.state.TransferState` a
+            ``keep_state`` run returned, rows selected and joined as needed): they go on from there for
+            ``cfg.steps`` more steps, with the same targets, weights and seeds, instead of starting from
+            their start images. Rows continued together must have taken the same number of steps.
+        keep_state: also return where the rows stand (``TransferResult.state``), to continue them.
         log: optional callable(str), called for each out-of-memory retry or compilation fallback.
         progress: optional callable(step, steps), called after each step of each chunk of rows (a
             progress bar: :func:`evostyle.progress.step_counter`).
@@ -235,6 +257,8 @@ def run_transfer(
     lw, cw, sw = lw.reshape(b, L).to(device), cw.reshape(b).to(device) * cfg.content_weight, \
         sw.reshape(b).to(device) * cfg.style_weight
     seeds = list(range(b)) if noise_seeds is None else [int(s) for s in noise_seeds]
+    if start is not None and len(start) != b:
+        raise ValueError(f"a start state of {len(start)} rows for {b} rows of targets")
     if prec.dtype == torch.float64:
         model = copy.deepcopy(model).double()
     if prec.channels_last:
@@ -256,7 +280,7 @@ def run_transfer(
     if fit is not None and fit < chunk:  # on the CPU running out of memory kills the process: plan ahead
         note(f"{chunk} rows at once would not fit in the host's memory; running {whole(fit)} at a time")
         chunk = whole(fit)
-    parts, start = [], 0
+    parts, lo = [], 0
     with _cudnn_benchmark(device.type == "cuda" and bool(cfg.autotune)), prec.matmul_mode():
         with torch.no_grad(), prec.autocast(device):
             content_feat = model(content[None], (cfg.content_layer,))[cfg.content_layer].to(prec.dtype)
@@ -266,32 +290,34 @@ def run_transfer(
         if diversity_weights is not None:
             dw = torch.as_tensor(diversity_weights).reshape(b).to(device=device, dtype=prec.dtype)
             scale = content_feat.abs().mean().float().clamp_min(1e-12)
-        while start < b:
-            stop = min(b, start + chunk)
-            sl = slice(start, stop)
+        while lo < b:
+            stop = min(b, lo + chunk)
+            sl = slice(lo, stop)
             try:
                 parts.append(_optimise_chunk(
                     model, content, content_feat if content_feat.shape[0] == 1 else content_feat[sl],
                     {l: t[sl] for l, t in targets.items()}, lw[sl], cw[sl],
                     sw[sl], cfg, prec, device, seeds[sl], note, progress,
                     None if init_noise is None else init_noise[sl],
-                    None if diversity_weights is None else (dw[sl], group, scale)))
+                    None if diversity_weights is None else (dw[sl], group, scale),
+                    None if start is None else start.rows(sl), keep_state))
             except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
                 if not is_oom(exc) or chunk == group:
                     raise
                 chunk = whole(chunk // 2)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
-                note(f"out of memory at {stop - start} rows per chunk; retrying with {chunk}")
+                note(f"out of memory at {stop - lo} rows per chunk; retrying with {chunk}")
                 continue
-            start = stop
+            lo = stop
     images = torch.cat([p[0] for p in parts])
     initial = {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
     final = {k: torch.cat([p[2][k] for p in parts]) for k in parts[0][2]}
     steps = [s for s, _ in parts[0][3]]
     history = torch.stack([torch.cat([p[3][i][1] for p in parts]) for i in range(len(steps))])
     failed = torch.cat([p[4] for p in parts])
+    state = TransferState.cat([p[5] for p in parts]) if keep_state else None
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return TransferResult(images, initial, final, history, steps, failed, time.perf_counter() - t0,
-                          chunk, prec.name, messages)
+                          chunk, prec.name, messages, state)

@@ -113,8 +113,8 @@ def run(args):
                 t = time.perf_counter()
                 d = work / f"{pair}-{seed}-{lever}-{optimizer}"
                 cfg = search_config(args, s, pair, seed, lever, optimizer)
-                if (d / files.SUMMARY).is_file():  # finished earlier: checked against this config, not rerun
-                    run_search(cfg, d, resume=True, quiet=True, report=False)
+                if (d / files.STATE).is_file():  # finished or interrupted earlier: checked against this
+                    run_search(cfg, d, resume=True, quiet=True, report=False)  # config, finished if need be
                 else:
                     run_search(cfg, d, quiet=True, report=False, overwrite=d.exists())
                 runs[pair, seed, name] = load_run(d)[0].assign(run_dir=str(d))

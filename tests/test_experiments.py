@@ -147,3 +147,18 @@ def test_diversity_quick_compares_every_lever_and_optimiser(tmp_path):
     rec = json.loads((out / "record.json").read_text())
     assert rec["metric"] == "feature" and rec["weights"]["used"] == "random"
     assert (out / "anytime.png").is_file() and (out / "grid.jpg").stat().st_size > 1000
+
+
+def test_fidelity_correlation_quick_scores_every_checkpoint_of_one_continued_transfer(tmp_path):
+    """experiments/fidelity_correlation.py --quick: each cheap fidelity ranked against the full one."""
+    out = tmp_path / "fc"
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "fidelity_correlation.py"), "--quick",
+                           "--weights", "random", "--device", "cpu", "--out", str(out)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    scores = pd.read_csv(out / "scores.csv")
+    assert sorted(scores.steps.unique()) == [1, 2, 4, 8] and scores.groupby("fidelity_level").size().nunique() == 1
+    corr = pd.read_csv(out / "correlations.csv")
+    assert set(corr.fidelity) == {"12% of the steps", "25% of the steps", "50% of the steps", "half size (16 px)"}
+    assert corr.spearman.between(-1, 1).all() and corr.kendall.between(-1, 1).all()
+    assert "best third kept" in (out / "table.md").read_text() and (out / "correlation.png").is_file()

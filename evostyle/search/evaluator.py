@@ -33,6 +33,7 @@ from evostyle.transfer.engine import StyleEngine
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Sequence
 
+    from evostyle.transfer.state import TransferState
     from evostyle.types import ArrayLike
 
 
@@ -57,6 +58,8 @@ class Evaluation:
     events: list[dict] = field(default_factory=list)
     """What happened to the workers during this evaluation (a worker lost and its candidates rerun):
     JSON-able dicts the run keeps in state.json."""
+    state: TransferState | None = None
+    """Where the P*K transfer rows stand (``evaluate_here(..., keep_state=True)``), to continue them."""
 
     @classmethod
     def concat(cls, parts: list[Evaluation], seconds: float) -> Evaluation:
@@ -181,9 +184,12 @@ class Evaluator:
         return self.evaluate_here(values, compile)
 
     def evaluate_here(self, values: dict[str, torch.Tensor], compile: bool | None = None,
-                      noise_seeds: Sequence[int] | None = None) -> Evaluation:
+                      noise_seeds: Sequence[int] | None = None, steps: int | None = None,
+                      start: TransferState | None = None, keep_state: bool = False) -> Evaluation:
         """:meth:`evaluate_values` in this process, on the engine's device (what every executor's
-        workers run); ``noise_seeds`` as in :meth:`rows`."""
+        workers run); ``noise_seeds`` as in :meth:`rows`. A lower fidelity: ``steps`` transfer steps
+        instead of the config's; ``start`` continues the P*K rows from an earlier evaluation's
+        ``state`` (kept with ``keep_state``) for ``steps`` more."""
         t0 = time.perf_counter()
         p = next(iter(values.values())).shape[0]
         rows = self.rows(values, noise_seeds)
@@ -195,7 +201,8 @@ class Evaluator:
         res = self.engine.optimise(targets, rows.layer_weights, None, rows.style_weights, rows.seeds, compile=compile,
                                    progress=self.hooks.step if self.hooks.on_step else None,
                                    init_noise=rows.init_noise, content_perturbation=rows.content_perturbation,
-                                   diversity_weights=rows.diversity_weights, group=self.k)
+                                   diversity_weights=rows.diversity_weights, group=self.k, start=start,
+                                   keep_state=keep_state, steps=steps)
         t2 = time.perf_counter()
         self.hooks.phase("scoring the outputs (fidelity, diversity)")
         images = res.images.view(p, self.k, *res.images.shape[1:])
@@ -207,7 +214,8 @@ class Evaluator:
         fit = fitness(terms, failed, self.score)
         t3 = time.perf_counter()
         return Evaluation(values, terms, fit, objectives(terms, failed, self.score), failed, images, t3 - t0,
-                          res.log, res.chunk_size, {"targets": t1 - t0, "transfer": t2 - t1, "scoring": t3 - t2})
+                          res.log, res.chunk_size, {"targets": t1 - t0, "transfer": t2 - t1, "scoring": t3 - t2},
+                          state=res.state)
 
     def score_images(self, images: torch.Tensor, mix: torch.Tensor, diversity: bool = True) -> dict[str, torch.Tensor]:
         """Fidelity and diversity of (P, K, 3, H, W) outputs whose P*K rows have mixing weights ``mix``

@@ -151,6 +151,7 @@ class StyleEngine:
         group: int = 1,
         start: TransferState | None = None,
         keep_state: bool = False,
+        steps: int | None = None,
     ) -> TransferResult:
         """Optimise B rows towards ``targets`` (from :meth:`build_targets`).
 
@@ -158,12 +159,15 @@ class StyleEngine:
         ``init_noise`` (per-row noise amplitudes of the start), ``content_perturbation`` (per-row
         strengths of the content target's perturbation), ``diversity_weights`` / ``group`` (an inner
         diversity reward among each group of rows) and ``start`` / ``keep_state`` (rows continued from
-        where an earlier run left them) are :func:`~evostyle.transfer.run_transfer`'s.
+        where an earlier run left them) are :func:`~evostyle.transfer.run_transfer`'s; ``steps``
+        overrides ``cfg.steps`` (the steps of this run, more steps for a continued one).
 
         If a run had to split its batch after running out of memory, the chunk size that worked is
         kept, so the next generations do not run out of memory first again.
         """
         cfg = self.cfg if compile is None else dataclasses.replace(self.cfg, compile=bool(compile))
+        if steps is not None:
+            cfg = dataclasses.replace(cfg, steps=int(steps))
         if self.chunk_cap is not None and (cfg.max_batch is None or cfg.max_batch > self.chunk_cap):
             cfg = dataclasses.replace(cfg, max_batch=self.chunk_cap)
         rows = next(iter(targets.values())).shape[0]

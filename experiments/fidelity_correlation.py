@@ -57,6 +57,7 @@ def run(args):
     import torch
     from scipy.stats import kendalltau, spearmanr
 
+    from evostyle.search.evaluator import Fidelity
     from evostyle.search.run import build
     s = settings(args)
     s.update({k: getattr(args, k) for k in ("candidates", "pairs") if getattr(args, k)})
@@ -72,7 +73,7 @@ def run(args):
         state, done = None, 0
         for c in checkpoints:  # one transfer, scored at each checkpoint
             t = time.perf_counter()
-            ev = full.evaluator.evaluate_here(values, compile=False, steps=c - done, start=state, keep_state=True)
+            ev = full.evaluator.evaluate_here(values, compile=False, fidelity=Fidelity(c - done, state, True))
             state, done = ev.state, c
             level = "full" if c == s["steps"] else f"{c / s['steps']:.0%} of the steps"
             rows += _scores(ev, level, c, pair)

@@ -69,11 +69,13 @@ class Evaluation:
         cat = lambda get: torch.cat([get(e) for e in parts])
         phases = {k: max(e.phases.get(k, 0.0) for e in parts) for k in parts[0].phases}
         phases["dispatch"] = max(0.0, seconds - max(e.seconds for e in parts))
+        states = [e.state for e in parts]
+        state = None if any(s is None for s in states) else type(states[0]).cat(states)
         return cls({n: cat(lambda e, n=n: e.values[n]) for n in parts[0].values},
                    {n: cat(lambda e, n=n: e.terms[n]) for n in parts[0].terms}, cat(lambda e: e.fitness),
                    cat(lambda e: e.objectives), cat(lambda e: e.failed), cat(lambda e: e.images), seconds,
                    [m for e in parts for m in e.log], min(e.chunk_size for e in parts), phases,
-                   [v for e in parts for v in e.events])
+                   [v for e in parts for v in e.events], state)
 
     def row(self, i: int) -> dict:
         """Candidate i as a flat dict of floats (param_*, loss_*, diversity_*, fitness, failed)."""
@@ -82,6 +84,22 @@ class Evaluation:
         r["fitness"] = float(self.fitness[i])
         r["failed"] = bool(self.failed[i])
         return r
+
+
+class Fidelity(NamedTuple):
+    """How far one evaluation's transfers go, for a multi-fidelity optimiser (default: the config's
+    whole transfer from each row's start image)."""
+
+    steps: int | None = None
+    """Transfer steps this evaluation runs (None: the config's ``steps``)."""
+    start: TransferState | None = None
+    """Where the P*K rows stand (an earlier evaluation's ``state``): they continue for ``steps`` more."""
+    keep_state: bool = False
+    """Return where the rows stand afterwards (``Evaluation.state``)."""
+
+    def candidates(self, lo: int, hi: int, k: int) -> Fidelity:
+        """The same fidelity for candidates [lo, hi) of K outputs each (their rows of ``start``)."""
+        return self._replace(start=None if self.start is None else self.start.rows(slice(lo * k, hi * k)))
 
 
 class Rows(NamedTuple):
@@ -175,21 +193,20 @@ class Evaluator:
         div = rep(values["diversity_loss_weight"].float()) if "diversity_loss_weight" in values else None
         return Rows(mix, angles, rot_w, layer_w, style_w, seeds, noise, perturb, div)
 
-    def evaluate_values(self, values: dict[str, torch.Tensor], compile: bool | None = None) -> Evaluation:
+    def evaluate_values(self, values: dict[str, torch.Tensor], compile: bool | None = None,
+                        fidelity: Fidelity | None = None) -> Evaluation:
         """Score candidates given as parameter values {name: (P,)}, on the :attr:`executor`;
         ``compile`` overrides the engine's ``cfg.compile`` for this evaluation (None: the config's
-        setting)."""
+        setting); ``fidelity`` a shorter or continued transfer (:class:`Fidelity`)."""
         if self.executor is not None:
-            return self.executor.evaluate(values, compile)
-        return self.evaluate_here(values, compile)
+            return self.executor.evaluate(values, compile, fidelity)
+        return self.evaluate_here(values, compile, fidelity=fidelity)
 
     def evaluate_here(self, values: dict[str, torch.Tensor], compile: bool | None = None,
-                      noise_seeds: Sequence[int] | None = None, steps: int | None = None,
-                      start: TransferState | None = None, keep_state: bool = False) -> Evaluation:
+                      noise_seeds: Sequence[int] | None = None, fidelity: Fidelity | None = None) -> Evaluation:
         """:meth:`evaluate_values` in this process, on the engine's device (what every executor's
-        workers run); ``noise_seeds`` as in :meth:`rows`. A lower fidelity: ``steps`` transfer steps
-        instead of the config's; ``start`` continues the P*K rows from an earlier evaluation's
-        ``state`` (kept with ``keep_state``) for ``steps`` more."""
+        workers run); ``noise_seeds`` as in :meth:`rows`."""
+        fid = fidelity or Fidelity()
         t0 = time.perf_counter()
         p = next(iter(values.values())).shape[0]
         rows = self.rows(values, noise_seeds)
@@ -201,8 +218,8 @@ class Evaluator:
         res = self.engine.optimise(targets, rows.layer_weights, None, rows.style_weights, rows.seeds, compile=compile,
                                    progress=self.hooks.step if self.hooks.on_step else None,
                                    init_noise=rows.init_noise, content_perturbation=rows.content_perturbation,
-                                   diversity_weights=rows.diversity_weights, group=self.k, start=start,
-                                   keep_state=keep_state, steps=steps)
+                                   diversity_weights=rows.diversity_weights, group=self.k, start=fid.start,
+                                   keep_state=fid.keep_state, steps=fid.steps)
         t2 = time.perf_counter()
         self.hooks.phase("scoring the outputs (fidelity, diversity)")
         images = res.images.view(p, self.k, *res.images.shape[1:])
@@ -260,9 +277,9 @@ class Evaluator:
         images = self.engine.content[None, None].expand(mix.shape[0], 1, -1, -1, -1)
         return float(self.score_images(images, mix, diversity=False)["fidelity"].max())
 
-    def evaluate(self, unit: torch.Tensor) -> Evaluation:
-        """Score a (P, D) population in the unit cube."""
-        return self.evaluate_values(self.space.to_values(unit))
+    def evaluate(self, unit: torch.Tensor, fidelity: Fidelity | None = None) -> Evaluation:
+        """Score a (P, D) population in the unit cube (at ``fidelity``, default the whole transfer)."""
+        return self.evaluate_values(self.space.to_values(unit), fidelity=fidelity)
 
     def __call__(self, unit: torch.Tensor) -> torch.Tensor:
         """(P, D) unit-cube population -> (P,) fitness (the DE objective)."""

@@ -24,7 +24,7 @@ from evostyle.registry import Registry
 if TYPE_CHECKING:  # annotations only
     import torch
 
-    from evostyle.search.evaluator import Evaluation, Evaluator
+    from evostyle.search.evaluator import Evaluation, Evaluator, Fidelity
     from evostyle.search.settings import SearchConfig
 
 
@@ -43,7 +43,11 @@ class Executor:
     def start(self) -> Executor:
         return self
 
-    def evaluate(self, values: dict[str, torch.Tensor], compile: bool | None = None) -> Evaluation:
+    def evaluate(self, values: dict[str, torch.Tensor], compile: bool | None = None,
+                 fidelity: Fidelity | None = None) -> Evaluation:
+        """Evaluate candidates {name: (P,)} (as :meth:`Evaluator.evaluate_here
+        <evostyle.search.evaluator.Evaluator.evaluate_here>`, ``fidelity`` included) and return one
+        :class:`~evostyle.search.evaluator.Evaluation` of them in order."""
         raise NotImplementedError
 
     def describe(self) -> dict:
@@ -75,8 +79,9 @@ EXECUTORS: Registry[type[Executor]] = Registry("executor")
 class LocalExecutor(Executor):
     """This process, the engine's device: the whole population in one batched transfer."""
 
-    def evaluate(self, values: dict[str, torch.Tensor], compile: bool | None = None) -> Evaluation:
-        return self.evaluator.evaluate_here(values, compile)
+    def evaluate(self, values: dict[str, torch.Tensor], compile: bool | None = None,
+                 fidelity: Fidelity | None = None) -> Evaluation:
+        return self.evaluator.evaluate_here(values, compile, fidelity=fidelity)
 
 
 def make_executor(cfg: SearchConfig, evaluator: Evaluator) -> Executor:

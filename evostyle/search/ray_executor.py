@@ -44,7 +44,7 @@ from evostyle.search.executors import EXECUTORS, Executor
 from evostyle.search.signals import Interrupted, WorkersLost
 
 if TYPE_CHECKING:  # annotations only
-    from evostyle.search.evaluator import Evaluation, Evaluator
+    from evostyle.search.evaluator import Evaluation, Evaluator, Fidelity
     from evostyle.search.settings import SearchConfig
 
 log = logging.getLogger("evostyle")
@@ -105,8 +105,8 @@ class _Worker:
         return {"device": str(eng.device), "gpu": gpu, "node": ray.util.get_node_ip_address(), "pid": os.getpid(),
                 "weights": eng.weights_info.get("used"), "weights_identity": identity(eng.weights_info)}
 
-    def evaluate(self, values: dict[str, torch.Tensor], compile: bool | None) -> Evaluation:
-        return self.ev.evaluate_here(values, compile)
+    def evaluate(self, values: dict[str, torch.Tensor], compile: bool | None, fidelity=None) -> Evaluation:
+        return self.ev.evaluate_here(values, compile, fidelity=fidelity)
 
 
 def slice_population(p: int, rates: list[float | None]) -> list[tuple[int, int]]:
@@ -241,7 +241,8 @@ class RayExecutor(Executor):
             self._await_ready([self._spawn() for _ in range(missing)], fatal=False)
 
     # -- a generation ------------------------------------------------------------------------------
-    def evaluate(self, values: dict[str, torch.Tensor], compile: bool | None = None) -> Evaluation:
+    def evaluate(self, values: dict[str, torch.Tensor], compile: bool | None = None,
+                 fidelity: Fidelity | None = None) -> Evaluation:
         from evostyle.search.evaluator import Evaluation
         ray = _ray()
         t0 = time.perf_counter()
@@ -250,10 +251,12 @@ class RayExecutor(Executor):
             raise WorkersLost("no Ray actor is left and none could be started")
         p = next(iter(values.values())).shape[0]
         part = lambda lo, hi: {n: v[lo:hi] for n, v in values.items()}
+        k = self.cfg.space.outputs
+        fid = lambda lo, hi: None if fidelity is None else fidelity.candidates(lo, hi, k)
         pending = {}
         for a, (lo, hi) in zip(list(self.actors), slice_population(p, [a["rate"] for a in self.actors])):
             if hi > lo:
-                pending[a["handle"].evaluate.remote(part(lo, hi), compile)] = (a, lo, hi)
+                pending[a["handle"].evaluate.remote(part(lo, hi), compile, fid(lo, hi))] = (a, lo, hi)
         if self.on_dispatch is not None:
             self.on_dispatch([a["handle"] for a in self.actors])
         done: dict[int, Evaluation] = {}
@@ -274,7 +277,7 @@ class RayExecutor(Executor):
                 events.append(event)
                 log.warning("ray: actor %d died during a generation (%s); its candidates %d-%d run again on actor %d",
                             a["id"], event["error"], lo, hi - 1, target["id"])
-                pending[target["handle"].evaluate.remote(part(lo, hi), compile)] = (target, lo, hi)
+                pending[target["handle"].evaluate.remote(part(lo, hi), compile, fid(lo, hi))] = (target, lo, hi)
                 continue
             a["rate"] = (hi - lo) / max(e.seconds, 1e-9)
             done[lo] = e

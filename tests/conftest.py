@@ -121,9 +121,9 @@ def interrupt_at(monkeypatch):
     real = SearchProblem._evaluate
 
     def set_(generation):
-        def stop(self, g, unit):
+        def stop(self, g, unit, *fidelity):
             if g == generation:
                 raise KeyboardInterrupt("simulated kill")
-            return real(self, g, unit)
+            return real(self, g, unit, *fidelity)
         monkeypatch.setattr(SearchProblem, "_evaluate", real if generation is None else stop)
     return set_

@@ -13,6 +13,7 @@ the report, the command lines) takes its names from here, so a file is renamed i
     content.png, style_<i>.png    the inputs as the run used them
     best/output_<k>.png, best/best.json    the best candidate's outputs and row
     best/baseline_<k>.png                  its same-target baseline's outputs
+    transfer_state_g<ggg>.pt               a multi-fidelity search's newest transfers, to continue them
     images/g<ggg>_c<ccc>_k<k>.jpg          candidates' outputs
     plot_*.png, report_*.png, report.html, summary.md    the report
 """
@@ -42,6 +43,10 @@ BEST = "best"
 BEST_JSON = f"{BEST}/best.json"
 PLOTS = ("plot_convergence.png", "plot_params.png", "plot_pareto.png")
 
+FIDELITY_COLUMNS = ("steps", "steps_run")
+"""candidates.csv's extra columns in a multi-fidelity search: the transfer steps a row's outputs had in
+all, and how many of them this evaluation ran (fewer when a promoted candidate continued)."""
+
 
 def style_image(i: int) -> str:
     """The run's copy of style image ``i``."""
@@ -58,6 +63,13 @@ def baseline_output(k: int) -> str:
     return f"{BEST}/baseline_{k}.png"
 
 
+def transfer_state(generation: int) -> str:
+    """Where a multi-fidelity search's generation's transfers stand (torch.save of {"generation": g,
+    "state": TransferState fields}): the next rung's promotions continue from it, after a resume too.
+    Written before the generation's rows; the older ones are removed once the rows are logged."""
+    return f"transfer_state_g{generation:03d}.pt"
+
+
 def candidate_image(generation: int, candidate: int, k: int) -> str:
     """Output ``k`` of one candidate of one generation (JPEG, quality 85)."""
     return f"{IMAGES}/g{generation:03d}_c{candidate:03d}_k{k}.jpg"
@@ -65,7 +77,7 @@ def candidate_image(generation: int, candidate: int, k: int) -> str:
 
 LAYOUT = (CONFIG, CANDIDATES, GENERATIONS, STATE, SUMMARY, REPORT, SUMMARY_MD, CONTENT, "style_*.png",
           "plot_*.png", "report_*.png", f"{BEST}/output_*.png", f"{BEST}/baseline_*.png", BEST_JSON,
-          f"{IMAGES}/g*_c*_k*.jpg", MARKER)
+          f"{IMAGES}/g*_c*_k*.jpg", "transfer_state_g*.pt", MARKER)
 """Glob patterns of the files evostyle writes into a run directory (the lock file aside): what
 ``--overwrite`` may remove, and nothing else."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evostyle.errors import EvostyleError
-from evostyle.io.atomic import atomic_write_json, read_json
+from evostyle.io.atomic import atomic_path, atomic_write_json, read_json
 from evostyle.rundir import files
 from evostyle.rundir.layout import config_hash, prepare_new, read_marker, remove_layout, write_marker
 from evostyle.rundir.lock import RunLock
@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # annotations only
     import torch
 
     from evostyle.rundir.result import SearchResult
+    from evostyle.transfer.state import TransferState
 
 logger = logging.getLogger("evostyle")
 
@@ -180,6 +181,32 @@ class RunDir:
             self.log.state.setdefault("events", []).extend(events)
         self.log.append_generation(rows, gen_row)
 
+    def write_transfer_state(self, generation: int, state: TransferState) -> None:
+        """Keep where generation ``generation``'s transfers stand (:func:`files.transfer_state
+        <evostyle.rundir.files.transfer_state>`, atomically), for a multi-fidelity search to continue
+        them after a resume; call :meth:`drop_transfer_states` once the generation is logged."""
+        import dataclasses
+
+        import torch
+        with atomic_path(self.path / files.transfer_state(generation)) as tmp:
+            torch.save({"generation": int(generation), "state": dataclasses.asdict(state)}, tmp)
+
+    def drop_transfer_states(self, before: int) -> None:
+        """Remove the kept transfers of generations before ``before`` (no longer needed)."""
+        for g in range(before):
+            (self.path / files.transfer_state(g)).unlink(missing_ok=True)
+
+    def transfer_state(self, generation: int) -> TransferState | None:
+        """The transfers of ``generation`` as :meth:`write_transfer_state` kept them; None if missing."""
+        import torch
+
+        from evostyle.transfer.state import TransferState
+        path = self.path / files.transfer_state(generation)
+        if not path.is_file():
+            return None
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        return TransferState(**saved["state"]) if saved.get("generation") == int(generation) else None
+
     def write_images(self, images: Mapping[str, torch.Tensor], **options) -> None:
         """Save (3, H, W) images under their file names (PNG or JPEG by suffix, atomically; ``options``
         are :func:`~evostyle.io.images.save_image`'s, e.g. ``quality``), making their folders once."""
@@ -200,3 +227,5 @@ class RunDir:
         """summary.json, then the status ``finished``: only now does the run look complete."""
         atomic_write_json(self.path / files.SUMMARY, summary)
         self.log.write_state(status="finished")
+        for kept in self.path.glob(files.transfer_state(0).replace("000", "*")):  # nothing continues them now
+            kept.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ import torch
 
 from evostyle.network.device import resolve_precision
 from evostyle.progress import Hooks
-from evostyle.rundir.files import SECONDS_COLUMN
+from evostyle.rundir.files import FIDELITY_COLUMNS, SECONDS_COLUMN
 from evostyle.search.scoring import (
     DIVERSITY_METRICS,
     ScoreConfig,
@@ -138,13 +138,16 @@ class Evaluator:
             for ``init`` with noise), so the same-target baseline differs only by its noise.
         hooks: the search's :class:`~evostyle.progress.Hooks`; the evaluator calls ``on_step`` after
             every transfer step and ``on_phase`` when the scoring begins.
+        multi_fidelity: its rows carry the ``steps`` and ``steps_run`` columns (a multi-fidelity
+            optimiser's search).
     """
 
     def __init__(self, engine: StyleEngine, space: Space, outputs: int, score: ScoreConfig | None = None,
-                 noise_seed: int = 0, hooks: Hooks | None = None):
+                 noise_seed: int = 0, hooks: Hooks | None = None, multi_fidelity: bool = False):
         self.engine, self.space, self.k = engine, space, int(outputs)
         self.score = (score or ScoreConfig()).validate()
         self.noise_seed = int(noise_seed)
+        self.multi_fidelity = bool(multi_fidelity)
         self.n_styles = len(engine.styles)
         self.layers = list(engine.cfg.style_layers)
         self._extra_models: dict = {}
@@ -160,7 +163,8 @@ class Evaluator:
         terms = ["content", "style", "tv", "total"] + [f"style_{l}" for l in self.layers]
         if "diversity_loss_weight" in self.space.by_name:  # the inner reward's term, only where it is used
             terms.append("diversity")
-        return (["generation", "candidate"] + [f"param_{n}" for n in self.space.names]
+        fidelity = list(FIDELITY_COLUMNS) if self.multi_fidelity else []
+        return (["generation", "candidate"] + fidelity + [f"param_{n}" for n in self.space.names]
                 + [f"loss_{t}" for t in terms] + ["loss_score", "fidelity_style", "fidelity_content", "fidelity"]
                 + [f"diversity_{n}" for n in DIVERSITY_METRICS] + ["fitness", "failed", SECONDS_COLUMN])
 

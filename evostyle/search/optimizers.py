@@ -41,6 +41,10 @@ class Optimizer:
     multi_objective = False
     """Whether it can minimise a multi-objective ``objective`` (values (P, M)); an optimiser that
     can must say so, else ``--objective pareto`` is refused before anything is written."""
+    multi_fidelity = False
+    """Whether it calls the problem with fewer transfer steps and continued transfers
+    (:class:`~evostyle.search.problem.SearchProblem`); its runs' rows then carry ``steps`` columns
+    and only full transfers count."""
 
     @classmethod
     def check(cls, cfg: SearchConfig) -> None:
@@ -48,6 +52,9 @@ class Optimizer:
         de section's own rules, before anything is loaded or written). The base checks the
         objective's kind."""
         from evostyle.search.scoring import OBJECTIVES
+        if not cls.multi_fidelity and (cfg.de.min_steps is not None or cfg.de.brackets is not None):
+            raise EvostyleError(f"min-steps and brackets set a multi-fidelity search; {cfg.de.optimizer} runs every "
+                                "transfer in full: drop them or use --optimizer dehb")
         if OBJECTIVES.get(cfg.de.objective).multi and not cls.multi_objective:
             multi = [n for n, o in OPTIMIZERS.items() if o.multi_objective]
             raise EvostyleError(f"{cfg.de.optimizer} has no multi-objective mode; use --optimizer "
@@ -184,5 +191,45 @@ class Random(Optimizer):
                             device=device, callback=callback).solve()
 
 
-for _name, _cls in (("torch-de", TorchDE), ("gde3", GDE3Optimizer), ("scipy-de", ScipyDE), ("random", Random)):
+class DEHBOptimizer(Optimizer):
+    """DEHB (:class:`~evostyle.de.dehb.DEHB`): multi-fidelity DE over the transfer's steps, from
+    ``min_steps`` to ``steps`` in budget levels eta apart; a promoted candidate's transfer continues
+    where the rung below left it. Its budget is ``brackets`` (population and maxiter do not apply);
+    a multi-objective ``objective`` is ranked as MO-DEHB ranks it."""
+
+    multi_objective = True
+    multi_fidelity = True
+
+    @classmethod
+    def check(cls, cfg: SearchConfig) -> None:
+        super().check(cfg)
+        de, steps = cfg.de, cfg.transfer.steps
+        if not de.eta > 1:
+            raise EvostyleError(f"eta must be above 1 (the factor between budget levels), got {de.eta}")
+        if de.min_steps is not None and de.min_steps > steps:
+            raise EvostyleError(f"min-steps {de.min_steps} is more than steps {steps}; lower it or raise --steps")
+
+    def schedule(self):
+        """The :class:`~evostyle.de.schedule.Schedule` of this search's transfer steps."""
+        from evostyle.de.schedule import Schedule
+        de, steps = self.cfg.de, self.cfg.transfer.steps
+        low = de.min_steps if de.min_steps is not None else max(1, round(steps / de.eta ** 2))
+        return Schedule(low, steps, de.eta)
+
+    def strategy(self) -> str:
+        return "rand1bin"
+
+    def solve(self, problem, init, device, callback=None):
+        from evostyle.de.dehb import DEHB
+        de = self.cfg.de
+        schedule = self.schedule()
+        func = lambda unit, budget, cont: problem(unit, steps=int(budget), continue_from=cont)
+        return DEHB(func, _bounds(init), schedule.min_budget, schedule.max_budget, schedule.eta,
+                    brackets=de.brackets or schedule.levels, mutation=0.5 if isinstance(de.mutation, list) else
+                    de.mutation, recombination=de.recombination, boundary=de.boundary, seed=self.cfg.run.seed,
+                    device=device, callback=callback).solve()
+
+
+for _name, _cls in (("torch-de", TorchDE), ("gde3", GDE3Optimizer), ("scipy-de", ScipyDE), ("random", Random),
+                    ("dehb", DEHBOptimizer)):
     OPTIMIZERS.register(_name, _cls)  # in this order in --help and messages; torch-de is the default

@@ -81,7 +81,9 @@ def build(cfg: SearchConfig, hooks: Hooks | None = None) -> Built:
             except EvostyleError as exc:
                 raise EvostyleError(f"{p.name}: {exc}; fix it with --fix {p.name}=VALUE") from None
     score = ScoreConfig(sc.diversity_metric, sc.diversity_weight, sc.loss_cap, fitness_loss=sc.fitness_loss)
-    evaluator = Evaluator(engine, space, sp.outputs, score, noise_seed=cfg.run.seed, hooks=hooks)
+    from evostyle.search.optimizers import OPTIMIZERS
+    evaluator = Evaluator(engine, space, sp.outputs, score, noise_seed=cfg.run.seed, hooks=hooks,
+                          multi_fidelity=OPTIMIZERS.get(cfg.de.optimizer).multi_fidelity)
     plan = make_plan(cfg, engine, evaluator)
     engine.cfg = dataclasses.replace(engine.cfg, compile=plan.compile)
     rows_that_fit(plan.image_size, engine.cfg, engine.device)  # on the CPU: at least one row fits in memory
@@ -286,7 +288,8 @@ def _search(cfg, rd: RunDir, built: Built, plan: Plan, cached, quiet, callback, 
     try:
         with StopSignals(quiet) as signals:
             problem = SearchProblem(ev, rd, cached, objective=cfg.de.objective, reference=plan.reference,
-                                    save_images=cfg.run.save_images, signals=signals, hooks=hooks)
+                                    save_images=cfg.run.save_images, signals=signals, hooks=hooks,
+                                    full_steps=cfg.transfer.steps if ev.multi_fidelity else None)
             stop = None if callback is None else lambda intermediate_result: callback(problem.last_generation())
             res = OPTIMIZERS.get(cfg.de.optimizer)(cfg).solve(problem, init, engine.device, stop)
             gen_bar.close()

@@ -103,6 +103,14 @@ class DESection:
     tol: float = setting(0.0, nonnegative=True, help="stop when std(E) <= atol + tol |mean(E)| (scipy's rule)")
     atol: float = setting(0.0, nonnegative=True, help="see tol")
     boundary: str = setting("resample", help="out-of-bounds trial entries: resample (scipy) or reflect")
+    min_steps: int | None = setting(None, low=1, high=10**9,
+                                    help="dehb: the fewest transfer steps a candidate runs (none: steps / eta^2, "
+                                         "three budget levels)")
+    eta: float = setting(3.0, positive=True, help="dehb: the factor between budget levels; a rung promotes 1/eta "
+                                                  "of its candidates (> 1)")
+    brackets: int | None = setting(None, low=1, high=10**6,
+                                   help="dehb: Hyperband brackets to run, its budget in place of population and "
+                                        "maxiter (none: one cycle, a bracket per budget level)")
 
 
 @dataclass

@@ -1,0 +1,74 @@
+"""--optimizer dehb: a search whose rungs run fewer transfer steps, whose promoted candidates continue
+their transfers, whose CSV says the steps, in which only full transfers count, and which resumes after
+a kill to the same rows."""
+
+import pandas as pd
+import pytest
+import torch
+
+from evostyle.errors import EvostyleError
+from evostyle.search.config import make_config
+from evostyle.search.run import resume_search, run_search
+from evostyle.search.signals import Interrupted
+
+BASE = dict(size=24, steps=9, outputs=2, weights="random", device="cpu", seed=2, optimizer="dehb", min_steps=1,
+            eta=3, search=["angles", "rotation_weight"], style=["sample:starry_night.jpg"], save_images="best")
+
+
+def test_rungs_follow_the_schedule_promotions_continue_and_only_full_transfers_count(tmp_path):
+    res = run_search(make_config(BASE), tmp_path / "run", quiet=True)
+    c = pd.read_csv(tmp_path / "run" / "candidates.csv")
+    per_gen = c.groupby("generation").agg(n=("candidate", "size"), steps=("steps", "first"), ran=("steps_run", "first"))
+    assert per_gen.n.tolist() == [9, 3, 1, 3, 1, 3] and per_gen.steps.tolist() == [1, 3, 9, 3, 9, 9]
+    assert per_gen.ran.tolist() == [1, 2, 6, 3, 6, 9]  # generations 1, 2 and 4 carry on the rung below
+    params = [col for col in c if col.startswith("param_")]
+    for g in (1, 2, 4):  # a promoted candidate is a point of the rung below, and among its best
+        below, here = c[c.generation == g - 1], c[c.generation == g]
+        assert set(map(tuple, here[params].to_numpy())) <= set(map(tuple, below[params].to_numpy()))
+        assert set(here[params].apply(tuple, axis=1)) == set(
+            below.nsmallest(len(here), "fitness")[params].apply(tuple, axis=1))
+    full = c[c.steps == 9]
+    assert res.best["fitness"] == pytest.approx(full.fitness.min())  # not the low rungs' (other scale)
+    assert c.fitness.min() <= full.fitness.min()
+    assert res.optimizer["name"] == "dehb" and res.optimizer["strategy"] == "rand1bin"
+    assert not list((tmp_path / "run").glob("transfer_state_*"))  # a finished run keeps no transfers
+
+
+@pytest.mark.parametrize("kill_at", [2, 3])  # a rung that continues, one that starts over
+def test_a_killed_dehb_search_resumes_to_the_same_rows(tmp_path, interrupt_at, kill_at):
+    whole = run_search(make_config(BASE), tmp_path / "whole", quiet=True, report=False)
+    interrupt_at(kill_at)
+    with pytest.raises(Interrupted):
+        run_search(make_config(BASE), tmp_path / "part", quiet=True, report=False)
+    assert list((tmp_path / "part").glob("transfer_state_*"))  # kept for the resume
+    interrupt_at(None)
+    resumed = resume_search(tmp_path / "part", quiet=True, report=False)
+    drop = ["gen_seconds_per_candidate"]
+    pd.testing.assert_frame_equal(whole.candidates().drop(columns=drop), resumed.candidates().drop(columns=drop))
+    assert resumed.best == whole.best
+
+
+def test_a_lost_transfer_state_is_named_and_settings_that_cannot_run_are_refused(tmp_path, interrupt_at):
+    interrupt_at(2)
+    with pytest.raises(Interrupted):
+        run_search(make_config(BASE), tmp_path / "part", quiet=True, report=False)
+    interrupt_at(None)
+    for kept in (tmp_path / "part").glob("transfer_state_*"):
+        kept.unlink()
+    with pytest.raises(EvostyleError, match="generation 2 continues generation 1's transfers"):
+        resume_search(tmp_path / "part", quiet=True, report=False)
+    for bad, message in [({"optimizer": "torch-de"}, "min-steps and brackets set a multi-fidelity search"),
+                         ({"min_steps": 20}, "min-steps 20 is more than steps 9"),
+                         ({"eta": 1.0}, "eta must be above 1")]:
+        with pytest.raises(EvostyleError, match=message):
+            make_config({**BASE, **bad})
+
+
+def test_a_pareto_dehb_search_has_a_front_of_full_transfers(tmp_path):
+    res = run_search(make_config({**BASE, "objective": "pareto", "brackets": 4}), tmp_path / "run", quiet=True,
+                     report=False)
+    c = res.candidates()
+    assert c.generation.max() == 8 and (c.steps.groupby(c.generation).nunique() == 1).all()  # 3 + 2 + 1 + 3 rungs
+    steps = c.set_index(["generation", "candidate"]).steps
+    assert res.front and all(steps[int(m["generation"]), int(m["candidate"])] == 9 for m in res.front)
+    assert res.hypervolume > 0 and torch.isfinite(torch.tensor(res.hypervolume))

@@ -162,3 +162,19 @@ def test_fidelity_correlation_quick_scores_every_checkpoint_of_one_continued_tra
     assert set(corr.fidelity) == {"12% of the steps", "25% of the steps", "50% of the steps", "half size (16 px)"}
     assert corr.spearman.between(-1, 1).all() and corr.kendall.between(-1, 1).all()
     assert "best third kept" in (out / "table.md").read_text() and (out / "correlation.png").is_file()
+
+
+def test_multifidelity_quick_spends_equal_image_steps_and_scores_full_transfers(tmp_path):
+    """experiments/multifidelity.py --quick: DEHB, DE and random search at the same image-steps."""
+    out = tmp_path / "mf"
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "multifidelity.py"), "--quick", "--weights",
+                           "random", "--device", "cpu", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    runs = pd.read_csv(out / "runs.csv").set_index("method")
+    assert set(runs.index) == {"dehb", "gde3", "random"}
+    assert runs.image_steps["dehb"] <= runs.image_steps["random"] == runs.image_steps["gde3"]
+    assert runs.full_transfers["dehb"] < runs.full_transfers["random"]  # the rest ran at lower budgets
+    assert runs.share_to_random_final["random"] == 1.0
+    anytime = pd.read_csv(out / "anytime.csv")
+    assert (anytime.groupby("method").image_steps.apply(lambda s: s.is_monotonic_increasing)).all()
+    assert "within 1/3" in (out / "table.md").read_text() and (out / "anytime.png").is_file()

@@ -1,0 +1,194 @@
+"""Faster searches: DEHB over the transfer's steps against DE and random search at full fidelity, as
+anytime hypervolume against the image-steps spent (and wall time), on real features.
+
+    python experiments/multifidelity.py [--quick]
+
+For each content/painting pair and seed, three Pareto searches of (fidelity, -feature diversity) over
+every lever (per-output pixel rotation, rotation weight, start noise, content perturbation, inner
+diversity reward): ``dehb`` (transfers of ``min_steps`` .. ``steps`` steps in budget levels eta = 3
+apart, promoted candidates continuing their transfers), ``gde3`` (DE, every transfer in full) and
+``random`` (every transfer in full). DE and random search spend P x (G + 1) full transfers; DEHB runs
+as many brackets as fit in about that many image-steps. An image-step is one inner step of one output
+image (a candidate of K outputs transferred for s steps spends K * s).
+
+Each run is scored by the hypervolume of its full transfers (low rungs do not count: their scores are
+on another scale), normalised per pair by the ideal and nadir of every method's full transfers
+(reference (1.1, 1.1)). Reported: median and IQR of the final hypervolume over pairs x seeds, Wilcoxon
+signed-rank against random search (Holm), the anytime curves against image-steps, and the target of
+issue 26: the share of random search's image-steps after which each method has reached random search's
+final hypervolume (at most 1/3 is the goal).
+
+Writes results/multifidelity/: table.md, runs.csv, anytime.csv, anytime.png and record.json.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from _common import PAIRS, experiment, finish, md_table, out_dir, run_main, say, settings, weights_line
+
+NAME = "multifidelity"
+QUICK = {"size": 32, "steps": 9, "min_steps": 1, "popsize": 5, "maxiter": 1, "outputs": 2, "seeds": 1, "pairs": 1}
+FULL = {"size": 32, "steps": 27, "min_steps": 3, "popsize": 6, "maxiter": 5, "outputs": 3, "seeds": 5, "pairs": 3}
+"""27 steps in levels 3, 9, 27; DE and random search 6 x 6 = 36 full transfers a run (about 20 s each
+search here)."""
+SEARCH = ["angles", "rotation_weight", "noise", "perturb", "diversity_loss"]
+METHODS = ("dehb", "gde3", "random")
+
+
+def _options(ap):
+    ap.add_argument("--runs", help="keep the run directories here and reuse the finished ones")
+    ap.add_argument("--pairs", type=int, help=f"how many of the content/painting pairs (full: {FULL['pairs']})")
+    ap.add_argument("--seeds", type=int, help=f"how many seeds per pair (full: {FULL['seeds']})")
+
+
+def brackets_for(budget: float, schedule) -> int:
+    """The most brackets whose image-steps (continued promotions) stay within ``budget`` steps per
+    output (at least one)."""
+    spent, n = 0.0, 0
+    while spent + schedule.continued_cost(n) <= budget * (1 + 1e-9):
+        spent += schedule.continued_cost(n)
+        n += 1
+    return max(n, 1)
+
+
+def search_config(args, s, pair: str, seed: int, method: str, brackets: int | None = None):
+    from evostyle.search.config import make_config
+    content, style = PAIRS[pair]
+    extra = ({"optimizer": "dehb", "min_steps": s["min_steps"], "eta": 3, "brackets": brackets}
+             if method == "dehb" else {"optimizer": method, "popsize": s["popsize"], "maxiter": s["maxiter"]})
+    return make_config({"content": str(content), "style": [str(style)], "outputs": s["outputs"], "search": SEARCH,
+                        "fixed": {"angle_0": 0.0}, "rotation_mode": "pixel", "size": s["size"], "steps": s["steps"],
+                        "objective": "pareto", "seed": seed, "weights": args.weights, "device": args.device,
+                        "save_images": "best", "diversity_metric": "feature", **extra})
+
+
+def _image_steps(cands, steps: int, k: int):
+    """Per row: the image-steps its evaluation spent (K outputs x the steps it ran)."""
+    ran = cands.steps_run if "steps_run" in cands else steps
+    return ran * k
+
+
+@experiment(NAME, __doc__, QUICK, FULL, _options)
+def run(args):
+    import numpy as np
+    import pandas as pd
+
+    from evostyle.de.schedule import Schedule
+    from evostyle.report.stats import compare, normalisation, normalised_hypervolume
+    from evostyle.rundir import files, load_run
+    from evostyle.search.run import build, run_search
+    s = settings(args)
+    s.update({k: getattr(args, k) for k in ("pairs", "seeds") if getattr(args, k)})
+    out = out_dir(args, NAME)
+    t0 = time.perf_counter()
+    pairs = list(PAIRS)[: s["pairs"]]
+    budget = s["popsize"] * (s["maxiter"] + 1) * s["steps"]  # steps per output of a full-fidelity search
+    brackets = brackets_for(budget, Schedule(s["min_steps"], s["steps"], 3))
+    work = Path(args.runs) if args.runs else Path(tempfile.mkdtemp(prefix="evostyle-multifidelity-"))
+    runs = {}
+    for pair in pairs:
+        for seed in range(args.seed, args.seed + s["seeds"]):
+            for method in METHODS:
+                t = time.perf_counter()
+                d = work / f"{pair}-{seed}-{method}"
+                cfg = search_config(args, s, pair, seed, method, brackets)
+                if (d / files.STATE).is_file():  # finished or interrupted earlier: checked against this config
+                    res = run_search(cfg, d, resume=True, quiet=True, report=False)
+                else:
+                    res = run_search(cfg, d, quiet=True, report=False, overwrite=d.exists())
+                cands = load_run(d)[0]
+                cands["image_steps"] = _image_steps(cands, s["steps"], s["outputs"])
+                full = cands.steps == s["steps"] if "steps" in cands else np.ones(len(cands), bool)
+                runs[pair, seed, method] = (cands.assign(full=full), res.seconds)
+                say(f"{pair} seed {seed} {method}: {time.perf_counter() - t:.1f} s")
+
+    def points(c):
+        ok = c[c.full & np.isfinite(c.fitness)]
+        return np.stack([ok.fidelity.to_numpy(), -ok.diversity_feature.to_numpy()], 1)
+
+    rows, anytime = [], []
+    for pair in pairs:
+        ideal, nadir = normalisation([points(c) for (p, _, _), (c, _) in runs.items() if p == pair])
+        for (p, seed, method), (c, seconds) in runs.items():
+            if p != pair:
+                continue
+            curve = []
+            for g in sorted(c.generation.unique()):
+                upto = c[c.generation <= g]
+                hv = normalised_hypervolume(points(upto), ideal, nadir) if upto.full.any() else 0.0
+                curve.append((float(upto.image_steps.sum()), hv))
+                anytime.append({"pair": pair, "seed": seed, "method": method, "image_steps": curve[-1][0],
+                                "hypervolume": hv})
+            rows.append({"pair": pair, "seed": seed, "method": method, "hypervolume": curve[-1][1],
+                         "image_steps": curve[-1][0], "evaluations": len(c), "full_transfers": int(c.full.sum()),
+                         "seconds": seconds, "curve": curve})
+    table = pd.DataFrame(rows)
+    for i, r in table.iterrows():  # when did it first reach random search's final hypervolume?
+        rnd = table[(table.pair == r.pair) & (table.seed == r.seed) & (table.method == "random")].iloc[0]
+        reached = next((steps for steps, hv in r.curve if hv >= rnd.hypervolume - 1e-12), float("nan"))
+        table.loc[i, "share_to_random_final"] = reached / rnd.image_steps
+    table.drop(columns="curve").to_csv(out / "runs.csv", index=False)
+    pd.DataFrame(anytime).to_csv(out / "anytime.csv", index=False)
+    _plot(pd.DataFrame(anytime), out / "anytime.png")
+
+    scores = {m: table[table.method == m].sort_values(["pair", "seed"]).hypervolume.tolist() for m in METHODS}
+    stats = compare(scores, "random")
+    out_rows = []
+    for m, st in stats.items():
+        g = table[table.method == m]
+        share = g.share_to_random_final
+        out_rows.append({"method": m, "median HV": st["median"], "IQR": f"{st['q1']:.3f}-{st['q3']:.3f}",
+                         "n": st["n"], "median diff": st.get("median_difference", 0.0),
+                         "p (Holm)": st.get("p_holm", float("nan")),
+                         "image-steps": g.image_steps.median(), "full transfers": g.full_transfers.median(),
+                         "wall s": g.seconds.median(),
+                         "share to random's final HV": share.median(),
+                         "within 1/3": f"{int((share <= 1 / 3).sum())} of {len(share)}"})
+    cols = ["method", "median HV", "IQR", "n", "median diff", "p (Holm)", "image-steps", "full transfers", "wall s",
+            "share to random's final HV", "within 1/3"]
+    eng = build(search_config(args, s, pairs[0], args.seed, "gde3")).engine
+    text = (f"# Multi-fidelity search: DEHB against DE and random search\n\n"
+            f"Setting: {s['size']} px, {s['steps']} Adam steps (DEHB from {s['min_steps']}, eta 3: budget levels "
+            f"{Schedule(s['min_steps'], s['steps'], 3).budgets}), K = {s['outputs']} outputs; DE and random search "
+            f"{s['popsize']} x {s['maxiter'] + 1} full transfers, DEHB {brackets} brackets; pairs {', '.join(pairs)}, "
+            f"seeds {args.seed}..{args.seed + s['seeds'] - 1}. {weights_line(eng)}\n\n"
+            "Score: hypervolume of each run's full transfers, (fidelity, -diversity_feature) scaled by the ideal and "
+            "nadir of every method's full transfers on the pair, reference (1.1, 1.1); median and IQR over pairs x "
+            "seeds; Wilcoxon signed-rank paired by pair and seed against random search, Holm-corrected. "
+            "'share to random's final HV': the image-steps after which a method first reached random search's final "
+            "hypervolume, as a share of random search's image-steps (NaN: never; the goal is at most 1/3).\n\n"
+            + md_table(out_rows, cols) + "\n")
+    finish(out, NAME, args, s, eng, text, {"brackets": brackets, "methods": list(METHODS)}, t0)
+
+
+def _plot(df, path: Path) -> None:
+    import numpy as np
+
+    from evostyle.report.plots import pyplot
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, (method, g) in enumerate(df.groupby("method", sort=False)):
+        grid = np.linspace(0, g.image_steps.max(), 60)
+        curves = []
+        for _, run in g.groupby(["pair", "seed"]):
+            run = run.sort_values("image_steps")
+            idx = np.searchsorted(run.image_steps.to_numpy(), grid, side="right") - 1
+            curves.append(np.where(idx >= 0, run.hypervolume.to_numpy()[np.clip(idx, 0, None)], 0.0))
+        curves = np.array(curves)
+        ax.plot(grid, np.median(curves, 0), "-", color=f"C{i}", label=method)
+        ax.fill_between(grid, np.quantile(curves, 0.25, 0), np.quantile(curves, 0.75, 0), color=f"C{i}", alpha=0.15)
+    ax.set_xlabel("image-steps spent (one inner step of one output image)")
+    ax.set_ylabel("normalised hypervolume of full transfers\n(median, IQR over pairs x seeds)")
+    ax.set_title("Anytime hypervolume against the transfer work spent")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(run))

@@ -202,8 +202,9 @@ class Evaluator:
         """Score candidates given as parameter values {name: (P,)}, on the :attr:`executor`;
         ``compile`` overrides the engine's ``cfg.compile`` for this evaluation (None: the config's
         setting); ``fidelity`` a shorter or continued transfer (:class:`Fidelity`)."""
-        if self.executor is not None:
-            return self.executor.evaluate(values, compile, fidelity)
+        if self.executor is not None:  # an executor written before fidelities takes two arguments
+            args = (values, compile) if fidelity is None else (values, compile, fidelity)
+            return self.executor.evaluate(*args)
         return self.evaluate_here(values, compile, fidelity=fidelity)
 
     def evaluate_here(self, values: dict[str, torch.Tensor], compile: bool | None = None,

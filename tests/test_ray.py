@@ -75,6 +75,25 @@ def test_a_ray_search_writes_the_candidates_a_local_one_writes(local_ray, local_
 
 
 @needs_ray
+def test_a_dehb_search_on_ray_continues_its_transfers_across_actors(local_ray, tmp_path):
+    """The promoted candidates' transfer states travel to whichever actor continues them; the rows are
+    a local run's, bit for bit (fp64, one thread)."""
+    import torch
+    dehb = dict(optimizer="dehb", steps=9, min_steps=1, eta=3, search=["angles", "rotation_weight"],
+                style=["sample:starry_night.jpg"], outputs=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_search(_cfg(**dehb), tmp_path / "local", quiet=True, report=False)
+    finally:
+        torch.set_num_threads(threads)
+    run_search(_cfg(**dehb, executor="ray", ray_actors=2), tmp_path / "ray", quiet=True, report=False)
+    rows = _rows(tmp_path / "ray")
+    assert (rows.steps_run < rows.steps).any()  # some rows were continued, on actors
+    pd.testing.assert_frame_equal(rows, _rows(tmp_path / "local"), check_exact=True)
+
+
+@needs_ray
 def test_an_actor_killed_mid_generation_is_replaced_and_nothing_is_lost(local_ray, local_run, tmp_path, monkeypatch):
     calls = []
 

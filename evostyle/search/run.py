@@ -294,6 +294,9 @@ def _search(cfg, rd: RunDir, built: Built, plan: Plan, cached, quiet, callback, 
             res = OPTIMIZERS.get(cfg.de.optimizer)(cfg).solve(problem, init, engine.device, stop)
             gen_bar.close()
             best = problem.best_row
+            if best is None:  # a multi-fidelity search stopped before any full transfer
+                raise EvostyleError("the search stopped before any candidate's transfer ran all its steps; "
+                                    "give it more brackets")
             best_values = {n: float(best[f"param_{n}"]) for n in space.names}
             front, hv = problem.front()
             logger.info("same-target baseline: the best candidate's %d outputs, all with angle_0's target", ev.k)

@@ -26,6 +26,7 @@ paths in a file are taken relative to the file when they exist there.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,15 @@ from evostyle.search.settings import (
     RESUME_MAY_CHANGE,
     SAVE_IMAGES,
     SECTIONS,
+    RunSection,
     SearchConfig,
+    SpaceSection,
     annotation,
     canonical,
 )
 from evostyle.search.validation import coerce, validate
+
+logger = logging.getLogger("evostyle")
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -103,4 +108,22 @@ def make_config(file_values: dict | None = None, overrides: dict | None = None) 
                 continue
             section, f = FIELDS[name]
             sections[section][f.name] = coerce(name, value, given)
+    _default_groups_for_the_styles(sections)
     return validate(SearchConfig(**{s: SECTIONS[s](**v) for s, v in sections.items()}))
+
+
+def _default_groups_for_the_styles(sections: dict[str, dict[str, Any]]) -> None:
+    """With the default search groups, leave out those the given style images cannot feed (``mix``
+    with one painting), saying so in one line; groups the user named stay, and are refused if they
+    cannot run."""
+    from evostyle.search.space import STYLES_NEEDED
+    if "search" in sections["space"]:
+        return
+    styles = len(sections["run"].get("style", RunSection().style))
+    default = SpaceSection().search
+    dropped = [g for g in default if STYLES_NEEDED.get(g, 1) > styles]
+    if dropped:
+        sections["space"]["search"] = [g for g in default if g not in dropped]
+        logger.info("%d style image: search group(s) %s left out (%s); searching %s", styles, ", ".join(dropped),
+                    "; ".join(f"{g} needs {STYLES_NEEDED[g]}" for g in dropped),
+                    ", ".join(sections["space"]["search"]))

@@ -139,6 +139,8 @@ class Space:
 
 
 SEARCH_GROUPS = ("angles", "mix", "layers", "rotation_weight", "style_ratio", "noise", "perturb", "diversity_loss")
+STYLES_NEEDED = {"mix": 2}
+"""Search groups that need more than one style image, and how many."""
 
 
 def style_space(
@@ -173,8 +175,9 @@ def style_space(
     for g in search:
         if g not in SEARCH_GROUPS:
             raise unknown("search group", g, SEARCH_GROUPS)
-    if "mix" in search and n_styles < 2:
-        raise EvostyleError("search group 'mix' needs at least two --style images; add one or drop 'mix'")
+    for g, need in STYLES_NEEDED.items():
+        if g in search and n_styles < need:
+            raise EvostyleError(f"search group '{g}' needs at least {need} --style images; add one or drop '{g}'")
     on = set(search)
     params = []
     from evostyle.style.rotations import get_rotation_mode

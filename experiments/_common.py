@@ -131,6 +131,16 @@ def publish_run(src: Path, dest: Path) -> Path:
     return dest
 
 
+def run_or_resume(cfg, d: Path):
+    """The search ``cfg`` in ``d``: resumed there (checked against ``cfg``; a finished one is not rerun)
+    when ``d`` holds a run that got as far as its state, else started anew. Returns its SearchResult."""
+    from evostyle.rundir import files
+    from evostyle.search.run import run_search
+    if (d / files.STATE).is_file():
+        return run_search(cfg, d, resume=True, quiet=True, report=False)
+    return run_search(cfg, d, quiet=True, report=False, overwrite=d.exists())
+
+
 def say(msg: str) -> None:
     """A progress line on stderr (the table goes to stdout at the end)."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -189,5 +199,5 @@ def run_main(fn):
     return 0
 
 
-__all__ = ["parser", "settings", "engine", "out_dir", "say", "steps_bar", "publish_run", "write_record", "md_table",
-           "weights_line", "finish", "experiment", "run_main", "json", "PAIRS"]
+__all__ = ["parser", "settings", "engine", "out_dir", "run_or_resume", "say", "steps_bar", "publish_run",
+           "write_record", "md_table", "weights_line", "finish", "experiment", "run_main", "json", "PAIRS"]

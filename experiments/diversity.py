@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import PAIRS, experiment, finish, md_table, out_dir, run_main, say, settings, weights_line
+from _common import PAIRS, experiment, finish, md_table, out_dir, run_main, run_or_resume, say, settings, weights_line
 
 METRICS = {"feature": "diversity_feature", "pixel": "diversity_pixel"}
 
@@ -93,8 +93,8 @@ def run(args):
     import pandas as pd
 
     from evostyle.report.stats import compare, median_iqr, normalisation, normalised_hypervolume
-    from evostyle.rundir import files, load_run
-    from evostyle.search.run import build, run_search
+    from evostyle.rundir import load_run
+    from evostyle.search.run import build
     s = settings(args)
     s.update({k: getattr(args, k) for k in ("pairs", "seeds") if getattr(args, k)})
     chosen = [m for m in METHODS if args.methods is None or "/".join(m) in args.methods]
@@ -113,10 +113,7 @@ def run(args):
                 t = time.perf_counter()
                 d = work / f"{pair}-{seed}-{lever}-{optimizer}"
                 cfg = search_config(args, s, pair, seed, lever, optimizer)
-                if (d / files.STATE).is_file():  # finished or interrupted earlier: checked against this
-                    run_search(cfg, d, resume=True, quiet=True, report=False)  # config, finished if need be
-                else:
-                    run_search(cfg, d, quiet=True, report=False, overwrite=d.exists())
+                run_or_resume(cfg, d)
                 runs[pair, seed, name] = load_run(d)[0].assign(run_dir=str(d))
                 say(f"{pair} seed {seed} {name}: {time.perf_counter() - t:.1f} s")
 

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import PAIRS, experiment, finish, md_table, out_dir, run_main, say, settings, weights_line
+from _common import PAIRS, experiment, finish, md_table, out_dir, run_main, run_or_resume, say, settings, weights_line
 
 NAME = "multifidelity"
 QUICK = {"size": 32, "steps": 9, "min_steps": 1, "popsize": 5, "maxiter": 1, "outputs": 2, "seeds": 1, "pairs": 1}
@@ -78,8 +78,8 @@ def run(args):
 
     from evostyle.de.schedule import Schedule
     from evostyle.report.stats import compare, normalisation, normalised_hypervolume
-    from evostyle.rundir import files, load_run
-    from evostyle.search.run import build, run_search
+    from evostyle.rundir import load_run
+    from evostyle.search.run import build
     s = settings(args)
     s.update({k: getattr(args, k) for k in ("pairs", "seeds") if getattr(args, k)})
     out = out_dir(args, NAME)
@@ -95,10 +95,7 @@ def run(args):
                 t = time.perf_counter()
                 d = work / f"{pair}-{seed}-{method}"
                 cfg = search_config(args, s, pair, seed, method, brackets)
-                if (d / files.STATE).is_file():  # finished or interrupted earlier: checked against this config
-                    res = run_search(cfg, d, resume=True, quiet=True, report=False)
-                else:
-                    res = run_search(cfg, d, quiet=True, report=False, overwrite=d.exists())
+                res = run_or_resume(cfg, d)
                 cands = load_run(d)[0]
                 cands["image_steps"] = _image_steps(cands, s["steps"], s["outputs"])
                 full = cands.steps == s["steps"] if "steps" in cands else np.ones(len(cands), bool)

@@ -59,7 +59,7 @@ def test_dehb_beats_random_search_at_equal_budget_on_a_noisy_multi_fidelity_sphe
         theirs.append(float(((torch.rand(n, 3, generator=g, dtype=torch.float64) - CENTRE) ** 2).sum(1).min()))
         ours.append(float(((torch.as_tensor(res.x) - CENTRE) ** 2).sum()))  # its pick's true distance
     wins = sum(a < b for a, b in zip(ours, theirs))
-    assert wins >= 12 and sorted(ours)[10] < 0.8 * sorted(theirs)[10]  # measured: 14 of 20, medians 0.016 vs 0.025
+    assert wins >= 12 and sorted(ours)[10] < 0.8 * sorted(theirs)[10]  # measured: 15 of 20, medians 0.014 vs 0.025
 
 
 def test_pareto_fitness_gives_a_front_and_bad_settings_are_refused():

@@ -12,8 +12,9 @@ Per bracket (:class:`~evostyle.de.schedule.Schedule`): in the first cycle of S b
 random configurations: the first rung samples uniformly, each later rung promotes the best of the
 rung below, and every evaluation enters its level's subpopulation (the best of them kept, up to the
 level's size). In later cycles, DE: every rung mutates ``rand1`` from a parent pool (the level's own
-subpopulation at a bracket's first rung, the configurations promoted from the rung below at a later
-one, topped up from the level's subpopulation when fewer than the mutation needs), crosses over with
+subpopulation at a bracket's first rung, at a later one the best n_i members of the level below as
+they stand after that rung's selection, topped up from the level's subpopulation when fewer than the
+mutation needs), crosses over with
 target members of the level's subpopulation taken in turn (``bin``) and evaluates from scratch; a
 trial replaces its target if no worse (scalar) or survives with the targets by non-dominated sorting
 and crowding (multi-objective).
@@ -161,8 +162,9 @@ class DEHB:
             elif first_cycle:
                 cont = best_rows(prev.fitness, rung.size)
                 points = prev.points[cont]
-            else:
-                pool = level.population if prev is None else prev.points[best_rows(prev.fitness, rung.size)]
+            else:  # parents: this level's members, or the best of the level below (after its selection)
+                below = self.levels[rung.level - 1] if prev is not None else level
+                pool = below.population[best_rows(below.fitness, rung.size)] if prev is not None else level.population
                 tgt = level.targets(rung.size)
                 points = self._mutants(pool, level.population[tgt], level)
             call = self._evaluate(b, i, rung.budget, points, cont, prev.budget if prev is not None else 0.0)

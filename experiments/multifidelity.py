@@ -6,10 +6,11 @@ anytime hypervolume against the image-steps spent (and wall time), on real featu
 For each content/painting pair and seed, three Pareto searches of (fidelity, -feature diversity) over
 every lever (per-output pixel rotation, rotation weight, start noise, content perturbation, inner
 diversity reward): ``dehb`` (transfers of ``min_steps`` .. ``steps`` steps in budget levels eta = 3
-apart, promoted candidates continuing their transfers), ``gde3`` (DE, every transfer in full) and
-``random`` (every transfer in full). DE and random search spend P x (G + 1) full transfers; DEHB runs
-as many brackets as fit in about that many image-steps. An image-step is one inner step of one output
-image (a candidate of K outputs transferred for s steps spends K * s).
+apart, from the library's default lowest budget; promoted candidates continuing their transfers),
+``gde3`` (DE, every transfer in full) and ``random`` (every transfer in full). DE and random search
+spend P x (G + 1) full transfers; DEHB runs as many brackets as fit in about that many image-steps.
+An image-step is one inner step of one output image (a candidate of K outputs transferred for s steps
+spends K * s).
 
 Each run is scored by the hypervolume of its full transfers (low rungs do not count: their scores are
 on another scale), normalised per pair by the ideal and nadir of every method's full transfers
@@ -30,10 +31,11 @@ from pathlib import Path
 from _common import PAIRS, experiment, finish, md_table, out_dir, run_main, run_or_resume, say, settings, weights_line
 
 NAME = "multifidelity"
-QUICK = {"size": 32, "steps": 9, "min_steps": 1, "popsize": 5, "maxiter": 1, "outputs": 2, "seeds": 1, "pairs": 1}
-FULL = {"size": 32, "steps": 27, "min_steps": 3, "popsize": 6, "maxiter": 5, "outputs": 3, "seeds": 5, "pairs": 3}
-"""27 steps in levels 3, 9, 27; DE and random search 6 x 6 = 36 full transfers a run (about 20 s each
-search here)."""
+QUICK = {"size": 32, "steps": 9, "min_steps": None, "popsize": 5, "maxiter": 1, "outputs": 2, "seeds": 1, "pairs": 1}
+FULL = {"size": 32, "steps": 27, "min_steps": None, "popsize": 6, "maxiter": 5, "outputs": 3, "seeds": 5,
+        "pairs": 3}
+"""DEHB from the library's default lowest budget (a quarter of the steps: levels 9 and 27); DE and random
+search 6 x 6 = 36 full transfers a run."""
 SEARCH = ["angles", "rotation_weight", "noise", "perturb", "diversity_loss"]
 METHODS = ("dehb", "gde3", "random")
 
@@ -65,6 +67,12 @@ def search_config(args, s, pair: str, seed: int, method: str, brackets: int | No
                         "save_images": "best", "diversity_metric": "feature", **extra})
 
 
+def _schedule(args, s):
+    """The schedule DEHB runs here: the library's, from the experiment's min_steps (None: its default)."""
+    from evostyle.search.optimizers import DEHBOptimizer
+    return DEHBOptimizer(search_config(args, s, next(iter(PAIRS)), args.seed, "dehb", 1)).schedule()
+
+
 def _image_steps(cands, steps: int, k: int):
     """Per row: the image-steps its evaluation spent (K outputs x the steps it ran)."""
     ran = cands.steps_run if "steps_run" in cands else steps
@@ -76,7 +84,6 @@ def run(args):
     import numpy as np
     import pandas as pd
 
-    from evostyle.de.schedule import Schedule
     from evostyle.report.stats import compare, normalisation, normalised_hypervolume
     from evostyle.rundir import load_run
     from evostyle.search.run import build
@@ -86,7 +93,8 @@ def run(args):
     t0 = time.perf_counter()
     pairs = list(PAIRS)[: s["pairs"]]
     budget = s["popsize"] * (s["maxiter"] + 1) * s["steps"]  # steps per output of a full-fidelity search
-    brackets = brackets_for(budget, Schedule(s["min_steps"], s["steps"], 3))
+    schedule = _schedule(args, s)
+    brackets = brackets_for(budget, schedule)
     work = Path(args.runs) if args.runs else Path(tempfile.mkdtemp(prefix="evostyle-multifidelity-"))
     runs = {}
     for pair in pairs:
@@ -148,8 +156,8 @@ def run(args):
             "share to random's final HV", "within 1/3"]
     eng = build(search_config(args, s, pairs[0], args.seed, "gde3")).engine
     text = (f"# Multi-fidelity search: DEHB against DE and random search\n\n"
-            f"Setting: {s['size']} px, {s['steps']} Adam steps (DEHB from {s['min_steps']}, eta 3: budget levels "
-            f"{Schedule(s['min_steps'], s['steps'], 3).budgets}), K = {s['outputs']} outputs; DE and random search "
+            f"Setting: {s['size']} px, {s['steps']} Adam steps (DEHB from {schedule.min_budget:g}, eta 3: budget "
+            f"levels {[int(b) for b in schedule.budgets]}), K = {s['outputs']} outputs; DE and random search "
             f"{s['popsize']} x {s['maxiter'] + 1} full transfers, DEHB {brackets} brackets; pairs {', '.join(pairs)}, "
             f"seeds {args.seed}..{args.seed + s['seeds'] - 1}. {weights_line(eng)}\n\n"
             "Score: hypervolume of each run's full transfers, (fidelity, -diversity_feature) scaled by the ideal and "

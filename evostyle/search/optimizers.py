@@ -191,6 +191,12 @@ class Random(Optimizer):
                             device=device, callback=callback).solve()
 
 
+MIN_STEPS_SHARE = 0.25
+"""DEHB's lowest budget when ``min_steps`` is not set, as a share of the steps: the shortest transfer
+whose fidelity and diversity rank candidates as the full one does (Spearman 0.91 and 0.89 at 25% of
+40 steps, 0.54 and 0.75 at 10%; results/fidelity_correlation)."""
+
+
 class DEHBOptimizer(Optimizer):
     """DEHB (:class:`~evostyle.de.dehb.DEHB`): multi-fidelity DE over the transfer's steps, from
     ``min_steps`` to ``steps`` in budget levels eta apart; a promoted candidate's transfer continues
@@ -213,7 +219,7 @@ class DEHBOptimizer(Optimizer):
         """The :class:`~evostyle.de.schedule.Schedule` of this search's transfer steps."""
         from evostyle.de.schedule import Schedule
         de, steps = self.cfg.de, self.cfg.transfer.steps
-        low = de.min_steps if de.min_steps is not None else max(1, round(steps / de.eta ** 2))
+        low = de.min_steps if de.min_steps is not None else max(1, round(steps * MIN_STEPS_SHARE))
         return Schedule(low, steps, de.eta)
 
     def strategy(self) -> str:

@@ -104,8 +104,8 @@ class DESection:
     atol: float = setting(0.0, nonnegative=True, help="see tol")
     boundary: str = setting("resample", help="out-of-bounds trial entries: resample (scipy) or reflect")
     min_steps: int | None = setting(None, low=1, high=10**9,
-                                    help="dehb: the fewest transfer steps a candidate runs (none: steps / eta^2, "
-                                         "three budget levels)")
+                                    help="dehb: the fewest transfer steps a candidate runs (none: a quarter of the "
+                                         "steps, the shortest that ranks candidates as the full transfer does)")
     eta: float = setting(3.0, positive=True, help="dehb: the factor between budget levels; a rung promotes 1/eta "
                                                   "of its candidates (> 1)")
     brackets: int | None = setting(None, low=1, high=10**6,

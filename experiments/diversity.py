@@ -83,6 +83,9 @@ def _options(ap):
                                    "temporary folder)")
     ap.add_argument("--pairs", type=int, help=f"how many of the content/painting pairs (full: {FULL['pairs']})")
     ap.add_argument("--seeds", type=int, help=f"how many seeds per pair (full: {FULL['seeds']})")
+    ap.add_argument("--finished-only", action="store_true",
+                    help="with --runs: score only the pairs and seeds whose every method has finished there, "
+                         "and run nothing new (the table says which were left out)")
     ap.add_argument("--methods", nargs="+", metavar="LEVER/OPTIMIZER",
                     help="run only these methods, e.g. rotation/gde3 noise/gde3 all/gde3 (default: all nine)")
 
@@ -93,7 +96,7 @@ def run(args):
     import pandas as pd
 
     from evostyle.report.stats import compare, median_iqr, normalisation, normalised_hypervolume
-    from evostyle.rundir import load_run
+    from evostyle.rundir import files, load_run
     from evostyle.search.run import build
     s = settings(args)
     s.update({k: getattr(args, k) for k in ("pairs", "seeds") if getattr(args, k)})
@@ -106,16 +109,25 @@ def run(args):
     pairs = list(PAIRS)[: s["pairs"]]
     work = Path(args.runs) if args.runs else Path(tempfile.mkdtemp(prefix="evostyle-diversity-"))
     runs = {}  # (pair, seed, method) -> candidates
+    skipped = []
     for pair in pairs:
         for seed in range(args.seed, args.seed + s["seeds"]):
+            dirs = {method_name(lv, o): work / f"{pair}-{seed}-{lv}-{o}" for lv, o in chosen}
+            if args.finished_only and not all((d / files.SUMMARY).is_file() for d in dirs.values()):
+                skipped.append(f"{pair} seed {seed}")
+                continue
             for lever, optimizer in chosen:
                 name = method_name(lever, optimizer)
                 t = time.perf_counter()
-                d = work / f"{pair}-{seed}-{lever}-{optimizer}"
+                d = dirs[name]
                 cfg = search_config(args, s, pair, seed, lever, optimizer)
                 run_or_resume(cfg, d)
                 runs[pair, seed, name] = load_run(d)[0].assign(run_dir=str(d))
                 say(f"{pair} seed {seed} {name}: {time.perf_counter() - t:.1f} s")
+    if not runs:
+        from evostyle.errors import EvostyleError
+        raise EvostyleError(f"no pair and seed has every method finished under {work}; drop --finished-only")
+    pairs = [p for p in pairs if any(k[0] == p for k in runs)]
 
     floors = _floors(args, s, runs, work)
     rows, anytime = [], []
@@ -168,7 +180,8 @@ def run(args):
     text = (f"# Diverse outputs that keep the painting: levers and optimisers\n\n"
             f"Setting: {s['size']} px, {s['steps']} Adam steps, K = {s['outputs']} outputs, population "
             f"{s['popsize']} x {s['maxiter'] + 1} generations ({s['popsize'] * (s['maxiter'] + 1)} evaluations per "
-            f"run), pairs {', '.join(pairs)}, seeds {args.seed}..{args.seed + s['seeds'] - 1}. {weights_line(eng)}\n\n"
+            f"run), pairs {', '.join(pairs)}, seeds {args.seed}..{args.seed + s['seeds'] - 1}"
+            + (f" (left out, not finished: {', '.join(skipped)})" if skipped else "") + f". {weights_line(eng)}\n\n"
             f"Score: hypervolume of every evaluated (fidelity, -{METRICS[args.metric]}), each objective scaled by the "
             "ideal "
             "and nadir of the union of all methods' points on the pair, reference point (1.1, 1.1); median and "
@@ -185,7 +198,7 @@ def run(args):
             f"distance of a candidate's outputs after {SMOOTH} x {SMOOTH} average pooling, the largest on the "
             "front, median over runs): " + ", ".join(f"{k} {v:.3g}" for k, v in med("front_diversity_smooth").items())
             + ". LPIPS is not reported: its calibrated weights cannot be fetched here.\n")
-    finish(out, NAME, args, s, eng, text, {"methods": sorted(ran), "metric": args.metric}, t0)
+    finish(out, NAME, args, s, eng, text, {"methods": sorted(ran), "metric": args.metric, "left_out": skipped}, t0)
 
 
 SMOOTH = 4

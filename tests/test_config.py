@@ -158,13 +158,15 @@ def test_one_painting_with_the_default_groups_leaves_out_mix_in_one_line(caplog,
     import logging
 
     from evostyle.search.run import build
+    from evostyle.search.settings import DEFAULT_SEARCH
     with caplog.at_level(logging.INFO, logger="evostyle"):
         cfg = make_config({"style": ["sample:starry_night.jpg"], "size": 32, "weights": "random"})
-    assert cfg.space.search == ["angles", "rotation_weight"]
+    rest = [g for g in DEFAULT_SEARCH if g != "mix"]
+    assert cfg.space.search == rest
     assert [r.getMessage() for r in caplog.records] == [
-        "1 style image: search group(s) mix left out (mix needs 2); searching angles, rotation_weight"]
+        f"1 style image: search group(s) mix left out (mix needs 2); searching {', '.join(rest)}"]
     assert "mix" not in build(cfg).space.by_name  # and the search builds
-    assert make_config({}).space.search == ["angles", "mix", "rotation_weight"]  # two paintings: all of them
+    assert make_config({}).space.search == list(DEFAULT_SEARCH)  # two paintings: all of them
     named = make_config({"style": ["sample:starry_night.jpg"], "search": ["mix"], "size": 32, "weights": "random"})
     with pytest.raises(EvostyleError, match="search group 'mix' needs at least 2 --style images"):
         build(named)  # a group the user named is not dropped behind their back

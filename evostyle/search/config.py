@@ -120,6 +120,8 @@ def _default_groups_for_the_styles(sections: dict[str, dict[str, Any]]) -> None:
     if "search" in sections["space"]:
         return
     styles = len(sections["run"].get("style", RunSection().style))
+    if styles < 1:  # refused by the validation, in its own words
+        return
     default = SpaceSection().search
     dropped = [g for g in default if STYLES_NEEDED.get(g, 1) > styles]
     if dropped:

@@ -173,7 +173,7 @@ def run(args):
     floor_cols = ["method", "knee fidelity", "feature div.", "feature floor", "pixel div.", "pixel floor"]
     floor_rows = [{"method": n, **{c: methods[methods.method == n][col].median() for c, col in zip(
         floor_cols[1:], ["knee_fidelity", "knee_diversity_feature", "knee_floor_feature", "knee_diversity_pixel",
-                         "knee_floor_pixel"])}} for n in [r["method"] for r in lever_rows + opt_rows]]
+                         "knee_floor_pixel"])}} for n in dict.fromkeys(r["method"] for r in lever_rows + opt_rows)]
     other = "pixel" if args.metric == "feature" else "feature"
     med = lambda col: {r["method"]: median_iqr(methods[methods.method == r["method"]][col].dropna().tolist())[0]
                        for r in lever_rows + opt_rows}

@@ -109,10 +109,10 @@ def _run_stopped_at(monkeypatch, out, generation, exc, expect=None, cfg=None):
     (``expect``: the error run_search then raises, default ``exc``'s type); returns its state.json."""
     real = SearchProblem._evaluate
 
-    def stop(self, g, unit):
+    def stop(self, g, unit, *fidelity):
         if g == generation:
             raise exc
-        return real(self, g, unit)
+        return real(self, g, unit, *fidelity)
     monkeypatch.setattr(SearchProblem, "_evaluate", stop)
     with pytest.raises(expect or type(exc)):
         run_search(cfg or tiny_cfg(), out, quiet=True, report=False)

@@ -46,12 +46,17 @@ def _options(ap):
     ap.add_argument("--seeds", type=int, help=f"how many seeds per pair (full: {FULL['seeds']})")
 
 
+def bracket_cost(schedule, index: int) -> float:
+    """Steps per output DEHB spends on bracket ``index``: its first cycle promotes, and a promoted
+    candidate continues its transfer; later cycles evaluate every rung's DE trials from scratch."""
+    return schedule.continued_cost(index) if index < schedule.levels else schedule.cost(index)
+
+
 def brackets_for(budget: float, schedule) -> int:
-    """The most brackets whose image-steps (continued promotions) stay within ``budget`` steps per
-    output (at least one)."""
+    """The most brackets whose steps per output stay within ``budget`` (at least one)."""
     spent, n = 0.0, 0
-    while spent + schedule.continued_cost(n) <= budget * (1 + 1e-9):
-        spent += schedule.continued_cost(n)
+    while spent + bracket_cost(schedule, n) <= budget * (1 + 1e-9):
+        spent += bracket_cost(schedule, n)
         n += 1
     return max(n, 1)
 

@@ -172,9 +172,22 @@ def test_multifidelity_quick_spends_equal_image_steps_and_scores_full_transfers(
     assert proc.returncode == 0, proc.stderr
     runs = pd.read_csv(out / "runs.csv").set_index("method")
     assert set(runs.index) == {"dehb", "gde3", "random"}
-    assert runs.image_steps["dehb"] <= runs.image_steps["random"] == runs.image_steps["gde3"]
+    assert runs.image_steps["dehb"] <= runs.image_steps["random"] == runs.image_steps["gde3"]  # never more
     assert runs.full_transfers["dehb"] < runs.full_transfers["random"]  # the rest ran at lower budgets
     assert runs.share_to_random_final["random"] == 1.0
     anytime = pd.read_csv(out / "anytime.csv")
     assert (anytime.groupby("method").image_steps.apply(lambda s: s.is_monotonic_increasing)).all()
     assert "within 1/3" in (out / "table.md").read_text() and (out / "anytime.png").is_file()
+
+
+def test_multifidelity_gives_dehb_no_more_steps_than_the_full_searches():
+    """brackets_for counts the first cycle's promotions as continued and later cycles' DE trials from
+    scratch, as DEHB spends them (the first version counted both as continued: 5% over budget)."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    from multifidelity import bracket_cost, brackets_for
+
+    from evostyle.de.schedule import Schedule
+    s = Schedule(7, 27, 3)  # levels 9 and 27
+    assert [bracket_cost(s, i) for i in range(4)] == [3 * 9 + 1 * 18, 2 * 27, 3 * 9 + 1 * 27, 2 * 27]
+    n = brackets_for(972, s)
+    assert sum(bracket_cost(s, i) for i in range(n)) <= 972 < sum(bracket_cost(s, i) for i in range(n + 1))

@@ -70,6 +70,10 @@ def transfer_state(generation: int) -> str:
     return f"transfer_state_g{generation:03d}.pt"
 
 
+TRANSFER_STATES = "transfer_state_g*.pt"
+"""Glob of every :func:`transfer_state` file."""
+
+
 def candidate_image(generation: int, candidate: int, k: int) -> str:
     """Output ``k`` of one candidate of one generation (JPEG, quality 85)."""
     return f"{IMAGES}/g{generation:03d}_c{candidate:03d}_k{k}.jpg"
@@ -77,7 +81,7 @@ def candidate_image(generation: int, candidate: int, k: int) -> str:
 
 LAYOUT = (CONFIG, CANDIDATES, GENERATIONS, STATE, SUMMARY, REPORT, SUMMARY_MD, CONTENT, "style_*.png",
           "plot_*.png", "report_*.png", f"{BEST}/output_*.png", f"{BEST}/baseline_*.png", BEST_JSON,
-          f"{IMAGES}/g*_c*_k*.jpg", "transfer_state_g*.pt", MARKER)
+          f"{IMAGES}/g*_c*_k*.jpg", TRANSFER_STATES, MARKER)
 """Glob patterns of the files evostyle writes into a run directory (the lock file aside): what
 ``--overwrite`` may remove, and nothing else."""
 

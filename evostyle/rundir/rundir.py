@@ -191,8 +191,13 @@ class RunDir:
         with atomic_path(self.path / files.transfer_state(generation)) as tmp:
             torch.save({"generation": int(generation), "state": dataclasses.asdict(state)}, tmp)
 
-    def drop_transfer_states(self, before: int) -> None:
-        """Remove the kept transfers of generations before ``before`` (no longer needed)."""
+    def drop_transfer_states(self, before: int | None = None) -> None:
+        """Remove the kept transfers of generations before ``before`` (None: all of them), no longer
+        needed."""
+        if before is None:
+            for kept in self.path.glob(files.TRANSFER_STATES):
+                kept.unlink(missing_ok=True)
+            return
         for g in range(before):
             (self.path / files.transfer_state(g)).unlink(missing_ok=True)
 
@@ -227,5 +232,4 @@ class RunDir:
         """summary.json, then the status ``finished``: only now does the run look complete."""
         atomic_write_json(self.path / files.SUMMARY, summary)
         self.log.write_state(status="finished")
-        for kept in self.path.glob(files.transfer_state(0).replace("000", "*")):  # nothing continues them now
-            kept.unlink(missing_ok=True)
+        self.drop_transfer_states()  # nothing continues them now

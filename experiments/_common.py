@@ -62,7 +62,9 @@ def parser(name: str, doc: str, quick: dict, full: dict, options=None) -> argpar
     return ap
 
 
-def settings(args) -> dict:
+def settings(args, *own: str) -> dict:
+    """The quick or full setting, with the common flags (--size, --steps, --popsize, --maxiter) and the
+    experiment's ``own`` flags (e.g. "pairs", "seeds") overriding it where given."""
     s = dict(args._quick if args.quick else args._full)
     if args.size:
         s["size"] = args.size
@@ -70,6 +72,9 @@ def settings(args) -> dict:
         s["steps"] = args.steps
     for key in ("popsize", "maxiter"):
         if getattr(args, key) and key in s:
+            s[key] = getattr(args, key)
+    for key in own:
+        if getattr(args, key):
             s[key] = getattr(args, key)
     return s
 

@@ -98,8 +98,7 @@ def run(args):
     from evostyle.report.stats import compare, median_iqr, normalisation, normalised_hypervolume
     from evostyle.rundir import files, load_run
     from evostyle.search.run import build
-    s = settings(args)
-    s.update({k: getattr(args, k) for k in ("pairs", "seeds") if getattr(args, k)})
+    s = settings(args, "pairs", "seeds")
     chosen = [m for m in METHODS if args.methods is None or "/".join(m) in args.methods]
     if not chosen:
         from evostyle.errors import EvostyleError

@@ -59,8 +59,7 @@ def run(args):
 
     from evostyle.search.evaluator import Fidelity
     from evostyle.search.run import build
-    s = settings(args)
-    s.update({k: getattr(args, k) for k in ("candidates", "pairs") if getattr(args, k)})
+    s = settings(args, "candidates", "pairs")
     out = out_dir(args, NAME)
     t0 = time.perf_counter()
     checkpoints = sorted({max(1, round(f * s["steps"])) for f in FRACTIONS})

@@ -92,8 +92,7 @@ def run(args):
     from evostyle.report.stats import compare, normalisation, normalised_hypervolume
     from evostyle.rundir import load_run
     from evostyle.search.run import build
-    s = settings(args)
-    s.update({k: getattr(args, k) for k in ("pairs", "seeds") if getattr(args, k)})
+    s = settings(args, "pairs", "seeds")
     out = out_dir(args, NAME)
     t0 = time.perf_counter()
     pairs = list(PAIRS)[: s["pairs"]]

@@ -10,12 +10,17 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _quick(name: str, out: Path, timeout: int = 600) -> None:
+    """Run ``experiments/<name>.py --quick`` on random weights on the CPU into ``out``; it must succeed."""
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / f"{name}.py"), "--quick", "--weights",
+                           "random", "--device", "cpu", "--out", str(out)], capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_two_styles_quick(tmp_path):
     out = tmp_path / "two_styles"
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "two_styles.py"), "--quick", "--weights",
-                           "random", "--device", "cpu", "--out", str(out)], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    _quick("two_styles", out, timeout=300)
     df = pd.read_csv(out / "mixes.csv")
     assert df.weight_of_B.tolist() == [0, 0.25, 0.5, 0.75, 1]
     # moving weight from A to B moves the output towards B's target and away from A's
@@ -129,10 +134,7 @@ def test_diversity_quick_compares_every_lever_and_optimiser(tmp_path):
     """experiments/diversity.py --quick: every method runs from the same start at the same budget, and
     the table carries the normalised hypervolume's median, IQR and Holm-corrected p for each."""
     out = tmp_path / "diversity"
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "diversity.py"), "--quick", "--weights",
-                           "random", "--device", "cpu", "--out", str(out)], capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr
+    _quick("diversity", out)
     methods = pd.read_csv(out / "methods.csv")
     assert len(methods) == 9 and methods.evaluations.nunique() == 1  # equal budgets
     assert (methods.hypervolume >= 0).all() and methods.hypervolume.max() <= 1.1 ** 2 + 1e-9
@@ -152,10 +154,7 @@ def test_diversity_quick_compares_every_lever_and_optimiser(tmp_path):
 def test_fidelity_correlation_quick_scores_every_checkpoint_of_one_continued_transfer(tmp_path):
     """experiments/fidelity_correlation.py --quick: each cheap fidelity ranked against the full one."""
     out = tmp_path / "fc"
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "fidelity_correlation.py"), "--quick",
-                           "--weights", "random", "--device", "cpu", "--out", str(out)], capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
+    _quick("fidelity_correlation", out)
     scores = pd.read_csv(out / "scores.csv")
     assert sorted(scores.steps.unique()) == [1, 2, 4, 8] and scores.groupby("fidelity_level").size().nunique() == 1
     corr = pd.read_csv(out / "correlations.csv")
@@ -167,9 +166,7 @@ def test_fidelity_correlation_quick_scores_every_checkpoint_of_one_continued_tra
 def test_multifidelity_quick_spends_equal_image_steps_and_scores_full_transfers(tmp_path):
     """experiments/multifidelity.py --quick: DEHB, DE and random search at the same image-steps."""
     out = tmp_path / "mf"
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "multifidelity.py"), "--quick", "--weights",
-                           "random", "--device", "cpu", "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
+    _quick("multifidelity", out)
     runs = pd.read_csv(out / "runs.csv").set_index("method")
     assert set(runs.index) == {"dehb", "gde3", "random"}
     assert runs.image_steps["dehb"] <= runs.image_steps["random"] == runs.image_steps["gde3"]  # never more

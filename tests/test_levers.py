@@ -60,3 +60,24 @@ def test_the_inner_reward_is_logged_where_it_is_used_and_noise_needs_a_content_s
     assert "loss_diversity" not in build(make_config(BASE)).evaluator.columns
     with pytest.raises(EvostyleError, match="search group noise varies the noise added to a content start"):
         make_config({**BASE, "search": ["noise"], "image_init": "noise"})
+
+
+def test_with_every_lever_on_a_candidates_rows_do_not_depend_on_the_candidates_beside_it():
+    """What lets a Ray actor or a smaller chunk score a slice of the population: the inner reward's scale
+    once came from the whole batch's perturbed content features, so a candidate's losses moved with its
+    neighbours' perturbations (in the 7th digit, fp64). One thread: more split reductions differently."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ev = build(make_config({**BASE, "steps": 3, "precision": "fp64", "fixed": {},
+                                "search": ["angles", "mix", "noise", "perturb", "diversity_loss"]})).evaluator
+        unit = torch.rand(4, ev.space.dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        values = ev.space.to_values(unit)
+        whole = ev.evaluate_here(values)
+        parts = [ev.evaluate_here({n: t[i:i + 1] for n, t in values.items()}) for i in (2, 0)]
+    finally:
+        torch.set_num_threads(threads)
+    assert whole.terms["loss_diversity"].abs().min() > 0  # the reward is on, and the targets differ
+    for i, part in zip((2, 0), parts):
+        assert torch.equal(part.terms["loss_content"][0], whole.terms["loss_content"][i])
+        assert torch.equal(part.images[0], whole.images[i])

@@ -21,7 +21,7 @@ GRAM_NORMS = ("hw", "chw", "none")
 _EPS = 1e-12
 
 
-def _hi(x: torch.Tensor) -> torch.Tensor:
+def upcast_half(x: torch.Tensor) -> torch.Tensor:
     """Upcast half-precision tensors to float32 (float32 and float64 pass through)."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
@@ -83,7 +83,7 @@ def gram(f: torch.Tensor, norm: str = "hw") -> torch.Tensor:
 
 def mean_std(f: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Channel mean and standard deviation (the AdaIN statistic): (B, C, H, W) -> (B, 2, C)."""
-    f = _hi(f).flatten(2)
+    f = upcast_half(f).flatten(2)
     mu = f.mean(dim=2)
     sd = (f.var(dim=2, unbiased=False) + eps).sqrt()
     return torch.stack([mu, sd], dim=1)
@@ -118,7 +118,7 @@ class EuclideanMeasure(Measure):
     spatial = True
 
     def statistic(self, f: torch.Tensor) -> torch.Tensor:
-        return _hi(f)
+        return upcast_half(f)
 
 
 class MeanStdMeasure(Measure):
@@ -146,7 +146,7 @@ def sq_norm(target: torch.Tensor) -> torch.Tensor:
 
     The denominator of a normalised term; an optimisation's targets are fixed, so it computes this
     once per target instead of at every step (``denom=`` below)."""
-    return _hi(target).flatten(1).pow(2).sum(dim=1).clamp_min(_EPS)
+    return upcast_half(target).flatten(1).pow(2).sum(dim=1).clamp_min(_EPS)
 
 
 def relative_sq_error(x: torch.Tensor, target: torch.Tensor, normalize: bool = True,
@@ -156,7 +156,7 @@ def relative_sq_error(x: torch.Tensor, target: torch.Tensor, normalize: bool = T
     ``target`` may have batch size 1 (broadcast to every row). ``denom``, if given, is the target's
     :func:`sq_norm`, computed beforehand.
     """
-    x, target = _hi(x), _hi(target)
+    x, target = upcast_half(x), upcast_half(target)
     diff = (x - target.to(x.dtype)).flatten(1)
     sq = diff.pow(2)
     if not normalize:
@@ -184,7 +184,7 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
 
     (B, 3, H, W) -> (B,); units are intensity on [0, 1] per pixel step.
     """
-    x = _hi(x)
+    x = upcast_half(x)
     dims = tuple(range(1, x.dim()))  # a mean over the strided slices needs no flattening copy
     dx = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=dims)
     dy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=dims)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from evostyle.style.measures import content_term, sq_norm, style_term, total_variation
+from evostyle.style.measures import content_term, sq_norm, style_term, total_variation, upcast_half
 
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Callable
@@ -81,7 +81,7 @@ def diversity_term(features: torch.Tensor, k: int, scale: torch.Tensor) -> torch
     b = features.shape[0]
     i = torch.arange(b, device=features.device)
     partner = i - i % k + (i % k + 1) % k
-    return (features - features[partner]).abs().flatten(1).mean(1).float() / scale
+    return upcast_half((features - features[partner]).abs().flatten(1).mean(1)) / scale
 
 
 def evaluate_step(

@@ -21,7 +21,7 @@ import torch
 from evostyle.errors import ResourceError
 from evostyle.network.backbones import backbone
 from evostyle.network.device import Precision, available_host_memory, is_oom, resolve_precision, to_host
-from evostyle.style.measures import total_variation
+from evostyle.style.measures import total_variation, upcast_half
 from evostyle.transfer.compiling import compiled, fall_back_to_eager, resolve_compile_mode
 from evostyle.transfer.config import CUDA_GRAPH_MODES, TransferConfig
 from evostyle.transfer.losses import denominators, evaluate_step, loss_terms
@@ -284,12 +284,14 @@ def run_transfer(
     with _cudnn_benchmark(device.type == "cuda" and bool(cfg.autotune)), prec.matmul_mode():
         with torch.no_grad(), prec.autocast(device):
             content_feat = model(content[None], (cfg.content_layer,))[cfg.content_layer].to(prec.dtype)
+        if diversity_weights is not None:
+            dw = torch.as_tensor(diversity_weights).reshape(b).to(device=device, dtype=prec.dtype)
+            # from the one unperturbed content row, before any perturbation: a mean over the batch's
+            # perturbed rows would make a candidate's reward depend on the candidates it shares a batch with
+            scale = upcast_half(content_feat).abs().mean().clamp_min(1e-12)
         if content_perturbation is not None:
             from evostyle.style.perturb import perturb_features
             content_feat = perturb_features(content_feat, torch.as_tensor(content_perturbation).reshape(b), seeds)
-        if diversity_weights is not None:
-            dw = torch.as_tensor(diversity_weights).reshape(b).to(device=device, dtype=prec.dtype)
-            scale = content_feat.abs().mean().float().clamp_min(1e-12)
         while lo < b:
             stop = min(b, lo + chunk)
             sl = slice(lo, stop)

@@ -164,9 +164,23 @@ def test_one_painting_with_the_default_groups_leaves_out_mix_in_one_line(caplog,
     rest = [g for g in DEFAULT_SEARCH if g != "mix"]
     assert cfg.space.search == rest
     assert [r.getMessage() for r in caplog.records] == [
-        f"1 style image: search group(s) mix left out (mix needs 2); searching {', '.join(rest)}"]
+        f"search group(s) mix left out (mix needs 2 style images, 1 given); searching {', '.join(rest)}"]
     assert "mix" not in build(cfg).space.by_name  # and the search builds
     assert make_config({}).space.search == list(DEFAULT_SEARCH)  # two paintings: all of them
     named = make_config({"style": ["sample:starry_night.jpg"], "search": ["mix"], "size": 32, "weights": "random"})
     with pytest.raises(EvostyleError, match="search group 'mix' needs at least 2 --style images"):
         build(named)  # a group the user named is not dropped behind their back
+
+
+def test_a_noise_start_with_the_default_groups_leaves_out_noise_and_a_named_noise_group_is_refused(caplog):
+    import logging
+
+    from evostyle.search.settings import DEFAULT_SEARCH
+    with caplog.at_level(logging.INFO, logger="evostyle"):
+        cfg = make_config({"image_init": "noise", "style": ["sample:starry_night.jpg"]})
+    assert cfg.space.search == [g for g in DEFAULT_SEARCH if g not in ("mix", "noise")]
+    assert [r.getMessage() for r in caplog.records] == [
+        "search group(s) mix, noise left out (mix needs 2 style images, 1 given; noise varies a content start, "
+        f"and --image-init is noise); searching {', '.join(cfg.space.search)}"]
+    with pytest.raises(EvostyleError, match="search group noise varies the noise added to a content start"):
+        make_config({"image_init": "noise", "search": ["angles", "noise"]})

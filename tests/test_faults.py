@@ -305,9 +305,10 @@ def test_a_population_too_large_for_host_memory_is_chunked_or_refused(tmp_path, 
     per_row = BACKBONES.get("vgg19").activation_values((21, 32), "relu5_1") * transfer.BYTES_PER_VALUE  # a 32 px row
     monkeypatch.setattr(transfer, "available_host_memory", lambda: int(3.5 * per_row / transfer.HOST_MEMORY_SHARE))
     run = tmp_path / "run"
-    assert main(TINY + ["--maxiter", "0", "--out", str(run)]) == 0  # 10 rows, 3 at a time
-    assert pd.read_csv(run / "generations.csv").chunk_size.tolist() == [3]
-    assert "would not fit in the host's memory; running 3 at a time" in capsys.readouterr().err
+    # 10 rows; 3 fit, and a chunk holds whole candidates (the inner reward couples a candidate's 2 outputs)
+    assert main(TINY + ["--maxiter", "0", "--out", str(run)]) == 0
+    assert pd.read_csv(run / "generations.csv").chunk_size.tolist() == [2]
+    assert "would not fit in the host's memory; running 2 at a time" in capsys.readouterr().err
     monkeypatch.setattr(transfer, "available_host_memory", lambda: int(0.5 * per_row))
     line = _one_line(capsys, main, TINY + ["--out", str(tmp_path / "big")], 1)
     assert "needs about" in line and "GiB are available; lower --size" in line

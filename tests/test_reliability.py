@@ -76,7 +76,7 @@ def test_out_of_memory_halves_batch_and_search_completes(tmp_path, monkeypatch, 
     real = tr._optimise_chunk
 
     def small_gpu(*args):
-        if args[5].shape[0] > 4:
+        if args[5].shape[0] > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
         return real(*args)
     monkeypatch.setattr(tr, "_optimise_chunk", small_gpu)
@@ -84,9 +84,12 @@ def test_out_of_memory_halves_batch_and_search_completes(tmp_path, monkeypatch, 
                        "device": "cpu", "seed": 0})
     run_search(cfg, tmp_path / "run", quiet=True, report=False)
     assert len(pd.read_csv(tmp_path / "run" / "candidates.csv")) == 10
-    assert pd.read_csv(tmp_path / "run" / "generations.csv").chunk_size.tolist() == [2, 2]  # 10 -> 5 -> 2
+    # 10 -> 5 -> 2, each halving rounded down to whole candidates (the inner reward couples a candidate's
+    # 2 outputs): 10 -> 4 -> 2
+    assert pd.read_csv(tmp_path / "run" / "generations.csv").chunk_size.tolist() == [2, 2]
     err = "\n".join(r.getMessage() for r in caplog.records if r.name == "evostyle" and r.levelname == "WARNING")
-    assert "generation 0: out of memory at 10 rows per chunk; retrying with 5" in err
+    assert "generation 0: out of memory at 10 rows per chunk; retrying with 4" in err
+    assert "generation 0: out of memory at 4 rows per chunk; retrying with 2" in err
     assert "generation 1:" not in err  # the next generation starts at the chunk size that fitted
 
 

@@ -80,11 +80,11 @@ def score_terms(quality, loss_score, pixel, feature):
 def test_fitness_trades_quality_for_diversity_caps_and_fails():
     terms = score_terms([1.0, 2.0, 3.0, float("nan")], [9.0, 9.0, 9.0, 9.0], [0.5, 0.1, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0])
     failed = torch.tensor([False, False, True, False])
-    f = fitness(terms, failed, ScoreConfig(diversity_weight=2.0))
+    f = fitness(terms, failed, ScoreConfig(diversity_metric="pixel", diversity_weight=2.0))
     assert f.tolist() == [0.0, 1.8, math.inf, math.inf]  # failed and NaN rows are +inf
     g = fitness(terms, failed, ScoreConfig(diversity_metric="feature", loss_cap=1.5, cap_penalty=10.0))
     assert g[:2].tolist() == [1.0, 2.0 - 1.0 + 10.0 * 0.5]
-    old = fitness(terms, failed, ScoreConfig(fitness_loss="own_target"))  # the rule before fidelity
+    old = fitness(terms, failed, ScoreConfig("pixel", fitness_loss="own_target"))  # the rule before fidelity
     assert old[:2].tolist() == [9.0 - 0.5, 9.0 - 0.1]
 
 

@@ -24,9 +24,11 @@ def tiny_cfg(**kw):
     return make_config(base)
 
 
-LEGACY_DEFAULTS = dict(rotation_mode="rectified", style_weight=10.0, lr=0.02)
-"""The transfer defaults the golden files were written with, before they were calibrated on ImageNet
-features (results/calibration): the golden tests check the code, not the defaults."""
+LEGACY_DEFAULTS = dict(rotation_mode="rectified", style_weight=10.0, lr=0.02,
+                       search=["angles", "mix", "rotation_weight"], diversity_metric="pixel")
+"""The defaults the golden files were written with: the transfer's before they were calibrated on
+ImageNet features (results/calibration), the search groups and diversity before the levers won
+(results/diversity_64). The golden tests check the code, not the defaults."""
 
 
 def _rows(path):
@@ -94,7 +96,8 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
     assert json.loads((out / "state.json").read_text())["status"] == "finished"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best"]["fitness"] == pytest.approx(df.fitness.min())
-    assert summary["best"]["searched"] == ["angle_0", "angle_1", "mix", "rotation_weight"]
+    assert summary["best"]["searched"] == ["angle_0", "angle_1", "mix", "rotation_weight", "noise_sigma",
+                                           "perturb_strength", "diversity_loss_weight"]
     split = summary["seconds_by_phase"]
     assert set(split) == {"targets", "transfer", "scoring", "logging"} and min(split.values()) > 0
     assert split["transfer"] > split["targets"] and sum(split.values()) < summary["seconds"]
@@ -233,15 +236,16 @@ def test_scalar_mode_is_unchanged_apart_from_the_new_columns(tmp_path):
     proposes and scores what evostyle 0.1.0 did (tests/data: that version's candidates.csv for
     this config, whose rotation mode was then the default); the new columns are added, and the default
     fitness is fidelity - lambda * diversity."""
-    run_search(tiny_cfg(search=["angles", "mix", "layers"], fitness_loss="own_target",
-                        **{**LEGACY_DEFAULTS, "rotation_mode": "channel"}), tmp_path / "old", quiet=True, report=False)
+    run_search(tiny_cfg(fitness_loss="own_target", **{**LEGACY_DEFAULTS, "rotation_mode": "channel",
+                                                      "search": ["angles", "mix", "layers"]}),
+               tmp_path / "old", quiet=True, report=False)
     new, old = pd.read_csv(tmp_path / "old" / "candidates.csv"), pd.read_csv(GOLDEN).rename(columns=LEGACY_COLUMNS)
     assert set(new.columns) - set(old.columns) == {"fidelity_style", "fidelity_content", "fidelity"}
     assert_same_search(new, old)
     cfg = tiny_cfg(search=["angles", "mix", "layers"])
     run_search(cfg, tmp_path / "new", quiet=True, report=False)
     d = pd.read_csv(tmp_path / "new" / "candidates.csv")
-    assert (d.fitness - (d.fidelity - d.diversity_pixel)).abs().max() < 1e-12
+    assert (d.fitness - (d.fidelity - d.diversity_feature)).abs().max() < 1e-12
     sw = cfg.transfer.style_weight
     assert (d.fidelity - (d.fidelity_content + sw * d.fidelity_style)).abs().max() < 1e-9
     assert (d.fidelity_content - d.loss_content).abs().max() < 1e-6  # the same content error, measured twice
@@ -261,19 +265,20 @@ def test_pareto_search_logs_hypervolume_and_a_front_with_images(tmp_path):
     assert gens.hypervolume.is_monotonic_increasing and gens.hypervolume.iloc[-1] > 0
     cfg = json.loads((out / "config.json").read_text())
     ref = cfg["plan"]["hypervolume"]["reference"]
-    assert cfg["plan"]["hypervolume"]["objectives"] == ["fidelity", "-diversity_pixel"] and ref[1] == 0.0 and ref[0] > 0
+    assert cfg["plan"]["hypervolume"]["objectives"] == ["fidelity", "-diversity_feature"]
+    assert ref[1] == 0.0 and ref[0] > 0
     assert cfg["plan"]["strategy"] == "rand1bin" and summary["optimizer"]["objective"] == "pareto"
     front = summary["front"]
     assert len(front) == gens.front_size.iloc[-1] >= 1
-    _assert_mutually_non_dominated([(m["fidelity"], -m["diversity_pixel"]) for m in front])
+    _assert_mutually_non_dominated([(m["fidelity"], -m["diversity_feature"]) for m in front])
     cands = pd.read_csv(out / "candidates.csv")
     for m in front:
         row = cands[(cands.generation == m["generation"]) & (cands.candidate == m["candidate"])].iloc[0]
         assert row.fidelity == m["fidelity"] and all((out / p).is_file() for p in m["images"])
     # nothing evaluated dominates a front member
     from evostyle.de import dominates
-    pts = list(zip(cands.fidelity, -cands.diversity_pixel))
-    assert not any(dominates(p, (m["fidelity"], -m["diversity_pixel"])) for p in pts for m in front)
+    pts = list(zip(cands.fidelity, -cands.diversity_feature))
+    assert not any(dominates(p, (m["fidelity"], -m["diversity_feature"])) for p in pts for m in front)
     assert "Pareto front" in (out / "report.html").read_text()
 
 

@@ -41,6 +41,7 @@ from evostyle.search.settings import (
     RunSection,
     SearchConfig,
     SpaceSection,
+    TransferSection,
     annotation,
     canonical,
 )
@@ -108,24 +109,27 @@ def make_config(file_values: dict | None = None, overrides: dict | None = None) 
                 continue
             section, f = FIELDS[name]
             sections[section][f.name] = coerce(name, value, given)
-    _default_groups_for_the_styles(sections)
+    _default_groups_that_apply(sections)
     return validate(SearchConfig(**{s: SECTIONS[s](**v) for s, v in sections.items()}))
 
 
-def _default_groups_for_the_styles(sections: dict[str, dict[str, Any]]) -> None:
-    """With the default search groups, leave out those the given style images cannot feed (``mix``
-    with one painting), saying so in one line; groups the user named stay, and are refused if they
-    cannot run."""
+def _default_groups_that_apply(sections: dict[str, dict[str, Any]]) -> None:
+    """With the default search groups, leave out those the other settings give nothing to vary (``mix``
+    with one painting, ``noise`` with a pure-noise start), saying so in one line; groups the user named
+    stay, and are refused if they cannot run."""
     from evostyle.search.space import STYLES_NEEDED
     if "search" in sections["space"]:
         return
     styles = len(sections["run"].get("style", RunSection().style))
     if styles < 1:  # refused by the validation, in its own words
         return
+    init = sections["transfer"].get("image_init", TransferSection().image_init)
+    reasons = {g: f"{g} needs {n} style images, {styles} given" for g, n in STYLES_NEEDED.items() if n > styles}
+    if init == "noise":
+        reasons["noise"] = "noise varies a content start, and --image-init is noise"
     default = SpaceSection().search
-    dropped = [g for g in default if STYLES_NEEDED.get(g, 1) > styles]
+    dropped = [g for g in default if g in reasons]
     if dropped:
         sections["space"]["search"] = [g for g in default if g not in dropped]
-        logger.info("%d style image: search group(s) %s left out (%s); searching %s", styles, ", ".join(dropped),
-                    "; ".join(f"{g} needs {STYLES_NEEDED[g]}" for g in dropped),
-                    ", ".join(sections["space"]["search"]))
+        logger.info("search group(s) %s left out (%s); searching %s", ", ".join(dropped),
+                    "; ".join(reasons[g] for g in dropped), ", ".join(sections["space"]["search"]))

@@ -48,7 +48,7 @@ QUALITY_COLUMN = {"fidelity": "fidelity", "own_target": "loss_score"}
 
 @dataclass
 class ScoreConfig:
-    diversity_metric: str = "pixel"
+    diversity_metric: str = "feature"  # the pixel distance counts leftover start noise (results/diversity)
     diversity_weight: float = 1.0
     loss_cap: float | None = None
     cap_penalty: float = 10.0

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from evostyle.errors import unknown
+from evostyle.search.scoring import ScoreConfig
 from evostyle.style.rotations import DEFAULT_ROTATION_MODE
 from evostyle.transfer.config import TransferConfig
 
@@ -53,11 +54,11 @@ def setting(
     return field(default=default, metadata=meta)
 
 
-DEFAULT_SEARCH = ("angles", "mix", "rotation_weight")
-"""The search groups a search varies unless told: per-output angles, the mix of two paintings, and how
-much of each target turns. A search with the three levers added (noise, perturb, diversity_loss) is
-ahead of rotation alone in results/diversity_64; its findings.md says what making them the default
-waits on."""
+DEFAULT_SEARCH = ("angles", "mix", "rotation_weight", "noise", "perturb", "diversity_loss")
+"""The search groups a search varies unless told: per-output angles, the mix of two paintings, how much
+of each target turns, and the three levers that make a candidate's outputs differ while each keeps the
+painting (start noise, a perturbed content target, the inner diversity reward). With the levers a
+search is ahead of rotation alone on every pair and seed measured (results/diversity_64)."""
 
 
 @dataclass
@@ -154,6 +155,9 @@ class TransferSection:
     tv_weight: float = setting(TransferConfig.tv_weight, help="weight of the total variation")
     size: int = setting(128, low=8, high=8192, help="long side of the outputs in px")
     steps: int = setting(32, help="inner optimisation steps per candidate")
+    scales: list[int] = setting(factory=list, metavar="PX",
+                                help="coarse to fine: long sides to optimise at first, rising to --size, the steps "
+                                     "shared among them (e.g. --scales 32 64 128; none: one scale)")
     inner_optimizer: str = setting(TransferConfig.optimizer, help="inner optimiser: adam | lbfgs")
     lr: float | None = setting(TransferConfig.lr, positive=True,
                                help="inner learning rate (none: the inner optimiser's own default)")
@@ -185,7 +189,7 @@ class TransferSection:
 class ScoringSection:
     """Fidelity, diversity and the objectives built from them."""
 
-    diversity_metric: str = setting("pixel", choices="diversity metric",
+    diversity_metric: str = setting(ScoreConfig.diversity_metric, choices="diversity metric",
                                     help="diversity the objectives use (feature: VGG relu4_2, which leftover start "
                                          "noise inflates less than the pixel distance)")
     diversity_weight: float = setting(1.0, nonnegative=True, help="lambda in fitness = quality - lambda * diversity")

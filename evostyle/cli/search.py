@@ -47,6 +47,8 @@ def _add_setting(p, name: str, f) -> None:
         kw["help"] += "; repeat for several"
     elif hint == list[str]:
         kw.update(nargs="+")
+    elif hint == list[int]:
+        kw.update(type=int, nargs="+", metavar=meta["metavar"])
     elif name == "mutation":
         kw.update(type=float, nargs="+", metavar="F")
     elif name == "reference_point":

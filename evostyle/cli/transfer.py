@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the total-variation term")
     p.add_argument("--size", type=int, default=256, help="long side of the output in px")
     p.add_argument("--steps", type=int, default=TransferConfig.steps, help="inner optimisation steps")
+    p.add_argument("--scales", type=int, nargs="+", default=[], metavar="PX",
+                   help="coarse to fine: long sides to optimise at first, rising to --size, the steps shared among "
+                        "them (e.g. --scales 64 128 256; default: one scale)")
     p.add_argument("--optimizer", default=TransferConfig.optimizer, choices=INNER_OPTIMIZERS, help="inner optimiser")
     own = ", ".join(f"{name} {opt.DEFAULT_LR:g}" for name, opt in INNER_OPTIMIZERS.items())
     p.add_argument("--lr", type=float, default=TransferConfig.lr,
@@ -121,7 +124,8 @@ def run(args: argparse.Namespace) -> dict:
     rows = _rows(args, len(args.style))
     engine = StyleEngine(resolve_image(args.content), [resolve_image(s) for s in args.style], cfg,
                          size=args.size, rotation_mode=args.rotation_mode, shuffle=args.shuffle,
-                         weights=args.weights, seed=args.seed, device=args.device)  # checks cfg, resolves lr
+                         weights=args.weights, seed=args.seed, device=args.device,
+                         scales=args.scales)  # checks cfg and the scales, resolves lr
     engine.targets.mode.check_angles(args.angles)  # before --out is touched
     from evostyle.rundir.layout import TRANSFER, ensure_dir, prepare_new
     out = ensure_dir(Path(args.out))

@@ -217,6 +217,7 @@ class Evaluator:
         rows = self.rows(values, noise_seeds)
         mix = rows.mix
         targets = self.engine.build_targets(rows.mix, rows.angles, rows.rotation_weight)
+        coarse = self.engine.build_coarse_targets(rows.mix, rows.angles, rows.rotation_weight)
         if self.engine.device.type == "cuda":  # so the targets' kernels are not counted as transfer
             torch.cuda.synchronize(self.engine.device)
         t1 = time.perf_counter()
@@ -224,7 +225,7 @@ class Evaluator:
                                    progress=self.hooks.step if self.hooks.on_step else None,
                                    init_noise=rows.init_noise, content_perturbation=rows.content_perturbation,
                                    diversity_weights=rows.diversity_weights, group=self.k, start=fid.start,
-                                   keep_state=fid.keep_state, steps=fid.steps)
+                                   keep_state=fid.keep_state, steps=fid.steps, coarse_targets=coarse)
         t2 = time.perf_counter()
         self.hooks.phase("scoring the outputs (fidelity, diversity)")
         images = res.images.view(p, self.k, *res.images.shape[1:])

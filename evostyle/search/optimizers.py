@@ -214,6 +214,9 @@ class DEHBOptimizer(Optimizer):
             raise EvostyleError(f"eta must be above 1 (the factor between budget levels), got {de.eta}")
         if de.min_steps is not None and de.min_steps > steps:
             raise EvostyleError(f"min-steps {de.min_steps} is more than steps {steps}; lower it or raise --steps")
+        if cfg.transfer.scales:  # a promotion continues a transfer's optimiser; a ladder restarts it per scale
+            raise EvostyleError("dehb continues its transfers from rung to rung and a coarse-to-fine transfer cannot "
+                                "be continued: drop --scales or choose another --optimizer")
 
     def schedule(self):
         """The :class:`~evostyle.de.schedule.Schedule` of this search's transfer steps."""

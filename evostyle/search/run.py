@@ -73,7 +73,7 @@ def build(cfg: SearchConfig, hooks: Hooks | None = None) -> Built:
                         sp.bounds)
     engine = StyleEngine(content, styles, tr.to_transfer(), size=tr.size, rotation_mode=sp.rotation_mode,
                          shuffle=sp.shuffle, weights=cfg.run.weights, seed=cfg.run.seed, pool=cfg.run.pool,
-                         device=cfg.run.device)
+                         device=cfg.run.device, scales=tr.scales)
     for p in space.params:  # a fixed angle must be one the rotation mode accepts
         if p.group == "angles" and p.value is not None:
             try:

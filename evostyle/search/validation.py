@@ -69,6 +69,12 @@ def coerce(name: str, value: Any, given: str | None = None) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise EvostyleError(f"{where} must be a list of strings, got {value!r}")
         return list(value)
+    if hint == list[int]:
+        value = [value] if _is_number(value) else value
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                           for v in value):
+            raise EvostyleError(f"{where} must be a list of integers, got {value!r}")
+        return list(value)
     if name == "compile":
         if not isinstance(value, bool) and value != "auto":
             raise EvostyleError(f'{where} must be true, false or "auto", got {value!r}')
@@ -122,6 +128,9 @@ def check_combinations(cfg: SearchConfig) -> None:
     if "noise" in sp.search and tr.image_init == "noise":
         raise EvostyleError("search group noise varies the noise added to a content start; use --image-init content "
                             "(or content+noise) with it")
+    if tr.scales:
+        from evostyle.transfer.engine import coarse_scales, share_steps
+        share_steps(tr.steps, len(coarse_scales(tr.scales, tr.size)) + 1)
     for key, names in (("search", sp.search), ("style_layers", tr.style_layers)):
         twice = sorted({n for n in names if list(names).count(n) > 1})
         if twice:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 
 from evostyle.errors import EvostyleError
 from evostyle.io.images import load_image, resize
@@ -30,13 +31,45 @@ if TYPE_CHECKING:  # annotations only
     from evostyle.types import ArrayLike
 
 
-def _check_depth(hw: tuple[int, int], layers, net: Backbone) -> None:
+def _check_depth(hw: tuple[int, int], layers, net: Backbone, what: str = "output size", fix: str = "--size") -> None:
     """Each pooling halves the map; refuse images too small for the deepest layer."""
     deepest = net.deepest(layers)
     need = 2 ** net.pools_before(deepest)
     if min(hw) < need:
-        raise EvostyleError(f"output size {hw[1]}x{hw[0]} px is too small for layer {deepest}: each side needs "
-                            f"at least {need} px; raise --size")
+        raise EvostyleError(f"{what} {hw[1]}x{hw[0]} px is too small for layer {deepest}: each side needs "
+                            f"at least {need} px; raise {fix}")
+
+
+def coarse_scales(scales: Sequence[int], size: int) -> tuple[int, ...]:
+    """The coarser long sides of a coarse-to-fine ladder ending at ``size``: ``scales`` checked (whole
+    numbers, strictly increasing, none above ``size``), with ``size`` itself dropped when it is last."""
+    out = []
+    for s in scales:
+        if isinstance(s, bool) or int(s) != s or int(s) < 1:
+            raise EvostyleError(f"scales must be whole numbers of px, got {s!r}")
+        out.append(int(s))
+    if out and out[-1] == size:
+        out.pop()
+    if any(b <= a for a, b in zip(out, out[1:])) or any(s >= size for s in out):
+        raise EvostyleError(f"scales {list(scales)} must rise strictly to the output size {size} px (e.g. "
+                            f"--scales {size // 4} {size // 2} {size}); lower them or raise --size")
+    return tuple(out)
+
+
+def share_steps(steps: int, levels: int) -> list[int]:
+    """Inner steps per scale of a ``levels``-scale ladder: equal shares of ``steps``, the remainder at
+    the finest scale (the output's), each at least 1."""
+    if steps < levels:
+        raise EvostyleError(f"{steps} steps cannot be shared among {levels} scales: give at least one step each")
+    return [steps // levels] * (levels - 1) + [steps - steps // levels * (levels - 1)]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Level:
+    """One coarser scale of a coarse-to-fine engine: its content (3, h, w) and its targets' builder."""
+
+    content: torch.Tensor
+    targets: StyleTargets
 
 
 class StyleEngine:
@@ -55,6 +88,11 @@ class StyleEngine:
             is its backbone, updated to the one the weights resolved to); ``seed`` also seeds the
             channel-rotation bases.
         device: ``auto`` | ``cpu`` | ``cuda[:N]`` or a torch.device.
+        scales: coarser long sides (px) to optimise at first, coarse to fine (neural-style's multires
+            recipe): each scale's result, upsampled, starts the next, and ``size`` is the last; the steps
+            are shared out among the scales (:func:`share_steps`), so a ladder costs the steps of one
+            transfer, the coarse ones at a fraction of a full step's time. Empty (the default) or
+            ``(size,)``: one scale, today's transfer.
     """
 
     def __init__(
@@ -70,6 +108,7 @@ class StyleEngine:
         pool: str = "max",
         device: torch.device | str = "auto",
         model: VGGFeatures | None = None,
+        scales: Sequence[int] = (),
     ):
         cfg = dataclasses.replace(cfg.validate(), lr=cfg.resolved_lr)
         self.cfg = cfg
@@ -87,9 +126,22 @@ class StyleEngine:
         self.targets = StyleTargets(self.model, self.styles, cfg.style_layers, cfg.measure, rotation_mode,
                                     shuffle, seed, self.device)
         self.rotation_mode, self.shuffle, self.seed = rotation_mode, shuffle, seed
+        self.scales = coarse_scales(scales, size)
+        share_steps(int(cfg.steps), len(self.scales) + 1)  # each scale gets a step
+        self.levels = [self._level(content, styles, s) for s in self.scales]
         # rows per chunk that fit in memory, learned from an out-of-memory retry; later runs start there
         self.chunk_cap: int | None = None
         self._content_feat: torch.Tensor | None = None
+
+    def _level(self, content, styles, size: int) -> _Level:
+        """The content and the style targets at a coarser long side ``size``, on the engine's network."""
+        c = self._load(content, size)
+        hw = tuple(c.shape[-2:])
+        _check_depth(hw, list(self.cfg.style_layers) + [self.cfg.content_layer], BACKBONES.get(self.cfg.network),
+                     what=f"scale {size} px:", fix="the smallest of --scales")
+        targets = StyleTargets(self.model, [self._load(s, hw) for s in styles], self.cfg.style_layers,
+                               self.cfg.measure, self.rotation_mode, self.shuffle, self.seed, self.device)
+        return _Level(c, targets)
 
     @staticmethod
     def _load(img, size):
@@ -129,11 +181,17 @@ class StyleEngine:
         """Build per-row targets and optimise B rows: :meth:`build_targets` then :meth:`optimise`.
         Shapes as in ``StyleTargets.build``."""
         return self.optimise(self.build_targets(mix, angles, rotation_weight), layer_weights, content_weights,
-                             style_weights, noise_seeds, log, progress=progress)
+                             style_weights, noise_seeds, log, progress=progress,
+                             coarse_targets=self.build_coarse_targets(mix, angles, rotation_weight))
 
     def build_targets(self, mix: ArrayLike, angles: ArrayLike, rotation_weight: ArrayLike) -> dict[str, torch.Tensor]:
         """Per-row style targets {layer: (B, ...)} on the device; see ``StyleTargets.build``."""
         return self.targets.build(mix, angles, rotation_weight)
+
+    def build_coarse_targets(self, mix: ArrayLike, angles: ArrayLike,
+                             rotation_weight: ArrayLike) -> list[dict[str, torch.Tensor]]:
+        """The same rows' targets at each coarser scale, coarse to fine ([] for one scale)."""
+        return [level.targets.build(mix, angles, rotation_weight) for level in self.levels]
 
     def optimise(
         self,
@@ -152,6 +210,7 @@ class StyleEngine:
         start: TransferState | None = None,
         keep_state: bool = False,
         steps: int | None = None,
+        coarse_targets: Sequence[dict[str, torch.Tensor]] = (),
     ) -> TransferResult:
         """Optimise B rows towards ``targets`` (from :meth:`build_targets`).
 
@@ -161,6 +220,12 @@ class StyleEngine:
         diversity reward among each group of rows) and ``start`` / ``keep_state`` (rows continued from
         where an earlier run left them) are :func:`~evostyle.transfer.run_transfer`'s; ``steps``
         overrides ``cfg.steps`` (the steps of this run, more steps for a continued one).
+        ``coarse_targets`` (:meth:`build_coarse_targets`) are needed when the engine has ``scales``:
+        the rows then run coarse to fine, each scale's images upsampled (bilinear) to start the next
+        one with a fresh inner optimiser; ``init_noise`` shapes the coarsest start only. The result's
+        ``initial`` terms are the coarsest scale's start, ``final`` and ``history`` the whole ladder's
+        (history steps counted across scales). Such a ladder cannot be continued (``start``,
+        ``keep_state``): its optimiser restarts at each scale.
 
         If a run had to split its batch after running out of memory, the chunk size that worked is
         kept, so the next generations do not run out of memory first again.
@@ -171,10 +236,40 @@ class StyleEngine:
         if self.chunk_cap is not None and (cfg.max_batch is None or cfg.max_batch > self.chunk_cap):
             cfg = dataclasses.replace(cfg, max_batch=self.chunk_cap)
         rows = next(iter(targets.values())).shape[0]
-        res = run_transfer(self.model, self.content, targets, cfg, layer_weights, content_weights,
-                           style_weights, noise_seeds, self.device, log, progress, init_noise=init_noise,
-                           content_perturbation=content_perturbation, diversity_weights=diversity_weights,
-                           group=group, start=start, keep_state=keep_state, check=False)
+        if len(coarse_targets) != len(self.levels):
+            raise ValueError(f"{len(coarse_targets)} coarse targets for an engine of {len(self.levels)} coarser scales")
+        if self.levels and (start is not None or keep_state):
+            raise ValueError("a coarse-to-fine transfer restarts its optimiser at each scale and cannot be continued")
+        ladder = [*zip((lv.content for lv in self.levels), coarse_targets), (self.content, targets)]
+        parts, init = [], None
+        for (content, level_targets), n in zip(ladder, share_steps(int(cfg.steps), len(ladder))):
+            if init is not None:  # the coarser result, upsampled to this scale, is where this one starts
+                init = F.interpolate(init, size=tuple(content.shape[-2:]), mode="bilinear",
+                                     align_corners=False).clamp(0, 1)
+            parts.append(run_transfer(
+                self.model, content, level_targets, dataclasses.replace(cfg, steps=n), layer_weights,
+                content_weights, style_weights, noise_seeds, self.device, log, progress,
+                init_noise=init_noise if init is None else None, content_perturbation=content_perturbation,
+                diversity_weights=diversity_weights, group=group, start=start, keep_state=keep_state,
+                init_images=init, check=False))
+            init = parts[-1].images
+        res = parts[0] if len(parts) == 1 else _ladder_result(parts)
         if res.chunk_size < min(rows, cfg.max_batch or rows):
             self.chunk_cap = res.chunk_size
         return res
+
+
+def _ladder_result(parts: Sequence[TransferResult]) -> TransferResult:
+    """One coarse-to-fine transfer's result from its scales' results, coarse to fine."""
+    steps, offset = [], 0
+    for p in parts:
+        steps += [offset + s for s in p.history_steps]
+        offset += p.history_steps[-1]
+    failed = parts[0].failed.clone()
+    for p in parts[1:]:
+        failed |= p.failed
+    return TransferResult(
+        images=parts[-1].images, initial=parts[0].initial, final=parts[-1].final,
+        history=torch.cat([p.history for p in parts]), history_steps=steps, failed=failed,
+        seconds=sum(p.seconds for p in parts), chunk_size=min(p.chunk_size for p in parts),
+        precision=parts[-1].precision, log=[m for p in parts for m in p.log])

@@ -109,15 +109,18 @@ def _init_images(content: torch.Tensor, n: int, cfg: TransferConfig, noise_seeds
 
 
 def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg, prec, device, seeds, note,
-                    progress=None, amplitudes=None, diversity=None, start=None, keep=False):
-    """Optimise one chunk of rows from their start images, or from ``start`` (their
-    :class:`TransferState`); returns (images, initial, final, history, failed, state or None) on the
-    CPU, the state if ``keep``."""
+                    progress=None, amplitudes=None, diversity=None, start=None, keep=False, init=None):
+    """Optimise one chunk of rows from their start images (``init``, else ``cfg.init``'s), or from
+    ``start`` (their :class:`TransferState`); returns (images, initial, final, history, failed, state or
+    None) on the CPU, the state if ``keep``."""
     n = cw.shape[0]
     mode = resolve_compile_mode(cfg.compile_mode, device)
     terms_fn = compiled(loss_terms, mode) if cfg.compile else loss_terms
     graphs = cfg.compile and mode in CUDA_GRAPH_MODES
-    x = _init_images(content.cpu(), n, cfg, seeds, amplitudes) if start is None else start.images
+    if start is not None:
+        x = start.images
+    else:
+        x = _init_images(content.cpu(), n, cfg, seeds, amplitudes) if init is None else init
     x = x.to(device=device, dtype=prec.dtype)
     if prec.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -208,6 +211,7 @@ def run_transfer(
     group: int = 1,
     start: TransferState | None = None,
     keep_state: bool = False,
+    init_images: torch.Tensor | None = None,
     check: bool = True,
 ) -> TransferResult:
     """Optimise B images at once.
@@ -241,6 +245,9 @@ def run_transfer(
             ``cfg.steps`` more steps, with the same targets, weights and seeds, instead of starting from
             their start images. Rows continued together must have taken the same number of steps.
         keep_state: also return where the rows stand (``TransferResult.state``), to continue them.
+        init_images: (B, 3, H, W) start images in [0, 1], the content's size, instead of ``cfg.init``'s
+            (neural-style's ``-init_image``; a coarse-to-fine transfer's upsampled coarser result);
+            ``init_noise`` is then not used. Not with ``start``.
         log: optional callable(str), called for each out-of-memory retry or compilation fallback.
         progress: optional callable(step, steps), called after each step of each chunk of rows (a
             progress bar: :func:`evostyle.progress.step_counter`).
@@ -259,6 +266,12 @@ def run_transfer(
     seeds = list(range(b)) if noise_seeds is None else [int(s) for s in noise_seeds]
     if start is not None and len(start) != b:
         raise ValueError(f"a start state of {len(start)} rows for {b} rows of targets")
+    if init_images is not None:
+        if start is not None:
+            raise ValueError("a transfer starts from init_images or continues from a start state, not both")
+        if tuple(init_images.shape) != (b, 3, *content.shape[-2:]):
+            raise ValueError(f"init_images of shape {tuple(init_images.shape)} for {b} rows of "
+                             f"{tuple(content.shape[-2:])} px")
     if prec.dtype == torch.float64:
         model = copy.deepcopy(model).double()
     if prec.channels_last:
@@ -302,7 +315,8 @@ def run_transfer(
                     sw[sl], cfg, prec, device, seeds[sl], note, progress,
                     None if init_noise is None else init_noise[sl],
                     None if diversity_weights is None else (dw[sl], group, scale),
-                    None if start is None else start.rows(sl), keep_state))
+                    None if start is None else start.rows(sl), keep_state,
+                    None if init_images is None else init_images[sl].cpu()))
             except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
                 if not is_oom(exc) or chunk == group:
                     raise

@@ -188,3 +188,14 @@ def test_multifidelity_gives_dehb_no_more_steps_than_the_full_searches():
     assert [bracket_cost(s, i) for i in range(4)] == [3 * 9 + 1 * 18, 2 * 27, 3 * 9 + 1 * 27, 2 * 27]
     n = brackets_for(972, s)
     assert sum(bracket_cost(s, i) for i in range(n)) <= 972 < sum(bracket_cost(s, i) for i in range(n + 1))
+
+
+def test_coarse_to_fine_quick(tmp_path):
+    out = tmp_path / "c2f"
+    _quick("coarse_to_fine", out, timeout=300)
+    runs = pd.read_csv(out / "runs.csv")
+    assert runs.method.tolist() == ["one scale", "ladder", "one scale, ladder's time"]
+    assert runs.scales.tolist()[:2] == ["64", "32 64"] and (runs.steps[:2] == 6).all()
+    assert (runs.failed == 0).all() and (runs.total > 0).all()
+    assert runs.steps[2] >= 1  # the steps that fit in the ladder's time (timing: not asserted on a shared CPU)
+    assert "total / one scale" in (out / "table.md").read_text()

@@ -79,7 +79,8 @@ def run(args):
     summary = []
     for (method, scales), g in df.groupby(["method", "scales"], sort=False):
         summary.append({"method": method, "scales": scales, "steps": g.steps.median(), "n": len(g),
-                        "total (median)": g.total.median(), "content": g["content"].median(), "style": g["style"].median(),
+                        "total (median)": g.total.median(), "content": g["content"].median(),
+                        "style": g["style"].median(),
                         "total / one scale": g["total / one scale"].median(),
                         "worse than one scale": f"{int((g['total / one scale'] > 1).sum())} of {len(g)}",
                         "time / one scale": g["time / one scale"].median(), "wall s": g.seconds.median()})

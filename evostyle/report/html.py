@@ -148,14 +148,16 @@ def _front_html(run: Path, summary: dict, columns: tuple[str, str], k: int) -> s
     return head + "".join(members)
 
 
-def _worth_html(run: Path, best: pd.Series, base: dict, q: str, best_imgs: list[str], floor: dict) -> str:
+def _worth_html(run: Path, best: pd.Series, base: dict, columns: tuple[str, str], best_imgs: list[str],
+                floor: dict) -> str:
     """The report's first answer, "was the search worth it": the best candidate's outputs beside its
     same-target baseline's (the same candidate, every output with angle_0's target), with both
-    fitnesses, qualities and diversities, and the best's noise floor (``floor``: summary.json's
-    ``noise_floor``, empty for older runs)."""
+    fitnesses, qualities and diversities (``columns``: the run's objectives), and the best's noise
+    floor (``floor``: summary.json's ``noise_floor``, empty for older runs)."""
     nan = float("nan")
-    line = lambda what, d: (f"{what}: fitness <b>{d.get('fitness', nan):.4g}</b>, {html.escape(q)} "
-                            f"{d.get(q, nan):.4g}, pixel diversity <b>{d.get('diversity_pixel', nan):.4f}</b>")
+    q, d = columns
+    line = lambda what, row: (f"{what}: fitness <b>{row.get('fitness', nan):.4g}</b>, {html.escape(q)} "
+                              f"{row.get(q, nan):.4g}, {html.escape(d)} <b>{row.get(d, nan):.4f}</b>")
     out = [f"<h2>Was the search worth it?</h2><p>{line('Best candidate', best.to_dict())}<br>"]
     if floor.get("floor"):
         levels = ", ".join(f"{html.escape(m)} {v:.4f}" for m, v in floor["floor"].items())
@@ -239,7 +241,7 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
 
     cols = ["generation", "candidate"] + [f"param_{n}" for n in searched] + score_cols[1:] + ["fitness"]
     top_df = cands.sort_values("fitness", kind="stable").head(top)[cols]
-    worth_html = _worth_html(run, best, base, columns[0], best_imgs, floor)
+    worth_html = _worth_html(run, best, base, columns, best_imgs, floor)
     warn = ""
     if weights.get("used") == "random":
         warn = (f'<p class="warn">Made with a seeded random-init {str(weights.get("backbone", "vgg19")).upper()} '
@@ -268,9 +270,11 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
         "", f"Best fitness {best.fitness:.5g} at generation {int(best.generation)}, candidate "
         f"{int(best.candidate)}: " + ", ".join(f"{n}={best[f'param_{n}']:.4g}" for n in searched)]
     if base:
-        md.append(f"\nPixel diversity {best.diversity_pixel:.4f} vs same-target baseline "
-                  f"{base.get('diversity_pixel', float('nan')):.4f}"
-                  + (f"; noise floor {floor['floor']['pixel']:.4f} (the same candidate, other seeds)."
-                     if "pixel" in floor.get("floor", {}) else "."))
+        div = columns[1]
+        metric = div.removeprefix("diversity_")
+        md.append(f"\n{metric.capitalize()} diversity {best[div]:.4f} vs same-target baseline "
+                  f"{base.get(div, float('nan')):.4f}"
+                  + (f"; noise floor {floor['floor'][metric]:.4f} (the same candidate, other seeds)."
+                     if metric in floor.get("floor", {}) else "."))
     atomic_write_text(run / files.SUMMARY_MD, "\n".join(md) + "\n")
     return run / files.REPORT

@@ -81,6 +81,19 @@ class SearchResult:
         return dict(self.summary.get("noise_floor", {}))
 
     @property
+    def diversity_column(self) -> str:
+        """The diversity the run's objectives use (``diversity_feature`` or ``diversity_pixel``), as its
+        config.json records it; ``diversity_pixel`` for runs older than the record or without one."""
+        from evostyle.errors import EvostyleError
+        from evostyle.io.atomic import read_json
+        from evostyle.rundir.files import CONFIG
+        from evostyle.rundir.record import objective_columns
+        try:
+            return objective_columns(read_json(self.path / CONFIG, "run record"))[1]
+        except EvostyleError:
+            return "diversity_pixel"
+
+    @property
     def front(self) -> list[dict]:
         """The non-dominated candidates among all evaluated, with parameters, objectives and images."""
         return list(self.summary.get("front", []))
@@ -102,11 +115,13 @@ class SearchResult:
         with every output given angle_0's target: what the search's diversity is worth), and the
         front."""
         nan = float("nan")
+        div = self.diversity_column
+        metric = div.removeprefix("diversity_")
 
         def scores(d: dict) -> str:
-            return (f"fitness {d.get('fitness', nan):.5g} (fidelity {d.get('fidelity', nan):.4g}, pixel diversity "
-                    f"{d.get('diversity_pixel', nan):.4f})")
-        floor = self.noise_floor.get("floor", {}).get("pixel")
+            return (f"fitness {d.get('fitness', nan):.5g} (fidelity {d.get('fidelity', nan):.4g}, {metric} diversity "
+                    f"{d.get(div, nan):.4f})")
+        floor = self.noise_floor.get("floor", {}).get(metric)
         floor = "" if floor is None else f", noise floor {floor:.4f}"
         return (f"best {scores(self.best)}{floor} vs same-target baseline {scores(self.baseline)}; front of "
                 f"{len(self.front)}, hypervolume {self.hypervolume:.4g}")

@@ -8,10 +8,12 @@ None) and never when quiet; a message logged while a bar is drawn goes above it,
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 log = logging.getLogger("evostyle")
@@ -51,6 +53,22 @@ def setup_logging(verbosity: int = 0) -> None:
     def show(message, category, filename, lineno, file=None, line=None):
         log.warning("%s", message)
     warnings.showwarning = show
+
+
+@contextlib.contextmanager
+def library_output(library: str) -> Iterator[None]:
+    """Keep what another library prints (torch hub's ``Downloading: ...`` on stdout, a start-up banner)
+    off evostyle's stdout and stderr: each line it writes through Python's ``sys.stdout`` or
+    ``sys.stderr`` while inside becomes a debug message of evostyle's log (shown with ``-v``), prefixed
+    with ``library``. stdout stays the place for a command's results only."""
+    caught = io.StringIO()
+    with contextlib.redirect_stdout(caught), contextlib.redirect_stderr(caught):
+        try:
+            yield
+        finally:
+            for line in caught.getvalue().splitlines():
+                if line.strip():
+                    log.debug("%s: %s", library, line.rstrip())
 
 
 def bar(total: int | None, desc: str, quiet: bool = False, leave: bool = True, unit: str = "it") -> Any:

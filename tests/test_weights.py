@@ -130,7 +130,7 @@ def _fake_vgg19_state():
     return vgg19(weights=None).state_dict()
 
 
-def test_auto_order(monkeypatch, caplog, offline_vgg16):
+def test_auto_order(monkeypatch, caplog, capsys, offline_vgg16):
     """auto: torchvision's ImageNet weights for the backbone, else the offline VGG16 (one line says the
     backbone changed), else random with a warning."""
     from torchvision.models import VGG19_Weights
@@ -142,14 +142,21 @@ def test_auto_order(monkeypatch, caplog, offline_vgg16):
     assert (w.backbone.name, w.preprocessing.name, w.info["resolved"]) == ("vgg19", "torchvision", "imagenet")
 
     def no_network(self, progress=True):
+        print('Downloading: "https://example.invalid/vgg19.pth" to cache')  # as torch hub does, on stdout
         raise OSError("no network (test)")
     monkeypatch.setattr(type(VGG19_Weights.IMAGENET1K_V1), "get_state_dict", no_network)
     caplog.clear()
+    caplog.set_level("DEBUG", logger="evostyle")
+    capsys.readouterr()
     m = VGGFeatures(LAYERS, weights="auto")
     assert m.backbone.name == "vgg16" and m.weights_info["used"] == "imagenet"
     assert m.weights_info["resolved"] == "offline" and m.weights_info["spec"] == "auto"
-    lines = [r.getMessage() for r in caplog.records]
+    assert capsys.readouterr() == ("", "")  # the library's line reaches neither stream...
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert len(lines) == 1 and "the backbone is vgg16, not vgg19" in lines[0]
+    assert any(r.getMessage().startswith("torch hub: Downloading:") and r.levelno == logging.DEBUG
+               for r in caplog.records)  # ...only the log's debug detail (-v)
+    caplog.set_level("INFO", logger="evostyle")
 
     monkeypatch.setattr(W, "offline_onnx", lambda: (_ for _ in ()).throw(
         EvostyleError("the offline ImageNet VGG16 is not installed: pip install 'evostyle[offline]'")))

@@ -49,6 +49,7 @@ from evostyle.network.state import (
     match_backbone,
     to_state,
 )
+from evostyle.progress import library_output
 from evostyle.registry import Registry
 
 log = logging.getLogger("evostyle")
@@ -213,7 +214,8 @@ def _imagenet(wanted: str, seed: int) -> Weights:
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # a firewalled network fails instead of hanging
     try:
-        sd = enum.IMAGENET1K_V1.get_state_dict(progress=False)
+        with library_output("torch hub"):  # its "Downloading: ..." line is printed on stdout
+            sd = enum.IMAGENET1K_V1.get_state_dict(progress=False)
     except Exception as exc:  # network errors come in many types
         raise EvostyleError(f"could not load torchvision's ImageNet {net.name} weights (no network and not in the "
                             f"torch hub cache?): {type(exc).__name__}; use --weights offline, random or a "

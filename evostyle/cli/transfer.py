@@ -22,6 +22,7 @@ from evostyle.network.backbones import BACKBONES
 from evostyle.network.device import PRECISIONS
 from evostyle.progress import setup_logging, step_counter
 from evostyle.rundir.record import environment
+from evostyle.seeding import check_seed, derived_seed
 from evostyle.style.measures import MEASURES
 from evostyle.style.rotations import ROTATION_MODES
 from evostyle.style.targets import SHUFFLE_MODES
@@ -112,6 +113,7 @@ def _rows(args, n_styles: int):
 
 def run(args: argparse.Namespace) -> dict:
     from evostyle.transfer.engine import StyleEngine
+    check_seed(args.seed)
     if not 0.0 <= args.rotation_weight <= 1.0:
         raise EvostyleError(f"--rotation-weight must be in [0, 1], got {args.rotation_weight}")
     cfg = TransferConfig(backbone=args.backbone, style_layers=tuple(args.style_layers),
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> dict:
     progress, close = step_counter("transfer", args.quiet)
     try:
         res = engine.run(mix, angles, torch.full((len(rows),), args.rotation_weight),
-                         noise_seeds=[args.seed * 1000 + i for i in range(len(rows))], progress=progress)
+                         noise_seeds=[derived_seed(args.seed, i) for i in range(len(rows))], progress=progress)
     finally:
         close()
     from evostyle.io.images import save_image

@@ -28,6 +28,7 @@ from evostyle.search.scoring import (
     score_loss,
 )
 from evostyle.search.space import Space
+from evostyle.seeding import derived_seed
 from evostyle.transfer.engine import StyleEngine
 
 if TYPE_CHECKING:  # annotations only
@@ -116,7 +117,8 @@ class Rows(NamedTuple):
     style_weights: torch.Tensor
     """(B,) multipliers of the style weight."""
     seeds: list[int]
-    """B noise seeds: output k of a candidate whose run seed is s has noise seed ``s * 1000 + k``."""
+    """B noise seeds: output k of a candidate whose run seed is s has noise seed ``derived_seed(s, k)``
+    (:mod:`evostyle.seeding`: ``s * 1000 + k``)."""
     init_noise: torch.Tensor | None
     """(B,) noise amplitude of each output's start (search group ``noise``), None where not searched."""
     content_perturbation: torch.Tensor | None
@@ -134,7 +136,7 @@ class Evaluator:
         space: the parameter space; must contain ``angle_0 .. angle_{K-1}``.
         outputs: K, outputs per candidate.
         score: :class:`~evostyle.search.scoring.ScoreConfig`.
-        noise_seed: output k of every candidate uses noise seed ``noise_seed * 1000 + k`` (only matters
+        noise_seed: output k of every candidate uses noise seed ``derived_seed(noise_seed, k)`` (only matters
             for ``init`` with noise), so the same-target baseline differs only by its noise.
         hooks: the search's :class:`~evostyle.progress.Hooks`; the evaluator calls ``on_step`` after
             every transfer step and ``on_phase`` when the scoring begins.
@@ -191,7 +193,7 @@ class Evaluator:
         own = [self.noise_seed] * p if noise_seeds is None else [int(x) for x in noise_seeds]
         if len(own) != p:
             raise ValueError(f"{len(own)} noise seeds for {p} candidates")
-        seeds = [s * 1000 + j for s in own for j in range(k)]
+        seeds = [derived_seed(s, j) for s in own for j in range(k)]
         noise = rep(values["noise_sigma"].float()) if "noise_sigma" in values else None
         perturb = rep(values["perturb_strength"].float()) if "perturb_strength" in values else None
         div = rep(values["diversity_loss_weight"].float()) if "diversity_loss_weight" in values else None

@@ -29,7 +29,7 @@ class NoiseFloor:
     """A candidate re-run with other seeds."""
 
     seeds: tuple[int, ...]
-    """The run seeds it was re-run with (output k of seed s has noise seed ``s * 1000 + k``)."""
+    """The run seeds it was re-run with (output k of seed s has noise seed ``derived_seed(s, k)``)."""
     floor: dict[str, float]
     """metric -> mean distance between the same output under two of the seeds (NaN if a re-run failed)."""
     diversity: dict[str, tuple[float, ...]]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from evostyle.errors import unknown
 from evostyle.search.scoring import ScoreConfig
+from evostyle.seeding import SEED_MAX
 from evostyle.style.rotations import DEFAULT_ROTATION_MODE
 from evostyle.transfer.config import TransferConfig
 
@@ -68,7 +69,7 @@ class RunSection:
     content: str = setting("sample:cat.jpg", help="content image (sample:NAME is a bundled image)")
     style: list[str] = setting(factory=lambda: ["sample:starry_night.jpg", "sample:great_wave.jpg"],
                                help="style image(s); several are mixed (search group mix)")
-    seed: int = setting(0, low=0, high=2**63 - 1, help="seeds the DE, the noise inits and the random-init weights")
+    seed: int = setting(0, low=0, high=SEED_MAX, help="seeds the DE, the noise inits and the random-init weights")
     device: str = setting("auto", help="auto | cpu | cuda | cuda:N")
     weights: str = setting("auto", help="auto (ImageNet: torchvision's, else the offline VGG16, else random) | "
                                         "imagenet | offline | random | a weights file (.pt state dict, .onnx, .h5)")

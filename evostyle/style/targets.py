@@ -23,6 +23,7 @@ import torch
 
 from evostyle.errors import EvostyleError, unknown
 from evostyle.network.backbones import Backbone, backbone
+from evostyle.seeding import derived_seed
 from evostyle.style.measures import MEASURES, style_statistic
 from evostyle.style.rotations import ROTATION_MODES, RotationMode
 
@@ -118,7 +119,7 @@ class StyleTargets:
 
     def layer_seed(self, layer: str) -> int:
         """Seed of the layer's channel-rotation basis."""
-        return self.seed * 1000 + self.layers.index(layer) + 17
+        return derived_seed(self.seed, 17 + self.layers.index(layer))
 
     @torch.no_grad()
     def rotated(self, s: int, angles: torch.Tensor) -> dict[str, torch.Tensor]:

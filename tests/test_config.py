@@ -3,7 +3,7 @@
 import pytest
 
 from evostyle.errors import EvostyleError
-from evostyle.search.config import make_config
+from evostyle.search.config import load_toml, make_config
 
 
 @pytest.mark.parametrize("values,msg", [
@@ -184,3 +184,45 @@ def test_a_noise_start_with_the_default_groups_leaves_out_noise_and_a_named_nois
         f"and --image-init is noise); searching {', '.join(cfg.space.search)}"]
     with pytest.raises(EvostyleError, match="search group noise varies the noise added to a content start"):
         make_config({"image_init": "noise", "search": ["angles", "noise"]})
+
+
+@pytest.mark.parametrize(("text", "suffix", "says"), [
+    ('[1, 2]', ".json", "holds a list at its top level"),
+    ('"size"', ".json", "holds a str at its top level"),
+    ('[' * 100_000 + ']' * 100_000, ".json", "nested too deeply"),
+    ('{"size": 32, "size": 64}', ".json", "key 'size' is given twice"),
+])
+def test_a_config_file_that_is_not_one_table_of_settings_given_once_is_refused(tmp_path, text, suffix, says):
+    f = tmp_path / f"c{suffix}"
+    f.write_text(text)
+    with pytest.raises(EvostyleError, match=says):
+        load_toml(f)
+
+
+@pytest.mark.parametrize(("values", "says"), [
+    ({"popsize": 8, "population": 9}, "setting population is given twice, as 'popsize' and 'population'"),
+    ({"size": 32, "transfer": {"size": 64}}, "setting size is given twice, as 'size' and 'size'"),
+    ({"fixed": {"angle_0": True}}, "fixed': angle_0 must be a number, got True"),
+    ({"bounds": {"mix": [0.1, True]}}, r"bounds': mix must be \[low, high\], two numbers"),
+    ({"bounds": {"mix": 0.5}}, r"bounds': mix must be \[low, high\]"),
+])
+def test_a_setting_given_twice_or_a_boolean_as_a_number_is_refused(values, says):
+    with pytest.raises(EvostyleError, match=says):
+        make_config(values)
+    assert make_config({"fixed": {"angle_0": 90}}).space.fixed == {"angle_0": 90.0}  # an integer is a number
+
+
+def test_the_python_api_says_what_to_pass(tmp_path):
+    from evostyle.search import run_search
+    with pytest.raises(EvostyleError, match=r"make_config's file_values must be a dict of settings.*load_toml"):
+        make_config("config.toml")
+    with pytest.raises(EvostyleError, match=r"run_search takes a SearchConfig, got a dict.*make_config"):
+        run_search({"size": 32}, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_evostyle_with_no_command_prints_its_help_and_fails(capsys):
+    from evostyle.cli.main import main
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "usage: evostyle" in err and "search" in err

@@ -27,8 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, text) in COMMANDS.items():
         sub.add_parser(name, help=text, add_help=False)
-    if not argv or argv[0] not in COMMANDS:
-        ap.parse_args(argv or ["--help"])
+    if not argv:  # a command is needed: the help, on stderr, and the status of a usage error
+        ap.print_help(sys.stderr)
+        return 2
+    if argv[0] not in COMMANDS:
+        ap.parse_args(argv)
         return 2
     module = importlib.import_module(COMMANDS[argv[0]][0])
     return int(module.main(argv[1:]) or 0)

@@ -64,13 +64,19 @@ def load_toml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise EvostyleError(f"config file not found: {path}")
+    kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
     try:
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        data = json.loads(text, object_pairs_hook=_once) if kind == "JSON" else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError) as exc:
-        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
         raise EvostyleError(f"config file {path} is not valid {kind}: {exc}") from None
-    if path.suffix.lower() == ".json" and isinstance(data, dict) and isinstance(data.get("config"), dict):
+    except RecursionError:
+        raise EvostyleError(f"config file {path} is nested too deeply to be a config; a config is a table of "
+                            "settings, optionally in sections") from None
+    if not isinstance(data, dict):
+        raise EvostyleError(f"config file {path} holds a {type(data).__name__} at its top level; a config is a table "
+                            "of settings (key = value), optionally in sections")
+    if kind == "JSON" and isinstance(data.get("config"), dict):
         data = data["config"]  # a run record
 
     def near_file(p):  # a relative image path that exists beside the file is taken from there
@@ -84,6 +90,16 @@ def load_toml(path: str | Path) -> dict:
         elif "style" in holder:  # one style as a plain string, which the config also accepts
             holder["style"] = near_file(holder["style"])
     return data
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object whose keys are each given once (json keeps the last of two silently; TOML refuses)."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} is given twice; give it once")
+        out[key] = value
+    return out
 
 
 def _items(values: dict):
@@ -102,11 +118,19 @@ def flatten(values: dict) -> dict:
 
 def make_config(file_values: dict | None = None, overrides: dict | None = None) -> SearchConfig:
     """Defaults <- file values <- overrides (None means "not given"), flat or nested; validated."""
+    for what, source in (("file_values", file_values), ("overrides", overrides)):
+        if source is not None and not isinstance(source, dict):
+            raise EvostyleError(f"make_config's {what} must be a dict of settings (e.g. {{'size': 64}}), got a "
+                                f"{type(source).__name__}; for a config file use make_config(load_toml(path))")
     sections: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
     for source in (file_values or {}, overrides or {}):
+        seen: dict[str, str] = {}
         for name, given, value in _items(source):
             if value is None and source is overrides:
                 continue
+            if name in seen:  # two spellings, or flat and in its section: neither may silently win
+                raise EvostyleError(f"setting {name} is given twice, as {seen[name]!r} and {given!r}; give it once")
+            seen[name] = given
             section, f = FIELDS[name]
             sections[section][f.name] = coerce(name, value, given)
     _default_groups_that_apply(sections)

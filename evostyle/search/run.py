@@ -183,6 +183,9 @@ def run_search(
     (:mod:`evostyle.search.signals`), and any other error marks it ``failed``; both can be resumed.
     """
     hooks = hooks if hooks is not None else Hooks()
+    if not isinstance(cfg, SearchConfig):
+        raise EvostyleError(f"run_search takes a SearchConfig, got a {type(cfg).__name__}; build one with "
+                            "evostyle.search.make_config({...}) (or make_config(load_toml(path)) for a file)")
     if resume:
         return _resume(RunDir.open(_path(out)), lambda rd: cfg, quiet, report, callback, hooks)
     built = build(cfg, hooks)

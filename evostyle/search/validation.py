@@ -92,7 +92,13 @@ def coerce(name: str, value: Any, given: str | None = None) -> Any:
     if typing.get_origin(hint) is dict:
         if not isinstance(value, dict):
             raise EvostyleError(f"{where} must be a table, got {value!r}")
-        return dict(value)
+        item = typing.get_args(hint)[1]
+        for k, v in value.items():  # a boolean is not a number here (true would be 1 degree)
+            if item is float and not _is_number(v):
+                raise EvostyleError(f"{where}: {k} must be a number, got {v!r}")
+            if item == list[float] and not (isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_is_number, v))):
+                raise EvostyleError(f"{where}: {k} must be [low, high], two numbers, got {v!r}")
+        return {k: [float(x) for x in v] if isinstance(v, (list, tuple)) else float(v) for k, v in value.items()}
     raise TypeError(f"no coercion for {name}: {hint}")  # pragma: no cover - a new annotation
 
 

@@ -331,6 +331,13 @@ def test_run_search_returns_a_typed_result_and_a_callback_can_stop_it(tmp_path):
     assert json.loads((tmp_path / "run" / "state.json").read_text())["status"] == "finished"
     again = SearchResult.from_dir(tmp_path / "run")
     assert again.best == res.best and again.front == res.front
+    text = repr(res).splitlines()  # printed as scipy's OptimizeResult: message, value, parameters, counts
+    assert [line.split(":")[0].strip() for line in text] == ["message", "success", "fun", "x", "nit", "nfev",
+                                                             "front", "path"]
+    assert text[0].endswith("callback function requested stop early") and text[1].endswith("False")
+    assert f"fun: {res.fitness:.6g} (fitness: fidelity" in text[2] and "feature diversity" in text[2]
+    assert text[3].strip().startswith(f"x: angle_0={res.best_params['angle_0']:.4g}")
+    assert text[4].endswith(": 2") and text[5].endswith(": 15") and str(res.path) in text[7]
     page = res._repr_html_()
     assert "best fitness" in page and page.count("<img") == 2  # the two outputs (no report: no plots)
 

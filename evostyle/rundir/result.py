@@ -126,6 +126,22 @@ class SearchResult:
         return (f"best {scores(self.best)}{floor} vs same-target baseline {scores(self.baseline)}; front of "
                 f"{len(self.front)}, hypervolume {self.hypervolume:.4g}")
 
+    def __repr__(self) -> str:
+        """As scipy's ``OptimizeResult`` prints: the message, the best value and parameters, the counts
+        (and the front, the path)."""
+        nan = float("nan")
+        b, opt = self.best, self.summary.get("optimizer", {})
+        div = self.diversity_column.removeprefix("diversity_")
+        rows = [("message", opt.get("message", "")), ("success", opt.get("success", "")),
+                ("fun", f"{b.get('fitness', nan):.6g} (fitness: fidelity {b.get('fidelity', nan):.4g}, {div} "
+                        f"diversity {b.get(self.diversity_column, nan):.4g})"),
+                ("x", ", ".join(f"{k}={b['params'][k]:.4g}" for k in b.get("searched", []))),
+                ("nit", opt.get("nit", "")), ("nfev", opt.get("nfev_points", opt.get("nfev", ""))),
+                ("front", f"{len(self.front)} candidates, hypervolume {self.hypervolume:.4g}"),
+                ("path", self.path)]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:>{width}}: {v}" for k, v in rows)
+
     def __getitem__(self, key: str) -> Any:
         return self.summary[key]
 

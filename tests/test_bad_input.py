@@ -68,6 +68,10 @@ def _check(capsys, fn, argv, msg):
 
 CASES = [
     ("missing file", ["--content", "{d}/nope.jpg"], "image not found"),
+    ("a sample's name without sample:", ["--content", "{d}/cat.jpg"],
+     "/cat.jpg; did you mean sample:cat.jpg (a bundled sample)?"),
+    ("an unknown sample", ["--style", "sample:dog.jpg"], "no bundled sample image 'dog.jpg'; the samples are "
+                                                         "sample:cat.jpg, sample:great_wave.jpg"),
     ("directory", ["--content", "{d}"], "is a directory"),
     ("non-image", ["--content", "{d}/notes.txt"], "not an image"),
     ("truncated jpeg", ["--content", "{d}/trunc.jpg"], "truncated or corrupt"),

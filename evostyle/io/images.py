@@ -34,7 +34,8 @@ MAX_SIDE = 8192
 def _header(path: Path) -> tuple[int, int]:
     """Open ``path`` lazily and return (width, height) without decoding the pixels."""
     if not path.exists():
-        raise EvostyleError(f"image not found: {path}; check the path")
+        from evostyle.io.samples import not_found_hint
+        raise EvostyleError(f"image not found: {path}; {not_found_hint(str(path))}")
     if path.is_dir():
         raise EvostyleError(f"expected an image file but {path} is a directory")
     if path.stat().st_size == 0:

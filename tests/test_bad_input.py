@@ -68,6 +68,9 @@ def _check(capsys, fn, argv, msg):
 
 CASES = [
     ("missing file", ["--content", "{d}/nope.jpg"], "image not found"),
+    ("an empty --resume", ["--resume", ""], "--resume is an empty string; give a path"),
+    ("an empty --out", ["--out", " "], "--out is an empty string; give a path"),
+    ("an empty --config", ["--config", ""], "--config is an empty string; give a path"),
     ("a sample's name without sample:", ["--content", "{d}/cat.jpg"],
      "/cat.jpg; did you mean sample:cat.jpg (a bundled sample)?"),
     ("an unknown sample", ["--style", "sample:dog.jpg"], "no bundled sample image 'dog.jpg'; the samples are "

@@ -121,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(-1 if args.quiet else 1 if args.verbose else 0)
     with cli_errors(args.debug, "evostyle.search"):
-        if args.resume:
+        for flag in ("resume", "out", "config"):  # "" is a path given badly, not a path left out
+            value = getattr(args, flag)
+            if value is not None and not value.strip():
+                raise EvostyleError(f"--{flag} is an empty string; give a path")
+        if args.resume is not None:
             given = [g for g in given_settings(args) if g not in RESUME_MAY_CHANGE] + (
                 ["config"] if args.config else [])
             if given:

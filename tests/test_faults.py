@@ -20,7 +20,8 @@ import pytest
 
 from evostyle.cli.report import main as report_main
 from evostyle.cli.search import main
-from evostyle.rundir.files import SECONDS_COLUMN
+from evostyle.errors import EvostyleError
+from evostyle.rundir.files import LOCK, SECONDS_COLUMN
 from evostyle.rundir.reader import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,6 +169,26 @@ def test_a_second_process_on_a_locked_run_is_refused_with_the_holders_pid(tmp_pa
     assert report_main([str(run)]) == 0
     assert "interrupted (the process that ran it is gone" in (run / "report.html").read_text()
     assert main(["--resume", str(run), "--quiet"]) == 0
+    assert not (run / LOCK).exists()  # a clean end leaves no lock file behind
+
+
+def test_a_lock_taken_on_a_file_its_last_holder_removed_is_retaken_on_the_new_one(tmp_path, monkeypatch):
+    """The race a removed lock file opens: a process that opened the file before its holder unlinked it
+    would lock a file no path names while a third process locks a new one. It lets go and retries."""
+    from evostyle.rundir import lock as lk
+    real, calls = lk._names, []
+
+    def replaced_once(path, f):
+        calls.append(path)
+        return real(path, f) and len(calls) > 1  # the first file we locked was "unlinked" meanwhile
+    monkeypatch.setattr(lk, "_names", replaced_once)
+    held = lk.RunLock(tmp_path, "search").acquire()
+    assert len(calls) == 2 and real(tmp_path / LOCK, held._file)
+    with pytest.raises(EvostyleError, match="is in use by process"):
+        lk.RunLock(tmp_path, "report").acquire()
+    held.release()
+    assert not (tmp_path / LOCK).exists()
+    assert not lk.is_locked(tmp_path) and not (tmp_path / LOCK).exists()  # asking does not make the file again
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])

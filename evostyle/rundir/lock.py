@@ -2,7 +2,10 @@
 
 ``.evostyle-lock`` holds an exclusive OS file lock (``fcntl.flock``) for as long as its process lives,
 so a killed run leaves no stale lock; the file records the holder's PID and what it is doing, for the
-message a second process gets.
+message a second process gets. A clean release removes the file (nothing of the lock stays in a
+finished run); it is unlinked while still locked, and a process that locked a file the path no longer
+names (unlinked by the holder it waited behind) lets go and tries again, so two processes never hold
+the lock on two files.
 """
 
 from __future__ import annotations
@@ -27,16 +30,16 @@ class RunLock:
 
     def __init__(self, path: Path, what: str):
         self.path, self.what, self._file = Path(path), what, None
-        self._created = False
 
     def acquire(self) -> RunLock:
         lock = self.path / LOCK
-        self._created = not lock.exists()
-        try:
-            f = open(lock, "a+", encoding="utf-8")
-        except OSError as exc:
-            raise EvostyleError(f"cannot open {lock} ({exc.strerror or exc}); choose a writable --out") from None
-        if fcntl is not None:
+        for _ in range(ATTEMPTS):
+            try:
+                f = open(lock, "a+", encoding="utf-8")
+            except OSError as exc:
+                raise EvostyleError(f"cannot open {lock} ({exc.strerror or exc}); choose a writable --out") from None
+            if fcntl is None:
+                break
             try:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -46,6 +49,11 @@ class RunLock:
                 who = holder[0] if holder else "another process"
                 raise EvostyleError(f"run directory {self.path} is in use by {who}; wait for it to finish, "
                                     "or stop that process first") from None
+            if _names(lock, f):
+                break
+            f.close()  # the file was unlinked by its last holder after we opened it: take the new one
+        else:  # pragma: no cover - the path changed under every attempt
+            raise EvostyleError(f"could not take the lock of {self.path}: its lock file keeps changing; try again")
         f.seek(0)
         f.truncate()
         f.write(f"process {os.getpid()} ({self.what}, since "
@@ -55,18 +63,18 @@ class RunLock:
         return self
 
     def release(self) -> None:
+        """Remove the lock file while still holding it, then let go (closing releases the flock)."""
         if self._file is not None:
             with contextlib.suppress(OSError):
-                self._file.truncate(0)
-                self._file.close()  # closing the descriptor releases the flock
+                if _names(self.path / LOCK, self._file):
+                    (self.path / LOCK).unlink()
+            with contextlib.suppress(OSError):
+                self._file.close()
             self._file = None
 
     def discard_if_new(self) -> None:
-        """Release, and remove the lock file if this lock made it (a refused folder keeps no trace)."""
+        """Release (which removes the lock file: a refused folder keeps no trace)."""
         self.release()
-        if self._created:
-            with contextlib.suppress(OSError):
-                (self.path / LOCK).unlink()
 
     def __enter__(self) -> RunLock:
         return self.acquire() if self._file is None else self
@@ -75,12 +83,28 @@ class RunLock:
         self.release()
 
 
+ATTEMPTS = 5
+"""Tries at taking the lock when its file is replaced between our open and our flock."""
+
+
+def _names(lock: Path, f) -> bool:
+    """Whether the path ``lock`` still names the open file ``f`` (not unlinked, not replaced)."""
+    try:
+        return os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino
+    except OSError:
+        return False
+
+
 def is_locked(path: Path) -> bool:
     """True if a live process holds the run's lock (without taking it)."""
     lock = Path(path) / LOCK
-    if fcntl is None or not lock.exists():
+    if fcntl is None:
         return False
-    with open(lock, "a+", encoding="utf-8") as f:
+    try:
+        f = open(lock, encoding="utf-8")  # reading: a lock released meanwhile is not made again
+    except FileNotFoundError:
+        return False
+    with f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -69,6 +69,7 @@ def test_the_report_says_first_whether_the_search_was_worth_it_and_compares_runs
     page = (evil_run / "report.html").read_text()
     top = page[:page.index("<h2>Summary")]
     assert "Was the search worth it?" in top and "Same-target baseline" in top
+    assert f"<th>wall time</th><td>{res.seconds:.1f} s (generations" in page  # summary.json's, not a second one
     assert top.count("<img") == 4 and f"{res.baseline['fitness']:.4g}" in top  # 2 best + 2 baseline outputs
     other = tmp_path / "random"
     assert main(["--size", "32", "--steps", "2", "--popsize", "5", "--outputs", "2", "--maxiter", "1",

@@ -34,6 +34,7 @@ def test_cli_writes_outputs_and_losses(tmp_path, capsys):
     (["--style", STARRY, "--rotation-mode", "dfr", "--angles", "45"], "0, 90, 180 or 270"),
     (["--style", STARRY, "--weights", "nope.pt"], "is neither a name (imagenet"),
     (["--style", STARRY, "--style-weight", "-1"], "style-weight must be finite"),
+    (["--style", STARRY, "--init-image", "missing.jpg"], "image not found"),
 ])
 def test_cli_bad_input_one_line_exit_2(tmp_path, capsys, extra, msg):
     with pytest.raises(SystemExit) as exc:
@@ -104,3 +105,25 @@ def test_a_transfer_checks_its_settings_once(tmp_path, monkeypatch):
     monkeypatch.setattr(TransferConfig, "validate", lambda self: calls.append(self) or real(self))
     assert main(BASE + ["--style", STARRY, "--steps", "1", "--out", str(tmp_path / "o")]) == 0
     assert len(calls) == 1
+
+
+def test_init_image_and_pool(tmp_path):
+    """--init-image starts every output from that image (the content itself gives --init content's
+    outputs, bit for bit; the painting gives others); --pool avg is another network; both recorded."""
+    import torch
+
+    from evostyle.io.images import load_image
+
+    def run(name, *extra):
+        assert main(BASE + ["--style", STARRY, "--angles", "0", "0", "--out", str(tmp_path / name), "-q", *extra]) == 0
+        return [load_image(tmp_path / name / f"output_{k}.png") for k in range(2)]
+    plain = run("plain")
+    assert all(torch.equal(a, b) for a, b in zip(run("same", "--init-image", CAT), plain))
+    painted = run("painted", "--init-image", "sample:starry_night.jpg")
+    assert not torch.equal(painted[0], plain[0]) and torch.equal(painted[0], painted[1])
+    avg = run("avg", "--pool", "avg")
+    assert not torch.equal(avg[0], plain[0])
+    rec = json.loads((tmp_path / "avg" / "losses.json").read_text())
+    assert rec["config"]["pool"] == "avg" and rec["weights"]["pool"] == "avg"
+    assert json.loads((tmp_path / "painted" / "losses.json").read_text())["config"]["init_image"] == \
+        "sample:starry_night.jpg"

@@ -18,7 +18,7 @@ from evostyle.cli.common import plain, show_defaults
 from evostyle.errors import EvostyleError, cli_errors
 from evostyle.io.atomic import atomic_write_json
 from evostyle.io.samples import resolve_image
-from evostyle.network.backbones import BACKBONES
+from evostyle.network.backbones import BACKBONES, POOLS
 from evostyle.network.device import PRECISIONS
 from evostyle.progress import setup_logging, step_counter
 from evostyle.rundir.record import environment
@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=TransferConfig.lr,
                    help=f"learning rate (default: the optimiser's own: {own})")
     p.add_argument("--init", default=TransferConfig.init, choices=INITS, help="start image")
+    p.add_argument("--init-image", metavar="IMAGE",
+                   help="start every output from this image (resized to the content's size) instead of --init")
+    p.add_argument("--pool", default="max", choices=POOLS, help="the network's pooling (avg: Gatys et al.'s choice)")
     p.add_argument("--init-noise", type=float, default=TransferConfig.init_noise,
                    help="noise amplitude of the content+noise init")
     p.add_argument("--seed", type=int, default=0, help="seeds the noise inits and the random-init weights")
@@ -126,8 +129,12 @@ def run(args: argparse.Namespace) -> dict:
     rows = _rows(args, len(args.style))
     engine = StyleEngine(resolve_image(args.content), [resolve_image(s) for s in args.style], cfg,
                          size=args.size, rotation_mode=args.rotation_mode, shuffle=args.shuffle,
-                         weights=args.weights, seed=args.seed, device=args.device,
+                         weights=args.weights, seed=args.seed, device=args.device, pool=args.pool,
                          scales=args.scales)  # checks cfg and the scales, resolves lr
+    init = None
+    if args.init_image is not None:
+        from evostyle.io.images import load_image
+        init = load_image(resolve_image(args.init_image), tuple(engine.content.shape[-2:]))
     engine.targets.mode.check_angles(args.angles)  # before --out is touched
     from evostyle.rundir.layout import TRANSFER, ensure_dir, prepare_new
     out = ensure_dir(Path(args.out))
@@ -141,7 +148,8 @@ def run(args: argparse.Namespace) -> dict:
     progress, close = step_counter("transfer", args.quiet)
     try:
         res = engine.run(mix, angles, torch.full((len(rows),), args.rotation_weight),
-                         noise_seeds=[derived_seed(args.seed, i) for i in range(len(rows))], progress=progress)
+                         noise_seeds=[derived_seed(args.seed, i) for i in range(len(rows))], progress=progress,
+                         init_images=None if init is None else init.expand(len(rows), -1, -1, -1).contiguous())
     finally:
         close()
     from evostyle.io.images import save_image

@@ -177,12 +177,14 @@ class StyleEngine:
         noise_seeds: Sequence[int] | None = None,
         log: Callable[[str], None] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        init_images: torch.Tensor | None = None,
     ) -> TransferResult:
         """Build per-row targets and optimise B rows: :meth:`build_targets` then :meth:`optimise`.
         Shapes as in ``StyleTargets.build``."""
         return self.optimise(self.build_targets(mix, angles, rotation_weight), layer_weights, content_weights,
                              style_weights, noise_seeds, log, progress=progress,
-                             coarse_targets=self.build_coarse_targets(mix, angles, rotation_weight))
+                             coarse_targets=self.build_coarse_targets(mix, angles, rotation_weight),
+                             init_images=init_images)
 
     def build_targets(self, mix: ArrayLike, angles: ArrayLike, rotation_weight: ArrayLike) -> dict[str, torch.Tensor]:
         """Per-row style targets {layer: (B, ...)} on the device; see ``StyleTargets.build``."""
@@ -211,6 +213,7 @@ class StyleEngine:
         keep_state: bool = False,
         steps: int | None = None,
         coarse_targets: Sequence[dict[str, torch.Tensor]] = (),
+        init_images: torch.Tensor | None = None,
     ) -> TransferResult:
         """Optimise B rows towards ``targets`` (from :meth:`build_targets`).
 
@@ -225,7 +228,8 @@ class StyleEngine:
         one with a fresh inner optimiser; ``init_noise`` shapes the coarsest start only. The result's
         ``initial`` terms are the coarsest scale's start, ``final`` and ``history`` the whole ladder's
         (history steps counted across scales). Such a ladder cannot be continued (``start``,
-        ``keep_state``): its optimiser restarts at each scale.
+        ``keep_state``): its optimiser restarts at each scale. ``init_images`` (B, 3, H, W) in [0, 1]:
+        the rows' start images (neural-style's ``-init_image``), resized to the first scale.
 
         If a run had to split its batch after running out of memory, the chunk size that worked is
         kept, so the next generations do not run out of memory first again.
@@ -241,10 +245,11 @@ class StyleEngine:
         if self.levels and (start is not None or keep_state):
             raise ValueError("a coarse-to-fine transfer restarts its optimiser at each scale and cannot be continued")
         ladder = [*zip((lv.content for lv in self.levels), coarse_targets), (self.content, targets)]
-        parts, init = [], None
+        parts, init = [], init_images
         for (content, level_targets), n in zip(ladder, share_steps(int(cfg.steps), len(ladder))):
-            if init is not None:  # the coarser result, upsampled to this scale, is where this one starts
-                init = F.interpolate(init, size=tuple(content.shape[-2:]), mode="bilinear",
+            if init is not None and tuple(init.shape[-2:]) != tuple(content.shape[-2:]):
+                # a coarser result (or a given start image) brought to this scale is where it starts
+                init = F.interpolate(init.float(), size=tuple(content.shape[-2:]), mode="bilinear",
                                      align_corners=False).clamp(0, 1)
             parts.append(run_transfer(
                 self.model, content, level_targets, dataclasses.replace(cfg, steps=n), layer_weights,

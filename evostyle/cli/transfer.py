@@ -23,6 +23,7 @@ from evostyle.network.device import PRECISIONS
 from evostyle.progress import setup_logging, step_counter
 from evostyle.rundir.record import environment
 from evostyle.seeding import check_seed, derived_seed
+from evostyle.style.colour import ORIGINAL_COLOURS
 from evostyle.style.measures import MEASURES
 from evostyle.style.rotations import ROTATION_MODES
 from evostyle.style.targets import SHUFFLE_MODES
@@ -68,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=TransferConfig.init, choices=INITS, help="start image")
     p.add_argument("--init-image", metavar="IMAGE",
                    help="start every output from this image (resized to the content's size) instead of --init")
+    p.add_argument("--original-colors", choices=list(ORIGINAL_COLOURS), default=None,
+                   help="keep the photo's colours (Gatys et al. 2017): luminance (the outputs' luminance in the "
+                        "photo's chroma) or histogram (each painting recoloured to the photo's colour statistics "
+                        "first)")
     p.add_argument("--pool", default="max", choices=POOLS, help="the network's pooling (avg: Gatys et al.'s choice)")
     p.add_argument("--init-noise", type=float, default=TransferConfig.init_noise,
                    help="noise amplitude of the content+noise init")
@@ -127,7 +132,13 @@ def run(args: argparse.Namespace) -> dict:
                          compile=args.compile or args.compile_mode is not None,
                          compile_mode=args.compile_mode or TransferConfig.compile_mode)
     rows = _rows(args, len(args.style))
-    engine = StyleEngine(resolve_image(args.content), [resolve_image(s) for s in args.style], cfg,
+    content, styles = resolve_image(args.content), [resolve_image(s) for s in args.style]
+    when, recolour = ORIGINAL_COLOURS.get(args.original_colors) if args.original_colors else (None, None)
+    if when == "before":  # each painting in the photo's palette, before its targets are built
+        from evostyle.io.images import load_image
+        photo = load_image(content, args.size)
+        styles = [recolour(load_image(s, tuple(photo.shape[-2:])), photo) for s in styles]
+    engine = StyleEngine(content, styles, cfg,
                          size=args.size, rotation_mode=args.rotation_mode, shuffle=args.shuffle,
                          weights=args.weights, seed=args.seed, device=args.device, pool=args.pool,
                          scales=args.scales)  # checks cfg and the scales, resolves lr
@@ -153,10 +164,11 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         close()
     from evostyle.io.images import save_image
+    images = recolour(res.images, engine.content) if when == "after" else res.images
     outputs = []
     for k, (m, a) in enumerate(rows):
         name = f"output_{k}.png"
-        save_image(res.images[k], out / name)
+        save_image(images[k], out / name)
         outputs.append({"file": name, "mix": m, "angle": a, "failed": bool(res.failed[k]),
                         "initial": {t: float(v[k]) for t, v in res.initial.items()},
                         "final": {t: float(v[k]) for t, v in res.final.items()}})

@@ -23,7 +23,10 @@ def test_cli_writes_outputs_and_losses(tmp_path, capsys):
     for o in rec["outputs"]:
         assert set(o["initial"]) >= {"content", "style", "total", "style_relu1_1", "tv"}
     assert rec["config"]["transfer"]["steps"] == 3 and "torch" in rec["environment"]
-    assert "wrote 4 image(s)" in capsys.readouterr().out
+    assert "wrote 4 image(s), grid.jpg" in capsys.readouterr().out
+    from PIL import Image
+    with Image.open(out / "grid.jpg") as grid:  # content, 2 styles, 4 outputs in 4 columns, labelled
+        assert grid.width >= 4 * 160 and grid.height >= 2 * 100
 
 
 @pytest.mark.parametrize("extra,msg", [

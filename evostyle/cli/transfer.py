@@ -1,7 +1,8 @@
 """``python -m evostyle.transfer``: one style transfer (several outputs) from the command line.
 
-Writes ``output_<k>.png`` per output, ``losses.json`` (initial and final loss terms of every output,
-the resolved config, the weights used, device and versions) and copies nothing else.
+Writes ``output_<k>.png`` per output, ``grid.jpg`` (the content, the paintings and the outputs, each
+labelled) and ``losses.json`` (initial and final loss terms of every output, the resolved config, the
+weights used, device and versions), and copies nothing else.
 """
 
 from __future__ import annotations
@@ -172,6 +173,12 @@ def run(args: argparse.Namespace) -> dict:
         outputs.append({"file": name, "mix": m, "angle": a, "failed": bool(res.failed[k]),
                         "initial": {t: float(v[k]) for t, v in res.initial.items()},
                         "final": {t: float(v[k]) for t, v in res.final.items()}})
+    from evostyle.report.figures import save_grid
+    recoloured = " (recoloured)" if when == "before" else ""
+    labels = [f"content: {Path(args.content).name}", *(f"style: {Path(s).name}{recoloured}" for s in args.style),
+              *(f"output {k}" + (f", mix {m[-1]:g}" if len(m) > 1 else "") + (f", {a:g} deg" if a else "")
+                for k, (m, a) in enumerate(rows))]
+    save_grid([engine.content, *engine.styles, *images], out / "grid.jpg", ncol=min(4, len(labels)), labels=labels)
     record = {"config": {**{k: v for k, v in vars(args).items() if k not in ("debug",)},
                          "transfer": dataclasses.asdict(engine.cfg)},  # the backbone and lr as resolved
               "weights": engine.weights_info, "environment": environment(engine.device),
@@ -191,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             flag = "  FAILED" if o["failed"] else ""
             print(f"{o['file']}: angle {o['angle']:g} mix {o['mix']} style {o['initial']['style']:.4g} -> "
                   f"{o['final']['style']:.4g}, content {o['final']['content']:.4g}{flag}")
-        print(f"wrote {len(rec['outputs'])} image(s) and losses.json to {args.out}")
+        print(f"wrote {len(rec['outputs'])} image(s), grid.jpg and losses.json to {args.out}")
     return 0
 
 

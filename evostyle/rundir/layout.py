@@ -69,7 +69,7 @@ class Layout(NamedTuple):
 
 
 RUN = Layout(MARKER, LAYOUT, "an evostyle run", resume=True)
-TRANSFER = Layout("losses.json", ("losses.json", "output_*.png"), "an evostyle transfer's outputs")
+TRANSFER = Layout("losses.json", ("losses.json", "output_*.png", "grid.jpg"), "an evostyle transfer's outputs")
 
 
 def layout_files(path: Path, layout: Layout = RUN) -> list[Path]:

@@ -130,3 +130,18 @@ def test_init_image_and_pool(tmp_path):
     assert rec["config"]["pool"] == "avg" and rec["weights"]["pool"] == "avg"
     assert json.loads((tmp_path / "painted" / "losses.json").read_text())["config"]["init_image"] == \
         "sample:starry_night.jpg"
+
+
+def test_save_every_keeps_the_outputs_along_the_way_across_scales(tmp_path):
+    from PIL import Image
+    out = tmp_path / "t"
+    assert main(["--content", CAT, "--style", STARRY, "--size", "64", "--scales", "32", "64", "--steps", "5",
+                 "--save-every", "2", "--angles", "0", "90", "--weights", "random", "--device", "cpu", "-q",
+                 "--out", str(out)]) == 0
+    saved = sorted(p.name for p in out.glob("output_*_step*.png"))
+    assert saved == [f"output_{k}_step{s:05d}.png" for k in (0, 1) for s in (2, 4)]  # steps counted across scales
+    with Image.open(out / "output_0_step00002.png") as coarse, Image.open(out / "output_0_step00004.png") as fine:
+        assert max(coarse.size) == 32 and max(fine.size) == 64  # step 2 at 32 px (2 of its 2), step 4 at 64 px
+    with pytest.raises(SystemExit):
+        main(BASE + ["--style", STARRY, "--save-every", "-1", "--out", str(tmp_path / "bad")])
+    assert not (tmp_path / "bad").exists()

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the photo's colours (Gatys et al. 2017): luminance (the outputs' luminance in the "
                         "photo's chroma) or histogram (each painting recoloured to the photo's colour statistics "
                         "first)")
+    p.add_argument("--save-every", type=int, default=0, metavar="N",
+                   help="also save each output every N steps, as output_<k>_step<step>.png (neural-style's "
+                        "-save_iter; default 0: only the final outputs)")
     p.add_argument("--pool", default="max", choices=POOLS, help="the network's pooling (avg: Gatys et al.'s choice)")
     p.add_argument("--init-noise", type=float, default=TransferConfig.init_noise,
                    help="noise amplitude of the content+noise init")
@@ -123,6 +126,8 @@ def _rows(args, n_styles: int):
 def run(args: argparse.Namespace) -> dict:
     from evostyle.transfer.engine import StyleEngine
     check_seed(args.seed)
+    if args.save_every < 0:
+        raise EvostyleError(f"--save-every must be >= 0 (0: only the final outputs), got {args.save_every}")
     if not 0.0 <= args.rotation_weight <= 1.0:
         raise EvostyleError(f"--rotation-weight must be in [0, 1], got {args.rotation_weight}")
     cfg = TransferConfig(backbone=args.backbone, style_layers=tuple(args.style_layers),
@@ -158,13 +163,18 @@ def run(args: argparse.Namespace) -> dict:
     logger.info("transfer: %d output(s), %d steps at %dx%d px, into %s", len(rows), cfg.steps,
                 engine.content.shape[-1], engine.content.shape[-2], out)
     progress, close = step_counter("transfer", args.quiet)
+    from evostyle.io.images import save_image
+
+    def save_step(step: int, first: int, images: torch.Tensor) -> None:
+        for i, image in enumerate(images):
+            save_image(image, out / f"output_{first + i}_step{step:05d}.png")
     try:
         res = engine.run(mix, angles, torch.full((len(rows),), args.rotation_weight),
                          noise_seeds=[derived_seed(args.seed, i) for i in range(len(rows))], progress=progress,
-                         init_images=None if init is None else init.expand(len(rows), -1, -1, -1).contiguous())
+                         init_images=None if init is None else init.expand(len(rows), -1, -1, -1).contiguous(),
+                         snapshot=(args.save_every, save_step) if args.save_every else None)
     finally:
         close()
-    from evostyle.io.images import save_image
     images = recolour(res.images, engine.content) if when == "after" else res.images
     outputs = []
     for k, (m, a) in enumerate(rows):

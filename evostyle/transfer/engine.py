@@ -178,13 +178,14 @@ class StyleEngine:
         log: Callable[[str], None] | None = None,
         progress: Callable[[int, int], None] | None = None,
         init_images: torch.Tensor | None = None,
+        snapshot: tuple[int, Callable[[int, int, torch.Tensor], None]] | None = None,
     ) -> TransferResult:
         """Build per-row targets and optimise B rows: :meth:`build_targets` then :meth:`optimise`.
         Shapes as in ``StyleTargets.build``."""
         return self.optimise(self.build_targets(mix, angles, rotation_weight), layer_weights, content_weights,
                              style_weights, noise_seeds, log, progress=progress,
                              coarse_targets=self.build_coarse_targets(mix, angles, rotation_weight),
-                             init_images=init_images)
+                             init_images=init_images, snapshot=snapshot)
 
     def build_targets(self, mix: ArrayLike, angles: ArrayLike, rotation_weight: ArrayLike) -> dict[str, torch.Tensor]:
         """Per-row style targets {layer: (B, ...)} on the device; see ``StyleTargets.build``."""
@@ -214,6 +215,7 @@ class StyleEngine:
         steps: int | None = None,
         coarse_targets: Sequence[dict[str, torch.Tensor]] = (),
         init_images: torch.Tensor | None = None,
+        snapshot: tuple[int, Callable[[int, int, torch.Tensor], None]] | None = None,
     ) -> TransferResult:
         """Optimise B rows towards ``targets`` (from :meth:`build_targets`).
 
@@ -230,6 +232,8 @@ class StyleEngine:
         (history steps counted across scales). Such a ladder cannot be continued (``start``,
         ``keep_state``): its optimiser restarts at each scale. ``init_images`` (B, 3, H, W) in [0, 1]:
         the rows' start images (neural-style's ``-init_image``), resized to the first scale.
+        ``snapshot``: (every, fn): fn(step, first_row, images) after every ``every``-th step but the
+        last, steps counted across a ladder's scales (a coarser scale's images at its own size).
 
         If a run had to split its batch after running out of memory, the chunk size that worked is
         kept, so the next generations do not run out of memory first again.
@@ -245,7 +249,7 @@ class StyleEngine:
         if self.levels and (start is not None or keep_state):
             raise ValueError("a coarse-to-fine transfer restarts its optimiser at each scale and cannot be continued")
         ladder = [*zip((lv.content for lv in self.levels), coarse_targets), (self.content, targets)]
-        parts, init = [], init_images
+        parts, init, done = [], init_images, 0
         for (content, level_targets), n in zip(ladder, share_steps(int(cfg.steps), len(ladder))):
             if init is not None and tuple(init.shape[-2:]) != tuple(content.shape[-2:]):
                 # a coarser result (or a given start image) brought to this scale is where it starts
@@ -256,8 +260,13 @@ class StyleEngine:
                 content_weights, style_weights, noise_seeds, self.device, log, progress,
                 init_noise=init_noise if init is None else None, content_perturbation=content_perturbation,
                 diversity_weights=diversity_weights, group=group, start=start, keep_state=keep_state,
-                init_images=init, check=False))
-            init = parts[-1].images
+                init_images=init, check=False,
+                snapshot=None if snapshot is None else
+                (range(-done % snapshot[0] or snapshot[0], n, snapshot[0]),
+                 lambda step, lo, x, done=done: snapshot[1](done + step, lo, x))))
+            init, done = parts[-1].images, done + n
+            if snapshot is not None and done % snapshot[0] == 0 and done < cfg.steps:  # a coarser scale's end
+                snapshot[1](done, 0, init)
         res = parts[0] if len(parts) == 1 else _ladder_result(parts)
         if res.chunk_size < min(rows, cfg.max_batch or rows):
             self.chunk_cap = res.chunk_size

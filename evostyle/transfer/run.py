@@ -29,7 +29,7 @@ from evostyle.transfer.optimisers import INNER_OPTIMIZERS, adam_clamp, sanitise
 from evostyle.transfer.state import TransferState
 
 if TYPE_CHECKING:  # annotations only
-    from collections.abc import Callable
+    from collections.abc import Callable, Container
 
     from torch import nn
 
@@ -109,10 +109,12 @@ def _init_images(content: torch.Tensor, n: int, cfg: TransferConfig, noise_seeds
 
 
 def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg, prec, device, seeds, note,
-                    progress=None, amplitudes=None, diversity=None, start=None, keep=False, init=None):
+                    progress=None, amplitudes=None, diversity=None, start=None, keep=False, init=None,
+                    snapshot=None):
     """Optimise one chunk of rows from their start images (``init``, else ``cfg.init``'s), or from
     ``start`` (their :class:`TransferState`); returns (images, initial, final, history, failed, state or
-    None) on the CPU, the state if ``keep``."""
+    None) on the CPU, the state if ``keep``. ``snapshot``: (steps, fn), fn(step, images) called with the
+    chunk's images after each of ``steps`` (before the last)."""
     n = cw.shape[0]
     mode = resolve_compile_mode(cfg.compile_mode, device)
     terms_fn = compiled(loss_terms, mode) if cfg.compile else loss_terms
@@ -139,6 +141,8 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
             prec, device, diversity)
     for step in range(int(cfg.steps) + 1):
         last = step == int(cfg.steps)
+        if snapshot is not None and not last and step in snapshot[0]:
+            snapshot[1](step, to_host(x.detach().float()))
         # the last, gradient-free evaluation runs eager: compiling it would be a second graph
         fn = loss_terms if last else terms_fn
         if graphs and not last:  # a new iteration: the last one's graph outputs (all used by now) may be reused
@@ -212,6 +216,7 @@ def run_transfer(
     start: TransferState | None = None,
     keep_state: bool = False,
     init_images: torch.Tensor | None = None,
+    snapshot: tuple[Container[int], Callable[[int, int, torch.Tensor], None]] | None = None,
     check: bool = True,
 ) -> TransferResult:
     """Optimise B images at once.
@@ -248,6 +253,9 @@ def run_transfer(
         init_images: (B, 3, H, W) start images in [0, 1], the content's size, instead of ``cfg.init``'s
             (neural-style's ``-init_image``; a coarse-to-fine transfer's upsampled coarser result);
             ``init_noise`` is then not used. Not with ``start``.
+        snapshot: (steps, fn): fn(step, first_row, images (n, 3, H, W) on the CPU) after each of
+            ``steps`` (those before the last), for each chunk of rows from ``first_row`` (neural-style's
+            ``-save_iter``; the final images are the result's).
         log: optional callable(str), called for each out-of-memory retry or compilation fallback.
         progress: optional callable(step, steps), called after each step of each chunk of rows (a
             progress bar: :func:`evostyle.progress.step_counter`).
@@ -316,7 +324,8 @@ def run_transfer(
                     None if init_noise is None else init_noise[sl],
                     None if diversity_weights is None else (dw[sl], group, scale),
                     None if start is None else start.rows(sl), keep_state,
-                    None if init_images is None else init_images[sl].cpu()))
+                    None if init_images is None else init_images[sl].cpu(),
+                    None if snapshot is None else (snapshot[0], lambda step, x, lo=lo: snapshot[1](step, lo, x))))
             except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
                 if not is_oom(exc) or chunk == group:
                     raise

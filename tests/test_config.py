@@ -172,10 +172,13 @@ def test_one_painting_with_the_default_groups_leaves_out_mix_in_one_line(caplog,
         build(named)  # a group the user named is not dropped behind their back
 
 
-def test_a_noise_start_with_the_default_groups_leaves_out_noise_and_a_named_noise_group_is_refused(caplog):
+def test_a_noise_start_with_the_default_groups_leaves_out_noise_and_a_named_noise_group_is_refused(caplog,
+                                                                                                  monkeypatch):
     import logging
 
-    from evostyle.search.settings import DEFAULT_SEARCH
+    from evostyle.search import settings
+    monkeypatch.setattr(settings, "DEFAULT_SEARCH", (*settings.DEFAULT_SEARCH, "noise"))  # were it a default
+    DEFAULT_SEARCH = settings.DEFAULT_SEARCH
     with caplog.at_level(logging.INFO, logger="evostyle"):
         cfg = make_config({"image_init": "noise", "style": ["sample:starry_night.jpg"]})
     assert cfg.space.search == [g for g in DEFAULT_SEARCH if g not in ("mix", "noise")]

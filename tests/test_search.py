@@ -96,8 +96,8 @@ def test_tiny_search_writes_run_directory(tmp_path, capsys):
     assert json.loads((out / "state.json").read_text())["status"] == "finished"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best"]["fitness"] == pytest.approx(df.fitness.min())
-    assert summary["best"]["searched"] == ["angle_0", "angle_1", "mix", "rotation_weight", "noise_sigma",
-                                           "perturb_strength", "diversity_loss_weight"]
+    assert summary["best"]["searched"] == ["angle_0", "angle_1", "mix", "rotation_weight", "perturb_strength",
+                                           "diversity_loss_weight"]
     split = summary["seconds_by_phase"]
     assert set(split) == {"targets", "transfer", "scoring", "logging"} and min(split.values()) > 0
     assert split["transfer"] > split["targets"] and sum(split.values()) < summary["seconds"]

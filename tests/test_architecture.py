@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent / "evostyle"
 MAX_LINES = 400
 LAYERS = (("cli", "bench"), ("search",), ("report",), ("rundir",), ("transfer", "de"), ("style",), ("network",),
-          ("io",), ("registry", "errors", "progress", "types"))
+          ("io",), ("registry", "errors", "progress", "types", "seeding"))
 """docs/architecture.md's layers, top to bottom (the package's own ``__init__`` and the ``__main__``
 entry points stand above them all)."""
 

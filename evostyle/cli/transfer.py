@@ -18,6 +18,7 @@ import torch
 from evostyle.cli.common import plain, show_defaults
 from evostyle.errors import EvostyleError, cli_errors
 from evostyle.io.atomic import atomic_write_json
+from evostyle.io.images import load_image, save_image
 from evostyle.io.samples import resolve_image
 from evostyle.network.backbones import BACKBONES, POOLS
 from evostyle.network.device import PRECISIONS
@@ -141,7 +142,6 @@ def run(args: argparse.Namespace) -> dict:
     content, styles = resolve_image(args.content), [resolve_image(s) for s in args.style]
     when, recolour = ORIGINAL_COLOURS.get(args.original_colors) if args.original_colors else (None, None)
     if when == "before":  # each painting in the photo's palette, before its targets are built
-        from evostyle.io.images import load_image
         photo = load_image(content, args.size)
         styles = [recolour(load_image(s, tuple(photo.shape[-2:])), photo) for s in styles]
     engine = StyleEngine(content, styles, cfg,
@@ -150,7 +150,6 @@ def run(args: argparse.Namespace) -> dict:
                          scales=args.scales)  # checks cfg and the scales, resolves lr
     init = None
     if args.init_image is not None:
-        from evostyle.io.images import load_image
         init = load_image(resolve_image(args.init_image), tuple(engine.content.shape[-2:]))
     engine.targets.mode.check_angles(args.angles)  # before --out is touched
     from evostyle.rundir.layout import TRANSFER, ensure_dir, prepare_new
@@ -163,7 +162,6 @@ def run(args: argparse.Namespace) -> dict:
     logger.info("transfer: %d output(s), %d steps at %dx%d px, into %s", len(rows), cfg.steps,
                 engine.content.shape[-1], engine.content.shape[-2], out)
     progress, close = step_counter("transfer", args.quiet)
-    from evostyle.io.images import save_image
 
     def save_step(step: int, first: int, images: torch.Tensor) -> None:
         for i, image in enumerate(images):

@@ -63,6 +63,16 @@ class RunDir:
         rd.marker = read_marker(rd.path)
         return rd
 
+    def config(self) -> dict:
+        """config.json's config, checked unedited (its hash is the marker's) before anything reads it:
+        an edit is refused in one line naming the file, not interpreted."""
+        rec = self.record()
+        if config_hash(created_config(rec)) != self.marker.get("config_sha256"):
+            raise EvostyleError(f"{self.path / files.CONFIG} was changed after the run started (its config no "
+                                f"longer matches the hash in {self.path / files.MARKER}); restore it or start a "
+                                "new run")
+        return rec["config"]
+
     def record(self) -> dict:
         """config.json (read once; a missing or corrupt one is an error naming it)."""
         if self._record is None:
@@ -148,10 +158,7 @@ class RunDir:
         return the logged candidate rows. A ``maxiter`` other than the run's extends (or shortens) it,
         recorded under ``extensions`` in config.json."""
         rec = self.record()
-        if config_hash(created_config(rec)) != self.marker.get("config_sha256"):
-            raise EvostyleError(f"{self.path / files.CONFIG} was changed after the run started (its config no "
-                                f"longer matches the hash in {self.path / files.MARKER}); restore it or start a "
-                                "new run")
+        self.config()
         self.reference()
         self.log = RunLog(self.path, columns)
         cached, _ = self.log.resume()

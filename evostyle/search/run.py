@@ -221,7 +221,7 @@ def resume_search(
     if other:
         raise EvostyleError(f"a resume uses the run's saved config; only {', '.join(RESUME_MAY_CHANGE)} may change, "
                             f"not {', '.join(other)}")
-    return _resume(RunDir.open(_path(out)), lambda rd: make_config(rd.record()["config"], changes), quiet, report,
+    return _resume(RunDir.open(_path(out)), lambda rd: make_config(rd.config(), changes), quiet, report,
                    callback, hooks if hooks is not None else Hooks())
 
 

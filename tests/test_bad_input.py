@@ -38,8 +38,11 @@ def files(tmp_path_factory):
     (d / "emptyrun").mkdir()
     bad_state = d / "badstate"
     bad_state.mkdir()
-    (bad_state / "config.json").write_text(json.dumps({"config": {"size": 32, "weights": "random", "device": "cpu"}}))
-    (bad_state / ".evostyle-run").write_text(json.dumps({"run_id": "x", "config_sha256": "0"}))
+    from evostyle.rundir.layout import config_hash
+    bad_config = {"size": 32, "weights": "random", "device": "cpu"}
+    (bad_state / "config.json").write_text(json.dumps({"config": bad_config}))
+    # the config unedited (its hash the marker's), so that what is at fault is the state alone
+    (bad_state / ".evostyle-run").write_text(json.dumps({"run_id": "x", "config_sha256": config_hash(bad_config)}))
     (bad_state / "state.json").write_text("{not json")
     user = d / "userfolder"
     user.mkdir()

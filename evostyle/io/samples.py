@@ -15,10 +15,11 @@ def samples() -> list[str]:
 
 def sample_image(name: str) -> str:
     """Path of a bundled sample image (:func:`samples`); an unknown name is the one-line error listing them."""
-    if name not in samples():
+    names = samples()
+    if name not in names:
         from evostyle.errors import EvostyleError
         raise EvostyleError(f"no bundled sample image {name!r}; the samples are "
-                            + ", ".join(f"sample:{n}" for n in samples()))
+                            + ", ".join(f"sample:{n}" for n in names))
     return str(resources.files("evostyle") / "data" / name)
 
 

@@ -72,10 +72,6 @@ class RunLock:
                 self._file.close()
             self._file = None
 
-    def discard_if_new(self) -> None:
-        """Release (which removes the lock file: a refused folder keeps no trace)."""
-        self.release()
-
     def __enter__(self) -> RunLock:
         return self.acquire() if self._file is None else self
 

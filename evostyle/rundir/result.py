@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +81,7 @@ class SearchResult:
         {metric: its diversity under each seed}; empty for runs older than the floor."""
         return dict(self.summary.get("noise_floor", {}))
 
-    @property
+    @cached_property
     def diversity_column(self) -> str:
         """The diversity the run's objectives use (``diversity_feature`` or ``diversity_pixel``), as its
         config.json records it; ``diversity_pixel`` for runs older than the record or without one."""
@@ -131,10 +132,10 @@ class SearchResult:
         (and the front, the path)."""
         nan = float("nan")
         b, opt = self.best, self.summary.get("optimizer", {})
-        div = self.diversity_column.removeprefix("diversity_")
+        div = self.diversity_column
         rows = [("message", opt.get("message", "")), ("success", opt.get("success", "")),
-                ("fun", f"{b.get('fitness', nan):.6g} (fitness: fidelity {b.get('fidelity', nan):.4g}, {div} "
-                        f"diversity {b.get(self.diversity_column, nan):.4g})"),
+                ("fun", f"{b.get('fitness', nan):.6g} (fitness: fidelity {b.get('fidelity', nan):.4g}, "
+                        f"{div.removeprefix('diversity_')} diversity {b.get(div, nan):.4g})"),
                 ("x", ", ".join(f"{k}={b['params'][k]:.4g}" for k in b.get("searched", []))),
                 ("nit", opt.get("nit", "")), ("nfev", opt.get("nfev_points", opt.get("nfev", ""))),
                 ("front", f"{len(self.front)} candidates, hypervolume {self.hypervolume:.4g}"),

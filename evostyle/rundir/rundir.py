@@ -147,7 +147,7 @@ class RunDir:
         file), so that nothing half-made looks like a run and the same command works again."""
         if not refused:  # a refused folder was not touched; a failed creation wrote some of the layout
             remove_layout(self.path, best_effort=True)
-        lock.discard_if_new()
+        lock.release()  # which removes the lock file: a refused folder keeps no trace
         if not existed:
             with contextlib.suppress(OSError):
                 self.path.rmdir()  # the folder this call made, now empty

@@ -119,10 +119,8 @@ def _optimise_chunk(model, content, content_feat, targets, layer_w, cw, sw, cfg,
     mode = resolve_compile_mode(cfg.compile_mode, device)
     terms_fn = compiled(loss_terms, mode) if cfg.compile else loss_terms
     graphs = cfg.compile and mode in CUDA_GRAPH_MODES
-    if start is not None:
-        x = start.images
-    else:
-        x = _init_images(content.cpu(), n, cfg, seeds, amplitudes) if init is None else init
+    x = start.images if start is not None else init if init is not None else \
+        _init_images(content.cpu(), n, cfg, seeds, amplitudes)
     x = x.to(device=device, dtype=prec.dtype)
     if prec.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)

@@ -22,9 +22,9 @@ def derived_seed(seed: int, index: int) -> int:
     return (int(seed) * SEED_STRIDE + int(index)) % TORCH_SEED_SPAN
 
 
-def check_seed(seed: int, flag: str = "--seed") -> int:
-    """``seed`` if it is an integer in [0, SEED_MAX], else the one-line error naming ``flag``."""
-    from evostyle.errors import EvostyleError
+def check_seed(seed: int, name: str = "seed") -> int:
+    """``seed`` if it is an integer in [0, SEED_MAX], else the one-line error naming setting ``name``."""
+    from evostyle.errors import EvostyleError, flag
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise EvostyleError(f"{flag} must be an integer from 0 to {SEED_MAX} (2**63 - 1), got {seed!r}")
+        raise EvostyleError(f"{flag(name)} must be an integer from 0 to {SEED_MAX} (2**63 - 1), got {seed!r}")
     return seed

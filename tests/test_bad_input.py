@@ -107,7 +107,7 @@ CASES = [
     ("unknown precision", ["--precision", "fp8"], "unknown precision 'fp8'"),
     ("unknown search group", ["--search", "colours"], "unknown search group 'colours'"),
     ("too small for the layers", ["--size", "16"], "too small for layer relu5_1"),
-    ("mix with one style", ["--style", STARRY, "--search", "angles", "mix"], "needs at least 2 --style images"),
+    ("mix with one style", ["--style", STARRY, "--search", "angles", "mix"], "needs at least 2 style images (--style)"),
     ("fraction bounds outside [0, 1]", ["--bounds", "mix=0,2"], "bounds [0, 2] leave its domain [0, 1]"),
     ("negative rotation weight bound", ["--search", "angles", "rotation_weight", "--bounds", "rotation_weight=-0.5,1"],
      "leave its domain [0, 1]"),

@@ -50,6 +50,6 @@ def test_the_optuna_baselines_say_how_to_install_optuna(monkeypatch):
             raise ImportError("No module named 'optuna'")
         return real_import(name, *args, **kwargs)
     monkeypatch.setattr(builtins, "__import__", no_optuna)
-    with pytest.raises(EvostyleError, match=r"--optimizer tpe needs Optuna: pip install 'evostyle\[optuna\]'"):
+    with pytest.raises(EvostyleError, match=r"optimizer='tpe' needs Optuna: pip install 'evostyle\[optuna\]'"):
         make_config({"optimizer": "tpe"})
     make_config({"optimizer": "sobol"})  # needs nothing beyond torch

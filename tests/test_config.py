@@ -18,7 +18,7 @@ from evostyle.search.config import load_toml, make_config
     ({"loss_cap": "high"}, "config key 'loss_cap' must be a number"),
     ({"compile_mode": "fast"}, "unknown compile mode 'fast'"),
     ({"compile_mode": 1}, "config key 'compile_mode' must be a string"),
-    ({"style": []}, "at least one --style image is needed"),
+    ({"style": []}, "at least one style image (style=...) is needed"),
     ({"outputs": 0}, "outputs must be an integer in [1, 1,024]"),
     ({"steps": 0}, "steps must be an integer >= 1"),
     ({"maxiter": -1}, "maxiter must be >= 0"),
@@ -168,7 +168,7 @@ def test_one_painting_with_the_default_groups_leaves_out_mix_in_one_line(caplog,
     assert "mix" not in build(cfg).space.by_name  # and the search builds
     assert make_config({}).space.search == list(DEFAULT_SEARCH)  # two paintings: all of them
     named = make_config({"style": ["sample:starry_night.jpg"], "search": ["mix"], "size": 32, "weights": "random"})
-    with pytest.raises(EvostyleError, match="search group 'mix' needs at least 2 --style images"):
+    with pytest.raises(EvostyleError, match=r"search group 'mix' needs at least 2 style images \(style=\.\.\.\)"):
         build(named)  # a group the user named is not dropped behind their back
 
 
@@ -184,7 +184,7 @@ def test_a_noise_start_with_the_default_groups_leaves_out_noise_and_a_named_nois
     assert cfg.space.search == [g for g in DEFAULT_SEARCH if g not in ("mix", "noise")]
     assert [r.getMessage() for r in caplog.records] == [
         "search group(s) mix, noise left out (mix needs 2 style images, 1 given; noise varies a content start, "
-        f"and --image-init is noise); searching {', '.join(cfg.space.search)}"]
+        f"and the start is image_init='noise'); searching {', '.join(cfg.space.search)}"]
     with pytest.raises(EvostyleError, match="search group noise varies the noise added to a content start"):
         make_config({"image_init": "noise", "search": ["angles", "noise"]})
 

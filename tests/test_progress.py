@@ -53,14 +53,17 @@ def test_search_on_a_terminal_shows_the_run_directory_first_then_bars_and_phases
     assert rc == 0, err
     assert err.index(f"run directory: {out}") < err.index("generations")  # told where before waiting
     for phase in ("generation 0: transfer", "step/s", "scoring the outputs", "same-target baseline",
-                  "baseline: transfer", "report:"):
+                  "baseline: transfer", "writing the report"):
         assert phase in err, phase
     assert "best fitness" in stdout
+    both = stdout + err  # each fact once: where the run is at the start, what to open at the end
+    assert both.count("run directory:") == 1 and f"report: {out / 'report.html'}" in stdout
 
 
 def test_quiet_search_and_transfer_print_nothing_on_stderr(tmp_path):
     rc, stdout, err = _on_a_terminal(SEARCH + ["--out", str(tmp_path / "run"), "--quiet"])
     assert rc == 0 and err.strip() == "" and "best fitness" in stdout
+    assert f"report: {tmp_path / 'run' / 'report.html'}" in stdout  # silenced on stderr, so said here
     rc, stdout, err = _on_a_terminal(TRANSFER + ["--out", str(tmp_path / "t"), "--quiet"])
     assert rc == 0 and err.strip() == "" and "wrote 1 image(s)" in stdout
 

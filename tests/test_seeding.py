@@ -35,7 +35,7 @@ def test_a_seed_outside_the_range_is_refused_in_one_line(seed, tmp_path, capsys)
     from evostyle.cli.transfer import main as transfer
     with pytest.raises(EvostyleError, match="seed"):
         make_config({"seed": seed})
-    with pytest.raises(EvostyleError, match=r"--seed must be an integer from 0 to 9223372036854775807"):
+    with pytest.raises(EvostyleError, match=r"seed=\.\.\. must be an integer from 0 to 9223372036854775807"):
         check_seed(seed)
     if isinstance(seed, int) and not isinstance(seed, bool):
         with pytest.raises(SystemExit) as exc:

@@ -168,11 +168,11 @@ def test_auto_order(monkeypatch, caplog, capsys, offline_vgg16):
 
 
 def test_backbone_choice_is_checked(offline_vgg16, tmp_path):
-    with pytest.raises(EvostyleError, match="the offline ImageNet weights are a VGG16; use --backbone vgg16"):
+    with pytest.raises(EvostyleError, match="the offline ImageNet weights are a VGG16; use backbone='vgg16'"):
         W.resolve_weights("offline", "vgg19")
     f = tmp_path / "w.pt"
     W.save_weights(offline_vgg16, f)
-    with pytest.raises(EvostyleError, match="holds vgg16 weights; use --backbone vgg16"):
+    with pytest.raises(EvostyleError, match="holds vgg16 weights; use backbone='vgg16'"):
         VGGFeatures(LAYERS, weights=str(f), backbone="vgg19")
     with pytest.raises(EvostyleError, match="unknown vgg16 layer 'relu5_4'"):
         VGGFeatures(("relu5_4",), weights=str(f))

@@ -11,7 +11,7 @@ import typing
 from pathlib import Path
 
 from evostyle.cli.common import plain, show_defaults
-from evostyle.errors import EvostyleError, cli_errors
+from evostyle.errors import EvostyleError, cli_errors, resume_hint
 from evostyle.progress import setup_logging
 from evostyle.rundir import files
 from evostyle.search.config import (
@@ -144,10 +144,14 @@ def main(argv: list[str] | None = None) -> int:
             result = run()
         except Interrupted as exc:
             print(f"interrupted ({exc.name}); every finished generation is saved. Resume with:\n"
-                  f"  python -m evostyle.search --resume {out}", file=sys.stderr)
+                  f"  {resume_hint(out)}", file=sys.stderr)
             return exc.exit_code
         b = result.best
-        print(f"run directory: {out}")
+        # where the run is was said on stderr when it started; say it here only if that was silenced
+        if not args.no_report:
+            print(f"report: {out / files.REPORT}")
+        elif args.quiet:
+            print(f"run directory: {out}")
         print(result.headline())
         fixed = len(b["params"]) - len(b["searched"])
         print("best parameters: " + ", ".join(f"{k}={b['params'][k]:.4g}" for k in b["searched"])

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from evostyle.errors import EvostyleError, unknown
+from evostyle.errors import EvostyleError, flag, unknown
 
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Iterator
@@ -73,7 +73,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
     except RuntimeError:
         raise EvostyleError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise EvostyleError(f"device {spec!r} requested but no CUDA GPU is available; use --device cpu")
+        raise EvostyleError(f"device {spec!r} requested but no CUDA GPU is available; use {flag('device', 'cpu')}")
     if dev.type not in ("cpu", "cuda"):
         raise EvostyleError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
     return dev

@@ -14,7 +14,7 @@ import os
 
 import torch
 
-from evostyle.errors import EvostyleError
+from evostyle.errors import EvostyleError, flag
 from evostyle.network.backbones import BACKBONES, PREPROCESSINGS, Backbone, backbone
 
 CAFFE_VGG16_FIRST_BIASES = (0.73429835, -0.30912212, -0.04577766, -0.06418542, -0.074358866, 0.019675018,
@@ -73,7 +73,7 @@ def match_backbone(convs: list[tuple[torch.Tensor, torch.Tensor | None]], source
     found = f"{len(shapes)} convolutions" + (f", the first {shapes[0]}" if shapes else "")
     want = " or ".join(c.upper() for c in candidates)
     raise EvostyleError(f"{source} is not a {want} convolutional base ({found}); give weights of that "
-                        f"architecture{'' if wanted == 'auto' else ' or another --backbone'}")
+                        f"architecture{'' if wanted == 'auto' else ' or another ' + flag('backbone')}")
 
 
 def check_finite(state: dict[str, torch.Tensor], source: str) -> None:

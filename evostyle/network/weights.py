@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from evostyle.errors import EvostyleError
+from evostyle.errors import EvostyleError, flag
 from evostyle.network.backbones import BACKBONES, PREPROCESSINGS, Backbone, Preprocessing, backbone
 from evostyle.network.importers import read_keras_h5, read_onnx
 from evostyle.network.state import (
@@ -159,7 +159,7 @@ def _read_torch_file(path: Path, wanted: str | Backbone) -> Weights:
             raise EvostyleError(f"{source} declares backbone {sd.get('backbone')!r}, which evostyle does not know "
                                 f"(valid: {', '.join(BACKBONES)})")
         if wanted != "auto" and backbone(wanted).name != sd["backbone"]:
-            raise EvostyleError(f"{source} holds {sd['backbone']} weights; use --backbone {sd['backbone']} "
+            raise EvostyleError(f"{source} holds {sd['backbone']} weights; use {flag('backbone', sd['backbone'])} "
                                 "(or auto)")
         wanted = sd["backbone"]
     state, net = from_state_dict(sd, source, wanted)
@@ -218,8 +218,8 @@ def _imagenet(wanted: str, seed: int) -> Weights:
             sd = enum.IMAGENET1K_V1.get_state_dict(progress=False)
     except Exception as exc:  # network errors come in many types
         raise EvostyleError(f"could not load torchvision's ImageNet {net.name} weights (no network and not in the "
-                            f"torch hub cache?): {type(exc).__name__}; use --weights offline, random or a "
-                            "file") from None
+                            f"torch hub cache?): {type(exc).__name__}; use {flag('weights', 'offline')}, random or "
+                            "a file") from None
     finally:
         socket.setdefaulttimeout(old_timeout)
     source = f"torchvision {net.torchvision[1]}.IMAGENET1K_V1"
@@ -251,7 +251,8 @@ def _check_offline(w: Weights) -> None:
 @WEIGHT_SOURCES.register("offline")
 def _offline(wanted: str, seed: int) -> Weights:
     if wanted not in ("auto", "vgg16"):
-        raise EvostyleError(f"the offline ImageNet weights are a VGG16; use --backbone vgg16 (or auto), not {wanted}")
+        raise EvostyleError(f"the offline ImageNet weights are a VGG16; use {flag('backbone', 'vgg16')} (or auto), "
+                            f"not {wanted}")
     w = _cached_import(offline_onnx(), "vgg16", check=_check_offline)
     w.info.update(used="imagenet", source=OFFLINE_SOURCE, identified="caffe-vgg16")
     return w

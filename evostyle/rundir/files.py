@@ -105,10 +105,10 @@ SCORE_COLUMNS = ("loss_score", "fidelity", "fidelity_style", "fidelity_content",
 STATUSES = {
     "running": "a process is working on it",
     "finished": "every generation, the baseline and summary.json are written",
-    "interrupted": "stopped by a signal after its last whole generation; continue it with --resume",
-    "failed": "stopped by an error (state.json names it); continue it with --resume",
+    "interrupted": "stopped by a signal after its last whole generation; it can be resumed",
+    "failed": "stopped by an error (state.json names it); it can be resumed",
 }
 """state.json's ``status`` values and what each means: the one table the search, the report and the
 command lines use. A run "looks complete" only when its status is ``finished``."""
-GONE = "interrupted (the process that ran it is gone; resume it with --resume)"
+GONE = "interrupted (the process that ran it is gone; it can be resumed)"
 """How a ``running`` status reads when no process holds the run's lock (a killed run)."""

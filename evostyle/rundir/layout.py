@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import NamedTuple
 
-from evostyle.errors import EvostyleError
+from evostyle.errors import EvostyleError, flag
 from evostyle.rundir.files import CONFIG, LAYOUT, LOCK, MARKER, PROBE, STATE
 
 
@@ -114,18 +114,18 @@ def prepare_new(path: Path, overwrite: bool, layout: Layout = RUN) -> list[str]:
         overwrite = True  # a run killed while it was being laid out never started: nothing to keep
     if (path / layout.marker).exists():
         if not overwrite:
-            again = f"use --resume {path} to continue it, " if layout.resume else "use "
-            raise EvostyleError(f"output directory {path} already holds {layout.what}; {again}--overwrite to "
-                                "replace it, or another --out")
+            again = f"use {flag('resume', path, python=True)} to continue it, " if layout.resume else "use "
+            raise EvostyleError(f"output directory {path} already holds {layout.what}; {again}"
+                                f"{flag('overwrite', True)} to replace it, or another {flag('out')}")
         kept = others(path, layout)
         remove_layout(path, layout)
         return kept
     foreign = sorted(p.name for p in path.iterdir() if p.name != LOCK and not p.name.startswith(PROBE))
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        why = f" (--overwrite only replaces {layout.what})" if overwrite else ""
+        why = f" ({flag('overwrite', True)} only replaces {layout.what})" if overwrite else ""
         raise EvostyleError(f"output directory {path} is not empty and does not hold {layout.what} ({shown}){why}; "
-                            "choose an empty or new --out")
+                            f"choose an empty or new {flag('out')}")
     return []
 
 
@@ -133,9 +133,9 @@ def ensure_dir(path: Path) -> Path:
     """Create ``path`` (and parents); refuse a file, an unwritable place or an empty name."""
     path = Path(path)
     if str(path).strip() == "":
-        raise EvostyleError("--out is empty; give a directory")
+        raise EvostyleError(f"{flag('out')} is empty; give a directory")
     if path.exists() and not path.is_dir():
-        raise EvostyleError(f"output path {path} exists and is not a directory; choose another --out")
+        raise EvostyleError(f"output path {path} exists and is not a directory; choose another {flag('out')}")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f"{PROBE}{os.getpid()}"
@@ -143,5 +143,5 @@ def ensure_dir(path: Path) -> Path:
         probe.unlink()
     except OSError as exc:
         raise EvostyleError(f"cannot write to output directory {path} ({exc.strerror or exc}); "
-                            "choose a writable --out") from None
+                            f"choose a writable {flag('out')}") from None
     return path

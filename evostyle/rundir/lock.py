@@ -15,7 +15,7 @@ import datetime as _dt
 import os
 from pathlib import Path
 
-from evostyle.errors import EvostyleError
+from evostyle.errors import EvostyleError, flag
 from evostyle.rundir.files import LOCK
 
 try:  # POSIX; elsewhere the lock is a no-op
@@ -37,7 +37,8 @@ class RunLock:
             try:
                 f = open(lock, "a+", encoding="utf-8")
             except OSError as exc:
-                raise EvostyleError(f"cannot open {lock} ({exc.strerror or exc}); choose a writable --out") from None
+                raise EvostyleError(f"cannot open {lock} ({exc.strerror or exc}); choose a writable "
+                                    f"{flag('out')}") from None
             if fcntl is None:
                 break
             try:

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evostyle.errors import EvostyleError
+from evostyle.errors import EvostyleError, flag
 from evostyle.io.atomic import atomic_path, atomic_write_json, read_json
 from evostyle.rundir import files
 from evostyle.rundir.layout import config_hash, prepare_new, read_marker, remove_layout, write_marker
@@ -133,8 +133,8 @@ class RunDir:
         kept = prepare_new(self.path, overwrite)
         if kept:
             shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
-            logger.warning("--overwrite replaced the run in %s and kept %d file(s) evostyle did not write: %s",
-                           self.path, len(kept), shown)
+            logger.warning("%s replaced the run in %s and kept %d file(s) evostyle did not write: %s",
+                           flag("overwrite", True), self.path, len(kept), shown)
         self.marker = write_marker(self.path, record["config"])
         atomic_write_json(self.path / files.CONFIG, record)
         self._record = record

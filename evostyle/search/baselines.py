@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from evostyle.errors import EvostyleError
+from evostyle.errors import EvostyleError, flag
 from evostyle.search.optimizers import OPTIMIZERS, Optimizer
 
 if TYPE_CHECKING:  # annotations only
@@ -115,7 +115,7 @@ class OptunaSampler(SamplingOptimizer):
         try:
             import optuna  # noqa: F401
         except ImportError:
-            raise EvostyleError(f"--optimizer {cfg.de.optimizer} needs Optuna: pip install "
+            raise EvostyleError(f"{flag('optimizer', cfg.de.optimizer)} needs Optuna: pip install "
                                 "'evostyle[optuna]'") from None
 
     def sampler(self, optuna, p: int):

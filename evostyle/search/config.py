@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evostyle.errors import EvostyleError
+from evostyle.errors import EvostyleError, flag
 from evostyle.search.settings import (
     ALIASES,
     FIELDS,
@@ -150,7 +150,7 @@ def _default_groups_that_apply(sections: dict[str, dict[str, Any]]) -> None:
     init = sections["transfer"].get("image_init", TransferSection().image_init)
     reasons = {g: f"{g} needs {n} style images, {styles} given" for g, n in STYLES_NEEDED.items() if n > styles}
     if init == "noise":
-        reasons["noise"] = "noise varies a content start, and --image-init is noise"
+        reasons["noise"] = f"noise varies a content start, and the start is {flag('image_init', 'noise')}"
     default = SpaceSection().search
     dropped = [g for g in default if g in reasons]
     if dropped:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from evostyle.errors import EvostyleError
+from evostyle.errors import EvostyleError, flag
 from evostyle.registry import Registry
 
 if TYPE_CHECKING:  # annotations only
@@ -35,7 +35,8 @@ class Executor:
     def check(cls, cfg: SearchConfig) -> None:
         """Refuse, in one line, settings this executor cannot run (called by config validation)."""
         if cfg.run.ray_address is not None or cfg.run.ray_actors is not None:
-            raise EvostyleError("ray-address and ray-actors go with --executor ray; drop them or add --executor ray")
+            raise EvostyleError(f"ray-address and ray-actors go with {flag('executor', 'ray')}; drop them or add "
+                                f"{flag('executor', 'ray')}")
 
     def __init__(self, cfg: SearchConfig, evaluator: Evaluator):
         self.cfg, self.evaluator = cfg, evaluator

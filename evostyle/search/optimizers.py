@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from evostyle.errors import EvostyleError
+from evostyle.errors import EvostyleError, flag
 from evostyle.registry import Registry
 
 if TYPE_CHECKING:  # annotations only
@@ -54,11 +54,12 @@ class Optimizer:
         from evostyle.search.scoring import OBJECTIVES
         if not cls.multi_fidelity and (cfg.de.min_steps is not None or cfg.de.brackets is not None):
             raise EvostyleError(f"min-steps and brackets set a multi-fidelity search; {cfg.de.optimizer} runs every "
-                                "transfer in full: drop them or use --optimizer dehb")
+                                f"transfer in full: drop them or use {flag('optimizer', 'dehb')}")
         if OBJECTIVES.get(cfg.de.objective).multi and not cls.multi_objective:
             multi = [n for n, o in OPTIMIZERS.items() if o.multi_objective]
-            raise EvostyleError(f"{cfg.de.optimizer} has no multi-objective mode; use --optimizer "
-                                f"{' or '.join(multi)} with --objective {cfg.de.objective}")
+            raise EvostyleError(f"{cfg.de.optimizer} has no multi-objective mode; use "
+                                f"{' or '.join(flag('optimizer', m) for m in multi)} with "
+                                f"{flag('objective', cfg.de.objective)}")
 
     def __init__(self, cfg: SearchConfig):
         self.cfg = cfg
@@ -107,7 +108,7 @@ class _DEFamily(Optimizer):
         need = DEVariation(strategy).min_population
         if cfg.de.population < need:
             raise EvostyleError(f"population {cfg.de.population} is too small for strategy {strategy!r}: it needs "
-                                f"at least {need} members; raise --population")
+                                f"at least {need} members; raise {flag('population')}")
 
     def strategy(self) -> str:
         if self.cfg.de.strategy != "auto":
@@ -132,8 +133,8 @@ class GDE3Optimizer(_DEFamily):
     @classmethod
     def check(cls, cfg: SearchConfig) -> None:
         if not cls(cfg).multi:
-            raise EvostyleError(f"gde3 minimises several objectives; use --objective pareto, or --optimizer torch-de "
-                                f"for objective {cfg.de.objective!r}")
+            raise EvostyleError(f"gde3 minimises several objectives; use {flag('objective', 'pareto')}, or "
+                                f"{flag('optimizer', 'torch-de')} for objective {cfg.de.objective!r}")
         super().check(cfg)
 
     def solve(self, problem, init, device, callback=None):
@@ -213,10 +214,11 @@ class DEHBOptimizer(Optimizer):
         if not de.eta > 1:
             raise EvostyleError(f"eta must be above 1 (the factor between budget levels), got {de.eta}")
         if de.min_steps is not None and de.min_steps > steps:
-            raise EvostyleError(f"min-steps {de.min_steps} is more than steps {steps}; lower it or raise --steps")
+            raise EvostyleError(f"min-steps {de.min_steps} is more than steps {steps}; lower it or raise "
+                                f"{flag('steps')}")
         if cfg.transfer.scales:  # a promotion continues a transfer's optimiser; a ladder restarts it per scale
             raise EvostyleError("dehb continues its transfers from rung to rung and a coarse-to-fine transfer cannot "
-                                "be continued: drop --scales or choose another --optimizer")
+                                f"be continued: drop {flag('scales')} or choose another {flag('optimizer')}")
 
     def schedule(self):
         """The :class:`~evostyle.de.schedule.Schedule` of this search's transfer steps."""

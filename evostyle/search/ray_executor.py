@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from evostyle.errors import EvostyleError
+from evostyle.errors import EvostyleError, flag
 from evostyle.io.atomic import atomic_path
 from evostyle.network.weights import identity
 from evostyle.search.executors import EXECUTORS, Executor
@@ -137,8 +137,8 @@ class RayExecutor(Executor):
     @classmethod
     def check(cls, cfg: SearchConfig) -> None:
         if importlib.util.find_spec("ray") is None:
-            raise EvostyleError("--executor ray needs Ray, which is not installed: pip install 'evostyle[ray]' (or "
-                                "pip install ray)")
+            raise EvostyleError(f"{flag('executor', 'ray')} needs Ray, which is not installed: pip install "
+                                "'evostyle[ray]' (or pip install ray)")
 
     def __init__(self, cfg: SearchConfig, evaluator: Evaluator):
         super().__init__(cfg, evaluator)
@@ -162,7 +162,7 @@ class RayExecutor(Executor):
                          logging_level=logging.ERROR)  # Ray's own notices stay out of our one-line output
             except ConnectionError as exc:
                 raise EvostyleError(f"could not reach the Ray cluster at {address}: {exc}; start it with "
-                                    "'ray start --head' or check --ray-address") from None
+                                    f"'ray start --head' or check {flag('ray_address')}") from None
             self.started_ray = True
         res = ray.cluster_resources()
         gpus, cpus = int(res.get("GPU", 0)), int(res.get("CPU", 0))
@@ -179,8 +179,8 @@ class RayExecutor(Executor):
         for a in self.actors:                                   # to other ImageNet weights on another node
             if a["info"]["weights_identity"] != mine:
                 raise EvostyleError(f"Ray actor {a['id']} on {a['info']['node']} used {a['info']['weights_identity']} "
-                                    f"weights, this process {mine}; give --weights a file (it is shipped to the "
-                                    "actors) or make the same weights available on every node")
+                                    f"weights, this process {mine}; give {flag('weights')} a file (it is shipped to "
+                                    "the actors) or make the same weights available on every node")
         log.info("ray: %d actor(s) on %s", len(self.actors),
                  ", ".join(sorted({f"{a['info']['node']} {a['info']['gpu'] or a['info']['device']}"
                                    for a in self.actors})))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
-from evostyle.errors import EvostyleError, ResourceError, describe, is_disk_full
+from evostyle.errors import EvostyleError, ResourceError, describe, flag, is_disk_full, report_hint, resume_hint
 from evostyle.progress import Hooks, StepBar, bar
 from evostyle.rundir import RunDir, SearchResult, files
 from evostyle.rundir.layout import ensure_dir
@@ -79,7 +79,8 @@ def build(cfg: SearchConfig, hooks: Hooks | None = None) -> Built:
             try:
                 engine.targets.mode.check_angles([p.value])
             except EvostyleError as exc:
-                raise EvostyleError(f"{p.name}: {exc}; fix it with --fix {p.name}=VALUE") from None
+                raise EvostyleError(f"{p.name}: {exc}; fix it with "
+                                    f"{flag('fixed', f'{p.name}=VALUE', python={p.name: 'VALUE'})}") from None
     score = ScoreConfig(sc.diversity_metric, sc.diversity_weight, sc.loss_cap, fitness_loss=sc.fitness_loss)
     from evostyle.search.optimizers import OPTIMIZERS
     evaluator = Evaluator(engine, space, sp.outputs, score, noise_seed=cfg.run.seed, hooks=hooks,
@@ -128,8 +129,8 @@ def _state_on_error(rd: RunDir, status_on_error: str | None = "failed"):
             with contextlib.suppress(OSError):
                 rd.mark(status_on_error, error=describe(exc, 300))
         if isinstance(exc, OSError) and is_disk_full(exc):
-            then = (f"resume with python -m evostyle.search --resume {rd.path}" if status_on_error else
-                    f"rebuild the report with python -m evostyle.report {rd.path}")
+            then = (f"resume with {resume_hint(rd.path)}" if status_on_error else
+                    f"rebuild the report with {report_hint(rd.path)}")
             raise ResourceError(f"no space left on device while writing {exc.filename or 'a file'} in {rd.path}; "
                                 f"free some space, then {then}") from None
         raise
@@ -153,12 +154,12 @@ def _check_resume_config(cfg: SearchConfig, rd: RunDir) -> bool:
     differ = [f"{sec}.{k}" for sec in ours for k in ours[sec]
               if k not in RESUME_MAY_CHANGE and not same(saved.get(sec, {}).get(k), ours[sec][k])]
     if differ:
-        raise EvostyleError(f"--resume continues {rd.path} with its own config, which differs in "
+        raise EvostyleError(f"{flag('resume', True)} continues {rd.path} with its own config, which differs in "
                             f"{', '.join(differ[:5])}; only {', '.join(RESUME_MAY_CHANGE)} may change")
     done = int(rd.state()["generations_done"])
     if cfg.de.maxiter + 1 < done:
-        raise EvostyleError(f"{rd.path} has already run {done} generations (maxiter {done - 1}); give --maxiter of "
-                            f"at least {done - 1}")
+        raise EvostyleError(f"{rd.path} has already run {done} generations (maxiter {done - 1}); give "
+                            f"{flag('maxiter')} of at least {done - 1}")
     return cfg.de.maxiter != int(saved["de"]["maxiter"])
 
 
@@ -265,7 +266,7 @@ def _run(cfg, rd: RunDir, built: Built, plan: Plan, cached, quiet, report, callb
         summary = _search(cfg, rd, built, plan, cached, quiet, callback, hooks)
     if report:
         from evostyle.report.html import write_report
-        logger.info("report: plots, summary.md and report.html in %s", rd.path)
+        logger.info("writing the report: plots, summary.md and report.html")
         with _state_on_error(rd, status_on_error=None):
             write_report(rd.path)
     return SearchResult(rd.path, summary)

@@ -12,11 +12,16 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from evostyle.errors import EvostyleError, unknown
+from evostyle.errors import EvostyleError, flag, unknown
 from evostyle.style.rotations import DEFAULT_ROTATION_MODE
 
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Iterable, Sequence
+
+
+def bounds_flag(name: str) -> str:
+    """How to set the bounds of parameter or group ``name``, spelled for the reader (:func:`flag`)."""
+    return flag("bounds", f"{name}=LOW,HIGH", python={name: ["LOW", "HIGH"]})
 
 
 @dataclass
@@ -49,7 +54,7 @@ class Param:
         dlo, dhi = self.domain
         if lo < dlo or hi > dhi:
             raise EvostyleError(f"parameter {self.name}: bounds [{lo:g}, {hi:g}] leave its domain [{dlo:g}, {dhi:g}]; "
-                                f"give bounds inside it (--bounds {self.group or self.name}=LOW,HIGH)")
+                                f"give bounds inside it ({bounds_flag(self.group or self.name)})")
         return self
 
     @property
@@ -89,7 +94,7 @@ class Space:
         p, v = self.get(name), float(value)
         if math.isfinite(v) and not p.low <= v <= p.high:
             raise EvostyleError(f"parameter {name}: fixed value {v:g} is outside its bounds [{p.low:g}, {p.high:g}]; "
-                                "fix a value inside them or change them with --bounds")
+                                f"fix a value inside them or change them with {bounds_flag(name)}")
         p.value = v
         p.check()
 
@@ -177,7 +182,8 @@ def style_space(
             raise unknown("search group", g, SEARCH_GROUPS)
     for g, need in STYLES_NEEDED.items():
         if g in search and n_styles < need:
-            raise EvostyleError(f"search group '{g}' needs at least {need} --style images; add one or drop '{g}'")
+            raise EvostyleError(f"search group '{g}' needs at least {need} style images ({flag('style')}); add one "
+                                f"or drop '{g}'")
     on = set(search)
     params = []
     from evostyle.style.rotations import get_rotation_mode
@@ -223,5 +229,5 @@ def style_space(
             raise EvostyleError(f"fixed value for {name!r} must be a number, got {value!r}") from None
         space.fix(name, v)
     if space.dim == 0:
-        raise EvostyleError("nothing to search: every parameter is fixed; name groups with --search")
+        raise EvostyleError(f"nothing to search: every parameter is fixed; name groups with {flag('search')}")
     return space

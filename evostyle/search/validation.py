@@ -10,7 +10,7 @@ import math
 import typing
 from typing import Any
 
-from evostyle.errors import EvostyleError, unknown
+from evostyle.errors import EvostyleError, flag, unknown
 from evostyle.search.settings import FIELDS, SearchConfig, annotation
 
 
@@ -112,7 +112,8 @@ def check_rules(name: str, value, meta) -> None:
                 raise unknown(meta["choices"], v, valid)
     if isinstance(value, int) and not isinstance(value, bool) and meta["low"] is not None:
         if not meta["low"] <= value <= meta["high"]:
-            what = "population (--population, --popsize)" if name == "population" else name
+            spellings = (name, *meta["aliases"])  # say each way it may be given, as a user may know only one
+            what = f"{name} ({', '.join(map(flag, spellings))})" if len(spellings) > 1 else name
             raise EvostyleError(f"{what} must be an integer in [{meta['low']:,}, {meta['high']:,}], got {value}")
     if isinstance(value, float) and meta["nonnegative"] and not (value >= 0 and math.isfinite(value)):
         raise EvostyleError(f"{key} must be finite and >= 0, got {value}")
@@ -132,8 +133,8 @@ def check_combinations(cfg: SearchConfig) -> None:
                       de.maxiter, de.init, de.boundary)
     OPTIMIZERS.get(de.optimizer).check(cfg)
     if "noise" in sp.search and tr.image_init == "noise":
-        raise EvostyleError("search group noise varies the noise added to a content start; use --image-init content "
-                            "(or content+noise) with it")
+        raise EvostyleError("search group noise varies the noise added to a content start; use "
+                            f"{flag('image_init', 'content')} (or content+noise) with it")
     if tr.scales:
         from evostyle.transfer.engine import coarse_scales, share_steps
         share_steps(tr.steps, len(coarse_scales(tr.scales, tr.size)) + 1)
@@ -144,11 +145,12 @@ def check_combinations(cfg: SearchConfig) -> None:
     if not tr.style_layers:
         raise EvostyleError("style-layers is empty; name at least one layer, e.g. relu1_1")
     if not r.style:
-        raise EvostyleError("at least one --style image is needed")
+        raise EvostyleError(f"at least one style image ({flag('style')}) is needed")
     for key, value in (("content", r.content), ("weights", r.weights), ("device", r.device),
                        *(("style", v) for v in r.style)):
         if not value.strip():
-            raise EvostyleError(f"--{key} is an empty string; give a {'path' if key != 'device' else 'device'}")
+            what = "path" if key != "device" else "device"
+            raise EvostyleError(f"{flag(key, python='')} is an empty string; give a {what}")
     if r.executor != "local" or r.ray_address is not None or r.ray_actors is not None:
         from evostyle.search.executors import EXECUTORS
         EXECUTORS.get(r.executor).check(cfg)  # e.g. Ray installed, Ray settings only with Ray

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from evostyle.errors import EvostyleError
+from evostyle.errors import EvostyleError, flag
 from evostyle.io.images import load_image, resize
 from evostyle.network.backbones import BACKBONES, Backbone
 from evostyle.network.device import device_info, resolve_device
@@ -31,13 +31,13 @@ if TYPE_CHECKING:  # annotations only
     from evostyle.types import ArrayLike
 
 
-def _check_depth(hw: tuple[int, int], layers, net: Backbone, what: str = "output size", fix: str = "--size") -> None:
+def _check_depth(hw: tuple[int, int], layers, net: Backbone, what: str = "output size", fix: str = "size") -> None:
     """Each pooling halves the map; refuse images too small for the deepest layer."""
     deepest = net.deepest(layers)
     need = 2 ** net.pools_before(deepest)
     if min(hw) < need:
         raise EvostyleError(f"{what} {hw[1]}x{hw[0]} px is too small for layer {deepest}: each side needs "
-                            f"at least {need} px; raise {fix}")
+                            f"at least {need} px; raise {flag(fix)}")
 
 
 def coarse_scales(scales: Sequence[int], size: int) -> tuple[int, ...]:
@@ -51,8 +51,10 @@ def coarse_scales(scales: Sequence[int], size: int) -> tuple[int, ...]:
     if out and out[-1] == size:
         out.pop()
     if any(b <= a for a, b in zip(out, out[1:])) or any(s >= size for s in out):
+        ladder = [size // 4, size // 2, size]
         raise EvostyleError(f"scales {list(scales)} must rise strictly to the output size {size} px (e.g. "
-                            f"--scales {size // 4} {size // 2} {size}); lower them or raise --size")
+                            f"{flag('scales', ' '.join(map(str, ladder)), python=ladder)}); lower them or raise "
+                            f"{flag('size')}")
     return tuple(out)
 
 
@@ -138,7 +140,7 @@ class StyleEngine:
         c = self._load(content, size)
         hw = tuple(c.shape[-2:])
         _check_depth(hw, list(self.cfg.style_layers) + [self.cfg.content_layer], BACKBONES.get(self.cfg.network),
-                     what=f"scale {size} px:", fix="the smallest of --scales")
+                     what=f"scale {size} px:", fix="scales")
         targets = StyleTargets(self.model, [self._load(s, hw) for s in styles], self.cfg.style_layers,
                                self.cfg.measure, self.rotation_mode, self.shuffle, self.seed, self.device)
         return _Level(c, targets)

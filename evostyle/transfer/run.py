@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from evostyle.errors import ResourceError
+from evostyle.errors import ResourceError, flag
 from evostyle.network.backbones import backbone
 from evostyle.network.device import Precision, available_host_memory, is_oom, resolve_precision, to_host
 from evostyle.style.measures import total_variation, upcast_half
@@ -81,7 +81,7 @@ def rows_that_fit(hw: tuple[int, int], cfg: TransferConfig, device: torch.device
     fit = int(avail * HOST_MEMORY_SHARE // per_row)
     if fit < 1:
         raise ResourceError(f"one {hw[1]}x{hw[0]} px output needs about {per_row / 2**30:.1f} GiB for its transfer "
-                            f"on the CPU and {avail / 2**30:.1f} GiB are available; lower --size")
+                            f"on the CPU and {avail / 2**30:.1f} GiB are available; lower {flag('size')}")
     return fit
 
 

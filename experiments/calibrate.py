@@ -114,7 +114,7 @@ def run(args):
     args.out = args.out or (None if args.quick else f"results/{NAME}/{args.part}")
     out = out_dir(args, f"{NAME}/{args.part}")
     rows, panels, labels, ncol, eng, cols = (_weights if args.part == "weights" else _rotation)(args, s, out)
-    save_grid(panels, out / "grid.jpg", ncol=ncol, labels=labels, cell=min(192, s["size"]))
+    save_grid(panels, out / "grid.jpg", ncol=ncol, labels=labels, cell=192)
     what = ("Style weight (content weight 1, TV 0) x Adam learning rate, one unrotated output per row"
             if args.part == "weights" else
             f"Rotation modes at 0/90/180/270 degrees, rotation weight 1, style weight {args.style_weight:g}, "

@@ -6,7 +6,7 @@ reviewer expects, at equal evaluations, on real (ImageNet) features.
 For each content/painting pair (experiments/images) and seed, K outputs per candidate, every method
 minimises (fidelity, -diversity) from the same initial population at the same budget of
 P x (G + 1) evaluations. Diversity is the deep-feature distance between a candidate's outputs
-(``--metric feature``, the default: VGG relu4_2 on the real network) or the pixel one (``pixel``,
+(``--metric feature``, the default: VGG relu3_1 on the real network) or the pixel one (``pixel``,
 which leftover start noise inflates):
 
 * the levers, searched by GDE3: ``rotation`` (the painting itself rotated per output, ``pixel``

@@ -49,7 +49,7 @@ def run(args):
             labels.append(f"{measure} {mode} {angle:g}")
         for r in rows[-3:]:
             r["pixel_dist_to_unrotated"] = float((imgs[r["rotation"].split()[0]] - imgs["none"]).abs().mean())
-    save_grid(tiles, out / "grid.jpg", ncol=3, labels=labels, cell=min(256, s["size"]))
+    save_grid(tiles, out / "grid.jpg", ncol=3, labels=labels, cell=256)
     cols = ["measure", "rotation", "target_change", "pixel_dist_to_unrotated", "final_style_loss",
             "final_content_loss"]
     text = (f"# Style measures and rotation\n\n{weights_line(first)} Size {s['size']} px, {s['steps']} Adam "

@@ -218,7 +218,7 @@ def run(args):
     df.drop(columns=["hv_curve"]).to_csv(out / "methods.csv", index=False)
     pts.to_csv(out / "points.csv", index=False)
     save_grid(grid, out / "grid.jpg", ncol=s["outputs"], labels=labels, row_labels=row_labels,
-              cell=max(96, min(256, s["size"] * 2)),
+              cell=192,
               title=f"Best candidate of each method (seed {seeds[0]}); tiles scaled up, nearest neighbour")
     agg, wins = _summary(df.drop(columns=["hv_curve"]))
     budget = s["popsize"] * (s["maxiter"] + 1)

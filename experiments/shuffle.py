@@ -44,7 +44,7 @@ def run(args):
         row["final_style_loss"] = float(outs[m].final["style"][0]) / len(layers)
         rows.append(row)
     save_grid([base.content, base.styles[0]] + [outs[m].images[0] for m in MODES], out / "grid.jpg", ncol=5,
-              labels=["content", "style"] + [f"shuffle {m}" for m in MODES], cell=min(256, s["size"]))
+              labels=["content", "style"] + [f"shuffle {m}" for m in MODES], cell=256)
     text = (f"# Shuffling style feature maps\n\n{weights_line(base)} Size {s['size']} px, {s['steps']} Adam "
             "steps. Columns relu*: relative change ||G' - G|| / ||G|| of the Gram target; "
             "output_vs_unshuffled: mean |a - b| between the output and the unshuffled one. The spatial shuffle "

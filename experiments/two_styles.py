@@ -60,7 +60,7 @@ def run(args):
     pd.DataFrame(rows).to_csv(out / "mixes.csv", index=False)
     labels = ["content", "style A", "style B"] + [f"B weight {m:g}" for m in MIXES]
     save_grid([eng.content, *eng.styles, *res.images], out / "grid.jpg", ncol=4, labels=labels,
-              cell=min(256, s["size"]))
+              cell=256)
     cols = ["weight_of_B", "style_loss_vs_A", "style_loss_vs_B", "style_loss_own_target", "content_loss"]
     text = (f"# Two styles, convex mixing of Gram targets\n\n{weights_line(eng)} Size {s['size']} px, "
             f"{s['steps']} Adam steps, style A = The Starry Night, B = The Great Wave, content = cat.\n"

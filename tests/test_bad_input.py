@@ -131,7 +131,7 @@ CASES = [
     ("overwrite a user's folder", ["--out", "{d}/userfolder", "--overwrite"], "--overwrite only replaces an evostyle"),
     ("weights with NaN", ["--weights", "{d}/nan.pt"], "has NaN or infinite values"),
     ("mutation out of range", ["--config", "{d}/mutation.toml"], "mutation must be [low, high] with 0 <= low"),
-    ("reference point of the wrong type", ["--config", "{d}/ref.toml"], "must be [quality, diversity]"),
+    ("reference point of the wrong type", ["--config", "{d}/ref.toml"], "must be [fidelity, diversity]"),
     ("unknown fitness loss", ["--config", "{d}/fitness_loss.toml"], "unknown fitness loss 'vibes'"),
     ("negative init noise", ["--config", "{d}/noise.toml"], "init-noise must be finite and >= 0"),
     ("zero max batch", ["--max-batch", "0"], "max-batch must be >= 1"),

@@ -70,5 +70,5 @@ def test_a_pareto_dehb_search_has_a_front_of_full_transfers(tmp_path):
     c = res.candidates()
     assert c.generation.max() == 8 and (c.steps.groupby(c.generation).nunique() == 1).all()  # 3 + 2 + 1 + 3 rungs
     steps = c.set_index(["generation", "candidate"]).steps
-    assert res.front and all(steps[int(m["generation"]), int(m["candidate"])] == 9 for m in res.front)
+    assert len(res.front) and all(steps[int(m.generation), int(m.candidate)] == 9 for m in res.front.itertuples())
     assert res.hypervolume > 0 and torch.isfinite(torch.tensor(res.hypervolume))

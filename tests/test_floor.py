@@ -57,13 +57,14 @@ def test_every_search_records_its_best_candidates_floor_and_the_report_shows_it(
     assert (f"feature diversity {best[metric]:.4f}), noise floor {floor['floor']['feature']:.4f}"
             in res.headline()) and "pixel diversity" not in res.headline()
     page = (tmp_path / "run" / files.REPORT).read_text()
-    assert f"diversity_feature <b>{best[metric]:.4f}</b>" in page and "Noise floor: pixel" in page
+    said = f"feature diversity {best[metric]:.4f} vs {res.baseline[metric]:.4f}"
+    assert said in page and f"the noise floor {floor['floor']['feature']:.4f}" in page
     pixel = SearchResult.from_dir(run_search(make_config({**BASE, "search": ["mix", "noise"], "maxiter": 0,
                                                           "diversity_metric": "pixel"}), tmp_path / "p",
                                              quiet=True, report=False).path)
     assert f"pixel diversity {pixel.best['diversity_pixel']:.4f}" in pixel.headline()
     summary_md = (tmp_path / "run" / files.SUMMARY_MD).read_text()
-    assert f"Feature diversity {best[metric]:.4f} vs same-target baseline" in summary_md
+    assert said in summary_md and "pixel diversity" not in summary_md
 
 
 def test_a_run_from_before_the_floor_reads_as_having_none(tmp_path):

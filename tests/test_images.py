@@ -9,7 +9,7 @@ from PIL import Image
 from evostyle.errors import EvostyleError
 from evostyle.io.images import image_size, load_image, resize, save_image
 from evostyle.io.samples import sample_image
-from evostyle.report.figures import save_grid
+from evostyle.report.figures import MIN_CELL, save_grid
 
 
 def _png_header_only(path, w, h):
@@ -63,7 +63,8 @@ def test_save_grid_lays_out_cells_with_legible_wrapped_labels(tmp_path):
     imgs = [torch.rand(3, 16, 24) for _ in range(5)]
     save_grid(imgs, tmp_path / "g.jpg", ncol=3, labels=list("abcde"), cell=96)
     g = load_image(tmp_path / "g.jpg")
-    assert g.shape[-1] >= 3 * 96 and g.shape[-2] >= 2 * 64 + 2 * 12  # 2 rows of 96 x 64 tiles and labels
+    # asked for 96 px tiles, it draws MIN_CELL: 2 rows of 192 x 128 tiles and their labels
+    assert g.shape[-1] >= 3 * MIN_CELL and g.shape[-2] >= 2 * MIN_CELL * 2 // 3 + 2 * 12
     assert not list(tmp_path.glob("*.tmp*"))
     long = ["DFR fixed 0/90/180/270 (dfr ops) output " + str(i) for i in range(5)]
     save_grid(imgs, tmp_path / "long.png", ncol=3, labels=long, cell=96, row_labels=["first", "second"])

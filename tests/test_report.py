@@ -6,6 +6,7 @@ import pytest
 
 from evostyle.cli.report import main as report_main
 from evostyle.cli.search import main
+from evostyle.io.images import data_uri
 from evostyle.io.samples import sample_image
 from evostyle.report.html import write_report
 from evostyle.report.plots import pareto_front
@@ -67,17 +68,49 @@ def test_the_report_says_first_whether_the_search_was_worth_it_and_compares_runs
     res = SearchResult.from_dir(evil_run)
     assert len(res.baseline_images()) == 2 and "fitness" in res.baseline  # saved by the search
     page = (evil_run / "report.html").read_text()
-    top = page[:page.index("<h2>Summary")]
-    assert "Was the search worth it?" in top and "Same-target baseline" in top
+    top = page[:page.index("<h2>The front")]
+    assert re.search(r'<p class="verdict">(Worth it|Not worth it here): ', top) and "same-target baseline" in top
     assert f"<th>wall time</th><td>{res.seconds:.1f} s (generations" in page  # summary.json's, not a second one
     assert top.count("<img") == 4 and f"{res.baseline['fitness']:.4g}" in top  # 2 best + 2 baseline outputs
+    best = (res.best["generation"], res.best["candidate"])  # its outputs once, at the top
+    saved = evil_run / files.candidate_image(*best, 0)  # the same outputs as a generation saved them
+    assert saved.is_file() and data_uri(saved) not in page and "its outputs are shown above" in page
     other = tmp_path / "random"
     assert main(["--size", "32", "--steps", "2", "--popsize", "5", "--outputs", "2", "--maxiter", "1",
                  "--weights", "random", "--device", "cpu", "--quiet", "--no-report", "--out", str(other),
                  "--optimizer", "random", "--search", "angles", "mix", "layers"]) == 0
-    before = (evil_run / files.PLOTS[2]).read_bytes()
+    before = (evil_run / files.PLOTS[0]).read_bytes()
     assert report_main([str(evil_run), "--compare", str(other), "-q"]) == 0
-    assert (evil_run / files.PLOTS[2]).read_bytes() != before  # the other run's front is drawn
+    assert (evil_run / files.PLOTS[0]).read_bytes() != before  # the other run's front is drawn
     with pytest.raises(SystemExit) as exc:
         report_main([str(evil_run), "--compare", str(tmp_path / "nothing")])
     assert exc.value.code == 2 and "--compare" in capsys.readouterr().err
+
+
+def test_plots_are_public_figures_with_titles_integer_counts_and_a_staircase_front(evil_run):
+    """Optuna's way: each plot function takes a run and returns a matplotlib figure; every panel has a
+    title, counts have whole ticks, and the front is drawn as the staircase the hypervolume measures."""
+    import numpy as np
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from evostyle.report import plot_convergence, plot_front, plot_parameters, plot_slices
+    from evostyle.rundir.result import SearchResult
+    res = SearchResult.from_dir(evil_run)
+    for plot in (plot_front, plot_convergence, plot_parameters, plot_slices):
+        fig = plot(res)
+        assert isinstance(fig, Figure), plot
+        panels = [ax for ax in fig.axes if ax.has_data() and ax.get_label() != "<colorbar>"]
+        assert panels and all(ax.get_title() for ax in panels), plot
+    fig = plot_convergence(evil_run)
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks  # generations, evaluations
+    front = res.front
+    assert isinstance(front, pd.DataFrame) and len(front) == len(res.summary["front"]) >= 1
+    assert {"generation", "candidate", "fitness", "param_angle_1", *res.objective_columns} <= set(front.columns)
+    line = next(ln for ln in plot_front(res).axes[0].get_lines() if ln.get_label() == "front")
+    x, y = line.get_xdata(), line.get_ydata()
+    assert line.get_drawstyle() == "steps-post" and np.all(np.diff(x) >= 0) and np.all(np.diff(y) >= 0)
+    q, d = res.objective_columns
+    assert sorted(x[:-1]) == sorted(front[q]) and set(y) == set(front[d])

@@ -29,10 +29,15 @@ window.addEventListener("load", () => {
   const broken = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt);
   const small = imgs.filter(i => i.closest("figure") && Math.max(i.width, i.height) < 256).map(i => i.alt);
   const root = document.documentElement;
+  const first = document.querySelector(".pair img"), verdict = document.querySelector(".verdict");
+  const sortColumn = [...document.querySelectorAll("th")].find(t => t.textContent === "fitness");
   const out = document.createElement("pre");
   out.id = "check";
   out.textContent = JSON.stringify({images: imgs.length, broken, small, errors,
-                                    overflow: root.scrollWidth - root.clientWidth});
+                                    overflow: root.scrollWidth - root.clientWidth,
+                                    firstImageTop: first ? first.getBoundingClientRect().top : null,
+                                    verdictTop: verdict ? verdict.getBoundingClientRect().top : null,
+                                    sortColumnRight: sortColumn ? sortColumn.getBoundingClientRect().right : null});
   document.body.appendChild(out);
 });
 </script></body>"""
@@ -66,6 +71,10 @@ def test_report_loads_in_chromium_every_image_shows_and_nothing_overflows(report
     assert got["overflow"] <= 0, f"the page is {got['overflow']} px wider than a {width} px window"
     if width == 1280:  # 32 px outputs are drawn at least 256 px on the long side
         assert got["small"] == []
+    # the first screen (900 px tall): the verdict, then the best outputs beside the baseline's; the
+    # candidates table's sort column in view without scrolling sideways
+    assert got["verdictTop"] is not None and got["verdictTop"] < got["firstImageTop"] < 300, got
+    assert got["sortColumnRight"] is not None and got["sortColumnRight"] <= width, got
 
 
 def test_the_probe_would_see_a_broken_image(report, tmp_path):

@@ -330,7 +330,7 @@ def test_run_search_returns_a_typed_result_and_a_callback_can_stop_it(tmp_path):
     assert len(res.candidates()) == 15 and res.fitness == res["best"]["fitness"] == res.candidates().fitness.min()
     assert json.loads((tmp_path / "run" / "state.json").read_text())["status"] == "finished"
     again = SearchResult.from_dir(tmp_path / "run")
-    assert again.best == res.best and again.front == res.front
+    assert again.best == res.best and again.front.equals(res.front)
     text = repr(res).splitlines()  # printed as scipy's OptimizeResult: message, value, parameters, counts
     assert [line.split(":")[0].strip() for line in text] == ["message", "success", "fun", "x", "nit", "nfev",
                                                              "front", "path"]

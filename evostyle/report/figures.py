@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # annotations only
 DPI = 100
 LABEL_PT = 9.0
 """Label size in points: 12.5 px at :data:`DPI`, legible at the committed size."""
+MIN_CELL = 192
+"""The smallest tile a grid draws, in px on its long side: a 32-128 px output is scaled up (nearest
+neighbour) to at least this, so that a committed grid is legible as it is, without zooming."""
 
 
 def _array(img: torch.Tensor) -> np.ndarray:
@@ -44,8 +47,10 @@ def save_grid(
 ) -> Path:
     """Save ``images`` (a sequence of (3, H, W)) as a grid of ``ncol`` columns, each tile ``cell`` px on
     its long side with its label above it (wrapped to the tile's width) and optional ``row_labels``
-    on the left; PNG or JPEG by suffix, written atomically (temporary file + rename)."""
+    on the left; PNG or JPEG by suffix, written atomically (temporary file + rename). ``cell`` below
+    :data:`MIN_CELL` is raised to it."""
     images = list(images)
+    cell = max(int(cell), MIN_CELL)
     if not images:
         raise EvostyleError("save_grid needs at least one image")
     nrow = math.ceil(len(images) / ncol)

@@ -17,10 +17,10 @@ import pandas as pd
 from evostyle.errors import EvostyleError
 from evostyle.io.atomic import atomic_write_text, read_json
 from evostyle.io.images import data_uri
-from evostyle.report.plots import make_plots
+from evostyle.report.plots import RunView, make_plots
 from evostyle.rundir import files
-from evostyle.rundir.reader import load_run
-from evostyle.rundir.record import objective_columns, parameter_units, plan_of, run_settings, searched_parameters
+from evostyle.rundir.files import label, metric_of, word
+from evostyle.rundir.record import plan_of, run_settings
 from evostyle.rundir.result import SearchResult
 
 if TYPE_CHECKING:  # annotations only
@@ -84,7 +84,8 @@ th{background:#f3f3f3;text-align:left}.wide{max-width:100%;overflow-x:auto}
 figure{display:inline-block;margin:4px;text-align:center;vertical-align:top}
 figure img{display:block;max-width:100%;height:auto}figcaption{font-size:11px;max-width:280px;margin:auto}
 .plots img{max-width:100%;height:auto}.warn{color:#a40}code{background:#f5f5f5;padding:1px 3px;word-break:break-all}
-.cand{border-top:1px solid #ddd;padding:6px 0}"""
+.cand{border-top:1px solid #ddd;padding:6px 0}.verdict{font-size:17px;margin:.4em 0 .6em}
+.pair h3{margin:.3em 0;font-size:14px}"""
 
 
 def _executor_line(summary: dict) -> str:
@@ -112,40 +113,34 @@ def _parameters_html(space: list[dict], best: pd.Series) -> str:
 
 
 def _candidate_html(run: Path, row: pd.Series, k: int, searched: Sequence[str], title: str,
-                    columns: Sequence[str]) -> str:
+                    columns: Sequence[str], shown: set) -> str:
     """One candidate: where it was evaluated, its scores and searched parameters, and its outputs
-    (images/, when the run saved them)."""
+    (images/, when the run saved them), unless they are already on the page (``shown``: the
+    (generation, candidate) pairs drawn so far, updated)."""
     g, c = int(row["generation"]), int(row["candidate"])
-    scores = ", ".join(f"{name} {row[name]:.4g}" for name in columns if name in row)
+    scores = ", ".join(f"{word(name)} {row[name]:.4g}" for name in columns if name in row)
     params = ", ".join(f"{n}={row[f'param_{n}']:.4g}" for n in searched)
-    figs = [_img(run / files.candidate_image(g, c, j), f"output {j}") for j in range(k)
-            if (run / files.candidate_image(g, c, j)).is_file()]
-    if not figs:
-        figs = ["<p><i>outputs not saved (save_images keeps each generation's best and the front)</i></p>"]
+    if (g, c) in shown:
+        figs = ["<p><i>its outputs are shown above</i></p>"]
+    else:
+        figs = [_img(run / files.candidate_image(g, c, j), f"output {j}") for j in range(k)
+                if (run / files.candidate_image(g, c, j)).is_file()]
+        figs = figs or ["<p><i>outputs not saved (save_images keeps each generation's best and the front)</i></p>"]
+        shown.add((g, c))
     return (f'<div class="cand"><p><b>{html.escape(title)}</b>: generation {g}, candidate {c}; '
             f"{html.escape(scores)}<br>{html.escape(params)}</p>{''.join(figs)}</div>")
 
 
-def _front_html(run: Path, summary: dict, columns: tuple[str, str], k: int) -> str:
-    """The Pareto front of everything evaluated (summary.json ``front``), each member with its outputs."""
-    front = summary.get("front")
-    if not front:
-        return ""
-    q, d = columns
-    members = []
-    for m in sorted(front, key=lambda m: m.get(q, 0.0)):
-        figs = [_img(run / p, f"output {j}") for j, p in enumerate(m.get("images", [])) if (run / p).is_file()]
-        params = ", ".join(f"{n}={v:.4g}" for n, v in m.get("params", {}).items())
-        members.append(f'<div class="cand"><p><b>generation {m["generation"]}, candidate {m["candidate"]}</b>: '
-                       f"{html.escape(q)} {m.get(q, float('nan')):.4g}, {html.escape(d)} {m.get(d, float('nan')):.4f}; "
-                       f"{html.escape(params)}</p>{''.join(figs)}</div>")
-    hv = summary.get("hypervolume")
-    ref = summary.get("hypervolume_reference")
-    head = (f"<h2>Pareto front ({len(front)} candidates)</h2><p>Non-dominated among all evaluated candidates for "
-            f"(lower {html.escape(q)}, higher {html.escape(d)}); hypervolume {hv:.4g} against the reference "
-            f"{html.escape(q)} {ref[0]:.4g}, {html.escape(d)} {0.0 - ref[1]:.4g}.</p>" if hv is not None and ref else
-            f"<h2>Pareto front ({len(front)} candidates)</h2>")
-    return head + "".join(members)
+def _front_text(v: RunView) -> str:
+    """One sentence on the front: its size, what it is non-dominated for, and its hypervolume."""
+    q, d = v.columns
+    front, hv, ref = v.summary.get("front") or [], v.summary.get("hypervolume"), v.reference
+    text = (f"{len(front)} candidate(s) are non-dominated among all {len(v.candidates)} evaluated for lower "
+            f"{word(q)} and higher {word(d)}")
+    if hv is not None and ref is not None:
+        text += (f"; hypervolume {hv:.4g} against the reference {word(q)} {ref[0]:.4g}, "
+                 f"{word(d)} {0.0 - ref[1]:.4g}")
+    return f"<p>{html.escape(text)}. The staircase is the boundary the hypervolume measures.</p>"
 
 
 def _wall_time(summary: dict, gens: pd.DataFrame) -> str:
@@ -158,31 +153,44 @@ def _wall_time(summary: dict, gens: pd.DataFrame) -> str:
                                              if loop else "")
 
 
-def _worth_html(run: Path, best: pd.Series, base: dict, columns: tuple[str, str], best_imgs: list[str],
-                floor: dict) -> str:
-    """The report's first answer, "was the search worth it": the best candidate's outputs beside its
-    same-target baseline's (the same candidate, every output with angle_0's target), with both
-    fitnesses, qualities and diversities (``columns``: the run's objectives), and the best's noise
-    floor (``floor``: summary.json's ``noise_floor``, empty for older runs)."""
+def verdict(best: dict, baseline: dict, columns: tuple[str, str], floor: dict) -> str:
+    """Whether the search was worth it, in one line: the best candidate's fitness against its
+    same-target baseline's (the same candidate with every output given angle_0's target, so the
+    difference is what the outputs' different targets bought), with both diversities and the best's
+    noise floor (``floor``: {metric: level}; diversity at the floor is what another seed gives anyway)."""
     nan = float("nan")
     q, d = columns
-    line = lambda what, row: (f"{what}: fitness <b>{row.get('fitness', nan):.4g}</b>, {html.escape(q)} "
-                              f"{row.get(q, nan):.4g}, {html.escape(d)} <b>{row.get(d, nan):.4f}</b>")
-    out = [f"<h2>Was the search worth it?</h2><p>{line('Best candidate', best.to_dict())}<br>"]
-    if floor.get("floor"):
-        levels = ", ".join(f"{html.escape(m)} {v:.4f}" for m, v in floor["floor"].items())
-        out.append(f"Noise floor: {levels} (how far the best candidate's outputs move when only its seed changes, "
-                   f"re-run with seeds {', '.join(map(str, floor.get('seeds', [])))}; diversity at the floor is "
-                   "what a re-run gives anyway)<br>")
-    if base:
-        out.append(line("Same-target baseline (all outputs with angle_0's target)", base) + "</p>")
-    else:
-        out.append("(no same-target baseline: the run did not finish)</p>")
-    out.append(f"<h3>Best candidate</h3><div>{''.join(best_imgs)}</div>")
-    base_imgs = [_img(p, f"baseline output {k}") for k, p in enumerate(SearchResult(run, {}).baseline_images())]
-    if base_imgs:
-        out.append(f"<h3>Its same-target baseline</h3><div>{''.join(base_imgs)}</div>")
-    return "".join(out)
+    if not baseline:
+        return (f"No verdict yet: the run has not finished, so there is no same-target baseline to compare the "
+                f"best candidate (fitness {best.get('fitness', nan):.4g}) with.")
+    fb, fs = best.get("fitness", nan), baseline.get("fitness", nan)
+    scores = (f"fitness {fb:.4g} vs {fs:.4g}, {word(d)} {best.get(d, nan):.4f} vs {baseline.get(d, nan):.4f}, "
+              f"{word(q)} {best.get(q, nan):.4g} vs {baseline.get(q, nan):.4g}")
+    level = floor.get(metric_of(d))
+    above = ("" if level is None else f"; its {word(d)} is {'above' if best.get(d, nan) > level else 'at or below'} "
+             f"the noise floor {level:.4f}")
+    if fb < fs:
+        return f"Worth it: the best candidate beats its same-target baseline ({scores}){above}."
+    return (f"Not worth it here: the same-target baseline scores at least as well as the best candidate ({scores})"
+            f"{above}; different targets for the outputs bought nothing at this budget.")
+
+
+def _pair_html(v: RunView, best: pd.Series) -> str:
+    """The best candidate's outputs and its same-target baseline's, one row each."""
+    res = SearchResult(v.path, {})
+    rows = []
+    for title, paths in (("Best candidate", res.best_images()), ("Its same-target baseline (every output with "
+                                                                  "angle_0's target)", res.baseline_images())):
+        if paths:
+            figs = [_img(p, f"output {k}" + (f" (angle {best[f'param_angle_{k}']:.0f} deg)" if title.startswith(
+                "Best") and f"param_angle_{k}" in best else "")) for k, p in enumerate(paths)]
+            rows.append(f"<h3>{html.escape(title)}</h3><div>{''.join(figs)}</div>")
+    return f'<div class="pair">{"".join(rows)}</div>'
+
+
+def _plot_html(v: RunView, name: str, title: str, text: str = "") -> str:
+    return (f"<h2>{html.escape(title)}</h2>{text}"
+            f'<div class="plots"><img src="{data_uri(v.path / name)}" alt="{html.escape(title)}"></div>')
 
 
 def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None = None,
@@ -190,25 +198,20 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
     """Build plots, ``summary.md`` and ``report.html`` for ``run_dir``; returns the HTML path.
     ``status`` overrides what state.json says (the report CLI passes the effective status);
     ``compare`` names other runs (another optimiser, random search) whose best fitness, hypervolume
-    and front are drawn on this run's plots."""
+    and front are drawn on this run's plots.
+
+    The page answers in the order a reader asks: the verdict in one line with the best outputs
+    beside the same-target baseline's; the front; convergence; the parameters and their slices; the
+    candidates; the inputs and how the run was made."""
     run = Path(run_dir)
-    cands, gens = load_run(run)
-    others = {}
-    for other in compare:
-        label = Path(other).name if Path(other).name not in others else str(other)
-        others[label] = load_run(other)
+    v = RunView.of(run)
+    cands, gens, rec, summary = v.candidates, v.generations, v.record, v.summary
     if cands.empty:
         raise EvostyleError(f"{run} has no evaluated candidates yet; nothing to report")
-    rec = cands.attrs.get("config") or read_json(run / files.CONFIG, "run config")  # load_run read it
     cfg, plan = run_settings(rec), plan_of(rec)
-    summary = read_json(run / files.SUMMARY, "run summary") if (run / files.SUMMARY).exists() else {}
     state = read_json(run / files.STATE, "run state") if (run / files.STATE).exists() else {}
-    searched = searched_parameters(rec)
-    columns = objective_columns(rec)
-    base = summary.get("baseline_same_target", {})
-    floor = summary.get("noise_floor", {})
-    make_plots(run, cands, gens, searched, columns, (plan.get("hypervolume") or {}).get("reference"),
-               parameter_units(rec), base, others, floor.get("floor"))
+    searched, columns = v.searched, v.columns
+    make_plots(v, compare)
 
     weights = rec.get("weights", {})
     env = rec.get("environment", {})
@@ -218,6 +221,7 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
             ("strategy", plan.get("strategy") or cfg.get("strategy") or "-"), ("population x generations",
                                                 f"{cfg.get('population')} x {int(gens.generation.max()) + 1}"),
             ("outputs per candidate", cfg.get("outputs")), ("searched", ", ".join(searched)),
+            ("objectives", f"{label(columns[0])}; {label(columns[1])}"),
             ("rotation mode", cfg.get("rotation_mode")), ("measure", cfg.get("measure")),
             ("size / steps", f"{cfg.get('size')} px / {cfg.get('steps')} steps"),
             ("weights used", f"{weights.get('used')} {str(weights.get('backbone', 'vgg19')).upper()} (spec "
@@ -226,65 +230,62 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
             ("torch", env.get("torch")),
             ("seed", rec.get("seed")), ("evaluations", len(cands)), ("failed candidates", n_failed),
             ("wall time", _wall_time(summary, gens))]
-    info_html = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in info)
+    info_html = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(val))}</td></tr>" for k, val in info)
 
     best = cands.loc[cands.fitness.idxmin()] if np.isfinite(cands.fitness).any() else cands.iloc[0]
     k = int(cfg.get("outputs", 1))
-    imgs = [_img(run / files.CONTENT, f"content: {Path(str(cfg.get('content'))).name}")]
+    inputs = [_img(run / files.CONTENT, f"content: {Path(str(cfg.get('content'))).name}")]
     for i, s in enumerate(cfg.get("style", [])):
         if (run / files.style_image(i)).exists():
-            imgs.append(_img(run / files.style_image(i), f"style {i}: {Path(str(s)).name}"))
-    best_imgs = []
-    for j in range(k):
-        p = run / files.best_output(j)
-        if p.exists():
-            angle = best.get(f"param_angle_{j}", float("nan"))
-            best_imgs.append(_img(p, f"best output {j} (angle {angle:.0f} deg)"))
+            inputs.append(_img(run / files.style_image(i), f"style {i}: {Path(str(s)).name}"))
     score_cols = [c for c in ("fitness", "fidelity", "loss_score", "diversity_pixel", "diversity_feature")
                   if c in cands]
+    shown = {(int(best.generation), int(best.candidate))}  # its outputs open the page
     ranked = cands[np.isfinite(cands.fitness)].sort_values("fitness", kind="stable")
-    top_html = "".join(_candidate_html(run, r, k, searched, f"#{i + 1}", score_cols)
+    top_html = "".join(_candidate_html(run, r, k, searched, f"#{i + 1}", score_cols, shown)
                        for i, (_, r) in enumerate(ranked.head(min(top, 5)).iterrows()))
     gen_best = ranked.groupby("generation", sort=True).head(1).sort_values("generation").tail(4)
-    others = "".join(_candidate_html(run, r, k, searched, f"best of generation {int(r.generation)}", score_cols)
-                     for _, r in gen_best.iterrows())
+    last_html = "".join(_candidate_html(run, r, k, searched, f"best of generation {int(r.generation)}",
+                                        score_cols, shown) for _, r in gen_best.iterrows())
+    front = SearchResult(run, summary).front.sort_values(columns[0], kind="stable") if summary.get("front") \
+        else pd.DataFrame()
+    front_html = "".join(_candidate_html(run, r, k, searched, "front member", [*columns, "fitness"], shown)
+                         for _, r in front.iterrows())
 
-    cols = ["generation", "candidate"] + [f"param_{n}" for n in searched] + score_cols[1:] + ["fitness"]
+    # the sort column (fitness) and the objectives first, so that they are in view on a laptop's screen
+    cols = ["generation", "candidate", *score_cols] + [f"param_{n}" for n in searched]
     top_df = cands.sort_values("fitness", kind="stable").head(top)[cols]
-    worth_html = _worth_html(run, best, base, columns, best_imgs, floor)
     warn = ""
     if weights.get("used") == "random":
         warn = (f'<p class="warn">Made with a seeded random-init {str(weights.get("backbone", "vgg19")).upper()} '
                 "(ImageNet weights were not used): colours and fine texture transfer, larger structures less so.</p>")
     failed_html = f'<p class="warn">{n_failed} candidate(s) failed (NaN/inf loss) and got fitness +inf.</p>' \
         if n_failed else ""
-    plots = "".join(f'<img src="{data_uri(run / p)}" alt="{p}">' for p in files.PLOTS)
-    front_html = _front_html(run, summary, columns, k)
+    line = verdict(best.to_dict(), v.baseline, columns, v.floor)
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>evostyle run {html.escape(run.name)}</title>
 <style>{CSS}</style></head><body>
 <h1>evostyle run <code>{html.escape(run.name)}</code></h1>{warn}{failed_html}
-{worth_html}
-<h2>Summary</h2><div class="wide"><table>{info_html}</table></div>
+<p class="verdict">{html.escape(line)}</p>
+{_pair_html(v, best)}
+{_plot_html(v, "plot_pareto.png", "The front", _front_text(v))}
+{_plot_html(v, "plot_convergence.png", "Convergence")}
 <h2>Parameters</h2>{_parameters_html(rec.get("space", []), best)}
-<h2>Inputs</h2><div>{''.join(imgs)}</div>
-<h2>Top candidates, with their outputs</h2>{top_html}
-<h2>Best of the last generations</h2>{others}
-<h2>Plots</h2><div class="plots">{plots}</div>{front_html}
+<div class="plots"><img src="{data_uri(run / "plot_params.png")}" alt="parameters by generation"></div>
+{_plot_html(v, "plot_slices.png", "Slices: each objective against each parameter")}
 <h2>Top {len(top_df)} candidates</h2>{_table(top_df)}
+<h2>Top candidates, with their outputs</h2>{top_html}
+<h2>Best of the last generations</h2>{last_html}
+{f"<h2>Front members ({len(front)})</h2>{front_html}" if len(front) else ""}
+<h2>Inputs</h2><div>{''.join(inputs)}</div>
+<h2>The run</h2><div class="wide"><table>{info_html}</table></div>
 <p>Data: <code>candidates.csv</code> (one row per candidate), <code>generations.csv</code>,
-<code>config.json</code>. In Python: <code>evostyle.load_run("{html.escape(str(run))}")</code>.</p>
+<code>config.json</code>. In Python: <code>evostyle.load_run("{html.escape(str(run))}")</code>;
+the plots as figures: <code>evostyle.report.plot_front("{html.escape(str(run))}")</code>.</p>
 </body></html>
 """
     atomic_write_text(run / files.REPORT, page)
-    md = [f"# evostyle run {run.name}", ""] + [f"- {k}: {v}" for k, v in info] + [
+    md = [f"# evostyle run {run.name}", "", line, ""] + [f"- {key}: {val}" for key, val in info] + [
         "", f"Best fitness {best.fitness:.5g} at generation {int(best.generation)}, candidate "
         f"{int(best.candidate)}: " + ", ".join(f"{n}={best[f'param_{n}']:.4g}" for n in searched)]
-    if base:
-        div = columns[1]
-        metric = div.removeprefix("diversity_")
-        md.append(f"\n{metric.capitalize()} diversity {best[div]:.4f} vs same-target baseline "
-                  f"{base.get(div, float('nan')):.4f}"
-                  + (f"; noise floor {floor['floor'][metric]:.4f} (the same candidate, other seeds)."
-                     if metric in floor.get("floor", {}) else "."))
     atomic_write_text(run / files.SUMMARY_MD, "\n".join(md) + "\n")
     return run / files.REPORT

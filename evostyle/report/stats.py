@@ -2,7 +2,7 @@
 do): hypervolume normalised over the union of every method's points, medians and interquartile
 ranges over seeds, and paired Wilcoxon signed-rank tests with Holm's correction.
 
-Objectives are minimised, two of them: (quality, -diversity) as a run's front and hypervolume use.
+Objectives are minimised, two of them: (fidelity, -diversity) as a run's front and hypervolume use.
 """
 
 from __future__ import annotations

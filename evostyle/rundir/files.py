@@ -41,7 +41,8 @@ CONTENT = "content.png"
 IMAGES = "images"
 BEST = "best"
 BEST_JSON = f"{BEST}/best.json"
-PLOTS = ("plot_convergence.png", "plot_params.png", "plot_pareto.png")
+PLOTS = ("plot_pareto.png", "plot_convergence.png", "plot_params.png", "plot_slices.png")
+"""The report's plots, in the order the report shows them: front, convergence, parameters, slices."""
 
 FIDELITY_COLUMNS = ("steps", "steps_run")
 """candidates.csv's extra columns in a multi-fidelity search: the transfer steps a row's outputs had in
@@ -101,6 +102,36 @@ the rows per forward pass it ran with."""
 SCORE_COLUMNS = ("loss_score", "fidelity", "fidelity_style", "fidelity_content", "diversity_pixel",
                  "diversity_feature")
 """The per-candidate scores summary.json gives for the best candidate and its same-target baseline."""
+
+WORDS = {
+    "fitness": ("fitness", "lower is better"),
+    "fidelity": ("fidelity", "lower is better: how far the outputs are from the content and the painting"),
+    "loss_score": ("own-target loss", "lower is better: each output against its own rotated target"),
+    "diversity_pixel": ("pixel diversity", "higher is more diverse"),
+    "diversity_feature": ("feature diversity", "higher is more diverse"),
+}
+"""The one vocabulary of the scores: {column: (the words for it, its direction)}. Help, report, summary
+and README say these words; the CSV keeps its column names. ``fidelity`` is a distance, so lower is
+better; the searched quantity besides diversity is the fidelity (or, with ``fitness_loss =
+own_target``, the own-target loss)."""
+
+
+def word(column: str) -> str:
+    """The words for a score column (``diversity_feature`` -> "feature diversity"); a column without an
+    entry is its own name."""
+    return WORDS.get(column, (column, ""))[0]
+
+
+def label(column: str) -> str:
+    """A score column's words with its direction, for an axis or a table head: "fidelity (lower is
+    better)"."""
+    words, direction = WORDS.get(column, (column, ""))
+    return f"{words} ({direction.split(':')[0]})" if direction else words
+
+
+def metric_of(column: str) -> str:
+    """The diversity metric a ``diversity_<metric>`` column holds (the key of a noise floor)."""
+    return column.removeprefix("diversity_")
 
 STATUSES = {
     "running": "a process is working on it",

@@ -47,7 +47,7 @@ def plan_of(record: dict) -> dict[str, Any]:
 
 
 def objective_columns(record: dict) -> tuple[str, str]:
-    """The run's (quality, diversity) columns: its hypervolume's objectives (runs older than the
+    """The run's (fidelity, diversity) columns: its hypervolume's objectives (runs older than the
     hypervolume: loss_score and diversity_pixel)."""
     objs = (plan_of(record).get("hypervolume") or {}).get("objectives")
     return (objs[0], objs[1].lstrip("-")) if objs else ("loss_score", "diversity_pixel")

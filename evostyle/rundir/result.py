@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evostyle.rundir.files import PLOTS, SUMMARY, baseline_output, best_output
+from evostyle.rundir.files import PLOTS, SUMMARY, baseline_output, best_output, metric_of, word
 
 if TYPE_CHECKING:  # annotations only
     import os
@@ -82,22 +82,36 @@ class SearchResult:
         return dict(self.summary.get("noise_floor", {}))
 
     @cached_property
-    def diversity_column(self) -> str:
-        """The diversity the run's objectives use (``diversity_feature`` or ``diversity_pixel``), as its
-        config.json records it; ``diversity_pixel`` for runs older than the record or without one."""
+    def objective_columns(self) -> tuple[str, str]:
+        """The run's (fidelity, diversity) columns as its config.json records them: ``fidelity`` (or
+        ``loss_score`` with ``fitness_loss = own_target``) and ``diversity_feature`` or
+        ``diversity_pixel``; (``loss_score``, ``diversity_pixel``) for runs older than the record."""
         from evostyle.errors import EvostyleError
         from evostyle.io.atomic import read_json
         from evostyle.rundir.files import CONFIG
         from evostyle.rundir.record import objective_columns
         try:
-            return objective_columns(read_json(self.path / CONFIG, "run record"))[1]
+            return objective_columns(read_json(self.path / CONFIG, "run record"))
         except EvostyleError:
-            return "diversity_pixel"
+            return ("loss_score", "diversity_pixel")
 
     @property
-    def front(self) -> list[dict]:
-        """The non-dominated candidates among all evaluated, with parameters, objectives and images."""
-        return list(self.summary.get("front", []))
+    def diversity_column(self) -> str:
+        """The diversity the run's objectives use (its second :attr:`objective_columns`)."""
+        return self.objective_columns[1]
+
+    @property
+    def front(self) -> pd.DataFrame:
+        """The non-dominated candidates among all evaluated, one row each as candidates.csv names its
+        columns: ``generation``, ``candidate``, ``param_<name>`` (every parameter), the objective
+        columns and ``fitness``, and ``images`` (the member's output files, relative to the run).
+        Sorted as summary.json keeps it; empty (with those first two columns) for a run without one."""
+        import pandas as pd
+        rows = [{"generation": m["generation"], "candidate": m["candidate"],
+                 **{f"param_{k}": v for k, v in m.get("params", {}).items()},
+                 **{k: v for k, v in m.items() if k not in ("generation", "candidate", "params")}}
+                for m in self.summary.get("front", [])]
+        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["generation", "candidate"])
 
     @property
     def hypervolume(self) -> float:
@@ -116,13 +130,12 @@ class SearchResult:
         with every output given angle_0's target: what the search's diversity is worth), and the
         front."""
         nan = float("nan")
-        div = self.diversity_column
-        metric = div.removeprefix("diversity_")
+        q, d = self.objective_columns
 
-        def scores(d: dict) -> str:
-            return (f"fitness {d.get('fitness', nan):.5g} (fidelity {d.get('fidelity', nan):.4g}, {metric} diversity "
-                    f"{d.get(div, nan):.4f})")
-        floor = self.noise_floor.get("floor", {}).get(metric)
+        def scores(row: dict) -> str:
+            return (f"fitness {row.get('fitness', nan):.5g} ({word(q)} {row.get(q, nan):.4g}, {word(d)} "
+                    f"{row.get(d, nan):.4f})")
+        floor = self.noise_floor.get("floor", {}).get(metric_of(d))
         floor = "" if floor is None else f", noise floor {floor:.4f}"
         return (f"best {scores(self.best)}{floor} vs same-target baseline {scores(self.baseline)}; front of "
                 f"{len(self.front)}, hypervolume {self.hypervolume:.4g}")
@@ -132,10 +145,10 @@ class SearchResult:
         (and the front, the path)."""
         nan = float("nan")
         b, opt = self.best, self.summary.get("optimizer", {})
-        div = self.diversity_column
+        q, d = self.objective_columns
         rows = [("message", opt.get("message", "")), ("success", opt.get("success", "")),
-                ("fun", f"{b.get('fitness', nan):.6g} (fitness: fidelity {b.get('fidelity', nan):.4g}, "
-                        f"{div.removeprefix('diversity_')} diversity {b.get(div, nan):.4g})"),
+                ("fun", f"{b.get('fitness', nan):.6g} (fitness: {word(q)} {b.get(q, nan):.4g}, "
+                        f"{word(d)} {b.get(d, nan):.4g})"),
                 ("x", ", ".join(f"{k}={b['params'][k]:.4g}" for k in b.get("searched", []))),
                 ("nit", opt.get("nit", "")), ("nfev", opt.get("nfev_points", opt.get("nfev", ""))),
                 ("front", f"{len(self.front)} candidates, hypervolume {self.hypervolume:.4g}"),
@@ -176,7 +189,7 @@ class SearchResult:
         imgs = "".join(f'<img src="{data_uri(p)}" style="height:160px;margin:2px" alt="{p.name}">'
                        for p in self.best_images())
         plots = "".join(f'<img src="{data_uri(p)}" style="max-width:48%;margin:2px" alt="{p.name}">'
-                        for p in (self.path / PLOTS[0], self.path / PLOTS[2]) if p.is_file())
+                        for p in (self.path / PLOTS[0], self.path / PLOTS[1]) if p.is_file())
         return (f"<div><b>evostyle run</b> <code>{html.escape(str(self.path))}</code>: "
                 f"{html.escape(self.headline())}<br>{html.escape(searched)}<br>{imgs}<br>{plots}</div>")
 

@@ -87,7 +87,7 @@ class RunDir:
         return plan_of(self.record())
 
     def reference(self) -> list[float]:
-        """The hypervolume's reference point (quality, -diversity) the run was made with."""
+        """The hypervolume's reference point (fidelity, -diversity) the run was made with."""
         ref = (self.plan().get("hypervolume") or {}).get("reference")
         if not isinstance(ref, list):
             raise EvostyleError(f"{self.path / files.CONFIG} has no hypervolume reference; start a new run")

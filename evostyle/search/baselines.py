@@ -69,7 +69,7 @@ class OptunaSampling:
     """One of Optuna's samplers over the unit cube by ask-and-tell (each coordinate an ``x<j>``
     FloatDistribution(0, 1)), as a variation: each call first tells the trials it asked last time the
     values the search gave them (the archive's last rows; the first call enqueues and tells the shared
-    initial population), then asks P new ones. Values are minimised, (quality, -diversity) for
+    initial population), then asks P new ones. Values are minimised, (fidelity, -diversity) for
     ``pareto``; a candidate whose values are not finite is told as a failed trial."""
 
     label = "Optuna sampling"

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # annotations only
 @dataclass
 class Evaluation:
     """Scores of P candidates. ``terms`` maps CSV column names (``loss_*``, ``fidelity*``,
-    ``diversity_*``) to (P,); ``objectives`` (P, 2) are the Pareto objectives (quality, -diversity)."""
+    ``diversity_*``) to (P,); ``objectives`` (P, 2) are the Pareto objectives (fidelity, -diversity)."""
 
     values: dict[str, torch.Tensor]
     terms: dict[str, torch.Tensor]
@@ -274,10 +274,10 @@ class Evaluator:
             self._extra_models[layer] = self.engine.model.with_layers((layer,)).to(self.engine.device)
         return features_at(self._extra_models[layer], images.flatten(0, 1), layer)
 
-    def reference_quality(self) -> float:
-        """The quality (``fidelity``, lower is better) of the unstylised content image itself: the
+    def reference_fidelity(self) -> float:
+        """The fidelity (``fidelity``, lower is better) of the unstylised content image itself: the
         worst over each pure style's unrotated target and the space's default mix. The hypervolume's
-        reference point (quality, diversity 0) says "no better than the photo, with no diversity"."""
+        reference point (fidelity, diversity 0) says "no better than the photo, with no diversity"."""
         n = self.n_styles
         defaults = {name: torch.tensor([float(p.value if p.value is not None else (p.low + p.high) / 2)],
                                        dtype=torch.float64) for name, p in self.space.by_name.items()}

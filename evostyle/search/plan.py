@@ -42,9 +42,9 @@ class Plan:
     image_size: tuple[int, int]
     """The outputs' (height, width) in px."""
     objectives: tuple[str, str]
-    """The hypervolume's objectives: (quality column, "-" + diversity column), both minimised."""
+    """The hypervolume's objectives: (fidelity column, "-" + diversity column), both minimised."""
     reference: tuple[float, float]
-    """The hypervolume's reference point in the objectives' terms: (quality, -diversity)."""
+    """The hypervolume's reference point in the objectives' terms: (fidelity, -diversity)."""
     reference_how: str
     backbone: str
     preprocessing: str
@@ -89,22 +89,23 @@ def compile_choice(cfg: SearchConfig, device: torch.device, hw: tuple[int, int])
 
 def make_plan(cfg: SearchConfig, engine: StyleEngine, evaluator: Evaluator) -> Plan:
     """Resolve ``cfg`` against its loaded engine (device, image size, network) and evaluator (the
-    reference point's quality is the unstylised content image's, scored once here)."""
+    reference point's fidelity is the unstylised content image's, scored once here)."""
     from evostyle.search.optimizers import OPTIMIZERS
     from evostyle.transfer.compiling import resolve_compile_mode
     hw = tuple(int(v) for v in engine.content.shape[-2:])
     used, why = compile_choice(cfg, engine.device, hw)
     sc = evaluator.score
     if cfg.scoring.reference_point is None:
-        reference = (evaluator.reference_quality(), 0.0)
-        how = "the unstylised content image's quality (the worst over the pure styles and the default mix), diversity 0"
+        reference = (evaluator.reference_fidelity(), 0.0)
+        how = ("the unstylised content image's fidelity (the worst over the pure styles and the default mix), "
+               "diversity 0")
     else:
-        quality, diversity = cfg.scoring.reference_point
-        reference, how = (float(quality), -float(diversity)), "reference_point in the config"
+        fidelity, diversity = cfg.scoring.reference_point
+        reference, how = (float(fidelity), -float(diversity)), "reference_point in the config"
     info = engine.weights_info
     return Plan(optimizer=cfg.de.optimizer, init=cfg.de.init, strategy=OPTIMIZERS.get(cfg.de.optimizer)(cfg).strategy(),
                 compile=used, compile_why=why,
                 compile_mode=resolve_compile_mode(cfg.transfer.compile_mode, engine.device) if used else None,
-                image_size=hw, objectives=(sc.quality_column, f"-{sc.diversity_column}"), reference=reference,
+                image_size=hw, objectives=(sc.fidelity_column, f"-{sc.diversity_column}"), reference=reference,
                 reference_how=how, backbone=str(info.get("backbone", engine.cfg.network)),
                 preprocessing=str(info.get("preprocessing", "")), lr=float(engine.cfg.resolved_lr))

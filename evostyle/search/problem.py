@@ -29,11 +29,11 @@ class SearchProblem:
     """What an optimiser minimises: the evaluator, with every generation written to the run directory.
 
     Called with a (P, D) unit-cube population it returns the values of ``objective`` (a name in
-    :data:`~evostyle.search.scoring.OBJECTIVES`): (P,) fitness for ``scalar``, (P, 2) (quality,
+    :data:`~evostyle.search.scoring.OBJECTIVES`): (P,) fitness for ``scalar``, (P, 2) (fidelity,
     -diversity) for ``pareto``. It keeps the best row and the front of everything evaluated, and
     replays the generations a resumed run already logged (``cached`` rows) instead of evaluating them.
     After each generation, ``generations.csv`` gets the hypervolume of the front of all candidates
-    evaluated so far against ``reference`` (quality, -diversity), whichever the objective, so
+    evaluated so far against ``reference`` (fidelity, -diversity), whichever the objective, so
     searches of either kind compare at equal budgets. ``hooks`` hear each phase and generation.
 
     A multi-fidelity optimiser (``full_steps``, the config's transfer steps) calls it with ``steps``
@@ -72,7 +72,7 @@ class SearchProblem:
         self.best_fitness, self.best_row = math.inf, None
         self.rows: list[dict] = []  # every candidate row, in order
         self.scored: list[int] = []  # the rows that count (at full fidelity), indices into rows
-        self.points = torch.zeros(0, 2, dtype=torch.float64)  # their objectives (quality, -diversity)
+        self.points = torch.zeros(0, 2, dtype=torch.float64)  # their objectives (fidelity, -diversity)
         for g in sorted(self.cached):
             self._track(sorted(self.cached[g], key=lambda r: int(r["candidate"])))
         self.nfev = sum(len(v) for v in self.cached.values())

@@ -345,5 +345,5 @@ def _front_member(row: dict, space, ev) -> dict:
     sc = ev.score
     return {"generation": g, "candidate": c,
             "params": {n: float(row[f"param_{n}"]) for n in space.names if space.get(n).searched},
-            sc.quality_column: float(row[sc.quality_column]), sc.diversity_column: float(row[sc.diversity_column]),
+            sc.fidelity_column: float(row[sc.fidelity_column]), sc.diversity_column: float(row[sc.diversity_column]),
             "fitness": float(row["fitness"]), "images": [files.candidate_image(g, c, k) for k in range(ev.k)]}

@@ -13,11 +13,11 @@ Shapes: a population of P candidates with K outputs each gives images (P, K, 3, 
 * ``diversity_pixel``: mean over output pairs of mean |a - b| on [0, 1] (DFP, CVPR 2020).
 * ``diversity_feature``: mean over pairs of ||phi(a) - phi(b)|| / sqrt((||phi(a)||^2 + ||phi(b)||^2) / 2)
   for VGG features phi at one layer (0 = identical, sqrt(2) for orthogonal features).
-* ``fitness`` (the scalar objective) = quality - diversity_weight * diversity_<metric>
-  (+ penalty * max(0, quality - loss_cap)), quality being ``fidelity`` (default) or ``loss_score``
+* ``fitness`` (the scalar objective) = fidelity - diversity_weight * diversity_<metric>
+  (+ penalty * max(0, fidelity - loss_cap)), fidelity being ``fidelity`` (default) or ``loss_score``
   (``fitness_loss = "own_target"``, the rule before fidelity existed); lower is better; a candidate
   with any failed output gets +inf.
-* the Pareto objectives: (quality, -diversity_<metric>), both minimised (:func:`objectives`).
+* the Pareto objectives: (fidelity, -diversity_<metric>), both minimised (:func:`objectives`).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ if TYPE_CHECKING:  # annotations only
     from evostyle.network.device import Precision
 
 FITNESS_LOSSES = ("fidelity", "own_target")
-"""What the objectives take as a candidate's quality: the ``fidelity`` column or ``loss_score``."""
-QUALITY_COLUMN = {"fidelity": "fidelity", "own_target": "loss_score"}
+"""What the objectives take as a candidate's fidelity: the ``fidelity`` column or ``loss_score``."""
+FIDELITY_COLUMN = {"fidelity": "fidelity", "own_target": "loss_score"}
 
 
 @dataclass
@@ -55,9 +55,9 @@ class ScoreConfig:
     fitness_loss: str = "fidelity"
 
     @property
-    def quality_column(self) -> str:
-        """The terms column the objectives take as quality (lower is better)."""
-        return QUALITY_COLUMN[self.fitness_loss]
+    def fidelity_column(self) -> str:
+        """The terms column the objectives take as fidelity (lower is better)."""
+        return FIDELITY_COLUMN[self.fitness_loss]
 
     @property
     def diversity_column(self) -> str:
@@ -226,7 +226,7 @@ def score_loss(final: dict[str, torch.Tensor], style_layers: Sequence[str], cont
 def fitness(terms: dict[str, torch.Tensor], failed: torch.Tensor, cfg: ScoreConfig) -> torch.Tensor:
     """(P,) scalar fitness from per-candidate ``terms`` (columns as in the module doc), lower is better;
     +inf where ``failed`` or not finite."""
-    q = terms[cfg.quality_column]
+    q = terms[cfg.fidelity_column]
     f = q - cfg.diversity_weight * terms[cfg.diversity_column]
     if cfg.loss_cap is not None:
         f = f + cfg.cap_penalty * (q - cfg.loss_cap).clamp_min(0)
@@ -234,9 +234,9 @@ def fitness(terms: dict[str, torch.Tensor], failed: torch.Tensor, cfg: ScoreConf
 
 
 def objectives(terms: dict[str, torch.Tensor], failed: torch.Tensor, cfg: ScoreConfig) -> torch.Tensor:
-    """(P, 2) Pareto objectives (quality, -diversity), both minimised; +inf rows where ``failed`` or
+    """(P, 2) Pareto objectives (fidelity, -diversity), both minimised; +inf rows where ``failed`` or
     not finite (dominated by every finite point)."""
-    obj = torch.stack([terms[cfg.quality_column].double(), -terms[cfg.diversity_column].double()], 1)
+    obj = torch.stack([terms[cfg.fidelity_column].double(), -terms[cfg.diversity_column].double()], 1)
     bad = failed | ~torch.isfinite(obj).all(1)
     return torch.where(bad[:, None], torch.full_like(obj, math.inf), obj)
 
@@ -253,14 +253,14 @@ class Objective:
 
 
 class ScalarObjective(Objective):
-    """:func:`fitness`: quality - diversity_weight * diversity (+ the cap penalty)."""
+    """:func:`fitness`: fidelity - diversity_weight * diversity (+ the cap penalty)."""
 
     def values(self, terms: dict[str, torch.Tensor], failed: torch.Tensor, cfg: ScoreConfig) -> torch.Tensor:
         return fitness(terms, failed, cfg)
 
 
 class ParetoObjective(Objective):
-    """:func:`objectives`: (quality, -diversity), both minimised."""
+    """:func:`objectives`: (fidelity, -diversity), both minimised."""
 
     multi = True
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from evostyle.errors import unknown
-from evostyle.search.scoring import ScoreConfig
+from evostyle.search.scoring import DIVERSITY_METRICS, ScoreConfig
 from evostyle.seeding import SEED_MAX
 from evostyle.style.rotations import DEFAULT_ROTATION_MODE
 from evostyle.transfer.config import TransferConfig
@@ -99,8 +99,9 @@ class DESection:
                                   "random, sobol (quasi-random), tpe and nsga2 (Optuna's; pip install "
                                   "'evostyle[optuna]')")
     objective: str = setting("scalar", choices="objective",
-                             help="scalar: minimise fitness = quality - lambda * diversity; pareto: the front of "
-                                  "(quality, diversity) (GDE3 with torch-de)")
+                             help="scalar: minimise fitness = fidelity - lambda * diversity; pareto: the front of "
+                                  "(fidelity, diversity) (GDE3 with torch-de); fidelity is a distance, lower is "
+                                  "better")
     strategy: str = setting("auto", help="DE strategy (best1bin, rand1exp, ...); auto: best1bin, rand1bin for a "
                                          "multi-objective search")
     population: int = setting(6, low=5, high=10**6, aliases=("popsize",),
@@ -192,16 +193,18 @@ class ScoringSection:
     """Fidelity, diversity and the objectives built from them."""
 
     diversity_metric: str = setting(ScoreConfig.diversity_metric, choices="diversity metric",
-                                    help="diversity the objectives use (feature: VGG relu4_2, which leftover start "
-                                         "noise inflates less than the pixel distance)")
-    diversity_weight: float = setting(1.0, nonnegative=True, help="lambda in fitness = quality - lambda * diversity")
-    loss_cap: float | None = setting(None, positive=True, help="penalise candidates whose quality exceeds this")
+                                    help="diversity the objectives use (feature: VGG "
+                                         f"{DIVERSITY_METRICS.get('feature').layer}, which leftover start noise "
+                                         "inflates less than the pixel distance)")
+    diversity_weight: float = setting(1.0, nonnegative=True, help="lambda in fitness = fidelity - lambda * diversity")
+    loss_cap: float | None = setting(None, positive=True, help="penalise candidates whose fidelity exceeds this")
     fitness_loss: str = setting("fidelity", choices="fitness loss",
-                                help="the objectives' quality: fidelity (the outputs vs the unrotated painting and "
-                                     "the content) or own_target (vs each output's own rotated target)")
+                                help="what the objectives take as fidelity: fidelity (the outputs vs the unrotated "
+                                     "painting and the content) or own_target (the own-target loss, loss_score: vs "
+                                     "each output's own rotated target)")
     reference_point: list[float] | None = setting(
-        None, metavar=("QUALITY", "DIVERSITY"),
-        help="hypervolume reference (default: the unstylised content image's quality, diversity 0)")
+        None, metavar=("FIDELITY", "DIVERSITY"),
+        help="hypervolume reference (default: the unstylised content image's fidelity, diversity 0)")
 
 
 SECTIONS = {"run": RunSection, "de": DESection, "space": SpaceSection, "transfer": TransferSection,

@@ -88,7 +88,7 @@ def coerce(name: str, value: Any, given: str | None = None) -> Any:
     if name == "reference_point":
         if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value):
             return [float(v) for v in value]
-        raise EvostyleError(f"{where} must be [quality, diversity], got {value!r}")
+        raise EvostyleError(f"{where} must be [fidelity, diversity], got {value!r}")
     if typing.get_origin(hint) is dict:
         if not isinstance(value, dict):
             raise EvostyleError(f"{where} must be a table, got {value!r}")

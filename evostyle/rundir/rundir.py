@@ -20,7 +20,7 @@ from evostyle.rundir import files
 from evostyle.rundir.layout import config_hash, prepare_new, read_marker, remove_layout, write_marker
 from evostyle.rundir.lock import RunLock
 from evostyle.rundir.log import RunLog
-from evostyle.rundir.record import created_config, extended, plan_of
+from evostyle.rundir.record import accepted_inputs, changed_inputs, created_config, extended, input_words, plan_of
 
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Iterator, Mapping, Sequence
@@ -170,6 +170,36 @@ class RunDir:
             atomic_write_json(self.path / files.CONFIG, self._record)
             logger.info("extending %s from maxiter %d to %d (%d generation(s) done)", self.path, old, maxiter, done)
         return cached
+
+    def check_inputs(self, paths: Mapping[str, str], accept: bool = False) -> None:
+        """Before a resume or an extension scores anything: each input file (``paths``: {role: path},
+        as :func:`~evostyle.rundir.record.fingerprints` takes them) must be the one the run started
+        with, or later rows would be scored on another image than content.png and the earlier rows
+        show. A changed one is refused in one line naming it, unless ``accept``, which records the
+        change in config.json (``input_changes``) and goes on. A run that recorded no fingerprints
+        (written before evostyle kept them) is not checked."""
+        rec = self.record()
+        recorded = rec.get("inputs")
+        if not isinstance(recorded, dict) or not recorded:
+            logger.debug("%s records no fingerprints of its inputs (an older run); they are not checked", self.path)
+            return
+        changed = changed_inputs(recorded, paths)
+        if not changed:
+            return
+        role, path, old, new = changed[0]
+        more = f" (and {len(changed) - 1} other input(s))" if len(changed) > 1 else ""
+        if not accept:
+            raise EvostyleError(f"the {input_words(role)} {path}{more} changed since the run in {self.path} started "
+                                f"(SHA-256 {old[:12]} in {files.CONFIG}, now {new[:12]}); restore it, or resume with "
+                                "--accept-changed-inputs (Python: accept_changed_inputs=True) to score the later "
+                                "generations on the new file")
+        done = int(self.state()["generations_done"])
+        self._record = accepted_inputs(rec, changed, done)
+        atomic_write_json(self.path / files.CONFIG, self._record)
+        for role, path, old, new in changed:
+            logger.warning("the %s %s changed (SHA-256 %s -> %s); accepted: generations from %d on use the new "
+                           "file (recorded under input_changes in %s)", input_words(role), path, old[:12], new[:12],
+                           done, files.CONFIG)
 
     # -- writing --------------------------------------------------------------------------------------
     def write_generation(self, rows: list[dict], gen_row: dict, images: Mapping[str, torch.Tensor],

@@ -4,6 +4,7 @@ Each is refused in one line naming the file (and row) at fault and the way on, o
 intact rows kept; nothing is scored silently on other inputs or other rows."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,166 @@ def test_accept_changed_inputs_without_resume_is_refused(tmp_path, capsys, input
     line = _one_line(capsys, _args(inputs, "--maxiter", "0", "--out", str(tmp_path / "run"),
                                    "--accept-changed-inputs"))
     assert "--resume only" in line and not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------ class 2: run state that lies or is another run's
+
+def _frame(run: Path):
+    import pandas as pd
+    return pd.read_csv(run / "candidates.csv").drop(columns=["gen_seconds_per_candidate"])
+
+
+@pytest.fixture(scope="module")
+def sample_inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inputs")
+    return {"content": _image(d / "content.png", 1), "style_0": _image(d / "a.png", 2),
+            "style_1": _image(d / "b.png", 3)}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, sample_inputs):
+    """The uninterrupted run (4 generations) every recovered run must equal."""
+    run = tmp_path_factory.mktemp("ref") / "run"
+    assert main(_args(sample_inputs, "--maxiter", "3", "--out", str(run))) == 0
+    return run
+
+
+def _interrupted_once(tmp_path_factory, sample_inputs, name: str, *extra: str) -> Path:
+    """A run of 4 generations interrupted (as by a Ctrl-C) after 3 of them, made once per module."""
+    from evostyle.search.problem import SearchProblem
+    real, run = SearchProblem._evaluate, tmp_path_factory.mktemp(name) / "run"
+
+    def stop(self, g, unit, *fidelity):
+        if g == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return real(self, g, unit, *fidelity)
+    SearchProblem._evaluate = stop
+    try:
+        assert main([*_args(sample_inputs, "--maxiter", "3", "--out", str(run)), *extra]) == 130
+    finally:
+        SearchProblem._evaluate = real
+    return run
+
+
+@pytest.fixture(scope="module")
+def part_once(tmp_path_factory, sample_inputs):
+    return _interrupted_once(tmp_path_factory, sample_inputs, "part")
+
+
+@pytest.fixture
+def part(tmp_path, part_once):
+    """A copy of a run of the reference's settings interrupted after 3 of its 4 generations."""
+    shutil.copytree(part_once, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def _state(run: Path) -> dict:
+    return json.loads((run / "state.json").read_text())
+
+
+def _edit_state(run: Path, **changes) -> None:
+    (run / "state.json").write_text(json.dumps({**_state(run), **changes}))
+
+
+def test_a_state_edited_to_finished_early_is_resumed_not_believed(tmp_path, capsys, sample_inputs, interrupt_at,
+                                                                  reference):
+    from evostyle.cli.report import main as report_main
+    run = _interrupted_run(sample_inputs, tmp_path / "run", interrupt_at, capsys, generation=1, maxiter="3")
+    _edit_state(run, status="finished")
+    with pytest.raises(SystemExit) as exc:  # the report: one line saying what is wrong and to resume
+        report_main([str(run)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1
+    assert "state.json says the run finished" in err[0] and "summary.json is missing" in err[0]
+    assert f"--resume {run}" in err[0]
+    assert main(["--resume", str(run), "--quiet", "--no-report"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("says the run finished") == 1 and "resuming it" in err
+    assert _state(run)["status"] == "finished" and _state(run)["generations_done"] == 4
+    assert _frame(run).equals(_frame(reference))
+
+
+@pytest.mark.parametrize("value", [-1, True, "3", 2.5], ids=["-1", "true", "a string", "a fraction"])
+def test_a_generation_count_no_run_writes_is_refused_naming_it(part, capsys, value):
+    _edit_state(part, generations_done=value)
+    before = _snapshot(part)
+    line = _one_line(capsys, ["--resume", str(part), "--quiet"])
+    assert "state.json is corrupt: generations_done is " + json.dumps(value) in line and "0 or more" in line
+    assert _snapshot(part) == before  # no logged row discarded
+
+
+def test_a_count_larger_than_the_rows_vouched_for_is_refused(part, capsys):
+    _edit_state(part, generations_done=4)
+    line = _one_line(capsys, ["--resume", str(part), "--quiet"])
+    assert "state.json counts 4 generation(s) but vouches for the rows of 3" in line
+
+
+@pytest.fixture(scope="module")
+def other(tmp_path_factory, sample_inputs):
+    """A run with other settings and the same seed, interrupted at the same point."""
+    return _interrupted_once(tmp_path_factory, sample_inputs, "other", "--steps", "3")
+
+
+def test_the_rows_of_another_run_copied_in_are_refused(part, other, capsys):
+    for name in ("candidates.csv", "generations.csv"):
+        shutil.copy(other / name, part / name)
+    before = _snapshot(part)
+    line = _one_line(capsys, ["--resume", str(part), "--quiet"])
+    assert "candidates.csv lines 2-6 (generation 0) are not the rows this run wrote" in line
+    assert "another run's" in line
+    assert _snapshot(part) == before
+    shutil.copy(other / "state.json", part / "state.json")  # its state too: the run id gives it away
+    line = _one_line(capsys, ["--resume", str(part), "--quiet"])
+    assert "state.json belongs to another run" in line
+
+
+def test_a_spreadsheet_re_save_or_one_edited_value_is_named_as_a_change(part, capsys):
+    import pandas as pd
+    path = part / "candidates.csv"
+    original = path.read_bytes()
+    pd.read_csv(path).to_csv(path, index=False, lineterminator="\r\n")  # what a spreadsheet's "save" does
+    line = _one_line(capsys, ["--resume", str(part), "--quiet"])
+    assert "candidates.csv" in line and "changed after the run wrote it" in line
+    assert "settings or library versions" not in line
+    lines = original.decode().split("\n")
+    lines[8] = lines[8].replace("0.", "0.9", 1)  # one value of generation 1, third row
+    path.write_text("\n".join(lines))
+    line = _one_line(capsys, ["--resume", str(part), "--quiet"])
+    assert "candidates.csv lines 7-11 (generation 1)" in line
+
+
+@pytest.mark.parametrize("cut", ["generations.csv mid-row", "candidates.csv mid-row", "candidates.csv at a line end",
+                                 "generations.csv to its header"])
+def test_a_log_cut_short_keeps_its_whole_rows_and_resumes(part, capsys, reference, cut):
+    name, how = cut.split(" ", 1)
+    path = part / name
+    text = path.read_text()
+    lines = text.split("\n")
+    if how == "mid-row":  # half of generation 2's (last) row of generations.csv, or candidate row 2 of 5
+        at = 3 if name == "generations.csv" else 12
+        path.write_text("\n".join(lines[:at]) + "\n" + lines[at][: len(lines[at]) // 2])
+    elif how == "at a line end":  # generation 2's last two candidate rows gone
+        path.write_text("\n".join(lines[:-3]) + "\n")
+    else:
+        path.write_text(lines[0] + "\n")
+    assert main(["--resume", str(part), "--quiet", "--no-report"]) == 0
+    err = capsys.readouterr().err
+    assert str(path) in err and "whole generation(s) before it are kept" in err and "start a new run" not in err
+    if how == "mid-row":
+        assert "cut short at line" in err
+    assert _frame(part).equals(_frame(reference))
+
+
+def test_a_run_finished_after_a_signal_no_longer_records_it(part):
+    assert _state(part)["signal"] == "SIGINT"
+    assert main(["--resume", str(part), "--quiet", "--no-report"]) == 0
+    state = _state(part)
+    assert state["status"] == "finished" and "signal" not in state and "error" not in state
+
+
+def test_a_state_written_before_the_rows_were_vouched_for_still_resumes(part, reference):
+    state = _state(part)
+    del state["rows"], state["run_id"]  # as evostyle wrote it before this check
+    (part / "state.json").write_text(json.dumps(state))
+    assert main(["--resume", str(part), "--quiet", "--no-report"]) == 0
+    assert _frame(part).equals(_frame(reference))

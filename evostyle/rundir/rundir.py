@@ -50,6 +50,7 @@ class RunDir:
         """The marker (.evostyle-run), once :meth:`open` or :meth:`create` read or wrote it."""
         self.log: RunLog | None = None
         """The CSV logs, once :meth:`create` or :meth:`reopen` made or opened them."""
+        self._warned = False
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -99,6 +100,16 @@ class RunDir:
             self._state = RunLog.check_state(self.path)
         return self._state
 
+    def finished(self) -> bool:
+        """Whether the run is finished: its state says so and summary.json, written just before, is
+        there. A ``finished`` without it (an edited or copied state) is said in a warning and read as
+        unfinished, so that a resume completes the run instead of leaving it stuck."""
+        lie = RunLog.unfinished(self.path, self.state())
+        if lie and not self._warned:
+            self._warned = True  # asked before the lock is taken and again under it: said once
+            logger.warning("%s; resuming it from its logged generations", lie)
+        return self.state().get("status") == "finished" and lie is None
+
     def status(self) -> str:
         """The status as a person should read it (``running`` with no live holder of the lock reads
         as interrupted)."""
@@ -138,7 +149,7 @@ class RunDir:
         self.marker = write_marker(self.path, record["config"])
         atomic_write_json(self.path / files.CONFIG, record)
         self._record = record
-        self.log = RunLog(self.path, columns).create()
+        self.log = RunLog(self.path, columns, run_id=self.marker["run_id"]).create()
         self._state = self.log.state
         self.write_images(inputs)
 
@@ -160,7 +171,7 @@ class RunDir:
         rec = self.record()
         self.config()
         self.reference()
-        self.log = RunLog(self.path, columns)
+        self.log = RunLog(self.path, columns, run_id=(self.marker or {}).get("run_id"))
         cached, _ = self.log.resume()
         self._state = self.log.state
         old = int(rec["config"]["de"]["maxiter"])

@@ -272,7 +272,7 @@ def _nothing_to_do(cfg: SearchConfig, rd: RunDir, quiet: bool) -> bool:
     """Check ``cfg`` against the run (:func:`_check_resume_config`); True if it is finished and not
     being extended."""
     extends = _check_resume_config(cfg, rd)
-    if rd.state().get("status") == "finished" and not extends:
+    if not extends and rd.finished():
         if not quiet:
             logger.info("%s is already finished; nothing to resume (give a larger maxiter to extend it)", rd.path)
         return True

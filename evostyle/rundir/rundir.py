@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from evostyle.errors import EvostyleError
 from evostyle.io.atomic import atomic_path, atomic_write_json, read_json
 from evostyle.rundir import files
-from evostyle.rundir.layout import config_hash, prepare_new, read_marker, remove_layout, write_marker
+from evostyle.rundir.layout import config_hash, prepare_new, read_marker, remove_debris, remove_layout, write_marker
 from evostyle.rundir.lock import RunLock
 from evostyle.rundir.log import RunLog
 from evostyle.rundir.record import accepted_inputs, changed_inputs, created_config, extended, input_words, plan_of
@@ -131,6 +131,7 @@ class RunDir:
         """Hold the run's lock for ``what`` (search, resume, report); what was read before it is taken
         (the marker, the record, the state) is read again under it."""
         with RunLock(self.path, what) as lock:
+            remove_debris(self.path)  # a killed writer's temporary files: no one else writes here now
             self._record = self._state = None
             if self.marker is not None:
                 self.marker = read_marker(self.path)

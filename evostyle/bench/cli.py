@@ -37,7 +37,7 @@ from evostyle.io.atomic import atomic_write_json, atomic_write_text
 from evostyle.network.conv_relu import fusion_enabled
 from evostyle.network.device import PRECISIONS, device_info, resolve_device
 from evostyle.report.html import markdown_table
-from evostyle.rundir.layout import ensure_dir
+from evostyle.rundir.layout import BENCH, check_ownership, ensure_dir
 from evostyle.rundir.record import environment
 from evostyle.transfer.compiling import resolve_compile_mode
 from evostyle.transfer.config import COMPILE_MODES
@@ -163,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             return e["size"], e["steps"], e["popsize"], e["maxiter"], e["outputs"], str(dev), w, e["compile"]
         if args.e2e:
             race_configs(*race_args(args.weights), mode)  # a bad race setting fails now, not after the whole grid
-        if args.out:
-            ensure_dir(Path(args.out))
+        if args.out:  # a folder of its own: a benchmark's earlier one, or empty (never the user's bench.md)
+            check_ownership(ensure_dir(Path(args.out)), BENCH)
         weights = _check_weights(args.weights)
         e2e_args = race_args(weights)
         info = device_info(dev)

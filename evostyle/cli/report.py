@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(-1 if args.quiet else 0)
     with cli_errors(args.debug, "evostyle.report"):
         from evostyle.rundir import RunDir, files
+        from evostyle.rundir.layout import REPORT_FILES, RUN, check_ownership
         rd = RunDir(args.run_dir)
         for other in args.compare:  # checked before anything is written
             if not (Path(other) / files.CANDIDATES).is_file():
@@ -30,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         if not (run / files.CONFIG).is_file():
             raise EvostyleError(f"{run} is not a run directory (no {files.CONFIG})")
         status = rd.status() if (run / files.STATE).exists() else None  # before taking the lock
-        if (run / files.MARKER).exists():
+        if check_ownership(run, RUN, REPORT_FILES):
             with rd.lock("report"):
                 print(write_report(run, status=status, compare=args.compare))
-        else:  # a run from before the marker existed: report on it without writing a lock into it
+        else:  # a run from before the marker existed: no lock written into it, and no file replaced
             print(write_report(run, status=status, compare=args.compare))
     return 0

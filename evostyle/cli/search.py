@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--resume", metavar="DIR", help="continue the run in DIR from its last finished generation; with --maxiter N, "
                                       "extend a finished or interrupted run to N generations after the first")
     a("--overwrite", action="store_true", help="replace an existing evostyle run in --out (other files stay)")
+    a("--accept-changed-inputs", action="store_true", help="with --resume: go on although the content, a style "
+                                                           "or the weights file changed since the run started "
+                                                           "(recorded in config.json)")
     a("--no-report", action="store_true", help="skip report.html at the end")
     a("-q", "--quiet", action="store_true", help="no progress bars or phase messages, only warnings and errors")
     a("-v", "--verbose", action="store_true", help="debug detail too")
@@ -136,8 +139,12 @@ def main(argv: list[str] | None = None) -> int:
                 raise EvostyleError("--resume continues a run in its own directory; drop --out")
             out = Path(args.resume)
             changed = {name: getattr(args, name) for name in RESUME_MAY_CHANGE}  # extend it, or run it elsewhere
-            run = lambda: resume_search(out, quiet=args.quiet, report=not args.no_report, **changed)
+            run = lambda: resume_search(out, quiet=args.quiet, report=not args.no_report,
+                                        accept_changed_inputs=args.accept_changed_inputs, **changed)
         else:
+            if args.accept_changed_inputs:
+                raise EvostyleError("--accept-changed-inputs applies to --resume only (a new run reads its inputs "
+                                    "afresh); drop it")
             cfg, out = config_from_args(args), (Path(args.out) if args.out else default_run_dir())
             run = lambda: run_search(cfg, out, overwrite=args.overwrite, quiet=args.quiet, report=not args.no_report)
         try:

@@ -16,6 +16,7 @@ import contextlib
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,11 +29,27 @@ if TYPE_CHECKING:  # annotations only
 NONFINITE = "_nonfinite"
 
 
+def temporary(path: Path) -> Path:
+    """The temporary file beside ``path`` that :func:`atomic_path` writes: hidden, named after the
+    target and this process, and keeping the suffix (PIL and matplotlib choose the format by it)."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+
+
+_TEMPORARY = re.compile(r"\.(?P<target>.+)\.tmp\d+(?P<suffix>\.[^.]*)?")
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one :func:`temporary` makes: what a process killed in mid-write leaves,
+    which evostyle recognises as its own (to clean up, and never to report as a user's file)."""
+    m = _TEMPORARY.fullmatch(name)
+    return m is not None and (m["suffix"] or "") == Path(m["target"]).suffix
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    tmp = temporary(path)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from evostyle.errors import EvostyleError, flag
+from evostyle.io.atomic import is_temporary
 from evostyle.rundir.files import CONFIG, LAYOUT, LOCK, MARKER, PROBE, STATE
 
 
@@ -70,6 +71,56 @@ class Layout(NamedTuple):
 
 RUN = Layout(MARKER, LAYOUT, "an evostyle run", resume=True)
 TRANSFER = Layout("losses.json", ("losses.json", "output_*.png", "grid.jpg"), "an evostyle transfer's outputs")
+BENCH = Layout("bench.json", ("bench.json", "bench.md"), "an evostyle benchmark")
+REPORT_FILES = ("report.html", "summary.md", "plot_*.png", "report_*.png")
+"""What ``python -m evostyle.report`` writes into a run directory (a subset of the run's layout)."""
+
+
+def ours(name: str) -> bool:
+    """Whether a file in an output folder is evostyle's own whatever the folder: the lock, the
+    writability probe, or a temporary file of the atomic writer that a killed process left behind."""
+    return name == LOCK or name.startswith(PROBE) or is_temporary(name)
+
+
+def remove_debris(path: Path) -> list[Path]:
+    """Remove the temporary files a killed writer left in ``path`` (at any depth), which no process is
+    writing: called with the folder's lock held. Returns what was removed."""
+    gone = []
+    for p in Path(path).rglob(".*"):
+        if p.is_file() and is_temporary(p.name):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                gone.append(p)
+    return gone
+
+
+def check_ownership(path: Path, layout: Layout = RUN, writes: tuple[str, ...] | None = None) -> bool:
+    """The one ownership rule every command that writes obeys: a folder evostyle did not make is never
+    written into unless empty, and nothing of the user's is replaced. Returns whether ``path`` holds
+    ``layout``'s marker (then the layout's files are evostyle's to replace).
+
+    Without the marker, ``writes`` None (a new run, transfer or benchmark) asks the folder to hold
+    nothing but evostyle's own debris (:func:`ours`); ``writes`` (glob patterns: a report added to a run
+    made before the marker existed) asks that none of those files exist, as evostyle cannot tell
+    them from the user's. Either is refused in one line naming the files."""
+    path = Path(path)
+    if (path / layout.marker).exists():
+        return True
+    if writes is None:
+        found = sorted(p.name for p in path.iterdir() if not ours(p.name)) if path.is_dir() else []
+        if found:
+            shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+            raise EvostyleError(f"output directory {path} is not empty and does not hold {layout.what} ({shown}); "
+                                f"choose an empty or new {flag('out')}")
+        return False
+    found = sorted({p.name for pattern in writes for p in path.glob(pattern) if p.is_file()})
+    if found:
+        raise EvostyleError(f"{path} has no {layout.marker}, so evostyle cannot tell that its {', '.join(found[:4])}"
+                            f"{f' (and {len(found) - 4} more)' if len(found) > 4 else ''} "
+                            f"{'is' if len(found) == 1 else 'are'} its own and will not replace "
+                            f"{'it' if len(found) == 1 else 'them'}; move {'it' if len(found) == 1 else 'them'} "
+                            "away and run it again")
+    return False
 
 
 def layout_files(path: Path, layout: Layout = RUN) -> list[Path]:
@@ -79,9 +130,11 @@ def layout_files(path: Path, layout: Layout = RUN) -> list[Path]:
 
 
 def remove_layout(path: Path, layout: Layout = RUN, best_effort: bool = False) -> None:
-    """Delete the files of ``layout`` in ``path`` and the layout's folders they leave empty; nothing
-    else. ``best_effort``: a file that cannot be removed is left (cleaning up after a failure)."""
+    """Delete the files of ``layout`` in ``path``, the temporary files a killed writer left, and the
+    layout's folders they leave empty; nothing else. ``best_effort``: a file that cannot be removed is
+    left (cleaning up after a failure)."""
     path = Path(path)
+    remove_debris(path)
     for f in layout_files(path, layout):
         try:
             f.unlink()
@@ -97,8 +150,9 @@ def others(path: Path, layout: Layout = RUN) -> list[str]:
     """Relative names of the files in ``path`` (at any depth) that are neither the layout's nor the
     lock: the user's own files, which evostyle never deletes."""
     path = Path(path)
-    ours = set(layout_files(path, layout)) | {path / LOCK}
-    return [str(p.relative_to(path)) for p in sorted(path.rglob("*")) if p.is_file() and p not in ours]
+    layouts = set(layout_files(path, layout))
+    return [str(p.relative_to(path)) for p in sorted(path.rglob("*"))
+            if p.is_file() and p not in layouts and not ours(p.name)]
 
 
 def prepare_new(path: Path, overwrite: bool, layout: Layout = RUN) -> list[str]:
@@ -120,12 +174,14 @@ def prepare_new(path: Path, overwrite: bool, layout: Layout = RUN) -> list[str]:
         kept = others(path, layout)
         remove_layout(path, layout)
         return kept
-    foreign = sorted(p.name for p in path.iterdir() if p.name != LOCK and not p.name.startswith(PROBE))
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        why = f" ({flag('overwrite', True)} only replaces {layout.what})" if overwrite else ""
-        raise EvostyleError(f"output directory {path} is not empty and does not hold {layout.what} ({shown}){why}; "
-                            f"choose an empty or new {flag('out')}")
+    try:
+        check_ownership(path, layout)
+    except EvostyleError as exc:
+        if overwrite:
+            why = f" ({flag('overwrite', True)} only replaces {layout.what}); choose"
+            raise EvostyleError(str(exc).replace("; choose", why)) from None
+        raise
+    remove_debris(path)  # a killed writer's temporary files, ours
     return []
 
 

@@ -9,21 +9,74 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evostyle.rundir.files import FORMAT
 
 if TYPE_CHECKING:  # annotations only
+    from collections.abc import Mapping
+
     import torch
 
 
 def new_record(config: dict, plan: dict, space: list[dict], weights: dict, environment: dict, seed: int,
-               columns: list[str]) -> dict:
+               columns: list[str], inputs: dict | None = None) -> dict:
     """The record of a new run: the config as nested sections, the resolved plan, the parameter space
     (:meth:`~evostyle.search.space.Space.describe`), the weights' identity, the environment, the
-    seed and the candidate columns."""
+    seed, the candidate columns and the fingerprints of its input files (:func:`fingerprints`)."""
     return {"format": FORMAT, "config": config, "plan": plan, "space": space, "weights": weights,
-            "environment": environment, "seed": seed, "columns": list(columns)}
+            "environment": environment, "seed": seed, "columns": list(columns), "inputs": dict(inputs or {})}
+
+
+def fingerprints(paths: Mapping[str, str], known: Mapping[str, str] | None = None) -> dict[str, dict]:
+    """{role: {"path", "sha256"}} of the files a run reads (``paths``: {role: path}, roles as
+    :func:`input_words` names them). A resume compares them (:func:`changed_inputs`): the config names
+    a file by its path, and a file replaced at the same path would otherwise be used without a word.
+    ``known``: {role: SHA-256} already computed (the weights file's, hashed when it was loaded), so
+    no file is read twice."""
+    from evostyle.network.state import file_sha256
+    known = known or {}
+    return {role: {"path": str(path), "sha256": known.get(role) or file_sha256(path)} for role, path in paths.items()}
+
+
+def changed_inputs(recorded: Mapping[str, dict], paths: Mapping[str, str]) -> list[tuple[str, str, str, str]]:
+    """(role, path, recorded SHA-256, SHA-256 now) of each input whose file differs from the one the run
+    recorded. A file that is gone is left to the loader, whose error says so; a role the record lacks
+    (a run older than the fingerprints) is not checked."""
+    from evostyle.network.state import file_sha256
+    changed = []
+    for role, path in paths.items():
+        old = recorded.get(role, {}).get("sha256") if isinstance(recorded.get(role), dict) else None
+        if old is None or not Path(path).is_file():
+            continue
+        now = file_sha256(path)
+        if now != old:
+            changed.append((role, str(path), old, now))
+    return changed
+
+
+def input_words(role: str) -> str:
+    """A fingerprint's role in words: ``content`` -> "content image", ``style_1`` -> "style image 1",
+    ``weights`` -> "weights file"."""
+    if role.startswith("style_"):
+        return f"style image {role[len('style_'):]}"
+    return {"content": "content image", "weights": "weights file"}.get(role, role)
+
+
+def accepted_inputs(record: dict, changed: list[tuple[str, str, str, str]], generations_done: int) -> dict:
+    """The record after a resume accepted ``changed`` inputs deliberately: the new fingerprints replace
+    the old ones, and ``input_changes`` keeps the old, the new and the generations scored before, so
+    that the record never hides that later rows used other files."""
+    from evostyle import __version__
+    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    inputs = dict(record.get("inputs") or {})
+    log = list(record.get("input_changes") or [])
+    for role, path, old, new in changed:
+        inputs[role] = {"path": path, "sha256": new}
+        log.append({"input": role, "path": path, "sha256_from": old, "sha256_to": new,
+                    "generations_done": int(generations_done), "evostyle": __version__, "date": date})
+    return {**record, "inputs": inputs, "input_changes": log}
 
 
 def plan_of(record: dict) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 from evostyle.errors import EvostyleError, flag
 from evostyle.io.atomic import atomic_path, atomic_write_json, read_json
 from evostyle.rundir import files
-from evostyle.rundir.layout import config_hash, prepare_new, read_marker, remove_layout, write_marker
+from evostyle.rundir.layout import config_hash, prepare_new, read_marker, remove_debris, remove_layout, write_marker
 from evostyle.rundir.lock import RunLock
 from evostyle.rundir.log import RunLog
-from evostyle.rundir.record import created_config, extended, plan_of
+from evostyle.rundir.record import accepted_inputs, changed_inputs, created_config, extended, input_words, plan_of
 
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Iterator, Mapping, Sequence
@@ -50,6 +50,7 @@ class RunDir:
         """The marker (.evostyle-run), once :meth:`open` or :meth:`create` read or wrote it."""
         self.log: RunLog | None = None
         """The CSV logs, once :meth:`create` or :meth:`reopen` made or opened them."""
+        self._warned = False
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -99,6 +100,16 @@ class RunDir:
             self._state = RunLog.check_state(self.path)
         return self._state
 
+    def finished(self) -> bool:
+        """Whether the run is finished: its state says so and summary.json, written just before, is
+        there. A ``finished`` without it (an edited or copied state) is said in a warning and read as
+        unfinished, so that a resume completes the run instead of leaving it stuck."""
+        lie = RunLog.unfinished(self.path, self.state())
+        if lie and not self._warned:
+            self._warned = True  # asked before the lock is taken and again under it: said once
+            logger.warning("%s; resuming it from its logged generations", lie)
+        return self.state().get("status") == "finished" and lie is None
+
     def status(self) -> str:
         """The status as a person should read it (``running`` with no live holder of the lock reads
         as interrupted)."""
@@ -120,6 +131,7 @@ class RunDir:
         """Hold the run's lock for ``what`` (search, resume, report); what was read before it is taken
         (the marker, the record, the state) is read again under it."""
         with RunLock(self.path, what) as lock:
+            remove_debris(self.path)  # a killed writer's temporary files: no one else writes here now
             self._record = self._state = None
             if self.marker is not None:
                 self.marker = read_marker(self.path)
@@ -138,7 +150,7 @@ class RunDir:
         self.marker = write_marker(self.path, record["config"])
         atomic_write_json(self.path / files.CONFIG, record)
         self._record = record
-        self.log = RunLog(self.path, columns).create()
+        self.log = RunLog(self.path, columns, run_id=self.marker["run_id"]).create()
         self._state = self.log.state
         self.write_images(inputs)
 
@@ -160,7 +172,7 @@ class RunDir:
         rec = self.record()
         self.config()
         self.reference()
-        self.log = RunLog(self.path, columns)
+        self.log = RunLog(self.path, columns, run_id=(self.marker or {}).get("run_id"))
         cached, _ = self.log.resume()
         self._state = self.log.state
         old = int(rec["config"]["de"]["maxiter"])
@@ -170,6 +182,36 @@ class RunDir:
             atomic_write_json(self.path / files.CONFIG, self._record)
             logger.info("extending %s from maxiter %d to %d (%d generation(s) done)", self.path, old, maxiter, done)
         return cached
+
+    def check_inputs(self, paths: Mapping[str, str], accept: bool = False) -> None:
+        """Before a resume or an extension scores anything: each input file (``paths``: {role: path},
+        as :func:`~evostyle.rundir.record.fingerprints` takes them) must be the one the run started
+        with, or later rows would be scored on another image than content.png and the earlier rows
+        show. A changed one is refused in one line naming it, unless ``accept``, which records the
+        change in config.json (``input_changes``) and goes on. A run that recorded no fingerprints
+        (written before evostyle kept them) is not checked."""
+        rec = self.record()
+        recorded = rec.get("inputs")
+        if not isinstance(recorded, dict) or not recorded:
+            logger.debug("%s records no fingerprints of its inputs (an older run); they are not checked", self.path)
+            return
+        changed = changed_inputs(recorded, paths)
+        if not changed:
+            return
+        role, path, old, new = changed[0]
+        more = f" (and {len(changed) - 1} other input(s))" if len(changed) > 1 else ""
+        if not accept:
+            raise EvostyleError(f"the {input_words(role)} {path}{more} changed since the run in {self.path} started "
+                                f"(SHA-256 {old[:12]} in {files.CONFIG}, now {new[:12]}); restore it, or resume with "
+                                f"{flag('accept_changed_inputs', True)} to score the later generations on the new "
+                                "file")
+        done = int(self.state()["generations_done"])
+        self._record = accepted_inputs(rec, changed, done)
+        atomic_write_json(self.path / files.CONFIG, self._record)
+        for role, path, old, new in changed:
+            logger.warning("the %s %s changed (SHA-256 %s -> %s); accepted: generations from %d on use the new "
+                           "file (recorded under input_changes in %s)", input_words(role), path, old[:12], new[:12],
+                           done, files.CONFIG)
 
     # -- writing --------------------------------------------------------------------------------------
     def write_generation(self, rows: list[dict], gen_row: dict, images: Mapping[str, torch.Tensor],

@@ -136,11 +136,25 @@ def _state_on_error(rd: RunDir, status_on_error: str | None = "failed"):
         raise
 
 
+def input_paths(cfg: SearchConfig) -> dict[str, str]:
+    """{role: path} of every file the run reads: the content, each style and the weights when they are
+    a file (not a named source); what :func:`~evostyle.rundir.record.fingerprints` records and a resume
+    checks. Bundled samples resolve to their files, so a changed sample is caught too."""
+    from evostyle.io.samples import resolve_image
+    from evostyle.network.weights import WEIGHT_SOURCES
+    paths = {"content": resolve_image(cfg.run.content),
+             **{f"style_{i}": resolve_image(s) for i, s in enumerate(cfg.run.style)}}
+    if isinstance(cfg.run.weights, str) and cfg.run.weights not in WEIGHT_SOURCES:
+        paths["weights"] = cfg.run.weights
+    return paths
+
+
 def _new_record(cfg: SearchConfig, built: Built) -> dict:
-    from evostyle.rundir.record import environment, new_record
+    from evostyle.rundir.record import environment, fingerprints, new_record
     engine, ev = built.engine, built.evaluator
+    known = {"weights": engine.weights_info["sha256"]} if "sha256" in engine.weights_info else {}
     return new_record(cfg.to_dict(), built.plan.to_dict(), built.space.describe(), engine.weights_info,
-                      environment(engine.device), cfg.run.seed, ev.columns)
+                      environment(engine.device), cfg.run.seed, ev.columns, fingerprints(input_paths(cfg), known))
 
 
 def _check_resume_config(cfg: SearchConfig, rd: RunDir) -> bool:
@@ -169,6 +183,7 @@ def run_search(
     resume: bool = False,
     overwrite: bool = False,
     quiet: bool = False,
+    accept_changed_inputs: bool = False,
     report: bool = True,
     callback: Callable[[Generation], bool | None] | None = None,
     hooks: Hooks | None = None,
@@ -182,13 +197,14 @@ def run_search(
     Every input error is raised before anything is written. The run directory is locked for the
     duration (a second process on it gets a one-line error), SIGINT / SIGTERM / SIGHUP stop it cleanly
     (:mod:`evostyle.search.signals`), and any other error marks it ``failed``; both can be resumed.
+    A resume refuses input files changed since the run started unless ``accept_changed_inputs``.
     """
     hooks = hooks if hooks is not None else Hooks()
     if not isinstance(cfg, SearchConfig):
         raise EvostyleError(f"run_search takes a SearchConfig, got a {type(cfg).__name__}; build one with "
                             "evostyle.search.make_config({...}) (or make_config(load_toml(path)) for a file)")
     if resume:
-        return _resume(RunDir.open(_path(out)), lambda rd: cfg, quiet, report, callback, hooks)
+        return _resume(RunDir.open(_path(out)), lambda rd: cfg, quiet, report, callback, hooks, accept_changed_inputs)
     built = build(cfg, hooks)
     rd = RunDir(_path(out) if out is not None else default_run_dir())
     with _executor(cfg, built.evaluator):
@@ -213,28 +229,32 @@ def resume_search(
     report: bool = True,
     callback: Callable[[Generation], bool | None] | None = None,
     hooks: Hooks | None = None,
+    accept_changed_inputs: bool = False,
     **changes,
 ) -> SearchResult:
     """Continue the run in ``out`` with its own config (as Optuna's ``load_study``): from its last
     whole generation, or, with ``maxiter`` larger than the run's, beyond its end. ``changes`` may set
-    only :data:`~evostyle.search.settings.RESUME_MAY_CHANGE` (None: unchanged)."""
+    only :data:`~evostyle.search.settings.RESUME_MAY_CHANGE` (None: unchanged). An input file changed
+    since the run started is refused unless ``accept_changed_inputs``."""
     other = sorted(k for k, v in changes.items() if v is not None and k not in RESUME_MAY_CHANGE)
     if other:
         raise EvostyleError(f"a resume uses the run's saved config; only {', '.join(RESUME_MAY_CHANGE)} may change, "
                             f"not {', '.join(other)}")
     return _resume(RunDir.open(_path(out)), lambda rd: make_config(rd.config(), changes), quiet, report,
-                   callback, hooks if hooks is not None else Hooks())
+                   callback, hooks if hooks is not None else Hooks(), accept_changed_inputs)
 
 
 def _path(out: str | os.PathLike | RunDir) -> Path:
     return out.path if isinstance(out, RunDir) else Path(out)
 
 
-def _resume(rd: RunDir, make_cfg: Callable[[RunDir], SearchConfig], quiet, report, callback, hooks) -> SearchResult:
+def _resume(rd: RunDir, make_cfg: Callable[[RunDir], SearchConfig], quiet, report, callback, hooks,
+            accept_changed_inputs: bool = False) -> SearchResult:
     """Continue the run ``rd`` with ``make_cfg(rd)``. It is checked before the lock is taken, so that a
     refused or finished run gets nothing written (not even a lock file) and a read-only finished run
     still answers, and again under the lock, which re-reads the run: another process may have
-    extended it in between. Then the logged generations are replayed and the search goes on."""
+    extended it in between. Then its input files are checked against their fingerprints (a resume and
+    an extension alike), the logged generations are replayed and the search goes on."""
     cfg = make_cfg(rd)
     if _nothing_to_do(cfg, rd, quiet):
         return rd.result()
@@ -242,6 +262,7 @@ def _resume(rd: RunDir, make_cfg: Callable[[RunDir], SearchConfig], quiet, repor
         cfg = make_cfg(rd)
         if _nothing_to_do(cfg, rd, quiet):
             return rd.result()
+        rd.check_inputs(input_paths(cfg), accept_changed_inputs)
         built = build(cfg, hooks)
         with _executor(cfg, built.evaluator):
             cached = rd.reopen(built.evaluator.columns, cfg.de.maxiter)
@@ -252,7 +273,7 @@ def _nothing_to_do(cfg: SearchConfig, rd: RunDir, quiet: bool) -> bool:
     """Check ``cfg`` against the run (:func:`_check_resume_config`); True if it is finished and not
     being extended."""
     extends = _check_resume_config(cfg, rd)
-    if rd.state().get("status") == "finished" and not extends:
+    if not extends and rd.finished():
         if not quiet:
             logger.info("%s is already finished; nothing to resume (give a larger maxiter to extend it)", rd.path)
         return True

@@ -13,9 +13,14 @@ module on first use.
 from __future__ import annotations
 
 import importlib
+import sys
 from importlib import metadata as _metadata
 
 from evostyle.io.samples import resolve_image, sample_image
+
+if sys.argv[:1] == ["-m"]:  # python -m evostyle[.command] is loading: a Ctrl-C now ends in one line
+    from evostyle.errors import quiet_interrupt_hook
+    sys.excepthook = quiet_interrupt_hook()
 
 try:
     __version__ = _metadata.version("evostyle")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from evostyle.cli.common import plain
@@ -33,5 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] not in COMMANDS:
         ap.parse_args(argv)
         return 2
-    module = importlib.import_module(COMMANDS[argv[0]][0])
+    try:
+        module = importlib.import_module(COMMANDS[argv[0]][0])
+    except KeyboardInterrupt:  # a Ctrl-C while torch loads, before the command's own handling is in place
+        print(f"evostyle {argv[0]}: interrupted (SIGINT) while starting; nothing was written", file=sys.stderr)
+        return 128 + signal.SIGINT
     return int(module.main(argv[1:]) or 0)

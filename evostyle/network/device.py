@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from evostyle.errors import EvostyleError, flag, unknown
+from evostyle.errors import EvostyleError, flag, is_out_of_memory, unknown
 
 if TYPE_CHECKING:  # annotations only
     from collections.abc import Iterator
@@ -28,8 +28,8 @@ def is_channels_last(t: torch.Tensor) -> bool:
 
 
 def is_oom(exc: BaseException) -> bool:
-    """True if ``exc`` is an out-of-memory error (CUDA's own, or a RuntimeError that says so)."""
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+    """True if ``exc`` is an out-of-memory error on any device (:func:`evostyle.errors.is_out_of_memory`)."""
+    return is_out_of_memory(exc)
 
 
 def to_host(t: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,21 @@ if TYPE_CHECKING:  # annotations only
     from collections.abc import Sequence
 
 
+def shown(text: object) -> str:
+    """``text`` as a page can hold it: a file name's bytes that are not UTF-8 (Python keeps them as lone
+    surrogates) become U+FFFD instead of failing the report's write."""
+    try:
+        raw = str(text).encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that no file name's byte made (read back from JSON)
+        raw = str(text).encode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
+
+
+def _esc(text: object) -> str:
+    """Every string that came from the user, escaped for HTML (see :func:`shown`)."""
+    return html.escape(shown(text))
+
+
 DISPLAY_PX = 256
 """Images are shown at least this many CSS px on their long side: a 64 px output is drawn 4x larger."""
 
@@ -44,7 +59,7 @@ def _img(path: Path, caption: str, min_long: int = DISPLAY_PX) -> str:
         caption = f"{caption} ({w}x{h} px, shown {scale:.3g}x, nearest-neighbour)"
         style = ' style="image-rendering:pixelated"'
     return (f'<figure><img src="{data_uri(path)}" width="{round(w * scale)}" height="{round(h * scale)}"{style} '
-            f'alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>')
+            f'alt="{_esc(caption)}"><figcaption>{_esc(caption)}</figcaption></figure>')
 
 
 def markdown_table(rows: list[dict], cols: list[str], digits: int = 3) -> str:
@@ -66,15 +81,15 @@ def _fmt(v) -> str:
 
 
 def _table(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+    head = "".join(f"<th>{_esc(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{_esc(_fmt(v))}</td>" for v in row) + "</tr>"
                    for row in df.itertuples(index=False))
     return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _rows_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in rows)
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_esc(_fmt(v))}</td>" for v in r) + "</tr>" for r in rows)
     return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
@@ -113,22 +128,22 @@ def _parameters_html(space: list[dict], best: pd.Series) -> str:
 
 
 def _candidate_html(run: Path, row: pd.Series, k: int, searched: Sequence[str], title: str,
-                    columns: Sequence[str], shown: set) -> str:
+                    columns: Sequence[str], drawn: set) -> str:
     """One candidate: where it was evaluated, its scores and searched parameters, and its outputs
-    (images/, when the run saved them), unless they are already on the page (``shown``: the
+    (images/, when the run saved them), unless they are already on the page (``drawn``: the
     (generation, candidate) pairs drawn so far, updated)."""
     g, c = int(row["generation"]), int(row["candidate"])
     scores = ", ".join(f"{word(name)} {row[name]:.4g}" for name in columns if name in row)
     params = ", ".join(f"{n}={row[f'param_{n}']:.4g}" for n in searched)
-    if (g, c) in shown:
+    if (g, c) in drawn:
         figs = ["<p><i>its outputs are shown above</i></p>"]
     else:
         figs = [_img(run / files.candidate_image(g, c, j), f"output {j}") for j in range(k)
                 if (run / files.candidate_image(g, c, j)).is_file()]
         figs = figs or ["<p><i>outputs not saved (save_images keeps each generation's best and the front)</i></p>"]
-        shown.add((g, c))
-    return (f'<div class="cand"><p><b>{html.escape(title)}</b>: generation {g}, candidate {c}; '
-            f"{html.escape(scores)}<br>{html.escape(params)}</p>{''.join(figs)}</div>")
+        drawn.add((g, c))
+    return (f'<div class="cand"><p><b>{_esc(title)}</b>: generation {g}, candidate {c}; '
+            f"{_esc(scores)}<br>{_esc(params)}</p>{''.join(figs)}</div>")
 
 
 def _front_text(v: RunView) -> str:
@@ -140,7 +155,7 @@ def _front_text(v: RunView) -> str:
     if hv is not None and ref is not None:
         text += (f"; hypervolume {hv:.4g} against the reference {word(q)} {ref[0]:.4g}, "
                  f"{word(d)} {0.0 - ref[1]:.4g}")
-    return f"<p>{html.escape(text)}. The staircase is the boundary the hypervolume measures.</p>"
+    return f"<p>{_esc(text)}. The staircase is the boundary the hypervolume measures.</p>"
 
 
 def _wall_time(summary: dict, gens: pd.DataFrame) -> str:
@@ -184,13 +199,13 @@ def _pair_html(v: RunView, best: pd.Series) -> str:
         if paths:
             figs = [_img(p, f"output {k}" + (f" (angle {best[f'param_angle_{k}']:.0f} deg)" if title.startswith(
                 "Best") and f"param_angle_{k}" in best else "")) for k, p in enumerate(paths)]
-            rows.append(f"<h3>{html.escape(title)}</h3><div>{''.join(figs)}</div>")
+            rows.append(f"<h3>{_esc(title)}</h3><div>{''.join(figs)}</div>")
     return f'<div class="pair">{"".join(rows)}</div>'
 
 
 def _plot_html(v: RunView, name: str, title: str, text: str = "") -> str:
-    return (f"<h2>{html.escape(title)}</h2>{text}"
-            f'<div class="plots"><img src="{data_uri(v.path / name)}" alt="{html.escape(title)}"></div>')
+    return (f"<h2>{_esc(title)}</h2>{text}"
+            f'<div class="plots"><img src="{data_uri(v.path / name)}" alt="{_esc(title)}"></div>')
 
 
 def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None = None,
@@ -230,7 +245,7 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
             ("torch", env.get("torch")),
             ("seed", rec.get("seed")), ("evaluations", len(cands)), ("failed candidates", n_failed),
             ("wall time", _wall_time(summary, gens))]
-    info_html = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(val))}</td></tr>" for k, val in info)
+    info_html = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(str(val))}</td></tr>" for k, val in info)
 
     best = cands.loc[cands.fitness.idxmin()] if np.isfinite(cands.fitness).any() else cands.iloc[0]
     k = int(cfg.get("outputs", 1))
@@ -240,16 +255,16 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
             inputs.append(_img(run / files.style_image(i), f"style {i}: {Path(str(s)).name}"))
     score_cols = [c for c in ("fitness", "fidelity", "loss_score", "diversity_pixel", "diversity_feature")
                   if c in cands]
-    shown = {(int(best.generation), int(best.candidate))}  # its outputs open the page
+    drawn = {(int(best.generation), int(best.candidate))}  # its outputs open the page
     ranked = cands[np.isfinite(cands.fitness)].sort_values("fitness", kind="stable")
-    top_html = "".join(_candidate_html(run, r, k, searched, f"#{i + 1}", score_cols, shown)
+    top_html = "".join(_candidate_html(run, r, k, searched, f"#{i + 1}", score_cols, drawn)
                        for i, (_, r) in enumerate(ranked.head(min(top, 5)).iterrows()))
     gen_best = ranked.groupby("generation", sort=True).head(1).sort_values("generation").tail(4)
     last_html = "".join(_candidate_html(run, r, k, searched, f"best of generation {int(r.generation)}",
-                                        score_cols, shown) for _, r in gen_best.iterrows())
+                                        score_cols, drawn) for _, r in gen_best.iterrows())
     front = SearchResult(run, summary).front.sort_values(columns[0], kind="stable") if summary.get("front") \
         else pd.DataFrame()
-    front_html = "".join(_candidate_html(run, r, k, searched, "front member", [*columns, "fitness"], shown)
+    front_html = "".join(_candidate_html(run, r, k, searched, "front member", [*columns, "fitness"], drawn)
                          for _, r in front.iterrows())
 
     # the sort column (fitness) and the objectives first, so that they are in view on a laptop's screen
@@ -262,10 +277,10 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
     failed_html = f'<p class="warn">{n_failed} candidate(s) failed (NaN/inf loss) and got fitness +inf.</p>' \
         if n_failed else ""
     line = verdict(best.to_dict(), v.baseline, columns, v.floor)
-    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>evostyle run {html.escape(run.name)}</title>
+    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>evostyle run {_esc(run.name)}</title>
 <style>{CSS}</style></head><body>
-<h1>evostyle run <code>{html.escape(run.name)}</code></h1>{warn}{failed_html}
-<p class="verdict">{html.escape(line)}</p>
+<h1>evostyle run <code>{_esc(run.name)}</code></h1>{warn}{failed_html}
+<p class="verdict">{_esc(line)}</p>
 {_pair_html(v, best)}
 {_plot_html(v, "plot_pareto.png", "The front", _front_text(v))}
 {_plot_html(v, "plot_convergence.png", "Convergence")}
@@ -279,13 +294,13 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
 <h2>Inputs</h2><div>{''.join(inputs)}</div>
 <h2>The run</h2><div class="wide"><table>{info_html}</table></div>
 <p>Data: <code>candidates.csv</code> (one row per candidate), <code>generations.csv</code>,
-<code>config.json</code>. In Python: <code>evostyle.load_run("{html.escape(str(run))}")</code>;
-the plots as figures: <code>evostyle.report.plot_front("{html.escape(str(run))}")</code>.</p>
+<code>config.json</code>. In Python: <code>evostyle.load_run("{_esc(str(run))}")</code>;
+the plots as figures: <code>evostyle.report.plot_front("{_esc(str(run))}")</code>.</p>
 </body></html>
 """
     atomic_write_text(run / files.REPORT, page)
     md = [f"# evostyle run {run.name}", "", line, ""] + [f"- {key}: {val}" for key, val in info] + [
         "", f"Best fitness {best.fitness:.5g} at generation {int(best.generation)}, candidate "
         f"{int(best.candidate)}: " + ", ".join(f"{n}={best[f'param_{n}']:.4g}" for n in searched)]
-    atomic_write_text(run / files.SUMMARY_MD, "\n".join(md) + "\n")
+    atomic_write_text(run / files.SUMMARY_MD, shown("\n".join(md) + "\n"))
     return run / files.REPORT

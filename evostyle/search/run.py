@@ -10,13 +10,23 @@ import datetime as _dt
 import json
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
-from evostyle.errors import EvostyleError, ResourceError, describe, flag, is_disk_full, report_hint, resume_hint
+from evostyle.errors import (
+    EvostyleError,
+    ResourceError,
+    Stopped,
+    describe,
+    flag,
+    is_disk_full,
+    report_hint,
+    resume_hint,
+)
 from evostyle.progress import Hooks, StepBar, bar
 from evostyle.rundir import RunDir, SearchResult, files
 from evostyle.rundir.layout import ensure_dir
@@ -116,14 +126,16 @@ def _state_on_error(rd: RunDir, status_on_error: str | None = "failed"):
     from evostyle.search.signals import Interrupted
     try:
         yield
-    except Interrupted as exc:
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)  # a KeyboardInterrupt: Ctrl-C outside the loop's handlers
+        if status_on_error is None:  # the run is finished; only its report was cut short
+            raise Stopped(signum, f"{rd.path} is finished; its report was not written: rebuild it with "
+                                  f"{report_hint(rd.path)}") from None
         with contextlib.suppress(OSError):
-            rd.mark("interrupted", signal=exc.name)
-        raise
-    except KeyboardInterrupt:  # a Ctrl-C outside the handlers (not the main thread)
-        with contextlib.suppress(OSError):
-            rd.mark("interrupted", signal="SIGINT")
-        raise Interrupted() from None
+            rd.mark("interrupted", signal=signal.Signals(signum).name)
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted(signum) from None
     except Exception as exc:
         if status_on_error is not None:
             with contextlib.suppress(OSError):

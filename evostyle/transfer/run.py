@@ -3,7 +3,7 @@
 Row independence: every loss term is a per-row sum over that row's pixels and features, the network has
 no batch-coupled layer, Adam is elementwise and our L-BFGS keeps one history per row, so a row's result
 does not depend on the other rows (tested). Large batches are split into chunks of at most
-``max_batch`` rows; on CUDA out-of-memory a chunk is halved and retried.
+``max_batch`` rows; on out of memory (CUDA's or the CPU allocator's) a chunk is halved and retried.
 
 Run ``python -m evostyle.transfer --help`` for the command line.
 """
@@ -324,7 +324,7 @@ def run_transfer(
                     None if start is None else start.rows(sl), keep_state,
                     None if init_images is None else init_images[sl].cpu(),
                     None if snapshot is None else (snapshot[0], lambda step, x, lo=lo: snapshot[1](step, lo, x))))
-            except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+            except (torch.cuda.OutOfMemoryError, RuntimeError, MemoryError) as exc:
                 if not is_oom(exc) or chunk == group:
                     raise
                 chunk = whole(chunk // 2)

@@ -23,6 +23,7 @@ from evostyle.search.config import load_toml, make_config
     ({"steps": 0}, "steps must be an integer >= 1"),
     ({"maxiter": -1}, "maxiter must be >= 0"),
     ({"lr": 0}, "lr must be a positive number"),
+    ({"lr": 1e300}, "lr must be a positive number up to 10, got 1e+300"),  # Adam's step would overflow to NaN
     ({"tol": float("nan")}, "tol must be finite and >= 0"),
     ({"recombination": 1.5}, "recombination must be in [0, 1]"),
     ({"mutation": [1.0, 0.5]}, "mutation must be [low, high] with 0 <= low <= high <= 2"),

@@ -102,3 +102,17 @@ def test_huge_image_refused_from_header(tmp_path):
         image_size(p)
     with pytest.raises(EvostyleError, match="GiB"):
         load_image(p)
+
+
+def test_a_float_image_is_read_on_its_own_scale_or_refused(tmp_path):
+    """32-bit float TIFFs: on [0, 1] as they are, on [0, 255] divided (clipping read them as white);
+    NaN, negative or HDR values are refused in one line."""
+    ramp = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
+    for scale in (1.0, 255.0):
+        Image.fromarray(ramp * scale, mode="F").save(tmp_path / "f.tiff")
+        img = load_image(tmp_path / "f.tiff")
+        assert img.shape == (3, 32, 32) and torch.allclose(img[0], torch.from_numpy(ramp), atol=1e-6)
+    for bad in (np.nan, -1.0, 1000.0):
+        Image.fromarray(np.full((32, 32), bad, np.float32), mode="F").save(tmp_path / "bad.tiff")
+        with pytest.raises(EvostyleError, match="floating-point values run from .* convert it to an 8- or 16-bit"):
+            load_image(tmp_path / "bad.tiff")

@@ -145,3 +145,19 @@ def test_save_every_keeps_the_outputs_along_the_way_across_scales(tmp_path):
     with pytest.raises(SystemExit):
         main(BASE + ["--style", STARRY, "--save-every", "-1", "--out", str(tmp_path / "bad")])
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("width, says", [(2000, "raise --size to at least 4000"),
+                                         (8000, "too narrow for layer relu5_1: its short side needs 16 px, which "
+                                                "would take a long side of 16000 px (at most 8192); crop")])
+def test_a_panorama_is_told_a_fix_that_exists(tmp_path, capsys, width, says):
+    """A 250:1 strip needs a larger size, and says which; a 1000:1 one cannot be helped by any size,
+    and is told to crop instead of to raise --size."""
+    from PIL import Image
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (width, 8), (90, 60, 30)).save(strip)
+    with pytest.raises(SystemExit) as exc:
+        main(["--content", str(strip), "--style", STARRY, "--size", "64", "--steps", "1", "--weights", "random",
+              "--device", "cpu", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and says in err[0], err

@@ -198,7 +198,7 @@ def test_short_transfer_on_real_features_takes_the_style_and_keeps_the_content(o
 
 
 @pytest.mark.parametrize("case", ["truncated onnx", "nan state dict", "truncated pt", "resnet", "vgg11",
-                                  "unknown preprocessing", "contradicted preprocessing", "sparse"])
+                                  "unknown preprocessing", "contradicted preprocessing", "sparse", "int8", "meta"])
 def test_bad_weights_files_are_refused_in_one_line(case, tmp_path, capsys, offline_vgg16):
     f = tmp_path / "w.pt"
     state = {f"features.{k}": v.clone() for k, v in offline_vgg16.state.items()}
@@ -229,8 +229,10 @@ def test_bad_weights_files_are_refused_in_one_line(case, tmp_path, capsys, offli
     elif case == "contradicted preprocessing":
         torch.save({**record, "preprocessing": "torchvision"}, f)
         want = "holds the caffe-vgg16 weights, which need 'caffe' preprocessing, but it declares 'torchvision'"
-    else:
-        state["features.0.weight"] = state["features.0.weight"].to_sparse()
+    else:  # a tensor the engine cannot compute with
+        w = state["features.0.weight"]
+        state["features.0.weight"] = {"sparse": w.to_sparse(), "int8": w.to(torch.int8),
+                                      "meta": w.to("meta")}[case]
         torch.save(state, f)
         want = "weights must be dense floating-point tensors"
     rc, _, err = _cli(["weights", "show", str(f)], capsys)

@@ -74,6 +74,17 @@ def _check_dims(path: Path, w: int, h: int) -> None:
         raise EvostyleError(f"image {path} is {w}x{h} px; each side must be at least {MIN_SIDE} px")
 
 
+def _float_scale(arr: np.ndarray) -> np.ndarray:
+    """A floating-point image (a 32-bit TIFF) on [0, 1]: kept if it already is, divided by 255 if it is
+    on [0, 255] (as some tools write it; clipping it instead would read it as white); anything else
+    (NaN, negative or HDR values) has no one reading, so it is refused."""
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi > 255:
+        raise ValueError(f"its floating-point values run from {lo:g} to {hi:g}, not on [0, 1] or [0, 255]; "
+                         "convert it to an 8- or 16-bit image")
+    return arr / 255.0 if hi > 1 else arr
+
+
 def _to_rgb_array(im: Image.Image) -> np.ndarray:
     """Decode any PIL mode to a float32 (H, W, 3) array in [0, 1]."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -82,8 +93,7 @@ def _to_rgb_array(im: Image.Image) -> np.ndarray:
         arr = np.clip(arr / peak, 0.0, 1.0)
         return np.repeat(arr[..., None], 3, axis=2).astype(np.float32)
     if im.mode == "F":
-        arr = np.clip(np.asarray(im, dtype=np.float32), 0.0, 1.0)
-        return np.repeat(arr[..., None], 3, axis=2)
+        return np.repeat(_float_scale(np.asarray(im, dtype=np.float64))[..., None], 3, axis=2).astype(np.float32)
     if im.mode == "P":
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "RGB" and "transparency" in im.info):

@@ -130,6 +130,29 @@ def slice_population(p: int, rates: list[float | None]) -> list[tuple[int, int]]
     return out
 
 
+CONNECT_TIMEOUT_S = 10.0
+"""How long a cluster's address may take to accept a connection before the search says nothing
+listens there (Ray itself retries for minutes, printing its own warnings)."""
+
+
+def _check_listening(address: str | None) -> None:
+    """Refuse in one line, within :data:`CONNECT_TIMEOUT_S`, a ``HOST:PORT`` (or ``ray://HOST:PORT``)
+    where nothing accepts a connection; ``auto`` and None (start Ray here) are Ray's to resolve."""
+    import socket
+    if address is None or address == "auto" or ":" not in address:
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except ValueError:
+        raise EvostyleError(f"{flag('ray_address', address)}: {port!r} is not a port number") from None
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__).lower()
+        raise EvostyleError(f"nothing is listening at {address} ({why} after at most {CONNECT_TIMEOUT_S:g} s); "
+                            f"start the cluster with 'ray start --head' or check {flag('ray_address')}") from None
+
+
 @EXECUTORS.register("ray")
 class RayExecutor(Executor):
     """Ray actors, one engine each; see the module docstring."""
@@ -139,6 +162,13 @@ class RayExecutor(Executor):
         if importlib.util.find_spec("ray") is None:
             raise EvostyleError(f"{flag('executor', 'ray')} needs Ray, which is not installed: pip install "
                                 "'evostyle[ray]' (or pip install ray)")
+        address = cfg.run.ray_address
+        if address is not None and not address.strip():
+            raise EvostyleError(f"{flag('ray_address', python='')} is an empty string; give 'auto', HOST:PORT or "
+                                "ray://HOST:PORT, or leave it out to start Ray here")
+        if address is not None and address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+            raise EvostyleError(f"{flag('ray_address', address)} is a Ray Client address, which needs Ray Client: "
+                                "pip install 'ray[client]' (or give the cluster's HOST:PORT from inside it)")
 
     def __init__(self, cfg: SearchConfig, evaluator: Evaluator):
         super().__init__(cfg, evaluator)
@@ -157,13 +187,14 @@ class RayExecutor(Executor):
         ray = _ray()
         if not ray.is_initialized():
             address = self.cfg.run.ray_address
+            _check_listening(address)
+            self.started_ray = True  # before init: a signal that cuts init short still shuts down what it began
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False,
                          logging_level=logging.ERROR)  # Ray's own notices stay out of our one-line output
             except ConnectionError as exc:
                 raise EvostyleError(f"could not reach the Ray cluster at {address}: {exc}; start it with "
                                     f"'ray start --head' or check {flag('ray_address')}") from None
-            self.started_ray = True
         res = ray.cluster_resources()
         gpus, cpus = int(res.get("GPU", 0)), int(res.get("CPU", 0))
         self.gpu = gpus > 0

@@ -16,6 +16,11 @@ CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 """The modes that record CUDA graphs (on CUDA)."""
 
 
+LR_MAX = 10.0
+"""The largest learning rate accepted: the images live on [0, 1], so a step of ten times their whole
+range is already meaningless, and far above it (1e300) Adam's update overflows to NaN in every row."""
+
+
 @dataclass
 class TransferConfig:
     """Settings of the inner optimisation (units: weights are dimensionless, lr in [0,1] intensity).
@@ -98,8 +103,8 @@ class TransferConfig:
             v = float(getattr(self, name))
             if not (v >= 0 and math.isfinite(v)):
                 raise EvostyleError(f"{name.replace('_', '-')} must be finite and >= 0, got {v}")
-        if self.lr is not None and not (float(self.lr) > 0 and math.isfinite(float(self.lr))):
-            raise EvostyleError(f"lr must be a positive number, got {self.lr}")
+        if self.lr is not None and not (0 < float(self.lr) <= LR_MAX):
+            raise EvostyleError(f"lr must be a positive number up to {LR_MAX:g}, got {self.lr}")
         if self.max_batch is not None and int(self.max_batch) < 1:
             raise EvostyleError(f"max-batch must be >= 1, got {self.max_batch}")
         if int(self.history_every) < 1:

@@ -7,6 +7,7 @@ how images are loaded and sized and which layers are used.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from evostyle.errors import EvostyleError, flag
-from evostyle.io.images import load_image, resize
+from evostyle.io.images import MAX_SIDE, image_size, load_image, resize
 from evostyle.network.backbones import BACKBONES, Backbone
 from evostyle.network.device import device_info, resolve_device
 from evostyle.network.features import VGGFeatures
@@ -31,13 +32,22 @@ if TYPE_CHECKING:  # annotations only
     from evostyle.types import ArrayLike
 
 
-def _check_depth(hw: tuple[int, int], layers, net: Backbone, what: str = "output size", fix: str = "size") -> None:
-    """Each pooling halves the map; refuse images too small for the deepest layer."""
+def _check_depth(hw: tuple[int, int], layers, net: Backbone, what: str = "output size", fix: str = "size",
+                 aspect: float | None = None) -> None:
+    """Each pooling halves the map; refuse images too small for the deepest layer, naming the size that
+    would do, or, for an image so narrow (``aspect``: its long side over its short one, before any
+    resize) that no size up to MAX_SIDE would, what to do instead."""
     deepest = net.deepest(layers)
     need = 2 ** net.pools_before(deepest)
     if min(hw) < need:
+        aspect = aspect or max(hw) / min(hw)
+        long_side = math.ceil(need * aspect)  # what the short side's need asks of the long one
+        if long_side > MAX_SIDE:  # no size can help: say what can
+            raise EvostyleError(f"{what} {hw[1]}x{hw[0]} px is too narrow for layer {deepest}: its short side needs "
+                                f"{need} px, which would take a long side of {long_side} px (at most {MAX_SIDE}); "
+                                f"crop the image nearer to square, or use shallower style layers")
         raise EvostyleError(f"{what} {hw[1]}x{hw[0]} px is too small for layer {deepest}: each side needs "
-                            f"at least {need} px; raise {flag(fix)}")
+                            f"at least {need} px; raise {flag(fix)} to at least {long_side}")
 
 
 def coarse_scales(scales: Sequence[int], size: int) -> tuple[int, ...]:
@@ -117,7 +127,9 @@ class StyleEngine:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.content = self._load(content, size)
         hw = tuple(self.content.shape[-2:])
-        _check_depth(hw, list(cfg.style_layers) + [cfg.content_layer], BACKBONES.get(cfg.network))
+        src = content.shape[-2:] if isinstance(content, torch.Tensor) else image_size(content)
+        _check_depth(hw, list(cfg.style_layers) + [cfg.content_layer], BACKBONES.get(cfg.network),
+                     aspect=max(src) / min(src))
         self.styles = [self._load(s, hw) for s in styles]
         layers = list(dict.fromkeys(list(cfg.style_layers) + [cfg.content_layer]))
         self.model = (model or VGGFeatures(layers, weights=weights, seed=seed, pool=pool,

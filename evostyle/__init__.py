@@ -16,10 +16,10 @@ import importlib
 import sys
 from importlib import metadata as _metadata
 
+from evostyle.errors import quiet_interrupt_hook, started_as_command
 from evostyle.io.samples import resolve_image, sample_image
 
-if sys.argv[:1] == ["-m"]:  # python -m evostyle[.command] is loading: a Ctrl-C now ends in one line
-    from evostyle.errors import quiet_interrupt_hook
+if started_as_command():  # python -m evostyle[.command] is loading: a Ctrl-C now ends in one line
     sys.excepthook = quiet_interrupt_hook()
 
 try:

@@ -65,7 +65,7 @@ def resume_hint(path: object) -> str:
     """How to continue the run in ``path``, spelled for the reader (see :func:`flag`)."""
     if _ON_COMMAND_LINE.get():
         return f"python -m evostyle.search --resume {path}"
-    return f"run_search(config, {str(path)!r}, resume=True)"
+    return f"evostyle.search.resume_search({str(path)!r})"
 
 
 def report_hint(path: object) -> str:
@@ -141,7 +141,7 @@ def describe(exc: BaseException, width: int = 80) -> str:
 
 
 @contextlib.contextmanager
-def cli_errors(debug: bool = False, prog: str = "evostyle") -> Iterator[None]:
+def cli_errors(debug: bool = False, prog: str = "evostyle", memory_fix: str = "free some memory") -> Iterator[None]:
     """The whole command's error and signal handling, in one place for every command line: each ends
     in one line on stderr and an exit status, never a traceback (``debug`` re-raises instead).
 
@@ -150,10 +150,11 @@ def cli_errors(debug: bool = False, prog: str = "evostyle") -> Iterator[None]:
       loop installing its own): ``prog: interrupted (SIGNAME)`` and what was saved, status 128 + signal;
     * stdout closed by its reader (``| head``): nothing more is printed, status 0, as the work is saved;
     * a full disk, any other OSError (EIO, a vanished mount) and out of memory on any device: one line
-      naming the file or the allocation and the way on, status 1.
+      naming the file or the allocation and the way on (``memory_fix``: the command's own), status 1.
 
     Inside it, messages name command-line flags (:func:`flag`)."""
     token = _ON_COMMAND_LINE.set(True)
+    sys.excepthook = getattr(sys.excepthook, "replaces", sys.excepthook)  # start-up is over; --debug shows all
     old = {}
     if threading.current_thread() is threading.main_thread():
         old = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
@@ -191,23 +192,36 @@ def cli_errors(debug: bool = False, prog: str = "evostyle") -> Iterator[None]:
         if debug or not is_out_of_memory(exc):
             raise
         first = (str(exc).strip().splitlines() or ["MemoryError"])[0][:160]
-        print(f"{prog}: error: out of memory ({first}); lower {flag('size')} or {flag('max_batch')}, or free "
-              "memory, and run it again", file=sys.stderr)
+        print(f"{prog}: error: out of memory ({first}); {memory_fix}, and run it again", file=sys.stderr)
         raise SystemExit(EXIT_RESOURCE) from None
     finally:
         for s, handler in old.items():
-            signal.signal(s, handler)
+            if handler is not None:  # None: a handler installed from C, which Python cannot put back
+                signal.signal(s, handler)
         _ON_COMMAND_LINE.reset(token)
 
+
+
+STARTING_INTERRUPTED = "interrupted (SIGINT) while starting; nothing was written"
+"""What a Ctrl-C says before a command's own handling (:func:`cli_errors`) is in place."""
 
 
 def quiet_interrupt_hook(hook=sys.excepthook):
     """``sys.excepthook`` for a command that is starting: a Ctrl-C before :func:`cli_errors` is in place
     (torch takes seconds to import) prints one line instead of a traceback; the interpreter still ends
-    with the SIGINT status. Anything else goes to ``hook``."""
+    with the SIGINT status. Anything else goes to ``hook``, which :func:`cli_errors` puts back."""
     def excepthook(kind, value, tb):
         if issubclass(kind, KeyboardInterrupt):
-            print("evostyle: interrupted (SIGINT) while starting; nothing was written", file=sys.stderr)
+            print(f"evostyle: {STARTING_INTERRUPTED}", file=sys.stderr)
             return
         hook(kind, value, tb)
+    excepthook.replaces = hook
     return excepthook
+
+
+def started_as_command() -> bool:
+    """Whether this interpreter is starting ``python -m evostyle[.command]`` (not another program that
+    imports evostyle, which keeps its own excepthook)."""
+    argv = getattr(sys, "orig_argv", [])
+    return sys.argv[:1] == ["-m"] and "-m" in argv and argv.index("-m") + 1 < len(argv) and (
+        argv[argv.index("-m") + 1].split(".")[0] == "evostyle")

@@ -21,7 +21,8 @@ TINY = ["--size", "32", "--steps", "2", "--popsize", "5", "--outputs", "2", "--m
 
 
 def _ends_in_one_line(capsys, fn, status):
-    with pytest.raises(SystemExit) as exc, cli_errors(prog="evostyle.test"):
+    fix = "lower --size or --max-batch"
+    with pytest.raises(SystemExit) as exc, cli_errors(prog="evostyle.test", memory_fix=fix):
         fn()
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == status and len(err) == 1 and "Traceback" not in err[0], err
@@ -112,12 +113,27 @@ def test_stdout_closed_by_its_reader_ends_a_finished_run_quietly(tmp_path):
     assert json.loads((out / "state.json").read_text())["status"] == "finished"
 
 
-def test_a_ctrl_c_while_the_command_starts_is_one_line():
-    """Before the command's own handling is in place (torch is still loading under ``python -m``)."""
-    code = "import sys; sys.argv = ['-m']; import evostyle; raise KeyboardInterrupt"
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in p.stderr and p.stderr.strip() == (
-        "evostyle: interrupted (SIGINT) while starting; nothing was written")
+def test_a_ctrl_c_while_the_command_starts_is_one_line(monkeypatch, capsys):
+    """Before the command's own handling is in place (torch is still loading under ``python -m``): a
+    hook prints one line, only for evostyle's own commands, and the command hands the hook back."""
+    from evostyle.errors import quiet_interrupt_hook, started_as_command
+    monkeypatch.setattr(sys, "argv", ["-m"])  # as while runpy imports the package of python -m ...
+    for argv, ours in ((["python", "-m", "evostyle.search", "--size", "32"], True),
+                       (["python", "-m", "evostyle"], True), (["python", "-m", "otherpkg.tool"], False),
+                       (["python", "-c", "..."], False)):
+        monkeypatch.setattr(sys, "orig_argv", argv, raising=False)
+        assert started_as_command() is ours, argv
+    seen = []
+    hook = quiet_interrupt_hook(lambda *exc: seen.append(exc[0]))
+    hook(KeyboardInterrupt, KeyboardInterrupt(), None)
+    hook(ValueError, ValueError("a bug"), None)
+    assert capsys.readouterr().err.strip() == "evostyle: interrupted (SIGINT) while starting; nothing was written"
+    assert seen == [ValueError]  # anything else goes to the hook it replaced
+    monkeypatch.setattr(sys, "excepthook", hook)
+    with cli_errors():
+        assert sys.excepthook is not hook  # start-up is over: --debug tracebacks are not hidden
+    p = subprocess.run([sys.executable, "-m", "evostyle", "--version"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.startswith("evostyle ")
 
 
 def test_a_file_name_that_is_not_utf8_does_not_break_the_report(tmp_path):

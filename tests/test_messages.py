@@ -38,7 +38,7 @@ def test_flag_is_spelled_for_the_reader():
         assert resume_hint("runs/a") == "python -m evostyle.search --resume runs/a"
         raise EvostyleError("leave the context through its error path")
     assert flag("overwrite", True) == "overwrite=True"  # the command line's spelling ended with it
-    assert resume_hint("runs/a") == "run_search(config, 'runs/a', resume=True)"
+    assert resume_hint("runs/a") == "evostyle.search.resume_search('runs/a')"
 
 
 def test_the_same_refusal_names_keywords_from_python_and_flags_from_the_command_line(tmp_path, capsys):

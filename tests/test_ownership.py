@@ -114,3 +114,20 @@ def test_a_new_run_goes_into_a_folder_holding_only_a_killed_writers_debris(tmp_p
     assert is_temporary("..evostyle-run.tmp31337")
     assert main(TINY + ["--maxiter", "0", "--out", str(out), "--no-report"]) == 0
     assert not (out / "..evostyle-run.tmp31337").exists()
+
+
+def test_a_users_file_named_like_a_temporary_one_is_never_taken_for_debris(run, capsys):
+    """Only a temporary file on its way to one of the run's own files is evostyle's debris: a user's
+    ``.notes.txt.tmp1.txt`` (or one in images/) looks alike, and survives a resume, an overwrite and
+    the ownership check, which names it as the user's."""
+    from evostyle.rundir.layout import RUN, is_debris
+    assert is_debris("images/.g001_c000_k0.jpg.tmp77.jpg") and not is_debris(".g001_c000_k0.jpg.tmp77.jpg")
+    assert is_debris("..evostyle-run.tmp31337", RUN) and not is_debris(".notes.txt.tmp1.txt")
+    mine = [run / ".notes.txt.tmp1.txt", run / "images" / ".sketch.png.tmp2.png"]
+    for p in mine:
+        p.write_text("the user's")
+    assert main(["--resume", str(run), "--maxiter", "2", "--quiet", "--no-report"]) == 0
+    assert all(p.read_text() == "the user's" for p in mine)
+    assert main(TINY + ["--out", str(run), "--no-report", "--overwrite"]) == 0
+    assert all(p.read_text() == "the user's" for p in mine)
+    assert ".notes.txt.tmp1.txt" in capsys.readouterr().err  # --overwrite names what it kept

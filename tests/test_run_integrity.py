@@ -235,7 +235,7 @@ def test_a_generation_count_no_run_writes_is_refused_naming_it(part, capsys, val
 def test_a_count_larger_than_the_rows_vouched_for_is_refused(part, capsys):
     _edit_state(part, generations_done=4)
     line = _one_line(capsys, ["--resume", str(part), "--quiet"])
-    assert "state.json counts 4 generation(s) but vouches for the rows of 3" in line
+    assert "state.json counts 4 generation(s) but vouches for 3 generation(s) of candidates.csv" in line
 
 
 @pytest.fixture(scope="module")
@@ -307,3 +307,18 @@ def test_a_state_written_before_the_rows_were_vouched_for_still_resumes(part, re
     (part / "state.json").write_text(json.dumps(state))
     assert main(["--resume", str(part), "--quiet", "--no-report"]) == 0
     assert _frame(part).equals(_frame(reference))
+
+
+def test_rows_that_are_not_digest_pairs_are_refused_in_one_line(part, capsys):
+    """state.json's ``rows`` edited into something evostyle never writes: one line, not a TypeError."""
+    _edit_state(part, rows={"candidates.csv": "all good", "generations.csv": []})
+    line = _one_line(capsys, ["--resume", str(part), "--quiet"])
+    assert "rows are not the [lines, digest] pairs evostyle writes" in line
+
+
+def test_a_cut_inside_a_rows_first_field_is_a_cut_not_an_edit(tmp_path):
+    """``12,0,...`` cut to ``1`` must not read as a row of generation 1 (and so as an edited file)."""
+    from evostyle.rundir.log import RunLog
+    lines = [(2, "10,0,a\n", ["10", "0", "a"]), (3, "11,0,b\n", ["11", "0", "b"]), (4, "1", ["1"])]
+    groups = RunLog._generations(tmp_path / "candidates.csv", lines, 4, 3)
+    assert [g for g, _ in groups] == [10, 11]

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from evostyle.progress import setup_logging
     setup_logging(0)
-    with cli_errors(args.debug, "evostyle.bench"):
+    with cli_errors(args.debug, "evostyle.bench", memory_fix="lower --sizes or --batches"):
         dev = resolve_device(args.device)
         cuda = dev.type == "cuda"
         st = _settings(args, cuda)

@@ -34,3 +34,7 @@ def plain(doc: str | None) -> str:
         return ""
     line = doc.strip().splitlines()[0].replace("``", "")
     return re.sub(r":\w+:`~?([\w.]+)`", lambda m: m.group(1).rsplit(".", 1)[-1], line)
+
+
+MEMORY_FIX = "lower --size or --max-batch"
+"""What a search or a transfer that ran out of memory at one row per chunk can change."""

@@ -12,6 +12,7 @@ import signal
 import sys
 
 from evostyle.cli.common import plain
+from evostyle.errors import STARTING_INTERRUPTED
 
 COMMANDS = {"search": ("evostyle.cli.search", "search the parameters of style transfer with DE"),
             "transfer": ("evostyle.cli.transfer", "one batched style transfer"),
@@ -37,6 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         module = importlib.import_module(COMMANDS[argv[0]][0])
     except KeyboardInterrupt:  # a Ctrl-C while torch loads, before the command's own handling is in place
-        print(f"evostyle {argv[0]}: interrupted (SIGINT) while starting; nothing was written", file=sys.stderr)
+        print(f"evostyle {argv[0]}: {STARTING_INTERRUPTED}", file=sys.stderr)
         return 128 + signal.SIGINT
     return int(module.main(argv[1:]) or 0)

@@ -10,7 +10,7 @@ import sys
 import typing
 from pathlib import Path
 
-from evostyle.cli.common import plain, show_defaults
+from evostyle.cli.common import MEMORY_FIX, plain, show_defaults
 from evostyle.errors import EvostyleError, cli_errors, resume_hint
 from evostyle.progress import setup_logging
 from evostyle.rundir import files
@@ -123,7 +123,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(-1 if args.quiet else 1 if args.verbose else 0)
-    with cli_errors(args.debug, "evostyle.search"):
+    with cli_errors(args.debug, "evostyle.search", memory_fix=MEMORY_FIX):
         for flag in ("resume", "out", "config"):  # "" is a path given badly, not a path left out
             value = getattr(args, flag)
             if value is not None and not value.strip():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from evostyle.cli.common import plain, show_defaults
+from evostyle.cli.common import MEMORY_FIX, plain, show_defaults
 from evostyle.errors import EvostyleError, cli_errors
 from evostyle.io.atomic import atomic_write_json
 from evostyle.io.images import load_image, save_image
@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(-1 if args.quiet else 1 if args.verbose else 0)
-    with cli_errors(args.debug, "evostyle.transfer"):
+    with cli_errors(args.debug, "evostyle.transfer", memory_fix=MEMORY_FIX):
         rec = run(args)
         for o in rec["outputs"]:
             flag = "  FAILED" if o["failed"] else ""

@@ -38,11 +38,17 @@ def temporary(path: Path) -> Path:
 _TEMPORARY = re.compile(r"\.(?P<target>.+)\.tmp\d+(?P<suffix>\.[^.]*)?")
 
 
-def is_temporary(name: str) -> bool:
-    """Whether a file name is one :func:`temporary` makes: what a process killed in mid-write leaves,
-    which evostyle recognises as its own (to clean up, and never to report as a user's file)."""
+def temporary_target(name: str) -> str | None:
+    """The file name a :func:`temporary` name was to replace (``.plot.png.tmp12.png`` ->
+    ``plot.png``), or None for any other name."""
     m = _TEMPORARY.fullmatch(name)
-    return m is not None and (m["suffix"] or "") == Path(m["target"]).suffix
+    return m["target"] if m is not None and (m["suffix"] or "") == Path(m["target"]).suffix else None
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one :func:`temporary` makes: what a process killed in mid-write leaves.
+    Whether it is evostyle's to remove depends on its target (:func:`evostyle.rundir.layout.is_debris`)."""
+    return temporary_target(name) is not None
 
 
 @contextlib.contextmanager

@@ -74,15 +74,21 @@ def _check_dims(path: Path, w: int, h: int) -> None:
         raise EvostyleError(f"image {path} is {w}x{h} px; each side must be at least {MIN_SIDE} px")
 
 
+FLOAT_OVERSHOOT = 1.5
+"""A float image's values up to this are taken as on [0, 1] with a little overshoot (a filter's ringing,
+clipped); above it, as on [0, 255]."""
+
+
 def _float_scale(arr: np.ndarray) -> np.ndarray:
-    """A floating-point image (a 32-bit TIFF) on [0, 1]: kept if it already is, divided by 255 if it is
-    on [0, 255] (as some tools write it; clipping it instead would read it as white); anything else
-    (NaN, negative or HDR values) has no one reading, so it is refused."""
+    """A floating-point image (a 32-bit TIFF) on [0, 1]: values up to :data:`FLOAT_OVERSHOOT` (and a
+    rounding's slightly negative ones) are clipped to it, values up to 255 are divided by 255 (as some
+    tools write 8-bit data; clipping them read the image as white). NaN, clearly negative values or
+    values above 255 (HDR) have no one reading, so they are refused."""
     lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
-    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi > 255:
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -0.01 or hi > 255:
         raise ValueError(f"its floating-point values run from {lo:g} to {hi:g}, not on [0, 1] or [0, 255]; "
                          "convert it to an 8- or 16-bit image")
-    return arr / 255.0 if hi > 1 else arr
+    return np.clip(arr / 255.0 if hi > FLOAT_OVERSHOOT else arr, 0.0, 1.0)
 
 
 def _to_rgb_array(im: Image.Image) -> np.ndarray:

@@ -11,7 +11,6 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from evostyle.errors import EvostyleError
@@ -247,7 +246,7 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
             ("wall time", _wall_time(summary, gens))]
     info_html = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(str(val))}</td></tr>" for k, val in info)
 
-    best = cands.loc[cands.fitness.idxmin()] if np.isfinite(cands.fitness).any() else cands.iloc[0]
+    best = v.best
     k = int(cfg.get("outputs", 1))
     inputs = [_img(run / files.CONTENT, f"content: {Path(str(cfg.get('content'))).name}")]
     for i, s in enumerate(cfg.get("style", [])):
@@ -256,7 +255,7 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
     score_cols = [c for c in ("fitness", "fidelity", "loss_score", "diversity_pixel", "diversity_feature")
                   if c in cands]
     drawn = {(int(best.generation), int(best.candidate))}  # its outputs open the page
-    ranked = cands[np.isfinite(cands.fitness)].sort_values("fitness", kind="stable")
+    ranked = v.counted.sort_values("fitness", kind="stable")
     top_html = "".join(_candidate_html(run, r, k, searched, f"#{i + 1}", score_cols, drawn)
                        for i, (_, r) in enumerate(ranked.head(min(top, 5)).iterrows()))
     gen_best = ranked.groupby("generation", sort=True).head(1).sort_values("generation").tail(4)
@@ -269,7 +268,7 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
 
     # the sort column (fitness) and the objectives first, so that they are in view on a laptop's screen
     cols = ["generation", "candidate", *score_cols] + [f"param_{n}" for n in searched]
-    top_df = cands.sort_values("fitness", kind="stable").head(top)[cols]
+    top_df = ranked.head(top)[cols]
     warn = ""
     if weights.get("used") == "random":
         warn = (f'<p class="warn">Made with a seeded random-init {str(weights.get("backbone", "vgg19")).upper()} '

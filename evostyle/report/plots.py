@@ -83,9 +83,26 @@ class RunView:
         return dict(self.candidates.attrs.get("units", {}))
 
     @property
-    def finite(self) -> pd.DataFrame:
-        """The candidates that did not fail."""
-        return self.candidates[np.isfinite(self.candidates.fitness)]
+    def counted(self) -> pd.DataFrame:
+        """The candidates the run's best, front and hypervolume count: those that did not fail and, in
+        a multi-fidelity run (a ``steps`` column), whose transfer ran every step."""
+        from evostyle.rundir.record import run_settings
+        c = self.candidates
+        ok = np.isfinite(c.fitness)
+        full = run_settings(self.record).get("steps")
+        if "steps" in c and full is not None:
+            ok &= c.steps == full
+        return c[ok]
+
+    @property
+    def best(self) -> pd.Series:
+        """The best candidate's row: summary.json's best, else the counted row of lowest fitness."""
+        b, ok = self.summary.get("best") or {}, self.counted
+        if "generation" in b and "candidate" in b:
+            rows = ok[(ok.generation == b["generation"]) & (ok.candidate == b["candidate"])]
+            if len(rows):
+                return rows.iloc[-1]
+        return ok.loc[ok.fitness.idxmin()] if len(ok) else self.candidates.iloc[0]
 
 
 RunLike = Union[str, os.PathLike, "SearchResult", RunView]
@@ -146,11 +163,11 @@ def plot_front(run: RunLike, compare: Sequence[RunLike] = ()) -> Figure:
     v, plt = RunView.of(run), pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2))
     q, d = v.columns
-    ok = v.finite
+    ok = v.counted
     sc = ax.scatter(ok[q], ok[d], c=ok.generation, s=14, cmap="viridis", label="candidates")
     _staircase(ax, ok[q].to_numpy(), ok[d].to_numpy(), v.reference, color="r", label="front")
     for i, (name, other) in enumerate(_views(compare).items()):
-        o = other.finite
+        o = other.counted
         _staircase(ax, o[q].to_numpy(), o[d].to_numpy(), v.reference, color=f"C{i + 3}", ls=":",
                    label=f"{name}: front")
     if q in v.baseline and d in v.baseline:
@@ -222,7 +239,7 @@ def plot_parameters(run: RunLike) -> Figure:
     cols = min(3, max(1, len(searched)))
     rows = math.ceil(max(1, len(searched)) / cols)
     fig, axes = pyplot().subplots(rows, cols, figsize=(3.4 * cols, 2.7 * rows), squeeze=False)
-    ok = v.finite
+    ok = v.counted
     best_per_gen = ok.loc[ok.groupby("generation").fitness.idxmin()] if len(ok) else ok
     for ax, name in zip(axes.flat, searched):
         col = f"param_{name}"
@@ -254,7 +271,7 @@ def plot_slices(run: RunLike) -> Figure:
     cols = len(ys) if len(ys) > 1 else min(3, max(1, len(panels)))
     rows = max(1, math.ceil(len(panels) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False, layout="constrained")
-    ok, sc = v.finite, None
+    ok, sc = v.counted, None
     for ax, (y, name) in zip(axes.flat, panels):
         sc = ax.scatter(ok[f"param_{name}"], ok[y], c=ok.generation, s=10, cmap="viridis")
         ax.set_title(f"{word(y)} against {name}", fontsize=9)

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import fnmatch
 import hashlib
 import json
 import os
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from evostyle.errors import EvostyleError, flag
-from evostyle.io.atomic import is_temporary
+from evostyle.io.atomic import temporary_target
 from evostyle.rundir.files import CONFIG, LAYOUT, LOCK, MARKER, PROBE, STATE
 
 
@@ -76,25 +77,36 @@ REPORT_FILES = ("report.html", "summary.md", "plot_*.png", "report_*.png")
 """What ``python -m evostyle.report`` writes into a run directory (a subset of the run's layout)."""
 
 
-def ours(name: str) -> bool:
-    """Whether a file in an output folder is evostyle's own whatever the folder: the lock, the
-    writability probe, or a temporary file of the atomic writer that a killed process left behind."""
-    return name == LOCK or name.startswith(PROBE) or is_temporary(name)
+def is_debris(relative: str, layout: Layout = RUN) -> bool:
+    """Whether the file at ``relative`` (to its output folder) is a temporary file of the atomic writer
+    that a killed process left, on its way to becoming one of ``layout``'s files: only those are
+    evostyle's (a user's ``.notes.txt.tmp1.txt`` is not, though it looks alike)."""
+    rel = PurePosixPath(relative)
+    target = temporary_target(rel.name)
+    return target is not None and any(fnmatch.fnmatch(str(rel.with_name(target)), pattern) for pattern in layout.files)
 
 
-def remove_debris(path: Path) -> list[Path]:
-    """Remove the temporary files a killed writer left in ``path`` (at any depth), which no process is
-    writing: called with the folder's lock held. Returns what was removed."""
-    gone = []
-    for p in Path(path).rglob(".*"):
-        if p.is_file() and is_temporary(p.name):
+def ours(relative: str, layout: Layout = RUN) -> bool:
+    """Whether the file at ``relative`` (to its output folder) is evostyle's own: the lock, the
+    writability probe, or a killed writer's temporary file of one of ``layout``'s files."""
+    name = PurePosixPath(relative).name
+    return name == LOCK or name.startswith(PROBE) or is_debris(relative, layout)
+
+
+def remove_debris(path: Path, layout: Layout = RUN) -> list[Path]:
+    """Remove the temporary files a killed writer left in ``path`` (at any depth) on their way to
+    ``layout``'s files, which no process is writing: called with the folder's lock held. Returns what
+    was removed."""
+    path, gone = Path(path), []
+    for p in path.rglob(".*"):
+        if p.is_file() and is_debris(p.relative_to(path).as_posix(), layout):
             with contextlib.suppress(OSError):
                 p.unlink()
                 gone.append(p)
     return gone
 
 
-def check_ownership(path: Path, layout: Layout = RUN, writes: tuple[str, ...] | None = None) -> bool:
+def check_ownership(path: Path, layout: Layout = RUN, writes: tuple[str, ...] | None = None, why: str = "") -> bool:
     """The one ownership rule every command that writes obeys: a folder evostyle did not make is never
     written into unless empty, and nothing of the user's is replaced. Returns whether ``path`` holds
     ``layout``'s marker (then the layout's files are evostyle's to replace).
@@ -102,16 +114,17 @@ def check_ownership(path: Path, layout: Layout = RUN, writes: tuple[str, ...] | 
     Without the marker, ``writes`` None (a new run, transfer or benchmark) asks the folder to hold
     nothing but evostyle's own debris (:func:`ours`); ``writes`` (glob patterns: a report added to a run
     made before the marker existed) asks that none of those files exist, as evostyle cannot tell
-    them from the user's. Either is refused in one line naming the files."""
+    them from the user's. Either is refused in one line naming the files (and ``why``, the caller's
+    reason, beside them)."""
     path = Path(path)
     if (path / layout.marker).exists():
         return True
     if writes is None:
-        found = sorted(p.name for p in path.iterdir() if not ours(p.name)) if path.is_dir() else []
+        found = sorted(p.name for p in path.iterdir() if not ours(p.name, layout)) if path.is_dir() else []
         if found:
             shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
-            raise EvostyleError(f"output directory {path} is not empty and does not hold {layout.what} ({shown}); "
-                                f"choose an empty or new {flag('out')}")
+            raise EvostyleError(f"output directory {path} is not empty and does not hold {layout.what} ({shown})"
+                                f"{why}; choose an empty or new {flag('out')}")
         return False
     found = sorted({p.name for pattern in writes for p in path.glob(pattern) if p.is_file()})
     if found:
@@ -134,7 +147,7 @@ def remove_layout(path: Path, layout: Layout = RUN, best_effort: bool = False) -
     layout's folders they leave empty; nothing else. ``best_effort``: a file that cannot be removed is
     left (cleaning up after a failure)."""
     path = Path(path)
-    remove_debris(path)
+    remove_debris(path, layout)
     for f in layout_files(path, layout):
         try:
             f.unlink()
@@ -152,7 +165,7 @@ def others(path: Path, layout: Layout = RUN) -> list[str]:
     path = Path(path)
     layouts = set(layout_files(path, layout))
     return [str(p.relative_to(path)) for p in sorted(path.rglob("*"))
-            if p.is_file() and p not in layouts and not ours(p.name)]
+            if p.is_file() and p not in layouts and not ours(p.relative_to(path).as_posix(), layout)]
 
 
 def prepare_new(path: Path, overwrite: bool, layout: Layout = RUN) -> list[str]:
@@ -174,14 +187,8 @@ def prepare_new(path: Path, overwrite: bool, layout: Layout = RUN) -> list[str]:
         kept = others(path, layout)
         remove_layout(path, layout)
         return kept
-    try:
-        check_ownership(path, layout)
-    except EvostyleError as exc:
-        if overwrite:
-            why = f" ({flag('overwrite', True)} only replaces {layout.what}); choose"
-            raise EvostyleError(str(exc).replace("; choose", why)) from None
-        raise
-    remove_debris(path)  # a killed writer's temporary files, ours
+    check_ownership(path, layout, why=f" ({flag('overwrite', True)} only replaces {layout.what})" if overwrite else "")
+    remove_debris(path, layout)  # a killed writer's temporary files, ours
     return []
 
 

@@ -218,11 +218,20 @@ class RunLog:
                                 f"{self.run_id[:12]}): it was copied in; restore this run's own {STATE} or start a "
                                 "new run")
         done = state["generations_done"]
-        digests = state.get("rows") if isinstance(state.get("rows"), dict) else None
-        if digests is not None and any(len(digests.get(n) or []) != done for n in (CANDIDATES, GENERATIONS)):
-            raise EvostyleError(f"{file} counts {done} generation(s) but vouches for the rows of "
-                                f"{len(digests.get(GENERATIONS) or [])}: it was edited or is another run's; restore "
-                                "it or start a new run")
+        digests = state.get("rows") if "rows" in state else None
+        if digests is not None:
+            well_formed = isinstance(digests, dict) and all(
+                isinstance(digests.get(n), list) and all(
+                    isinstance(e, list) and len(e) == 2 and isinstance(e[0], int) and isinstance(e[1], str)
+                    for e in digests[n]) for n in (CANDIDATES, GENERATIONS))
+            if not well_formed:
+                raise EvostyleError(f"{file}'s rows are not the [lines, digest] pairs evostyle writes: it was edited; "
+                                    "restore it or start a new run")
+            for n in (CANDIDATES, GENERATIONS):
+                if len(digests[n]) != done:
+                    raise EvostyleError(f"{file} counts {done} generation(s) but vouches for {len(digests[n])} "
+                                        f"generation(s) of {n}: it was edited or is another run's; restore it or "
+                                        "start a new run")
         logs, whole, why = {}, done, None
         for name, cols in ((CANDIDATES, self.cand_columns), (GENERATIONS, self.gen_columns)):
             header, lines, cut = self.read_lines(self.path / name)
@@ -267,7 +276,9 @@ class RunLog:
                 g = None
             if g is None:
                 if n == cut or i == len(lines) - 1:  # the last line, cut short: a truncation
-                    began = fields[0] if fields and fields[0].isdigit() else None
+                    # its generation is known only if the cut fell after the first field ("12,0,..." cut
+                    # to "1" would read as generation 1)
+                    began = fields[0] if len(fields) > 1 and fields[0].isdigit() else None
                     if began is not None and groups and int(began) == groups[-1][0]:
                         groups[-1][1].append((n, None, fields))  # text None: its generation is incomplete
                     elif began is not None:
@@ -285,9 +296,10 @@ class RunLog:
     def _whole_generations(path: Path, groups, done: int, digests: list | None) -> tuple[int, str | None]:
         """How many of generations 0..done-1 are whole in one log, and, if not all, where it is cut.
         They must come in order; with ``digests`` (state.json's [lines, digest] per generation) each
-        must also be exactly as written. A shortfall at the end is a cut (the run goes on from there);
-        a generation missing, out of order or different with more rows after it was changed, which
-        is refused naming the line: replaying it would score the run on rows it never made."""
+        must also be exactly as written. A shortfall at the end is a cut (the run goes on from there).
+        A generation missing or out of order before the end, or with rows other than those written,
+        means the file was changed; that is refused naming the lines, as replaying it would score
+        the run on rows it never made."""
         last = max((i for i, (g, _) in enumerate(groups) if g < done), default=-1)
         for i in range(done):
             if i > last or groups[i][0] != i:

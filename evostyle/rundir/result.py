@@ -92,8 +92,8 @@ class SearchResult:
         from evostyle.rundir.record import objective_columns
         try:
             return objective_columns(read_json(self.path / CONFIG, "run record"))
-        except EvostyleError:
-            return ("loss_score", "diversity_pixel")
+        except EvostyleError:  # no record: what a run older than the record scored
+            return objective_columns({})
 
     @property
     def diversity_column(self) -> str:
@@ -103,7 +103,7 @@ class SearchResult:
     @property
     def front(self) -> pd.DataFrame:
         """The non-dominated candidates among all evaluated, one row each as candidates.csv names its
-        columns: ``generation``, ``candidate``, ``param_<name>`` (every parameter), the objective
+        columns: ``generation``, ``candidate``, ``param_<name>`` (each searched parameter), the objective
         columns and ``fitness``, and ``images`` (the member's output files, relative to the run).
         Sorted as summary.json keeps it; empty (with those first two columns) for a run without one."""
         import pandas as pd

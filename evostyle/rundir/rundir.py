@@ -50,6 +50,8 @@ class RunDir:
         """The marker (.evostyle-run), once :meth:`open` or :meth:`create` read or wrote it."""
         self.log: RunLog | None = None
         """The CSV logs, once :meth:`create` or :meth:`reopen` made or opened them."""
+        self._accepted: list = []
+        """Input changes :meth:`check_inputs` accepted, for :meth:`reopen` to record."""
         self._warned = False
 
     def __repr__(self) -> str:
@@ -112,7 +114,7 @@ class RunDir:
 
     def status(self) -> str:
         """The status as a person should read it (``running`` with no live holder of the lock reads
-        as interrupted)."""
+        as interrupted); a ``finished`` without summary.json is an error saying to resume the run."""
         return RunLog.status(self.path)
 
     def result(self) -> SearchResult:
@@ -175,10 +177,11 @@ class RunDir:
         self.log = RunLog(self.path, columns, run_id=(self.marker or {}).get("run_id"))
         cached, _ = self.log.resume()
         self._state = self.log.state
+        self._record_accepted_inputs()
         old = int(rec["config"]["de"]["maxiter"])
         if maxiter != old:
             done = int(self._state["generations_done"])
-            self._record = extended(rec, maxiter, done)
+            self._record = extended(self.record(), maxiter, done)  # with any input change just recorded
             atomic_write_json(self.path / files.CONFIG, self._record)
             logger.info("extending %s from maxiter %d to %d (%d generation(s) done)", self.path, old, maxiter, done)
         return cached
@@ -205,8 +208,17 @@ class RunDir:
                                 f"(SHA-256 {old[:12]} in {files.CONFIG}, now {new[:12]}); restore it, or resume with "
                                 f"{flag('accept_changed_inputs', True)} to score the later generations on the new "
                                 "file")
-        done = int(self.state()["generations_done"])
-        self._record = accepted_inputs(rec, changed, done)
+        self._accepted = changed  # recorded by reopen, once it knows which generations are kept
+
+    def _record_accepted_inputs(self) -> None:
+        """Record the input changes :meth:`check_inputs` accepted (``input_changes`` in config.json),
+        from the first generation that will be scored again: after :meth:`reopen` has dropped what
+        a cut left incomplete, so that the record names the generations that really use the new file."""
+        changed, self._accepted = self._accepted, []
+        if not changed:
+            return
+        done = int(self._state["generations_done"])
+        self._record = accepted_inputs(self.record(), changed, done)
         atomic_write_json(self.path / files.CONFIG, self._record)
         for role, path, old, new in changed:
             logger.warning("the %s %s changed (SHA-256 %s -> %s); accepted: generations from %d on use the new "

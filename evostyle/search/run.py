@@ -67,17 +67,16 @@ def build(cfg: SearchConfig, hooks: Hooks | None = None) -> Built:
     to score candidates of their own choosing with a run's exact settings. ``hooks`` hear the
     evaluator's steps and phases."""
     from evostyle.io.images import image_size
-    from evostyle.io.samples import resolve_image
     from evostyle.search.evaluator import Evaluator
     from evostyle.search.plan import make_plan
     from evostyle.search.scoring import ScoreConfig
     from evostyle.search.space import style_space
     from evostyle.transfer.engine import StyleEngine
     from evostyle.transfer.run import rows_that_fit
-    content, styles = resolve_image(cfg.run.content), [resolve_image(s) for s in cfg.run.style]
-    image_size(content)
-    for s in styles:
-        image_size(s)
+    inputs = input_paths(cfg)
+    content, styles = inputs["content"], [inputs[f"style_{i}"] for i in range(len(cfg.run.style))]
+    for path in (content, *styles):
+        image_size(path)
     sp, tr, sc = cfg.space, cfg.transfer, cfg.scoring
     space = style_space(sp.outputs, len(cfg.run.style), tr.style_layers, sp.search, sp.rotation_mode, sp.fixed,
                         sp.bounds)
@@ -127,12 +126,15 @@ def _state_on_error(rd: RunDir, status_on_error: str | None = "failed"):
     try:
         yield
     except (Interrupted, KeyboardInterrupt) as exc:
-        signum = getattr(exc, "signum", signal.SIGINT)  # a KeyboardInterrupt: Ctrl-C outside the loop's handlers
+        # a KeyboardInterrupt is a Ctrl-C (or a Stopped) outside the loop's handlers; WorkersLost names
+        # its reason, not a signal (its signum is 0)
+        signum = getattr(exc, "signum", signal.SIGINT) or signal.SIGINT
+        name = exc.name if isinstance(exc, Interrupted) else signal.Signals(signum).name
         if status_on_error is None:  # the run is finished; only its report was cut short
             raise Stopped(signum, f"{rd.path} is finished; its report was not written: rebuild it with "
                                   f"{report_hint(rd.path)}") from None
         with contextlib.suppress(OSError):
-            rd.mark("interrupted", signal=signal.Signals(signum).name)
+            rd.mark("interrupted", signal=name)
         if isinstance(exc, Interrupted):
             raise
         raise Interrupted(signum) from None
@@ -180,7 +182,7 @@ def _check_resume_config(cfg: SearchConfig, rd: RunDir) -> bool:
     differ = [f"{sec}.{k}" for sec in ours for k in ours[sec]
               if k not in RESUME_MAY_CHANGE and not same(saved.get(sec, {}).get(k), ours[sec][k])]
     if differ:
-        raise EvostyleError(f"{flag('resume', True)} continues {rd.path} with its own config, which differs in "
+        raise EvostyleError(f"a resume continues {rd.path} with its own config, which differs in "
                             f"{', '.join(differ[:5])}; only {', '.join(RESUME_MAY_CHANGE)} may change")
     done = int(rd.state()["generations_done"])
     if cfg.de.maxiter + 1 < done:

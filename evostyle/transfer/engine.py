@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # annotations only
     from evostyle.types import ArrayLike
 
 
-def _check_depth(hw: tuple[int, int], layers, net: Backbone, what: str = "output size", fix: str = "size",
+def _check_depth(hw: tuple[int, int], layers, net: Backbone, what: str = "output size", fix: str | None = None,
                  aspect: float | None = None) -> None:
     """Each pooling halves the map; refuse images too small for the deepest layer, naming the size that
     would do, or, for an image so narrow (``aspect``: its long side over its short one, before any
@@ -47,7 +47,7 @@ def _check_depth(hw: tuple[int, int], layers, net: Backbone, what: str = "output
                                 f"{need} px, which would take a long side of {long_side} px (at most {MAX_SIDE}); "
                                 f"crop the image nearer to square, or use shallower style layers")
         raise EvostyleError(f"{what} {hw[1]}x{hw[0]} px is too small for layer {deepest}: each side needs "
-                            f"at least {need} px; raise {flag(fix)} to at least {long_side}")
+                            f"at least {need} px; raise {fix or flag('size')} to at least {long_side}")
 
 
 def coarse_scales(scales: Sequence[int], size: int) -> tuple[int, ...]:
@@ -152,7 +152,7 @@ class StyleEngine:
         c = self._load(content, size)
         hw = tuple(c.shape[-2:])
         _check_depth(hw, list(self.cfg.style_layers) + [self.cfg.content_layer], BACKBONES.get(self.cfg.network),
-                     what=f"scale {size} px:", fix="scales")
+                     what=f"scale {size} px:", fix=f"the smallest of {flag('scales')}")
         targets = StyleTargets(self.model, [self._load(s, hw) for s in styles], self.cfg.style_layers,
                                self.cfg.measure, self.rotation_mode, self.shuffle, self.seed, self.device)
         return _Level(c, targets)

@@ -53,8 +53,8 @@ def test_the_built_in_optimisers_are_registry_entries():
 
 
 @pytest.mark.parametrize(("settings", "message"), [
-    ({"optimizer": "scipy-de", "objective": "pareto"}, "scipy-de has no multi-objective mode; use --optimizer"),
-    ({"optimizer": "gde3"}, "gde3 minimises several objectives; use --objective pareto"),
+    ({"optimizer": "scipy-de", "objective": "pareto"}, "scipy-de has no multi-objective mode; use optimizer="),
+    ({"optimizer": "gde3"}, "gde3 minimises several objectives; use objective='pareto'"),
     ({"optimizer": "gde3", "objective": "pareto", "strategy": "best1bin"}, "runs GDE3, which takes strategy"),
     ({"strategy": "rand2exp", "popsize": 5}, "population 5 is too small for strategy 'rand2exp'"),
     ({"optimizer": "no-such"}, "unknown optimizer 'no-such'"),

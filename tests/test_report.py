@@ -68,7 +68,7 @@ def test_the_report_says_first_whether_the_search_was_worth_it_and_compares_runs
     res = SearchResult.from_dir(evil_run)
     assert len(res.baseline_images()) == 2 and "fitness" in res.baseline  # saved by the search
     page = (evil_run / "report.html").read_text()
-    top = page[:page.index("<h2>The front")]
+    top = page[:page.index("<h2>The Pareto front")]
     assert re.search(r'<p class="verdict">(Worth it|Not worth it here): ', top) and "same-target baseline" in top
     assert f"<th>wall time</th><td>{res.seconds:.1f} s (generations" in page  # summary.json's, not a second one
     assert top.count("<img") == 4 and f"{res.baseline['fitness']:.4g}" in top  # 2 best + 2 baseline outputs

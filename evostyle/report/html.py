@@ -281,11 +281,11 @@ def write_report(run_dir: str | os.PathLike, top: int = 10, status: str | None =
 <h1>evostyle run <code>{_esc(run.name)}</code></h1>{warn}{failed_html}
 <p class="verdict">{_esc(line)}</p>
 {_pair_html(v, best)}
-{_plot_html(v, "plot_pareto.png", "The front", _front_text(v))}
-{_plot_html(v, "plot_convergence.png", "Convergence")}
+{_plot_html(v, files.PLOT_FRONT, "The Pareto front", _front_text(v))}
+{_plot_html(v, files.PLOT_CONVERGENCE, "Convergence")}
 <h2>Parameters</h2>{_parameters_html(rec.get("space", []), best)}
-<div class="plots"><img src="{data_uri(run / "plot_params.png")}" alt="parameters by generation"></div>
-{_plot_html(v, "plot_slices.png", "Slices: each objective against each parameter")}
+<div class="plots"><img src="{data_uri(run / files.PLOT_PARAMS)}" alt="parameters by generation"></div>
+{_plot_html(v, files.PLOT_SLICES, "Slices: each objective against each parameter")}
 <h2>Top {len(top_df)} candidates</h2>{_table(top_df)}
 <h2>Top candidates, with their outputs</h2>{top_html}
 <h2>Best of the last generations</h2>{last_html}

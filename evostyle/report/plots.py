@@ -305,7 +305,7 @@ def make_plots(run: RunLike, compare: Sequence[RunLike] = ()) -> list[Path]:
     compare)."""
     v = RunView.of(run)
     others = list(_views(compare).values())
-    figures = {"plot_pareto.png": lambda: plot_front(v, others),
-               "plot_convergence.png": lambda: plot_convergence(v, others),
-               "plot_params.png": lambda: plot_parameters(v), "plot_slices.png": lambda: plot_slices(v)}
+    figures = {files.PLOT_FRONT: lambda: plot_front(v, others),
+               files.PLOT_CONVERGENCE: lambda: plot_convergence(v, others),
+               files.PLOT_PARAMS: lambda: plot_parameters(v), files.PLOT_SLICES: lambda: plot_slices(v)}
     return [_save(figures[name](), v.path / name) for name in PLOTS]

@@ -41,7 +41,9 @@ CONTENT = "content.png"
 IMAGES = "images"
 BEST = "best"
 BEST_JSON = f"{BEST}/best.json"
-PLOTS = ("plot_pareto.png", "plot_convergence.png", "plot_params.png", "plot_slices.png")
+PLOT_FRONT, PLOT_CONVERGENCE, PLOT_PARAMS, PLOT_SLICES = ("plot_pareto.png", "plot_convergence.png",
+                                                         "plot_params.png", "plot_slices.png")
+PLOTS = (PLOT_FRONT, PLOT_CONVERGENCE, PLOT_PARAMS, PLOT_SLICES)
 """The report's plots, in the order the report shows them: front, convergence, parameters, slices."""
 
 FIDELITY_COLUMNS = ("steps", "steps_run")

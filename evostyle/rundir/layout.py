@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from evostyle.errors import EvostyleError, flag
 from evostyle.io.atomic import temporary_target
-from evostyle.rundir.files import CONFIG, LAYOUT, LOCK, MARKER, PROBE, STATE
+from evostyle.rundir.files import CONFIG, LAYOUT, LOCK, MARKER, PROBE, REPORT, STATE, SUMMARY_MD
 
 
 def config_hash(config: dict) -> str:
@@ -73,7 +73,7 @@ class Layout(NamedTuple):
 RUN = Layout(MARKER, LAYOUT, "an evostyle run", resume=True)
 TRANSFER = Layout("losses.json", ("losses.json", "output_*.png", "grid.jpg"), "an evostyle transfer's outputs")
 BENCH = Layout("bench.json", ("bench.json", "bench.md"), "an evostyle benchmark")
-REPORT_FILES = ("report.html", "summary.md", "plot_*.png", "report_*.png")
+REPORT_FILES = (REPORT, SUMMARY_MD, "plot_*.png", "report_*.png")
 """What ``python -m evostyle.report`` writes into a run directory (a subset of the run's layout)."""
 
 

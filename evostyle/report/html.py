@@ -154,7 +154,8 @@ def _front_text(v: RunView) -> str:
     if hv is not None and ref is not None:
         text += (f"; hypervolume {hv:.4g} against the reference {word(q)} {ref[0]:.4g}, "
                  f"{word(d)} {0.0 - ref[1]:.4g}")
-    return f"<p>{_esc(text)}. The staircase is the boundary the hypervolume measures.</p>"
+    return (f"<p>{_esc(text)}. The staircase is the front's boundary; the hypervolume is the area between "
+            "it and the reference (x), so members worse than the reference add nothing to it.</p>")
 
 
 def _wall_time(summary: dict, gens: pd.DataFrame) -> str:

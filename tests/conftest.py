@@ -127,3 +127,17 @@ def interrupt_at(monkeypatch):
             return real(self, g, unit, *fidelity)
         monkeypatch.setattr(SearchProblem, "_evaluate", real if generation is None else stop)
     return set_
+
+
+@pytest.fixture
+def one_line(capsys):
+    """``one_line(main, argv, code=2)``: run a command line's ``main(argv)``, check that it exits with
+    ``code`` after exactly one line on stderr and no traceback, and return that line."""
+    def run(main, argv, code=2) -> str:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "Traceback" not in err[0], err
+        return err[0]
+    return run

@@ -60,15 +60,6 @@ def reference(tmp_path_factory):
     return pd.read_csv(out / "candidates.csv").drop(columns=[SECONDS_COLUMN])
 
 
-def _one_line(capsys, fn, argv, code):
-    with pytest.raises(SystemExit) as exc:
-        fn(argv)
-    assert exc.value.code == code
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "Traceback" not in err[0], err
-    return err[0]
-
-
 def _debris(run: Path) -> list[str]:
     return [str(p) for p in run.rglob("*") if ".tmp" in p.name] if run.exists() else []
 
@@ -94,10 +85,10 @@ WRITES = [
 
 
 @pytest.mark.parametrize("what,pattern,nth,phase", WRITES, ids=[w[0] for w in WRITES])
-def test_full_disk_at_every_write(tmp_path, capsys, reference, what, pattern, nth, phase):
+def test_full_disk_at_every_write(tmp_path, capsys, reference, what, pattern, nth, phase, one_line):
     run = tmp_path / "run"
     with disk_full(pattern, nth) as seen:
-        line = _one_line(capsys, main, TINY + ["--out", str(run)], 1)
+        line = one_line(main, TINY + ["--out", str(run)], 1)
     assert seen[0] >= nth, f"{what} was never written"
     assert "no space left on device" in line and "Traceback" not in line
     assert not _debris(run), _debris(run)
@@ -130,12 +121,12 @@ def test_overwrite_deletes_only_the_runs_own_files(tmp_path, capsys):
     assert json.loads((run / "state.json").read_text())["status"] == "finished"
 
 
-def test_overwrite_refuses_a_folder_evostyle_did_not_make(tmp_path, capsys):
+def test_overwrite_refuses_a_folder_evostyle_did_not_make(tmp_path, capsys, one_line):
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "config.json").write_text('{"my": "own config"}')
     (folder / "photo.jpg").write_bytes(b"mine")
-    line = _one_line(capsys, main, TINY + ["--out", str(folder), "--overwrite"], 2)
+    line = one_line(main, TINY + ["--out", str(folder), "--overwrite"], 2)
     assert "does not hold an evostyle run" in line and "--overwrite only replaces an evostyle run" in line
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "photo.jpg"]  # untouched, no lock file
     assert (folder / "config.json").read_text() == '{"my": "own config"}'
@@ -149,18 +140,18 @@ def _hold_lock(run: Path):
     return proc
 
 
-def test_a_second_process_on_a_locked_run_is_refused_with_the_holders_pid(tmp_path, capsys):
+def test_a_second_process_on_a_locked_run_is_refused_with_the_holders_pid(tmp_path, capsys, one_line):
     run = tmp_path / "run"
     assert main(TINY + ["--maxiter", "0", "--out", str(run)]) == 0
     state = json.loads((run / "state.json").read_text())
     (run / "state.json").write_text(json.dumps({**state, "status": "running"}))  # as if mid-run
     holder = _hold_lock(run)
     try:
-        line = _one_line(capsys, main, ["--resume", str(run)], 2)
+        line = one_line(main, ["--resume", str(run)], 2)
         assert f"is in use by process {holder.pid} (search" in line
-        line = _one_line(capsys, report_main, [str(run)], 2)
+        line = one_line(report_main, [str(run)], 2)
         assert f"process {holder.pid}" in line
-        line = _one_line(capsys, main, TINY + ["--out", str(run), "--overwrite"], 2)
+        line = one_line(main, TINY + ["--out", str(run), "--overwrite"], 2)
         assert f"process {holder.pid}" in line
     finally:
         holder.kill()
@@ -321,7 +312,7 @@ def test_exif_orientation_is_honoured(tmp_path):
     assert image_size(tmp_path / "phone.jpg") == (40, 20)  # the header's own size, before the turn
 
 
-def test_a_population_too_large_for_host_memory_is_chunked_or_refused(tmp_path, capsys, monkeypatch):
+def test_a_population_too_large_for_host_memory_is_chunked_or_refused(tmp_path, capsys, monkeypatch, one_line):
     from evostyle.network.backbones import BACKBONES
     from evostyle.transfer import run as transfer
     per_row = BACKBONES.get("vgg19").activation_values((21, 32), "relu5_1") * transfer.BYTES_PER_VALUE  # a 32 px row
@@ -332,6 +323,6 @@ def test_a_population_too_large_for_host_memory_is_chunked_or_refused(tmp_path, 
     assert pd.read_csv(run / "generations.csv").chunk_size.tolist() == [2]
     assert "would not fit in the host's memory; running 2 at a time" in capsys.readouterr().err
     monkeypatch.setattr(transfer, "available_host_memory", lambda: int(0.5 * per_row))
-    line = _one_line(capsys, main, TINY + ["--out", str(tmp_path / "big")], 1)
+    line = one_line(main, TINY + ["--out", str(tmp_path / "big")], 1)
     assert "needs about" in line and "GiB are available; lower --size" in line
     assert not (tmp_path / "big").exists()  # refused before anything was written

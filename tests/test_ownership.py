@@ -21,15 +21,6 @@ BENCH = ["--sizes", "16", "--batches", "1", "--steps", "2", "--device", "cpu"]
 DEBRIS = (".plot_convergence.png.tmp4242.png", "images/.g001_c000_k0.jpg.tmp77.jpg", ".state.json.tmp9.json")
 
 
-def _one_line(capsys, fn, argv, code=2) -> str:
-    with pytest.raises(SystemExit) as exc:
-        fn(argv)
-    assert exc.value.code == code
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "Traceback" not in err[0], err
-    return err[0]
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     run = tmp_path_factory.mktemp("done") / "run"
@@ -59,11 +50,11 @@ def test_temporary_names_are_the_atomic_writers_own():
 
 @pytest.mark.parametrize("mine", [("summary.md", "report.html"), ("plot_convergence.png",)],
                          ids=["summary.md and report.html", "a plot"])
-def test_the_report_replaces_no_file_in_a_folder_without_the_marker(run, capsys, mine):
+def test_the_report_replaces_no_file_in_a_folder_without_the_marker(run, capsys, mine, one_line):
     (run / MARKER).unlink()  # a folder evostyle cannot tell it made (or a run older than the marker)
     for name in mine:
         (run / name).write_text(f"the user's own {name}")
-    line = _one_line(capsys, report_main, [str(run)])
+    line = one_line(report_main, [str(run)])
     assert f"has no {MARKER}" in line and all(name in line for name in mine) and "move" in line
     assert all((run / name).read_text() == f"the user's own {name}" for name in mine)
     assert not (run / LOCK).exists()
@@ -72,11 +63,11 @@ def test_the_report_replaces_no_file_in_a_folder_without_the_marker(run, capsys,
     assert report_main([str(run), "-q"]) == 0 and (run / "report.html").is_file() and not (run / LOCK).exists()
 
 
-def test_the_bench_writes_into_its_own_folder_only(tmp_path, capsys):
+def test_the_bench_writes_into_its_own_folder_only(tmp_path, capsys, one_line):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "bench.md").write_text("my notes on benches")
-    line = _one_line(capsys, bench_main, [*BENCH, "--out", str(mine)])
+    line = one_line(bench_main, [*BENCH, "--out", str(mine)])
     assert "not empty and does not hold an evostyle benchmark" in line and "bench.md" in line
     assert (mine / "bench.md").read_text() == "my notes on benches" and len(list(mine.iterdir())) == 1
     out = tmp_path / "bench"

@@ -24,15 +24,6 @@ def _image(path: Path, seed: int) -> Path:
     return path
 
 
-def _one_line(capsys, argv, code=2) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == code
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "Traceback" not in err[0], err
-    return err[0]
-
-
 def _snapshot(run: Path) -> dict:
     return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
 
@@ -75,11 +66,11 @@ def test_inputs_are_fingerprinted_when_the_run_starts(tmp_path, inputs):
 
 @pytest.mark.parametrize("which", ["content", "style_1"])
 def test_an_input_replaced_before_resume_is_refused_naming_it_then_accepted_deliberately(
-        tmp_path, capsys, inputs, interrupt_at, which):
+        tmp_path, capsys, inputs, interrupt_at, which, one_line):
     run = _interrupted_run(inputs, tmp_path / "run", interrupt_at, capsys)
     _image(inputs[which], 99)  # another picture at the same path
     before = _snapshot(run)
-    line = _one_line(capsys, ["--resume", str(run), "--quiet"])
+    line = one_line(main, ["--resume", str(run), "--quiet"])
     words = {"content": "content image", "style_1": "style image 1"}[which]
     assert f"the {words} {inputs[which]} changed" in line and "--accept-changed-inputs" in line
     assert _snapshot(run) == before  # refused before anything was written, not even a lock file
@@ -93,19 +84,19 @@ def test_an_input_replaced_before_resume_is_refused_naming_it_then_accepted_deli
     assert json.loads((run / "state.json").read_text())["status"] == "finished"
 
 
-def test_an_extension_checks_the_inputs_too_and_an_unchanged_touch_passes(tmp_path, capsys, inputs):
+def test_an_extension_checks_the_inputs_too_and_an_unchanged_touch_passes(tmp_path, capsys, inputs, one_line):
     run = tmp_path / "run"
     assert main(_args(inputs, "--maxiter", "0", "--out", str(run))) == 0
     inputs["style_0"].write_bytes(inputs["style_0"].read_bytes())  # rewritten, same bytes: not a change
     _image(inputs["content"], 5)
-    line = _one_line(capsys, ["--resume", str(run), "--maxiter", "1", "--quiet"])
+    line = one_line(main, ["--resume", str(run), "--maxiter", "1", "--quiet"])
     assert "content image" in line and "--accept-changed-inputs" in line and "style image" not in line
     _image(inputs["content"], 1)  # the original back: the extension goes on
     assert main(["--resume", str(run), "--maxiter", "1", "--quiet", "--no-report"]) == 0
     assert "input_changes" not in json.loads((run / "config.json").read_text())
 
 
-def test_a_weights_file_replaced_before_an_extension_is_refused(tmp_path, capsys, inputs):
+def test_a_weights_file_replaced_before_an_extension_is_refused(tmp_path, capsys, inputs, one_line):
     from torchvision.models import vgg16
     weights = tmp_path / "inputs" / "vgg16.pt"
     sd = vgg16(weights=None).features.state_dict()
@@ -117,7 +108,7 @@ def test_a_weights_file_replaced_before_an_extension_is_refused(tmp_path, capsys
     assert rec["inputs"]["weights"]["sha256"] == rec["weights"]["sha256"]  # the provenance's own digest, reused
     sd["0.bias"][0] += 1.0
     torch.save(sd, weights)
-    line = _one_line(capsys, ["--resume", str(run), "--maxiter", "1", "--quiet"])
+    line = one_line(main, ["--resume", str(run), "--maxiter", "1", "--quiet"])
     assert f"the weights file {weights} changed" in line and "--accept-changed-inputs" in line
 
 
@@ -140,8 +131,8 @@ def test_a_run_without_fingerprints_still_resumes(tmp_path, capsys, inputs, inte
     assert main(["--resume", str(run), "--quiet", "--no-report"]) == 0
 
 
-def test_accept_changed_inputs_without_resume_is_refused(tmp_path, capsys, inputs):
-    line = _one_line(capsys, _args(inputs, "--maxiter", "0", "--out", str(tmp_path / "run"),
+def test_accept_changed_inputs_without_resume_is_refused(tmp_path, capsys, inputs, one_line):
+    line = one_line(main, _args(inputs, "--maxiter", "0", "--out", str(tmp_path / "run"),
                                    "--accept-changed-inputs"))
     assert "--resume only" in line and not (tmp_path / "run").exists()
 
@@ -224,17 +215,17 @@ def test_a_state_edited_to_finished_early_is_resumed_not_believed(tmp_path, caps
 
 
 @pytest.mark.parametrize("value", [-1, True, "3", 2.5], ids=["-1", "true", "a string", "a fraction"])
-def test_a_generation_count_no_run_writes_is_refused_naming_it(part, capsys, value):
+def test_a_generation_count_no_run_writes_is_refused_naming_it(part, capsys, value, one_line):
     _edit_state(part, generations_done=value)
     before = _snapshot(part)
-    line = _one_line(capsys, ["--resume", str(part), "--quiet"])
+    line = one_line(main, ["--resume", str(part), "--quiet"])
     assert "state.json is corrupt: generations_done is " + json.dumps(value) in line and "0 or more" in line
     assert _snapshot(part) == before  # no logged row discarded
 
 
-def test_a_count_larger_than_the_rows_vouched_for_is_refused(part, capsys):
+def test_a_count_larger_than_the_rows_vouched_for_is_refused(part, capsys, one_line):
     _edit_state(part, generations_done=4)
-    line = _one_line(capsys, ["--resume", str(part), "--quiet"])
+    line = one_line(main, ["--resume", str(part), "--quiet"])
     assert "state.json counts 4 generation(s) but vouches for 3 generation(s) of candidates.csv" in line
 
 
@@ -244,31 +235,31 @@ def other(tmp_path_factory, sample_inputs):
     return _interrupted_once(tmp_path_factory, sample_inputs, "other", "--steps", "3")
 
 
-def test_the_rows_of_another_run_copied_in_are_refused(part, other, capsys):
+def test_the_rows_of_another_run_copied_in_are_refused(part, other, capsys, one_line):
     for name in ("candidates.csv", "generations.csv"):
         shutil.copy(other / name, part / name)
     before = _snapshot(part)
-    line = _one_line(capsys, ["--resume", str(part), "--quiet"])
+    line = one_line(main, ["--resume", str(part), "--quiet"])
     assert "candidates.csv lines 2-6 (generation 0) are not the rows this run wrote" in line
     assert "another run's" in line
     assert _snapshot(part) == before
     shutil.copy(other / "state.json", part / "state.json")  # its state too: the run id gives it away
-    line = _one_line(capsys, ["--resume", str(part), "--quiet"])
+    line = one_line(main, ["--resume", str(part), "--quiet"])
     assert "state.json belongs to another run" in line
 
 
-def test_a_spreadsheet_re_save_or_one_edited_value_is_named_as_a_change(part, capsys):
+def test_a_spreadsheet_re_save_or_one_edited_value_is_named_as_a_change(part, capsys, one_line):
     import pandas as pd
     path = part / "candidates.csv"
     original = path.read_bytes()
     pd.read_csv(path).to_csv(path, index=False, lineterminator="\r\n")  # what a spreadsheet's "save" does
-    line = _one_line(capsys, ["--resume", str(part), "--quiet"])
+    line = one_line(main, ["--resume", str(part), "--quiet"])
     assert "candidates.csv" in line and "changed after the run wrote it" in line
     assert "settings or library versions" not in line
     lines = original.decode().split("\n")
     lines[8] = lines[8].replace("0.", "0.9", 1)  # one value of generation 1, third row
     path.write_text("\n".join(lines))
-    line = _one_line(capsys, ["--resume", str(part), "--quiet"])
+    line = one_line(main, ["--resume", str(part), "--quiet"])
     assert "candidates.csv lines 7-11 (generation 1)" in line
 
 
@@ -309,10 +300,10 @@ def test_a_state_written_before_the_rows_were_vouched_for_still_resumes(part, re
     assert _frame(part).equals(_frame(reference))
 
 
-def test_rows_that_are_not_digest_pairs_are_refused_in_one_line(part, capsys):
+def test_rows_that_are_not_digest_pairs_are_refused_in_one_line(part, capsys, one_line):
     """state.json's ``rows`` edited into something evostyle never writes: one line, not a TypeError."""
     _edit_state(part, rows={"candidates.csv": "all good", "generations.csv": []})
-    line = _one_line(capsys, ["--resume", str(part), "--quiet"])
+    line = one_line(main, ["--resume", str(part), "--quiet"])
     assert "rows are not the [lines, digest] pairs evostyle writes" in line
 
 

@@ -313,3 +313,16 @@ def test_a_cut_inside_a_rows_first_field_is_a_cut_not_an_edit(tmp_path):
     lines = [(2, "10,0,a\n", ["10", "0", "a"]), (3, "11,0,b\n", ["11", "0", "b"]), (4, "1", ["1"])]
     groups = RunLog._generations(tmp_path / "candidates.csv", lines, 4, 3)
     assert [g for g, _ in groups] == [10, 11]
+
+
+def test_a_bundled_sample_is_fingerprinted_under_its_own_name(tmp_path):
+    """The file hashed is the sample's, the path recorded is the config's ``sample:`` spelling: a run
+    directory names no path of the machine that made it unless the user gave one."""
+    from evostyle.io.samples import sample_image
+    from evostyle.network.state import file_sha256
+    run = tmp_path / "run"
+    assert main([*TINY, "--content", "sample:cat.jpg", "--style", "sample:starry_night.jpg", "--maxiter", "0",
+                 "--search", "angles", "--size", "32", "--out", str(run)]) == 0
+    recorded = json.loads((run / "config.json").read_text())["inputs"]
+    assert recorded["content"] == {"path": "sample:cat.jpg", "sha256": file_sha256(sample_image("cat.jpg"))}
+    assert recorded["style_0"]["path"] == "sample:starry_night.jpg"

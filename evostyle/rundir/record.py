@@ -29,15 +29,19 @@ def new_record(config: dict, plan: dict, space: list[dict], weights: dict, envir
             "environment": environment, "seed": seed, "columns": list(columns), "inputs": dict(inputs or {})}
 
 
-def fingerprints(paths: Mapping[str, str], known: Mapping[str, str] | None = None) -> dict[str, dict]:
-    """{role: {"path", "sha256"}} of the files a run reads (``paths``: {role: path}, roles as
-    :func:`input_words` names them). A resume compares them (:func:`changed_inputs`): the config names
-    a file by its path, and a file replaced at the same path would otherwise be used without a word.
-    ``known``: {role: SHA-256} already computed (the weights file's, hashed when it was loaded), so
-    no file is read twice."""
+def fingerprints(paths: Mapping[str, str], known: Mapping[str, str] | None = None,
+                 names: Mapping[str, str] | None = None) -> dict[str, dict]:
+    """{role: {"path", "sha256"}} of the files a run reads (``paths``: {role: the file to hash}, roles
+    as :func:`input_words` names them). A resume compares them by role (:func:`changed_inputs`): the
+    config names a file by its path, and a file replaced at the same path would otherwise be used
+    without a word. ``known``: {role: SHA-256} already computed (the weights file's, hashed when it was
+    loaded), so no file is read twice. ``names``: {role: the input as the config spells it}, recorded
+    as ``path`` instead of the resolved file, so that a bundled sample reads ``sample:cat.jpg`` and a
+    run directory names no path of the machine it was made on that the user did not give."""
     from evostyle.network.state import file_sha256
-    known = known or {}
-    return {role: {"path": str(path), "sha256": known.get(role) or file_sha256(path)} for role, path in paths.items()}
+    known, names = known or {}, names or {}
+    return {role: {"path": str(names.get(role, path)), "sha256": known.get(role) or file_sha256(path)}
+            for role, path in paths.items()}
 
 
 def changed_inputs(recorded: Mapping[str, dict], paths: Mapping[str, str]) -> list[tuple[str, str, str, str]]:

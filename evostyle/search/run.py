@@ -163,12 +163,19 @@ def input_paths(cfg: SearchConfig) -> dict[str, str]:
     return paths
 
 
+def input_names(cfg: SearchConfig) -> dict[str, str]:
+    """{role: the input as the config spells it} for the roles of :func:`input_paths`."""
+    return {"content": cfg.run.content, **{f"style_{i}": s for i, s in enumerate(cfg.run.style)},
+            "weights": str(cfg.run.weights)}
+
+
 def _new_record(cfg: SearchConfig, built: Built) -> dict:
     from evostyle.rundir.record import environment, fingerprints, new_record
     engine, ev = built.engine, built.evaluator
     known = {"weights": engine.weights_info["sha256"]} if "sha256" in engine.weights_info else {}
     return new_record(cfg.to_dict(), built.plan.to_dict(), built.space.describe(), engine.weights_info,
-                      environment(engine.device), cfg.run.seed, ev.columns, fingerprints(input_paths(cfg), known))
+                      environment(engine.device), cfg.run.seed, ev.columns,
+                      fingerprints(input_paths(cfg), known, input_names(cfg)))
 
 
 def _check_resume_config(cfg: SearchConfig, rd: RunDir) -> bool:

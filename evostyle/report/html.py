@@ -193,13 +193,15 @@ def verdict(best: dict, baseline: dict, columns: tuple[str, str], floor: dict) -
 def _pair_html(v: RunView, best: pd.Series) -> str:
     """The best candidate's outputs and its same-target baseline's, one row each."""
     res = SearchResult(v.path, {})
+    angle = lambda k: f" (angle {best[f'param_angle_{k}']:.0f} deg)" if f"param_angle_{k}" in best else ""
     rows = []
-    for title, paths in (("Best candidate", res.best_images()), ("Its same-target baseline (every output with "
-                                                                  "angle_0's target)", res.baseline_images())):
+    for title, paths, caption in (
+            ("Best candidate", res.best_images(), lambda k: f"output {k}{angle(k)}"),
+            ("Its same-target baseline (every output with angle_0's target)", res.baseline_images(),
+             lambda k: f"output {k}")):
         if paths:
-            figs = [_img(p, f"output {k}" + (f" (angle {best[f'param_angle_{k}']:.0f} deg)" if title.startswith(
-                "Best") and f"param_angle_{k}" in best else "")) for k, p in enumerate(paths)]
-            rows.append(f"<h3>{_esc(title)}</h3><div>{''.join(figs)}</div>")
+            figs = "".join(_img(p, caption(k)) for k, p in enumerate(paths))
+            rows.append(f"<h3>{_esc(title)}</h3><div>{figs}</div>")
     return f'<div class="pair">{"".join(rows)}</div>'
 
 

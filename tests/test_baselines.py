@@ -53,3 +53,17 @@ def test_the_optuna_baselines_say_how_to_install_optuna(monkeypatch):
     with pytest.raises(EvostyleError, match=r"optimizer='tpe' needs Optuna: pip install 'evostyle\[optuna\]'"):
         make_config({"optimizer": "tpe"})
     make_config({"optimizer": "sobol"})  # needs nothing beyond torch
+
+
+def test_optuna_is_quiet_during_the_search_and_keeps_the_callers_log_level_after(tmp_path, capsys):
+    """Optuna's logging level is process-wide: the search quiets its per-trial lines while it asks and
+    tells, and gives a notebook back the level it had set."""
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        run_search(make_config({**BASE, "optimizer": "tpe", "maxiter": 1}), tmp_path / "run", quiet=True,
+                   report=False)
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+        assert "Trial" not in capsys.readouterr().err  # no "Trial 3 finished with value ..." lines
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)

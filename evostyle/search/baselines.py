@@ -11,6 +11,7 @@ reproducible, so a resumed run replays its logged generations and goes on exactl
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,20 @@ class Sobol(SamplingOptimizer):
         return SobolSampling(self.cfg.run.seed)
 
 
+@contextlib.contextmanager
+def _optuna_quiet():
+    """Optuna logs every told trial at INFO on its own handler: quiet it while the search asks and
+    tells, then give back the caller's level (``set_verbosity`` is process-wide, and a notebook's own
+    studies keep theirs)."""
+    import optuna
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(before, optuna.logging.WARNING))
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
 class OptunaSampling:
     """One of Optuna's samplers over the unit cube by ask-and-tell (each coordinate an ``x<j>``
     FloatDistribution(0, 1)), as a variation: each call first tells the trials it asked last time the
@@ -79,7 +94,6 @@ class OptunaSampling:
 
     def _start(self, opt) -> None:
         import optuna
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.names = [f"x{j}" for j in range(opt.dim)]
         self.space = {n: optuna.distributions.FloatDistribution(0.0, 1.0) for n in self.names}
         self.study = optuna.create_study(directions=["minimize"] * self.objectives, sampler=self.sampler)
@@ -93,15 +107,16 @@ class OptunaSampling:
 
     def __call__(self, opt) -> torch.Tensor:
         from optuna.trial import TrialState
-        if self.study is None:
-            self._start(opt)
-        values = opt.fitness[-len(self.asked):].reshape(len(self.asked), -1).cpu().tolist()
-        for trial, v in zip(self.asked, values):
-            if all(math.isfinite(x) for x in v):
-                self.study.tell(trial, v)
-            else:
-                self.study.tell(trial, state=TrialState.FAIL)
-        self.asked = [self.study.ask(self.space) for _ in range(opt.size)]
+        with _optuna_quiet():
+            if self.study is None:
+                self._start(opt)
+            values = opt.fitness[-len(self.asked):].reshape(len(self.asked), -1).cpu().tolist()
+            for trial, v in zip(self.asked, values):
+                if all(math.isfinite(x) for x in v):
+                    self.study.tell(trial, v)
+                else:
+                    self.study.tell(trial, state=TrialState.FAIL)
+            self.asked = [self.study.ask(self.space) for _ in range(opt.size)]
         return torch.tensor([[t.params[n] for n in self.names] for t in self.asked], dtype=torch.float64,
                             device=opt.device)
 

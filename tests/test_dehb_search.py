@@ -72,3 +72,17 @@ def test_a_pareto_dehb_search_has_a_front_of_full_transfers(tmp_path):
     steps = c.set_index(["generation", "candidate"]).steps
     assert len(res.front) and all(steps[int(m.generation), int(m.candidate)] == 9 for m in res.front.itertuples())
     assert res.hypervolume > 0 and torch.isfinite(torch.tensor(res.hypervolume))
+
+
+def test_de_settings_dehb_does_not_read_are_named_once_not_silently_ignored(caplog):
+    """Population, maxiter, init and strategy do not reach DEHB (its brackets set them): a config that
+    changes them hears so in one line (a warning, as one config is often run under several optimisers);
+    one that leaves them at their defaults hears nothing."""
+    import logging
+    with caplog.at_level(logging.WARNING, logger="evostyle"):
+        make_config(BASE)
+        assert not caplog.records
+        make_config({**BASE, "popsize": 12, "maxiter": 7})
+    assert [r.getMessage() for r in caplog.records] == [
+        "dehb sizes its subpopulations and its budget from the brackets and runs rand1bin: population, maxiter "
+        "are not used"]

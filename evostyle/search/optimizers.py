@@ -21,6 +21,7 @@ To add one, subclass :class:`Optimizer` and register it; ``--optimizer NAME`` th
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from evostyle.errors import EvostyleError, flag
@@ -33,6 +34,9 @@ if TYPE_CHECKING:  # annotations only
     from scipy.optimize import OptimizeResult
 
     from evostyle.search.settings import SearchConfig
+
+
+logger = logging.getLogger("evostyle")
 
 
 class Optimizer:
@@ -198,6 +202,10 @@ whose fidelity and diversity rank candidates as the full one does (results/fidel
 tenth of the steps, DEHB's usual max / eta^2, does not)."""
 
 
+DEHB_UNUSED = ("population", "maxiter", "init", "strategy")
+"""The de settings DEHB does not read (its brackets set its subpopulations and budget)."""
+
+
 class DEHBOptimizer(Optimizer):
     """DEHB (:class:`~evostyle.de.dehb.DEHB`): multi-fidelity DE over the transfer's steps, from
     ``min_steps`` to ``steps`` in budget levels eta apart; a promoted candidate's transfer continues
@@ -219,6 +227,11 @@ class DEHBOptimizer(Optimizer):
         if cfg.transfer.scales:  # a promotion continues a transfer's optimiser; a ladder restarts it per scale
             raise EvostyleError("dehb continues its transfers from rung to rung and a coarse-to-fine transfer cannot "
                                 f"be continued: drop {flag('scales')} or choose another {flag('optimizer')}")
+        from evostyle.search.settings import DESection
+        unused = [n for n in DEHB_UNUSED if getattr(de, n) != getattr(DESection(), n)]
+        if unused:  # said, not refused: one config is often run under several optimisers (experiments)
+            logger.warning("dehb sizes its subpopulations and its budget from the brackets and runs rand1bin: "
+                           "%s %s not used", ", ".join(unused), "is" if len(unused) == 1 else "are")
 
     def schedule(self):
         """The :class:`~evostyle.de.schedule.Schedule` of this search's transfer steps."""

@@ -161,3 +161,21 @@ def test_a_panorama_is_told_a_fix_that_exists(tmp_path, capsys, width, says):
               "--device", "cpu", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1 and says in err[0], err
+
+
+def test_snapshots_are_recoloured_as_the_outputs_are(tmp_path):
+    """--original-colors luminance recolours after the transfer: the snapshots too, each against the
+    photo at its own size (a coarse scale's too), so recolouring one again changes nothing; without
+    the recolouring a snapshot's chroma is the painting's, and it would."""
+    from evostyle.io.images import load_image, resize
+    from evostyle.style.colour import ORIGINAL_COLOURS
+    _, recolour = ORIGINAL_COLOURS.get("luminance")
+    for colours, out in ((["--original-colors", "luminance"], tmp_path / "luminance"), ([], tmp_path / "plain")):
+        assert main(["--content", CAT, "--style", STARRY, "--size", "64", "--scales", "32", "64", "--steps", "5",
+                     "--save-every", "2", *colours, "--weights", "random", "--device", "cpu", "-q",
+                     "--out", str(out)]) == 0
+        for step in (2, 4):  # 32 px, then 64 px
+            snap = load_image(out / f"output_0_step{step:05d}.png")
+            photo = resize(load_image(CAT, 64), tuple(snap.shape[-2:]))
+            moved = float((recolour(snap[None], photo)[0] - snap).abs().max())
+            assert (moved <= 3 / 255) == bool(colours), (colours, step, moved)

@@ -18,7 +18,7 @@ import torch
 from evostyle.cli.common import MEMORY_FIX, plain, show_defaults
 from evostyle.errors import EvostyleError, cli_errors
 from evostyle.io.atomic import atomic_write_json
-from evostyle.io.images import load_image, save_image
+from evostyle.io.images import load_image, resize, save_image
 from evostyle.io.samples import resolve_image
 from evostyle.network.backbones import BACKBONES, POOLS
 from evostyle.network.device import PRECISIONS
@@ -163,8 +163,17 @@ def run(args: argparse.Namespace) -> dict:
                 engine.content.shape[-1], engine.content.shape[-2], out)
     progress, close = step_counter("transfer", args.quiet)
 
+    def as_saved(images: torch.Tensor) -> torch.Tensor:
+        """The outputs as they are written: recoloured now when --original-colors recolours after the
+        transfer (a coarse scale's snapshot against the photo at its own size)."""
+        if when != "after":
+            return images
+        hw = tuple(images.shape[-2:])
+        photo = engine.content if hw == tuple(engine.content.shape[-2:]) else resize(engine.content, hw)
+        return recolour(images, photo)
+
     def save_step(step: int, first: int, images: torch.Tensor) -> None:
-        for i, image in enumerate(images):
+        for i, image in enumerate(as_saved(images)):
             save_image(image, out / f"output_{first + i}_step{step:05d}.png")
     try:
         res = engine.run(mix, angles, torch.full((len(rows),), args.rotation_weight),
@@ -173,7 +182,7 @@ def run(args: argparse.Namespace) -> dict:
                          snapshot=(args.save_every, save_step) if args.save_every else None)
     finally:
         close()
-    images = recolour(res.images, engine.content) if when == "after" else res.images
+    images = as_saved(res.images)
     outputs = []
     for k, (m, a) in enumerate(rows):
         name = f"output_{k}.png"

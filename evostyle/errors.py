@@ -48,6 +48,11 @@ _ON_COMMAND_LINE = contextvars.ContextVar("evostyle_on_command_line", default=Fa
 _SAME = object()
 
 
+def dashed(name: str) -> str:
+    """A setting's command-line flag: ``image_init`` -> ``--image-init``."""
+    return "--" + name.replace("_", "-")
+
+
 def flag(name: str, value: object = None, python: object = _SAME) -> str:
     """How the user who will read a message spells setting or argument ``name`` (``value`` its value,
     if the message gives one): ``--name-with-dashes [VALUE]`` from a command line, ``name=VALUE`` from
@@ -55,8 +60,7 @@ def flag(name: str, value: object = None, python: object = _SAME) -> str:
     flag. A ``True`` value is a bare switch on the command line (``--overwrite``); ``python`` is the
     value in Python where it differs (``--resume RUN`` is ``resume=True``)."""
     if _ON_COMMAND_LINE.get():
-        dashed = "--" + name.replace("_", "-")
-        return dashed if value is None or value is True else f"{dashed} {value}"
+        return dashed(name) if value is None or value is True else f"{dashed(name)} {value}"
     value = value if python is _SAME else python
     return f"{name}=..." if value is None else f"{name}={value!r}"
 

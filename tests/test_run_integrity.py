@@ -326,3 +326,13 @@ def test_a_bundled_sample_is_fingerprinted_under_its_own_name(tmp_path):
     recorded = json.loads((run / "config.json").read_text())["inputs"]
     assert recorded["content"] == {"path": "sample:cat.jpg", "sha256": file_sha256(sample_image("cat.jpg"))}
     assert recorded["style_0"]["path"] == "sample:starry_night.jpg"
+
+
+def test_an_accepted_change_keeps_the_inputs_recorded_spelling():
+    """Accepting a changed sample records its new digest under the name the run recorded, not the
+    resolved file (which would name the machine's paths in config.json)."""
+    from evostyle.rundir.record import accepted_inputs
+    record = {"inputs": {"content": {"path": "sample:cat.jpg", "sha256": "old"}}}
+    after = accepted_inputs(record, [("content", "/site-packages/evostyle/data/cat.jpg", "old", "new")], 2)
+    assert after["inputs"]["content"] == {"path": "sample:cat.jpg", "sha256": "new"}
+    assert after["input_changes"][0]["path"] == "sample:cat.jpg" and record["inputs"]["content"]["sha256"] == "old"

@@ -11,7 +11,7 @@ import typing
 from pathlib import Path
 
 from evostyle.cli.common import MEMORY_FIX, plain, show_defaults
-from evostyle.errors import EvostyleError, cli_errors, resume_hint
+from evostyle.errors import EvostyleError, cli_errors, dashed, flag, resume_hint
 from evostyle.progress import setup_logging
 from evostyle.rundir import files
 from evostyle.search.config import (
@@ -32,7 +32,7 @@ from evostyle.search.validation import choices
 def _add_setting(p, name: str, f) -> None:
     """One flag for the config setting ``name``, shaped by its annotation (see evostyle.search.settings)."""
     hint, meta = annotation(name), f.metadata
-    flags = ["--" + n.replace("_", "-") for n in (name, *meta["aliases"])]
+    flags = [dashed(n) for n in (name, *meta["aliases"])]
     kw: dict = {"dest": name, "help": meta["help"], "default": None}
     if meta["choices"] is not None and name != "search":
         kw["help"] += ": " + " | ".join(choices(meta["choices"]))
@@ -124,15 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(-1 if args.quiet else 1 if args.verbose else 0)
     with cli_errors(args.debug, "evostyle.search", memory_fix=MEMORY_FIX):
-        for flag in ("resume", "out", "config"):  # "" is a path given badly, not a path left out
-            value = getattr(args, flag)
+        for name in ("resume", "out", "config"):  # "" is a path given badly, not a path left out
+            value = getattr(args, name)
             if value is not None and not value.strip():
-                raise EvostyleError(f"--{flag} is an empty string; give a path")
+                raise EvostyleError(f"{flag(name)} is an empty string; give a path")
         if args.resume is not None:
             given = [g for g in given_settings(args) if g not in RESUME_MAY_CHANGE] + (
                 ["config"] if args.config else [])
             if given:
-                flags = ", ".join("--" + g.replace("_", "-") for g in given)
+                flags = ", ".join(map(flag, given))
                 raise EvostyleError(f"--resume uses the run's saved config (only --maxiter, to extend it, and where "
                                     f"it runs may change); drop {flags}")
             if args.out and Path(args.out).resolve() != Path(args.resume).resolve():

@@ -128,11 +128,10 @@ def check_ownership(path: Path, layout: Layout = RUN, writes: tuple[str, ...] | 
         return False
     found = sorted({p.name for pattern in writes for p in path.glob(pattern) if p.is_file()})
     if found:
+        more = f" (and {len(found) - 4} more)" if len(found) > 4 else ""
+        are, them = ("is", "it") if len(found) == 1 else ("are", "them")
         raise EvostyleError(f"{path} has no {layout.marker}, so evostyle cannot tell that its {', '.join(found[:4])}"
-                            f"{f' (and {len(found) - 4} more)' if len(found) > 4 else ''} "
-                            f"{'is' if len(found) == 1 else 'are'} its own and will not replace "
-                            f"{'it' if len(found) == 1 else 'them'}; move {'it' if len(found) == 1 else 'them'} "
-                            "away and run it again")
+                            f"{more} {are} its own and will not replace {them}; move {them} away and run it again")
     return False
 
 

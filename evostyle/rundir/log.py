@@ -48,6 +48,16 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def header_names(header: str) -> list[str]:
+    """The column names of a CSV log's header line (with or without its newline)."""
+    return next(csv.reader([header.rstrip("\n")]))
+
+
+def group_text(rows) -> str:
+    """A generation's lines, as written: what state.json's digest is of."""
+    return "".join(text for _, text, _ in rows)
+
+
 def fmt(v: object) -> str:
     """CSV cell text; floats in repr form so they read back bit-exactly."""
     if isinstance(v, bool):
@@ -161,7 +171,7 @@ class RunLog:
     def read_rows(cls, path: Path) -> tuple[list[str], list[dict]]:
         """The header and the whole rows of a CSV log, as dicts (a row cut short is left out)."""
         header, lines, cut = cls.read_lines(path)
-        cols = next(csv.reader([header.rstrip("\n")]))
+        cols = header_names(header)
         return cols, [dict(zip(cols, f)) for n, _, f in lines if n != cut and len(f) == len(cols)]
 
     @classmethod
@@ -218,24 +228,11 @@ class RunLog:
                                 f"{self.run_id[:12]}): it was copied in; restore this run's own {STATE} or start a "
                                 "new run")
         done = state["generations_done"]
-        digests = state.get("rows") if "rows" in state else None
-        if digests is not None:
-            well_formed = isinstance(digests, dict) and all(
-                isinstance(digests.get(n), list) and all(
-                    isinstance(e, list) and len(e) == 2 and isinstance(e[0], int) and isinstance(e[1], str)
-                    for e in digests[n]) for n in (CANDIDATES, GENERATIONS))
-            if not well_formed:
-                raise EvostyleError(f"{file}'s rows are not the [lines, digest] pairs evostyle writes: it was edited; "
-                                    "restore it or start a new run")
-            for n in (CANDIDATES, GENERATIONS):
-                if len(digests[n]) != done:
-                    raise EvostyleError(f"{file} counts {done} generation(s) but vouches for {len(digests[n])} "
-                                        f"generation(s) of {n}: it was edited or is another run's; restore it or "
-                                        "start a new run")
+        digests = self._vouched(state, file, done)
         logs, whole, why = {}, done, None
         for name, cols in ((CANDIDATES, self.cand_columns), (GENERATIONS, self.gen_columns)):
             header, lines, cut = self.read_lines(self.path / name)
-            names = next(csv.reader([header.rstrip("\n")]))
+            names = header_names(header)
             if names != cols and [LEGACY_COLUMNS.get(c, c) for c in names] == cols:
                 cols = names  # a run written before a column was renamed keeps its own header
                 if name == CANDIDATES:
@@ -248,20 +245,38 @@ class RunLog:
                                                 None if digests is None else digests.get(name) or [])
             if n < whole:
                 whole, why = n, reason
-            logs[name] = (header, groups)
+            logs[name] = (header, names, groups)
         if whole < done:
             logger.warning("%s; the %d whole generation(s) before it are kept and generation %d is evaluated again",
                            why, whole, whole)
         kept, self.state["rows"] = [], {}
-        for name, (header, groups) in logs.items():
-            ours = groups[:whole]
-            atomic_write_text(self.path / name, header + "".join(t for _, g in ours for _, t, _ in g))
-            self.state["rows"][name] = [[len(g), digest("".join(t for _, t, _ in g))] for _, g in ours]
-            names = next(csv.reader([header.rstrip("\n")]))
-            kept.append([dict(zip(names, f)) for _, g in ours for _, _, f in g])
+        for name, (header, names, groups) in logs.items():
+            ours = [g for _, g in groups[:whole]]
+            atomic_write_text(self.path / name, header + "".join(map(group_text, ours)))
+            self.state["rows"][name] = [[len(g), digest(group_text(g))] for g in ours]
+            kept.append([dict(zip(names, f)) for g in ours for _, _, f in g])
         self.state.update(status="running", generations_done=whole, run_id=self.run_id or state.get("run_id"))
         self.write_state()
         return kept[0], kept[1]
+
+    @staticmethod
+    def _vouched(state: dict, file: Path, done: int) -> dict | None:
+        """state.json's ``rows`` ({file: [[lines, digest]] per generation}), checked to be what evostyle
+        writes and to count ``done`` generations in each file; None for a state written before them."""
+        digests = state.get("rows")
+        if digests is None:
+            return None
+        pair = lambda e: isinstance(e, list) and len(e) == 2 and isinstance(e[0], int) and isinstance(e[1], str)
+        if not (isinstance(digests, dict) and all(isinstance(digests.get(n), list) and all(map(pair, digests[n]))
+                                                  for n in (CANDIDATES, GENERATIONS))):
+            raise EvostyleError(f"{file}'s rows are not the [lines, digest] pairs evostyle writes: it was edited; "
+                                "restore it or start a new run")
+        for n in (CANDIDATES, GENERATIONS):
+            if len(digests[n]) != done:
+                raise EvostyleError(f"{file} counts {done} generation(s) but vouches for {len(digests[n])} "
+                                    f"generation(s) of {n}: it was edited or is another run's; restore it or "
+                                    "start a new run")
+        return digests
 
     @staticmethod
     def _generations(path: Path, lines, cut: int | None, width: int) -> list[tuple[int, list]]:
@@ -315,7 +330,7 @@ class RunLog:
             if digests is None:
                 continue
             want_lines, want = digests[i]
-            if len(rows) == want_lines and digest("".join(t for _, t, _ in rows)) == want:
+            if len(rows) == want_lines and digest(group_text(rows)) == want:
                 continue
             if len(rows) < want_lines and i == last:
                 return i, f"{path} is cut short after line {rows[-1][0]} (generation {i} has {len(rows)} of its " \

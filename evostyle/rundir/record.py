@@ -77,6 +77,7 @@ def accepted_inputs(record: dict, changed: list[tuple[str, str, str, str]], gene
     inputs = dict(record.get("inputs") or {})
     log = list(record.get("input_changes") or [])
     for role, path, old, new in changed:
+        path = (inputs.get(role) or {}).get("path", path)  # as the run recorded it (sample:cat.jpg), not resolved
         inputs[role] = {"path": path, "sha256": new}
         log.append({"input": role, "path": path, "sha256_from": old, "sha256_to": new,
                     "generations_done": int(generations_done), "evostyle": __version__, "date": date})

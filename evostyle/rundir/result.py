@@ -114,6 +114,10 @@ class SearchResult:
         return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["generation", "candidate"])
 
     @property
+    def _front_size(self) -> int:
+        return len(self.summary.get("front", []))
+
+    @property
     def hypervolume(self) -> float:
         return float(self.summary.get("hypervolume", 0.0))
 
@@ -138,7 +142,7 @@ class SearchResult:
         floor = self.noise_floor.get("floor", {}).get(metric_of(d))
         floor = "" if floor is None else f", noise floor {floor:.4f}"
         return (f"best {scores(self.best)}{floor} vs same-target baseline {scores(self.baseline)}; front of "
-                f"{len(self.front)}, hypervolume {self.hypervolume:.4g}")
+                f"{self._front_size}, hypervolume {self.hypervolume:.4g}")
 
     def __repr__(self) -> str:
         """As scipy's ``OptimizeResult`` prints: the message, the best value and parameters, the counts
@@ -151,7 +155,7 @@ class SearchResult:
                         f"{word(d)} {b.get(d, nan):.4g})"),
                 ("x", ", ".join(f"{k}={b['params'][k]:.4g}" for k in b.get("searched", []))),
                 ("nit", opt.get("nit", "")), ("nfev", opt.get("nfev_points", opt.get("nfev", ""))),
-                ("front", f"{len(self.front)} candidates, hypervolume {self.hypervolume:.4g}"),
+                ("front", f"{self._front_size} candidates, hypervolume {self.hypervolume:.4g}"),
                 ("path", self.path)]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:>{width}}: {v}" for k, v in rows)

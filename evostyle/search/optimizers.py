@@ -228,7 +228,8 @@ class DEHBOptimizer(Optimizer):
             raise EvostyleError("dehb continues its transfers from rung to rung and a coarse-to-fine transfer cannot "
                                 f"be continued: drop {flag('scales')} or choose another {flag('optimizer')}")
         from evostyle.search.settings import DESection
-        unused = [n for n in DEHB_UNUSED if getattr(de, n) != getattr(DESection(), n)]
+        default = DESection()
+        unused = [n for n in DEHB_UNUSED if getattr(de, n) != getattr(default, n)]
         if unused:  # said, not refused: one config is often run under several optimisers (experiments)
             logger.warning("dehb sizes its subpopulations and its budget from the brackets and runs rand1bin: "
                            "%s %s not used", ", ".join(unused), "is" if len(unused) == 1 else "are")

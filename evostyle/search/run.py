@@ -150,23 +150,21 @@ def _state_on_error(rd: RunDir, status_on_error: str | None = "failed"):
         raise
 
 
-def input_paths(cfg: SearchConfig) -> dict[str, str]:
-    """{role: path} of every file the run reads: the content, each style and the weights when they are
-    a file (not a named source); what :func:`~evostyle.rundir.record.fingerprints` records and a resume
-    checks. Bundled samples resolve to their files, so a changed sample is caught too."""
-    from evostyle.io.samples import resolve_image
-    from evostyle.network.weights import WEIGHT_SOURCES
-    paths = {"content": resolve_image(cfg.run.content),
-             **{f"style_{i}": resolve_image(s) for i, s in enumerate(cfg.run.style)}}
-    if isinstance(cfg.run.weights, str) and cfg.run.weights not in WEIGHT_SOURCES:
-        paths["weights"] = cfg.run.weights
-    return paths
-
-
 def input_names(cfg: SearchConfig) -> dict[str, str]:
-    """{role: the input as the config spells it} for the roles of :func:`input_paths`."""
-    return {"content": cfg.run.content, **{f"style_{i}": s for i, s in enumerate(cfg.run.style)},
-            "weights": str(cfg.run.weights)}
+    """{role: the input as the config spells it} of every file the run reads: the content, each style
+    and the weights when they are a file (not a named source)."""
+    from evostyle.network.weights import WEIGHT_SOURCES
+    names = {"content": cfg.run.content, **{f"style_{i}": s for i, s in enumerate(cfg.run.style)}}
+    if isinstance(cfg.run.weights, str) and cfg.run.weights not in WEIGHT_SOURCES:
+        names["weights"] = cfg.run.weights
+    return names
+
+
+def input_paths(cfg: SearchConfig) -> dict[str, str]:
+    """{role: file} of :func:`input_names`: what :func:`~evostyle.rundir.record.fingerprints` hashes and
+    a resume checks. Bundled samples resolve to their files, so a changed sample is caught too."""
+    from evostyle.io.samples import resolve_image
+    return {role: name if role == "weights" else resolve_image(name) for role, name in input_names(cfg).items()}
 
 
 def _new_record(cfg: SearchConfig, built: Built) -> dict:
@@ -204,10 +202,10 @@ def run_search(
     resume: bool = False,
     overwrite: bool = False,
     quiet: bool = False,
-    accept_changed_inputs: bool = False,
     report: bool = True,
     callback: Callable[[Generation], bool | None] | None = None,
     hooks: Hooks | None = None,
+    accept_changed_inputs: bool = False,
 ) -> SearchResult:
     """Run (or, with ``resume``, continue) a search into ``out``; returns its
     :class:`~evostyle.rundir.result.SearchResult` (summary.json, typed). ``callback(generation)`` is

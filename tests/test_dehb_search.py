@@ -13,6 +13,8 @@ from evostyle.search.signals import Interrupted
 
 BASE = dict(size=24, steps=9, outputs=2, weights="random", device="cpu", seed=2, optimizer="dehb", min_steps=1,
             eta=3, search=["angles", "rotation_weight"], style=["sample:starry_night.jpg"], save_images="best")
+LADDER = {**BASE, "min_steps": None, "size": 32, "scales": [24, 32], "steps": 6, "brackets": 4}
+"""DEHB over a coarse-to-fine ladder: budget levels 3 steps at 24 px and all 6 (3 more at 32 px)."""
 
 
 def test_rungs_follow_the_schedule_promotions_continue_and_only_full_transfers_count(tmp_path):
@@ -34,12 +36,29 @@ def test_rungs_follow_the_schedule_promotions_continue_and_only_full_transfers_c
     assert not list((tmp_path / "run").glob("transfer_state_*"))  # a finished run keeps no transfers
 
 
-@pytest.mark.parametrize("kill_at", [2, 3])  # a rung that continues, one that starts over
-def test_a_killed_dehb_search_resumes_to_the_same_rows(tmp_path, interrupt_at, kill_at):
-    whole = run_search(make_config(BASE), tmp_path / "whole", quiet=True, report=False)
+def test_over_a_ladder_the_levels_are_its_scales_and_promotions_continue_at_the_next_scale(tmp_path):
+    res = run_search(make_config(LADDER), tmp_path / "run", quiet=True, report=False)
+    c = pd.read_csv(tmp_path / "run" / "candidates.csv")
+    per_gen = c.groupby("generation").agg(n=("candidate", "size"), steps=("steps", "first"),
+                                          ran=("steps_run", "first"), scale=("scale", "first"))
+    assert (c.groupby("generation").scale.nunique() == 1).all()
+    assert per_gen.n.tolist() == [3, 1, 2, 3, 1, 2] and per_gen.steps.tolist() == [3, 6, 6, 3, 6, 6]
+    assert per_gen.ran.tolist() == [3, 3, 6, 3, 6, 6]  # generation 1 carries on at 32 px; the DE cycle restarts
+    assert per_gen.scale.tolist() == [24, 32, 32, 24, 32, 32]
+    params = [col for col in c if col.startswith("param_")]
+    promoted = c[c.generation == 1][params].apply(tuple, axis=1)
+    assert set(promoted) == set(c[c.generation == 0].nsmallest(1, "fitness")[params].apply(tuple, axis=1))
+    assert res.best["fitness"] == pytest.approx(c[c.scale == 32].fitness.min())  # 24 px rows do not count
+    assert {int(v) for v in c[c.scale == 24].steps} == {3}
+
+
+@pytest.mark.parametrize("config, kill_at", [(BASE, 2), (BASE, 3), (LADDER, 1)],
+                         ids=["continues", "starts-over", "ladder-continues"])
+def test_a_killed_dehb_search_resumes_to_the_same_rows(tmp_path, interrupt_at, config, kill_at):
+    whole = run_search(make_config(config), tmp_path / "whole", quiet=True, report=False)
     interrupt_at(kill_at)
     with pytest.raises(Interrupted):
-        run_search(make_config(BASE), tmp_path / "part", quiet=True, report=False)
+        run_search(make_config(config), tmp_path / "part", quiet=True, report=False)
     assert list((tmp_path / "part").glob("transfer_state_*"))  # kept for the resume
     interrupt_at(None)
     resumed = resume_search(tmp_path / "part", quiet=True, report=False)

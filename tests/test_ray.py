@@ -75,12 +75,15 @@ def test_a_ray_search_writes_the_candidates_a_local_one_writes(local_ray, local_
 
 
 @needs_ray
-def test_a_dehb_search_on_ray_continues_its_transfers_across_actors(local_ray, tmp_path):
-    """The promoted candidates' transfer states travel to whichever actor continues them; the rows are
-    a local run's, bit for bit (fp64, one thread)."""
+@pytest.mark.parametrize("levels", [dict(steps=9, min_steps=1), dict(steps=6, size=32, scales=[24, 32])],
+                         ids=["steps", "scales"])
+def test_a_dehb_search_on_ray_continues_its_transfers_across_actors(local_ray, tmp_path, levels):
+    """The promoted candidates' transfer states (over the steps, or a ladder's images between its scales)
+    travel to whichever actor continues them; the rows are a local run's, bit for bit (fp64, one
+    thread)."""
     import torch
-    dehb = dict(optimizer="dehb", steps=9, min_steps=1, eta=3, search=["angles", "rotation_weight"],
-                style=["sample:starry_night.jpg"], outputs=2)
+    dehb = dict(optimizer="dehb", eta=3, search=["angles", "rotation_weight"], style=["sample:starry_night.jpg"],
+                outputs=2, **levels)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from evostyle.errors import EvostyleError
 from evostyle.search.config import make_config
 from evostyle.transfer.config import TransferConfig
-from evostyle.transfer.engine import StyleEngine, coarse_scales, share_steps
+from evostyle.transfer.engine import StyleEngine, coarse_scales, ladder_ends, share_steps
 from evostyle.transfer.run import run_transfer
 
 
@@ -61,6 +61,48 @@ def test_a_ladder_is_each_scale_started_from_the_coarser_result_upsampled(images
     assert not torch.equal(res.images, _run(_engine(images, steps=5)).images)     # and not one scale's
 
 
+def test_a_ladder_stopped_where_a_scale_ends_and_continued_is_the_uninterrupted_ladder(images):
+    """The budget levels of a multi-fidelity search over scales: stopping after each scale (keeping the
+    images) and going on from there gives, bit for bit, the images of one uninterrupted ladder."""
+    eng = _engine(images, steps=7, size=64, scales=(24, 48))
+    assert ladder_ends(7, 3) == [2, 4, 7] and eng.ladder == [24, 48, 64]
+    assert [eng.scale_after(n) for n in (2, 4, 7)] == [24, 48, 64]
+    mix, angles, rw = torch.ones(3, 1), torch.tensor([0.0, 45.0, 90.0], dtype=torch.float64), torch.ones(3)
+
+    def go(order=(0, 1, 2), **kw):  # rows continued in another order bring their own targets
+        a = angles[list(order)]
+        return eng.optimise(eng.build_targets(mix, a, rw), coarse_targets=eng.build_coarse_targets(mix, a, rw), **kw)
+
+    whole = go()
+    first = go(steps=2, keep_state=True)
+    assert first.images.shape[-2:] == (18, 24) and first.state.steps.tolist() == [2, 2, 2]
+    assert first.state.buffers == {}  # the next scale starts a fresh optimiser: only the images matter
+    second = go(start=first.state, steps=2, keep_state=True)
+    assert second.images.shape[-2:] == (36, 48)
+    last = go((2, 0, 1), start=second.state.rows([2, 0, 1]), steps=3)  # rows continue in any order
+    assert torch.equal(last.images, whole.images[[2, 0, 1]])
+    assert torch.equal(go(start=first.state, steps=5).images, whole.images)  # two scales in one go
+    assert torch.equal(go(steps=4).images, second.images)  # a prefix from scratch, no state kept
+    for bad in (dict(steps=3), dict(start=first.state, steps=1), dict(start=second.state, steps=4)):
+        with pytest.raises(ValueError, match=r"only where a scale ends \(after \[2, 4, 7\] steps\)"):
+            go(**bad)
+
+
+def test_outputs_of_a_coarser_scale_are_scored_against_that_scale(images):
+    from evostyle.search.evaluator import Evaluator
+    from evostyle.search.space import style_space
+    eng = _engine(images, steps=4, size=64, scales=(32,))
+    ev = Evaluator(eng, style_space(2, 1, eng.cfg.style_layers, ["angles"], "pixel"), outputs=2)
+    feats, targets = eng.references((24, 32))
+    assert targets is eng.levels[0].targets and feats.shape[-2:] == (3, 4)  # relu4_2 of 24x32 px
+    assert eng.references((48, 64))[0] is eng.content_features
+    content = eng.levels[0].content[None, None].expand(1, 2, -1, -1, -1)
+    scored = ev.score_images(content, torch.ones(2, 1))
+    assert float(scored["fidelity_content"]) == pytest.approx(0.0, abs=1e-9)  # the scale's own photo
+    with pytest.raises(ValueError, match="no scale of this engine is 20x10 px"):
+        eng.references((10, 20))
+
+
 def test_steps_are_shared_with_the_remainder_at_the_finest_scale():
     assert share_steps(10, 3) == [3, 3, 4] and share_steps(3, 3) == [1, 1, 1] and share_steps(7, 1) == [7]
     with pytest.raises(EvostyleError, match="2 steps cannot be shared among 3 scales"):
@@ -76,8 +118,8 @@ def test_a_ladder_that_does_not_rise_to_the_size_is_refused_before_anything_runs
 
 def test_ladders_are_refused_in_one_line_where_they_cannot_run(tmp_path, capsys):
     from evostyle.cli.transfer import main as transfer
-    with pytest.raises(EvostyleError, match="dehb continues its transfers"):
-        make_config({"optimizer": "dehb", "scales": [32, 64], "size": 64})
+    with pytest.raises(EvostyleError, match="dehb's budget levels are the scales: drop min_steps"):
+        make_config({"optimizer": "dehb", "scales": [32, 64], "size": 64, "min_steps": 2})
     with pytest.raises(EvostyleError, match="4 steps cannot be shared among 5 scales"):
         make_config({"steps": 4, "scales": [8, 16, 32, 64], "size": 128})
     with pytest.raises(EvostyleError, match="list of integers"):

@@ -43,3 +43,20 @@ def test_eta_2_and_edge_cases():
         Schedule(10, 5)
     with pytest.raises(ValueError, match="eta must be a number above 1"):
         Schedule(1, 10, eta=1)
+
+
+def test_given_levels_keep_hyperbands_brackets_and_eta_sets_only_the_share_kept():
+    """The levels of a coarse-to-fine ladder (the steps at which each scale ends) are not eta apart:
+    the brackets are those of any three-level schedule, the budgets are the given ones."""
+    s = Schedule.over([30, 60, 90], eta=3)
+    assert s.levels == 3 and s.budgets == [30, 60, 90] and (s.min_budget, s.max_budget) == (30, 90)
+    assert [[(r.level, r.size) for r in s.bracket(j)] for j in range(3)] == \
+        [[(r.level, r.size) for r in Schedule(1, 9, eta=3).bracket(j)] for j in range(3)]
+    assert s.bracket(0) == [Rung(0, 30, 9), Rung(1, 60, 3), Rung(2, 90, 1)]
+    assert s.cost(0) == 9 * 30 + 3 * 60 + 90 and s.continued_cost(0) == 9 * 30 + 3 * 30 + 30
+    assert [r.size for r in Schedule.over([13, 27], eta=2).bracket(0)] == [2, 1]  # floor(2 / 2) * 2
+    for bad in ([30, 30, 90], [60, 30], []):
+        with pytest.raises(ValueError, match="rise strictly|at least one budget level|0 < min <= max"):
+            Schedule.over(bad)
+    with pytest.raises(ValueError, match="eta must be a number above 1"):
+        Schedule.over([1, 2], eta=0.5)

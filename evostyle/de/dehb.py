@@ -23,7 +23,7 @@ and crowding (multi-objective).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -93,6 +93,8 @@ class DEHB:
         bounds: (D, 2) bounds of the problem's units; ``func`` receives unit-cube points.
         min_budget / max_budget / eta: the :class:`~evostyle.de.schedule.Schedule` (budgets rounded to
             whole numbers unless ``integer`` is False).
+        levels: the budget levels themselves, rising from ``min_budget`` to ``max_budget``
+            (:meth:`~evostyle.de.schedule.Schedule.over`), instead of eta apart.
         brackets: how many brackets to run (a cycle is S of them).
         mutation / recombination: DE's F and CR (DEHB's defaults 0.5, 0.5).
         boundary: repair of out-of-bounds trial entries, as :class:`~evostyle.de.variation.DEVariation`.
@@ -103,11 +105,16 @@ class DEHB:
     def __init__(self, func: Callable, bounds, min_budget: float, max_budget: float, eta: float = 3.0, *,
                  brackets: int = 4, mutation: float = 0.5, recombination: float = 0.5, boundary: str = "resample",
                  seed: int | None = None, device: torch.device | str | None = None,
-                 callback: Callable[[Call], bool | None] | None = None, integer: bool = True):
+                 callback: Callable[[Call], bool | None] | None = None, integer: bool = True,
+                 levels: Sequence[float] | None = None):
         self.func, self.callback = func, callback
         self.bounds = check_bounds(bounds)
         self.dim = self.bounds.shape[0]
-        self.schedule = Schedule(float(min_budget), float(max_budget), float(eta), integer)
+        self.schedule = (Schedule(float(min_budget), float(max_budget), float(eta), integer) if levels is None else
+                         Schedule.over(levels, float(eta)))
+        if (self.schedule.min_budget, self.schedule.max_budget) != (float(min_budget), float(max_budget)):
+            raise EvostyleError(f"levels {list(levels)} must rise from min_budget {min_budget} to max_budget "
+                                f"{max_budget}")
         if int(brackets) < 1:
             raise EvostyleError(f"brackets must be at least 1, got {brackets}")
         self.brackets = int(brackets)

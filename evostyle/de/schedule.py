@@ -8,11 +8,16 @@ the levels do not reach down to b_min exactly). Bracket j of a cycle of S bracke
 j (s = S - 1 - j rungs of successive halving above it) with n_0 = floor(S / (s + 1)) * eta^s
 configurations and keeps n_i = max(floor(n_0 / eta^i), 1) of them at rung i. Bracket j of every later
 cycle repeats the schedule of bracket j.
+
+The levels can also be given (:meth:`Schedule.over`): a fidelity whose natural levels are not eta apart
+(the scales of a coarse-to-fine transfer, each ending at a step count). The brackets depend only on S
+and eta, so they are the same; eta then sets only the share kept at each rung.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -34,12 +39,14 @@ class Schedule:
         min_budget / max_budget: the fidelity's range, 0 < min_budget <= max_budget.
         eta: the factor between levels and the share kept at each rung (1 / eta), > 1.
         integer: round budgets to whole numbers (transfer steps), each at least 1.
+        given: the budget levels themselves, lowest first (:meth:`over`); empty: eta apart, as above.
     """
 
     min_budget: float
     max_budget: float
     eta: float = 3.0
     integer: bool = True
+    given: tuple[float, ...] = ()
 
     def __post_init__(self):
         if not (math.isfinite(self.min_budget) and math.isfinite(self.max_budget)) or not (
@@ -47,15 +54,31 @@ class Schedule:
             raise ValueError(f"budgets need 0 < min <= max, got min {self.min_budget}, max {self.max_budget}")
         if not (math.isfinite(self.eta) and self.eta > 1):
             raise ValueError(f"eta must be a number above 1, got {self.eta}")
+        g = self.given
+        if g and (any(b <= a for a, b in zip(g, g[1:])) or (g[0], g[-1]) != (self.min_budget, self.max_budget)):
+            raise ValueError(f"given budget levels must rise strictly from min to max, got {list(g)}")
+
+    @classmethod
+    def over(cls, budgets: Sequence[float], eta: float = 3.0) -> Schedule:
+        """The schedule over the budget levels ``budgets`` (rising, each > 0), eta the factor between rung
+        sizes."""
+        given = tuple(float(b) for b in budgets)
+        if not given:
+            raise ValueError("a schedule needs at least one budget level")
+        return cls(given[0], given[-1], eta, False, given)
 
     @property
     def levels(self) -> int:
         """S, the number of budget levels (and of brackets in a cycle)."""
+        if self.given:
+            return len(self.given)
         return int(math.floor(math.log(self.max_budget / self.min_budget) / math.log(self.eta) + 1e-9)) + 1
 
     @property
     def budgets(self) -> list[float]:
         """The S budgets, lowest first; the last is ``max_budget``."""
+        if self.given:
+            return list(self.given)
         s = self.levels
         raw = [self.max_budget * self.eta ** -(s - 1 - i) for i in range(s)]
         if not self.integer:

@@ -49,6 +49,9 @@ PLOTS = (PLOT_FRONT, PLOT_CONVERGENCE, PLOT_PARAMS, PLOT_SLICES)
 FIDELITY_COLUMNS = ("steps", "steps_run")
 """candidates.csv's extra columns in a multi-fidelity search: the transfer steps a row's outputs had in
 all, and how many of them this evaluation ran (fewer when a promoted candidate continued)."""
+SCALE_COLUMN = "scale"
+"""candidates.csv's column in a multi-fidelity search over a coarse-to-fine ladder: the long side (px) a
+row's outputs were transferred and scored at."""
 
 
 def style_image(i: int) -> str:

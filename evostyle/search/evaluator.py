@@ -16,7 +16,7 @@ import torch
 
 from evostyle.network.device import resolve_precision
 from evostyle.progress import Hooks
-from evostyle.rundir.files import FIDELITY_COLUMNS, SECONDS_COLUMN
+from evostyle.rundir.files import FIDELITY_COLUMNS, SCALE_COLUMN, SECONDS_COLUMN
 from evostyle.search.scoring import (
     DIVERSITY_METRICS,
     ScoreConfig,
@@ -140,8 +140,8 @@ class Evaluator:
             for ``init`` with noise), so the same-target baseline differs only by its noise.
         hooks: the search's :class:`~evostyle.progress.Hooks`; the evaluator calls ``on_step`` after
             every transfer step and ``on_phase`` when the scoring begins.
-        multi_fidelity: its rows carry the ``steps`` and ``steps_run`` columns (a multi-fidelity
-            optimiser's search).
+        multi_fidelity: its rows carry the ``steps`` and ``steps_run`` columns, and ``scale`` with a
+            coarse-to-fine engine (a multi-fidelity optimiser's search).
     """
 
     def __init__(self, engine: StyleEngine, space: Space, outputs: int, score: ScoreConfig | None = None,
@@ -165,7 +165,7 @@ class Evaluator:
         terms = ["content", "style", "tv", "total"] + [f"style_{l}" for l in self.layers]
         if "diversity_loss_weight" in self.space.by_name:  # the inner reward's term, only where it is used
             terms.append("diversity")
-        fidelity = list(FIDELITY_COLUMNS) if self.multi_fidelity else []
+        fidelity = [*FIDELITY_COLUMNS, *([SCALE_COLUMN] if self.engine.levels else [])] if self.multi_fidelity else []
         return (["generation", "candidate"] + fidelity + [f"param_{n}" for n in self.space.names]
                 + [f"loss_{t}" for t in terms] + ["loss_score", "fidelity_style", "fidelity_content", "fidelity"]
                 + [f"diversity_{n}" for n in DIVERSITY_METRICS] + ["fitness", "failed", SECONDS_COLUMN])
@@ -244,7 +244,8 @@ class Evaluator:
 
     def score_images(self, images: torch.Tensor, mix: torch.Tensor, diversity: bool = True) -> dict[str, torch.Tensor]:
         """Fidelity and diversity of (P, K, 3, H, W) outputs whose P*K rows have mixing weights ``mix``
-        (P*K, S): {``fidelity_style``, ``fidelity_content``, ``fidelity`` and ``diversity_<name>`` for
+        (P*K, S), against the content and the style targets at their size (a coarser scale's outputs
+        against that scale's): {``fidelity_style``, ``fidelity_content``, ``fidelity`` and ``diversity_<name>`` for
         every registered diversity metric: (P,)} (see :mod:`evostyle.search.scoring`). One forward pass
         of the outputs, in the transfer's precision, gives the fidelity terms and the features the
         metrics need (a layer the engine's network does not reach gets a network of its own).
@@ -255,9 +256,10 @@ class Evaluator:
         layers = {m.layer for _, m in metrics if m.layer is not None}
         shared = tuple(sorted(l for l in layers if l in eng.model.reach))
         prec = resolve_precision(cfg.precision, eng.device, cfg.channels_last)
-        per_output, kept = output_terms(eng.model, images.flatten(0, 1), eng.content_features,
-                                        eng.targets.unrotated(mix), self.layers, cfg.content_layer, cfg.measure,
-                                        cfg.normalize, keep=shared, precision=prec)
+        content, targets = eng.references(images.shape[-2:])  # a ladder stopped early: its scale's own
+        per_output, kept = output_terms(eng.model, images.flatten(0, 1), content, targets.unrotated(mix),
+                                        self.layers, cfg.content_layer, cfg.measure, cfg.normalize, keep=shared,
+                                        precision=prec)
         out = fidelity_terms(per_output, self.layers, cfg.content_weight, cfg.style_weight, p, k)
         for name, metric in metrics:
             feats = None

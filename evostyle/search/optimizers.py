@@ -209,8 +209,11 @@ DEHB_UNUSED = ("population", "maxiter", "init", "strategy")
 class DEHBOptimizer(Optimizer):
     """DEHB (:class:`~evostyle.de.dehb.DEHB`): multi-fidelity DE over the transfer's steps, from
     ``min_steps`` to ``steps`` in budget levels eta apart; a promoted candidate's transfer continues
-    where the rung below left it. Its budget is ``brackets`` (population and maxiter do not apply);
-    a multi-objective ``objective`` is ranked as MO-DEHB ranks it."""
+    where the rung below left it. With ``scales`` the budget levels are the coarse-to-fine ladder's
+    scales instead: a rung's transfers stop where a scale ends and are scored at that scale, and a
+    promotion continues them at the next (neural-style's multires recipe as a fidelity). Its budget is
+    ``brackets`` (population and maxiter do not apply); a multi-objective ``objective`` is ranked as
+    MO-DEHB ranks it."""
 
     multi_objective = True
     multi_fidelity = True
@@ -224,9 +227,9 @@ class DEHBOptimizer(Optimizer):
         if de.min_steps is not None and de.min_steps > steps:
             raise EvostyleError(f"min-steps {de.min_steps} is more than steps {steps}; lower it or raise "
                                 f"{flag('steps')}")
-        if cfg.transfer.scales:  # a promotion continues a transfer's optimiser; a ladder restarts it per scale
-            raise EvostyleError("dehb continues its transfers from rung to rung and a coarse-to-fine transfer cannot "
-                                f"be continued: drop {flag('scales')} or choose another {flag('optimizer')}")
+        if cfg.transfer.scales and de.min_steps is not None:
+            raise EvostyleError(f"with {flag('scales')} dehb's budget levels are the scales: drop "
+                                f"{flag('min_steps')}, or drop {flag('scales')} to have levels over the steps")
         from evostyle.search.settings import DESection
         default = DESection()
         unused = [n for n in DEHB_UNUSED if getattr(de, n) != getattr(default, n)]
@@ -235,11 +238,15 @@ class DEHBOptimizer(Optimizer):
                            "%s %s not used", ", ".join(unused), "is" if len(unused) == 1 else "are")
 
     def schedule(self):
-        """The :class:`~evostyle.de.schedule.Schedule` of this search's transfer steps."""
+        """The :class:`~evostyle.de.schedule.Schedule` of this search's transfer steps: eta apart from
+        ``min_steps``, or, with ``scales``, the steps at which each scale of the ladder ends."""
         from evostyle.de.schedule import Schedule
-        de, steps = self.cfg.de, self.cfg.transfer.steps
-        low = de.min_steps if de.min_steps is not None else max(1, round(steps * MIN_STEPS_SHARE))
-        return Schedule(low, steps, de.eta)
+        from evostyle.transfer.engine import coarse_scales, ladder_ends
+        de, tr = self.cfg.de, self.cfg.transfer
+        if tr.scales:
+            return Schedule.over(ladder_ends(tr.steps, len(coarse_scales(tr.scales, tr.size)) + 1), de.eta)
+        low = de.min_steps if de.min_steps is not None else max(1, round(tr.steps * MIN_STEPS_SHARE))
+        return Schedule(low, tr.steps, de.eta)
 
     def strategy(self) -> str:
         return "rand1bin"
@@ -250,9 +257,9 @@ class DEHBOptimizer(Optimizer):
         schedule = self.schedule()
         func = lambda unit, budget, cont: problem(unit, steps=int(budget), continue_from=cont)
         return DEHB(func, _bounds(init), schedule.min_budget, schedule.max_budget, schedule.eta,
-                    brackets=de.brackets or schedule.levels, mutation=0.5 if isinstance(de.mutation, list) else
-                    de.mutation, recombination=de.recombination, boundary=de.boundary, seed=self.cfg.run.seed,
-                    device=device, callback=callback).solve()
+                    levels=schedule.given or None, brackets=de.brackets or schedule.levels,
+                    mutation=0.5 if isinstance(de.mutation, list) else de.mutation, recombination=de.recombination,
+                    boundary=de.boundary, seed=self.cfg.run.seed, device=device, callback=callback).solve()
 
 
 for _name, _cls in (("torch-de", TorchDE), ("gde3", GDE3Optimizer), ("scipy-de", ScipyDE), ("random", Random),

@@ -205,6 +205,15 @@ class SearchProblem:
                                 f"to {total} steps")
         return Fidelity(total - done, start, True), total, total - done
 
+    def _fidelity_columns(self, total: int, ran: int) -> dict:
+        """A multi-fidelity row's own columns (:data:`~evostyle.rundir.files.FIDELITY_COLUMNS`, and the
+        scale its transfer stopped at on a coarse-to-fine ladder)."""
+        cols = dict(zip(files.FIDELITY_COLUMNS, (total, ran)))
+        eng = self.ev.engine
+        if eng.levels:
+            cols[files.SCALE_COLUMN] = eng.scale_after(total)
+        return cols
+
     def _evaluate(self, g: int, unit: torch.Tensor, steps: int | None = None,
                   continue_from: torch.Tensor | None = None) -> torch.Tensor:
         fidelity, total, ran = self._fidelity(g, steps, continue_from)
@@ -215,7 +224,7 @@ class SearchProblem:
             if fidelity is not None:
                 self._state = (g, ev.state)
                 self.rundir.write_transfer_state(g, ev.state)
-            self._log(g, ev, {} if total is None else {"steps": total, "steps_run": ran})
+            self._log(g, ev, {} if total is None else self._fidelity_columns(total, ran))
             if fidelity is not None:
                 self.rundir.drop_transfer_states(before=g)
         return self.objective.values(ev.terms, ev.failed, self.ev.score)

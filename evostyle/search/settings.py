@@ -116,7 +116,8 @@ class DESection:
     boundary: str = setting("resample", help="out-of-bounds trial entries: resample (scipy) or reflect")
     min_steps: int | None = setting(None, low=1, high=10**9,
                                     help="dehb: the fewest transfer steps a candidate runs (none: a quarter of the "
-                                         "steps, the shortest that ranks candidates as the full transfer does)")
+                                         "steps, the shortest that ranks candidates as the full transfer does; "
+                                         "with --scales the levels are the scales)")
     eta: float = setting(3.0, positive=True, help="dehb: the factor between budget levels; a rung promotes 1/eta "
                                                   "of its candidates (> 1)")
     brackets: int | None = setting(None, low=1, high=10**6,
@@ -160,7 +161,8 @@ class TransferSection:
     steps: int = setting(32, help="inner optimisation steps per candidate")
     scales: list[int] = setting(factory=list, metavar="PX",
                                 help="coarse to fine: long sides to optimise at first, rising to --size, the steps "
-                                     "shared among them (e.g. --scales 32 64 128; none: one scale)")
+                                     "shared among them (e.g. --scales 32 64 128; none: one scale; with --optimizer "
+                                     "dehb: its budget levels)")
     inner_optimizer: str = setting(TransferConfig.optimizer, help="inner optimiser: adam | lbfgs")
     lr: float | None = setting(TransferConfig.lr, positive=True,
                                help="inner learning rate (none: the inner optimiser's own default)")

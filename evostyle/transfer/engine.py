@@ -7,6 +7,7 @@ how images are loaded and sized and which layers are used.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,12 +24,12 @@ from evostyle.style.rotations import DEFAULT_ROTATION_MODE
 from evostyle.style.targets import StyleTargets
 from evostyle.transfer.config import TransferConfig
 from evostyle.transfer.run import TransferResult, run_transfer
+from evostyle.transfer.state import TransferState
 
 if TYPE_CHECKING:  # annotations only
     import os
     from collections.abc import Callable, Sequence
 
-    from evostyle.transfer.state import TransferState
     from evostyle.types import ArrayLike
 
 
@@ -74,6 +75,13 @@ def share_steps(steps: int, levels: int) -> list[int]:
     if steps < levels:
         raise EvostyleError(f"{steps} steps cannot be shared among {levels} scales: give at least one step each")
     return [steps // levels] * (levels - 1) + [steps - steps // levels * (levels - 1)]
+
+
+def ladder_ends(steps: int, levels: int) -> list[int]:
+    """The step count at which each scale of a ``levels``-scale ladder of ``steps`` ends, coarse to
+    fine (the last is ``steps``): where a ladder can stop and be continued (a multi-fidelity search's
+    budget levels over scales)."""
+    return list(itertools.accumulate(share_steps(steps, levels)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +153,7 @@ class StyleEngine:
         self.levels = [self._level(content, styles, s) for s in self.scales]
         # rows per chunk that fit in memory, learned from an out-of-memory retry; later runs start there
         self.chunk_cap: int | None = None
-        self._content_feat: torch.Tensor | None = None
+        self._content_feat: dict[tuple[int, int], torch.Tensor] = {}  # by (h, w): the output's and each scale's
 
     def _level(self, content, styles, size: int) -> _Level:
         """The content and the style targets at a coarser long side ``size``, on the engine's network."""
@@ -167,11 +175,36 @@ class StyleEngine:
     def content_features(self) -> torch.Tensor:
         """(1, C, h, w) float32 features of the content image at the content layer (computed once),
         what outputs are scored against (the transfer computes its own, in its precision)."""
-        if self._content_feat is None:
+        return self.references(tuple(self.content.shape[-2:]))[0]
+
+    @property
+    def ladder(self) -> list[int]:
+        """The long sides (px) the transfer runs at, coarse to fine: the scales, then the output's."""
+        return [*self.scales, max(self.content.shape[-2:])]
+
+    def scale_after(self, steps: int) -> int:
+        """The long side (px) a ladder stopped after ``steps`` steps stands at (``steps`` a scale's end)."""
+        ends = ladder_ends(int(self.cfg.steps), len(self.ladder))
+        if steps not in ends:
+            raise ValueError(f"{steps} steps is not where a scale ends ({ends})")
+        return self.ladder[ends.index(steps)]
+
+    def references(self, hw: tuple[int, int]) -> tuple[torch.Tensor, StyleTargets]:
+        """What outputs of size ``hw`` (h, w) are scored against: the content features (as
+        :attr:`content_features`) and the style targets at the output's size, or at the coarser scale of
+        that size (a multi-fidelity search scores a ladder stopped early at its own scale)."""
+        hw = tuple(int(x) for x in hw)
+        scales = [(self.content, self.targets), *((lv.content, lv.targets) for lv in self.levels)]
+        match = [(c, t) for c, t in scales if tuple(c.shape[-2:]) == hw]
+        if not match:
+            raise ValueError(f"no scale of this engine is {hw[1]}x{hw[0]} px "
+                             f"({', '.join(f'{c.shape[-1]}x{c.shape[-2]}' for c, _ in scales)})")
+        content, targets = match[0]
+        if hw not in self._content_feat:
             with torch.no_grad():
-                x = self.content[None].to(self.device, torch.float32)
-                self._content_feat = self.model(x, (self.cfg.content_layer,))[self.cfg.content_layer].float()
-        return self._content_feat
+                x = content[None].to(self.device, torch.float32)
+                self._content_feat[hw] = self.model(x, (self.cfg.content_layer,))[self.cfg.content_layer].float()
+        return self._content_feat[hw], targets
 
     @property
     def weights_info(self) -> dict:
@@ -242,10 +275,14 @@ class StyleEngine:
         ``coarse_targets`` (:meth:`build_coarse_targets`) are needed when the engine has ``scales``:
         the rows then run coarse to fine, each scale's images upsampled (bilinear) to start the next
         one with a fresh inner optimiser; ``init_noise`` shapes the coarsest start only. The result's
-        ``initial`` terms are the coarsest scale's start, ``final`` and ``history`` the whole ladder's
-        (history steps counted across scales). Such a ladder cannot be continued (``start``,
-        ``keep_state``): its optimiser restarts at each scale. ``init_images`` (B, 3, H, W) in [0, 1]:
-        the rows' start images (neural-style's ``-init_image``), resized to the first scale.
+        ``initial`` terms are the first scale's start, ``final`` and ``history`` the whole ladder's
+        (history steps counted across scales). A ladder's ``steps`` and ``start`` select a span of its
+        scales instead (a multi-fidelity search over scales): from where ``start`` stopped (the
+        beginning if None) for ``steps`` steps (None: to the end), both at scale ends
+        (:func:`ladder_ends` of ``cfg.steps``); the images come out at the last scale run, and
+        ``keep_state`` keeps only them, since the next scale starts a fresh inner optimiser (so a ladder
+        stopped and continued is exactly the uninterrupted ladder). ``init_images`` (B, 3, H, W) in
+        [0, 1]: the rows' start images (neural-style's ``-init_image``), resized to the first scale.
         ``snapshot``: (every, fn): fn(step, first_row, images) after every ``every``-th step but the
         last, steps counted across a ladder's scales (a coarser scale's images at its own size).
 
@@ -253,18 +290,26 @@ class StyleEngine:
         kept, so the next generations do not run out of memory first again.
         """
         cfg = self.cfg if compile is None else dataclasses.replace(self.cfg, compile=bool(compile))
-        if steps is not None:
-            cfg = dataclasses.replace(cfg, steps=int(steps))
         if self.chunk_cap is not None and (cfg.max_batch is None or cfg.max_batch > self.chunk_cap):
             cfg = dataclasses.replace(cfg, max_batch=self.chunk_cap)
         rows = next(iter(targets.values())).shape[0]
         if len(coarse_targets) != len(self.levels):
             raise ValueError(f"{len(coarse_targets)} coarse targets for an engine of {len(self.levels)} coarser scales")
-        if self.levels and (start is not None or keep_state):
-            raise ValueError("a coarse-to-fine transfer restarts its optimiser at each scale and cannot be continued")
         ladder = [*zip((lv.content for lv in self.levels), coarse_targets), (self.content, targets)]
-        parts, init, done = [], init_images, 0
-        for (content, level_targets), n in zip(ladder, share_steps(int(cfg.steps), len(ladder))):
+        if self.levels:  # a span of the ladder's scales; the inner runs neither continue nor keep a state
+            first, shares, done = self._span(steps, start)
+            ladder, init = ladder[first:first + len(shares)], init_images
+            if start is not None:
+                if init_images is not None:
+                    raise ValueError("a transfer starts from init_images or continues from a start state, not both")
+                init = start.images.float()
+            run_start, run_keep = None, False
+        else:
+            if steps is not None:
+                cfg = dataclasses.replace(cfg, steps=int(steps))
+            shares, done, init, run_start, run_keep = [int(cfg.steps)], 0, init_images, start, keep_state
+        parts = []
+        for (content, level_targets), n in zip(ladder, shares):
             if init is not None and tuple(init.shape[-2:]) != tuple(content.shape[-2:]):
                 # a coarser result (or a given start image) brought to this scale is where it starts
                 init = F.interpolate(init.float(), size=tuple(content.shape[-2:]), mode="bilinear",
@@ -273,7 +318,7 @@ class StyleEngine:
                 self.model, content, level_targets, dataclasses.replace(cfg, steps=n), layer_weights,
                 content_weights, style_weights, noise_seeds, self.device, log, progress,
                 init_noise=init_noise if init is None else None, content_perturbation=content_perturbation,
-                diversity_weights=diversity_weights, group=group, start=start, keep_state=keep_state,
+                diversity_weights=diversity_weights, group=group, start=run_start, keep_state=run_keep,
                 init_images=init, check=False,
                 snapshot=None if snapshot is None else
                 (range(-done % snapshot[0] or snapshot[0], n, snapshot[0]),
@@ -282,9 +327,31 @@ class StyleEngine:
             if snapshot is not None and done % snapshot[0] == 0 and done < cfg.steps:  # a coarser scale's end
                 snapshot[1](done, 0, init)
         res = parts[0] if len(parts) == 1 else _ladder_result(parts)
+        if self.levels and start is not None:
+            res.failed |= start.failed  # a failed row stays failed
+        if self.levels and keep_state:
+            res.state = TransferState(res.images.clone(), torch.full((rows,), done, dtype=torch.long),
+                                      res.failed.clone(), cfg.optimizer, {})
         if res.chunk_size < min(rows, cfg.max_batch or rows):
             self.chunk_cap = res.chunk_size
         return res
+
+    def _span(self, steps: int | None, start: TransferState | None) -> tuple[int, list[int], int]:
+        """(first scale, steps at each scale run, steps already done) of a ladder run from where
+        ``start`` stopped for ``steps`` steps (see :meth:`optimise`)."""
+        ends = ladder_ends(int(self.cfg.steps), len(self.levels) + 1)
+        done = 0
+        if start is not None:
+            done = int(start.steps[0])
+            if not (start.steps == done).all():
+                raise ValueError("rows continued together must have taken the same number of steps")
+        stop = ends[-1] if steps is None else done + int(steps)
+        if (done and done not in ends) or stop not in ends or stop <= done:
+            raise ValueError(f"a coarse-to-fine transfer stops and continues only where a scale ends (after "
+                             f"{ends} steps): {done} to {stop} steps is not a span of its scales")
+        first, last = (ends.index(done) + 1 if done else 0), ends.index(stop)
+        bounds = [0, *ends]
+        return first, [bounds[i + 1] - bounds[i] for i in range(first, last + 1)], done
 
 
 def _ladder_result(parts: Sequence[TransferResult]) -> TransferResult:

@@ -10,10 +10,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _quick(name: str, out: Path, timeout: int = 600) -> None:
-    """Run ``experiments/<name>.py --quick`` on random weights on the CPU into ``out``; it must succeed."""
+def _quick(name: str, out: Path, timeout: int = 600, *extra: str) -> None:
+    """Run ``experiments/<name>.py --quick`` (and ``extra`` flags) on random weights on the CPU into
+    ``out``; it must succeed."""
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / f"{name}.py"), "--quick", "--weights",
-                           "random", "--device", "cpu", "--out", str(out)], capture_output=True, text=True,
+                           "random", "--device", "cpu", "--out", str(out), *extra], capture_output=True, text=True,
                           timeout=timeout)
     assert proc.returncode == 0, proc.stderr
 
@@ -175,6 +176,25 @@ def test_multifidelity_quick_spends_equal_image_steps_and_scores_full_transfers(
     anytime = pd.read_csv(out / "anytime.csv")
     assert (anytime.groupby("method").image_steps.apply(lambda s: s.is_monotonic_increasing)).all()
     assert "within 1/3" in (out / "table.md").read_text() and (out / "anytime.png").is_file()
+
+
+def test_multifidelity_over_a_ladder_gives_each_method_the_same_full_size_budget(tmp_path):
+    """--scales: DEHB and random search with one scale and over the ladder, a coarse step counted as
+    the share of the output's pixels it works on; no method spends more than random search."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    from multifidelity import LADDER_METHODS, ladder_cost, ladder_shares
+    s = {"size": 32, "steps": 9, "scales": [24]}
+    assert ladder_shares(s) == [(4, 0.5625), (5, 1.0)]
+    assert ladder_cost(s) == 4 * 0.5625 + 5 and ladder_cost(s, 0, 4) == 2.25 and ladder_cost(s, 4, 9) == 5
+    out = tmp_path / "mfs"
+    _quick("multifidelity", out, 600, "--scales", "24", "--runs", str(tmp_path / "runs"))
+    runs = pd.read_csv(out / "runs.csv").set_index("method")
+    assert set(runs.index) == set(LADDER_METHODS)
+    assert (runs.image_steps <= runs.image_steps["random"]).all()
+    ladder = pd.read_csv(tmp_path / "runs" / "astronaut-scream-0-dehb-scales" / "candidates.csv")
+    assert set(ladder.scale) == {24, 32} and set(ladder[ladder.scale == 24].steps) == {4}
+    assert runs.full_transfers["dehb-scales"] == (ladder.scale == 32).sum()
+    assert "random-scales" in (out / "table.md").read_text()
 
 
 def test_multifidelity_gives_dehb_no_more_steps_than_the_full_searches():

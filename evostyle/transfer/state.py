@@ -22,7 +22,8 @@ class TransferState:
     images: (B, 3, H, W) where each row stands (not yet re-evaluated); steps: (B,) inner steps taken;
     failed: (B,) bool, rows whose loss became NaN/inf (they stay failed); optimizer: the inner
     optimiser's name; buffers: its state, every tensor batch-first ((B, ...)), as its ``state()``
-    gives it.
+    gives it (empty for a coarse-to-fine ladder stopped where a scale ends: the next scale starts a
+    fresh optimiser from the images, :meth:`~evostyle.transfer.engine.StyleEngine.optimise`).
     """
 
     images: torch.Tensor

@@ -50,10 +50,13 @@ def test_over_a_ladder_the_levels_are_its_scales_and_promotions_continue_at_the_
     assert set(promoted) == set(c[c.generation == 0].nsmallest(1, "fitness")[params].apply(tuple, axis=1))
     assert res.best["fitness"] == pytest.approx(c[c.scale == 32].fitness.min())  # 24 px rows do not count
     assert {int(v) for v in c[c.scale == 24].steps} == {3}
+    # a finished run reopens as it is: its generations are rungs, which maxiter (unused by dehb) does not bound
+    again = resume_search(tmp_path / "run", quiet=True, report=False)
+    assert again.best == res.best and len(again.candidates()) == len(c)
 
 
-@pytest.mark.parametrize("config, kill_at", [(BASE, 2), (BASE, 3), (LADDER, 1)],
-                         ids=["continues", "starts-over", "ladder-continues"])
+@pytest.mark.parametrize("config, kill_at", [(BASE, 2), (BASE, 3), (BASE, 5), (LADDER, 1)],
+                         ids=["continues", "starts-over", "past-maxiter", "ladder-continues"])
 def test_a_killed_dehb_search_resumes_to_the_same_rows(tmp_path, interrupt_at, config, kill_at):
     whole = run_search(make_config(config), tmp_path / "whole", quiet=True, report=False)
     interrupt_at(kill_at)

@@ -49,6 +49,9 @@ class Optimizer:
     """Whether it calls the problem with fewer transfer steps and continued transfers
     (:class:`~evostyle.search.problem.SearchProblem`); its runs' rows then carry ``steps`` columns
     and only full transfers count."""
+    unused: tuple[str, ...] = ()
+    """The de settings it does not read (a resume does not hold its generations to ``maxiter`` if
+    that is one of them)."""
 
     @classmethod
     def check(cls, cfg: SearchConfig) -> None:
@@ -202,8 +205,6 @@ whose fidelity and diversity rank candidates as the full one does (results/fidel
 tenth of the steps, DEHB's usual max / eta^2, does not)."""
 
 
-DEHB_UNUSED = ("population", "maxiter", "init", "strategy")
-"""The de settings DEHB does not read (its brackets set its subpopulations and budget)."""
 
 
 class DEHBOptimizer(Optimizer):
@@ -217,6 +218,7 @@ class DEHBOptimizer(Optimizer):
 
     multi_objective = True
     multi_fidelity = True
+    unused = ("population", "maxiter", "init", "strategy")  # its brackets set its subpopulations and budget
 
     @classmethod
     def check(cls, cfg: SearchConfig) -> None:
@@ -232,7 +234,7 @@ class DEHBOptimizer(Optimizer):
                                 f"{flag('min_steps')}, or drop {flag('scales')} to have levels over the steps")
         from evostyle.search.settings import DESection
         default = DESection()
-        unused = [n for n in DEHB_UNUSED if getattr(de, n) != getattr(default, n)]
+        unused = [n for n in cls.unused if getattr(de, n) != getattr(default, n)]
         if unused:  # said, not refused: one config is often run under several optimisers (experiments)
             logger.warning("dehb sizes its subpopulations and its budget from the brackets and runs rand1bin: "
                            "%s %s not used", ", ".join(unused), "is" if len(unused) == 1 else "are")

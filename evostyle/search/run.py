@@ -190,7 +190,8 @@ def _check_resume_config(cfg: SearchConfig, rd: RunDir) -> bool:
         raise EvostyleError(f"a resume continues {rd.path} with its own config, which differs in "
                             f"{', '.join(differ[:5])}; only {', '.join(RESUME_MAY_CHANGE)} may change")
     done = int(rd.state()["generations_done"])
-    if cfg.de.maxiter + 1 < done:
+    from evostyle.search.optimizers import OPTIMIZERS
+    if "maxiter" not in OPTIMIZERS.get(cfg.de.optimizer).unused and cfg.de.maxiter + 1 < done:
         raise EvostyleError(f"{rd.path} has already run {done} generations (maxiter {done - 1}); give "
                             f"{flag('maxiter')} of at least {done - 1}")
     return cfg.de.maxiter != int(saved["de"]["maxiter"])

@@ -17,9 +17,9 @@ With ``--scales`` (a coarse-to-fine ladder rising to ``--size``) the methods are
 ``dehb`` as above, ``random-scales`` (random search whose every transfer is the ladder) and
 ``dehb-scales`` (DEHB whose budget levels are the ladder's scales: a rung stops where a scale ends
 and is scored there, a promotion continues at the next scale). A step at a coarser scale is counted
-as the share of the output's pixels it works on ((scale / size)^2, the CPU's cost; a GPU's is higher
-at small sizes), and every method gets the same budget in these full-size image-steps: random-scales
-more transfers, dehb-scales more brackets.
+as the share of the output's pixels it works on ((scale / size)^2, a proxy for its cost; the table's
+"wall share" measures it in seconds instead), and every method gets the same budget in these
+full-size image-steps: random-scales more transfers, dehb-scales more brackets.
 
 Each run is scored by the hypervolume of its full transfers (low rungs do not count: their scores are
 on another scale), normalised per pair by the ideal and nadir of every method's full transfers

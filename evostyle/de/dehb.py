@@ -47,6 +47,16 @@ def best_rows(fitness: torch.Tensor, keep: int) -> torch.Tensor:
     return torch.as_tensor(prune(f.numpy(), keep), dtype=torch.long)
 
 
+def distinct_rows(points: torch.Tensor) -> torch.Tensor:
+    """The rows of (N, D) ``points`` without repeats, each at its first occurrence, in order."""
+    if len(points) < 2:
+        return points
+    _, inverse = torch.unique(points, dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), len(points), dtype=torch.long)
+    first.scatter_reduce_(0, inverse, torch.arange(len(points)), reduce="amin")
+    return points[first.sort().values]
+
+
 @dataclass
 class Level:
     """One budget level's subpopulation (unit-cube points and their fitness at that budget)."""
@@ -56,6 +66,20 @@ class Level:
     fitness: torch.Tensor
     turn: int = 0
     """The next target member (DE takes targets in turn)."""
+    evaluated: set = field(default_factory=set)
+    """Every point evaluated at this budget (as tuples), so that no trial runs a transfer again."""
+
+    def novel(self, points: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """``points`` with each row that repeats a point evaluated here (or an earlier row) replaced by a
+        uniform draw. In small subpopulations DE's parents share coordinates (binomial crossover copies
+        them), so x_r1 + F (x_r2 - x_r3) can land exactly on the target on every coordinate crossed
+        over, and the trial would repeat a transfer already run."""
+        out, seen = points.clone(), set(self.evaluated)
+        for i in range(len(out)):
+            while tuple(out[i].tolist()) in seen:
+                out[i] = torch.rand(out.shape[1], generator=gen, dtype=out.dtype)
+            seen.add(tuple(out[i].tolist()))
+        return out
 
     def add(self, points: torch.Tensor, fitness: torch.Tensor) -> None:
         """Hyperband's cycle: keep the best ``size`` of the members and the new points."""
@@ -129,13 +153,16 @@ class DEHB:
         """Budget spent: a row from scratch costs its budget, a continued one the step up."""
 
     def _mutants(self, pool: torch.Tensor, targets: torch.Tensor, level: Level) -> torch.Tensor:
-        """rand1bin trials: mutants from ``pool`` (topped up from the level when it has fewer than 3
-        members), crossed over with ``targets`` (T, D), repaired."""
+        """rand1bin trials: mutants from the distinct points of ``pool`` (topped up from the level when
+        it has fewer than 3), crossed over with ``targets`` (T, D), repaired. Distinct, because the
+        level below's best is often a member of the level too (a first-cycle promotion): a pool holding
+        one point twice gives x_r2 - x_r3 = 0, and a trial that repeats a transfer already run."""
         mutation, crossover = parse_strategy("rand1bin")
         need = mutation.n_random
+        pool = distinct_rows(pool)
         if len(pool) < need:
             extra = level.population[torch.randperm(len(level.population), generator=self.gen)]
-            pool = torch.cat([pool, extra])[: max(need, len(pool))]
+            pool = distinct_rows(torch.cat([pool, extra]))[: max(need, len(pool))]
         if len(pool) < need:  # still too few: fresh uniform points
             pool = torch.cat([pool, torch.rand(need - len(pool), self.dim, generator=self.gen, dtype=torch.float64)])
         t = len(targets)
@@ -173,8 +200,9 @@ class DEHB:
                 below = self.levels[rung.level - 1] if prev is not None else level
                 pool = below.population[best_rows(below.fitness, rung.size)] if prev is not None else level.population
                 tgt = level.targets(rung.size)
-                points = self._mutants(pool, level.population[tgt], level)
+                points = level.novel(self._mutants(pool, level.population[tgt], level), self.gen)
             call = self._evaluate(b, i, rung.budget, points, cont, prev.budget if prev is not None else 0.0)
+            level.evaluated.update(tuple(p) for p in points.tolist())
             if first_cycle:
                 level.add(points, call.fitness)
             else:

@@ -82,8 +82,10 @@ def test_a_ladder_stopped_where_a_scale_ends_and_continued_is_the_uninterrupted_
     last = go((2, 0, 1), start=second.state.rows([2, 0, 1]), steps=3)  # rows continue in any order
     assert torch.equal(last.images, whole.images[[2, 0, 1]])
     assert torch.equal(go(start=first.state, steps=5).images, whole.images)  # two scales in one go
-    assert torch.equal(go(steps=4).images, second.images)  # a prefix from scratch, no state kept
-    for bad in (dict(steps=3), dict(start=first.state, steps=1), dict(start=second.state, steps=4)):
+    assert torch.equal(go(steps=4, keep_state=True).images, second.images)  # a prefix from scratch
+    with pytest.raises(ValueError, match="steps=4 stops the ladder early"):  # not taken for a 4-step ladder
+        go(steps=4)
+    for bad in (dict(steps=3, keep_state=True), dict(start=first.state, steps=1), dict(start=second.state, steps=4)):
         with pytest.raises(ValueError, match=r"only where a scale ends \(after \[2, 4, 7\] steps\)"):
             go(**bad)
 
@@ -120,6 +122,9 @@ def test_ladders_are_refused_in_one_line_where_they_cannot_run(tmp_path, capsys)
     from evostyle.cli.transfer import main as transfer
     with pytest.raises(EvostyleError, match="dehb's budget levels are the scales: drop min_steps"):
         make_config({"optimizer": "dehb", "scales": [32, 64], "size": 64, "min_steps": 2})
+    from evostyle.search.optimizers import DEHBOptimizer  # --scales naming only --size is one scale
+    one = make_config({"optimizer": "dehb", "scales": [64], "size": 64, "steps": 27, "min_steps": 9})
+    assert DEHBOptimizer(one).schedule().budgets == [9, 27]
     with pytest.raises(EvostyleError, match="4 steps cannot be shared among 5 scales"):
         make_config({"steps": 4, "scales": [8, 16, 32, 64], "size": 128})
     with pytest.raises(EvostyleError, match="list of integers"):

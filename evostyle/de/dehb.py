@@ -118,7 +118,8 @@ class DEHB:
         min_budget / max_budget / eta: the :class:`~evostyle.de.schedule.Schedule` (budgets rounded to
             whole numbers unless ``integer`` is False).
         levels: the budget levels themselves, rising from ``min_budget`` to ``max_budget``
-            (:meth:`~evostyle.de.schedule.Schedule.over`), instead of eta apart.
+            (:meth:`~evostyle.de.schedule.Schedule.over`), instead of eta apart (``integer`` then
+            does not apply: the levels are taken as given).
         brackets: how many brackets to run (a cycle is S of them).
         mutation / recombination: DE's F and CR (DEHB's defaults 0.5, 0.5).
         boundary: repair of out-of-bounds trial entries, as :class:`~evostyle.de.variation.DEVariation`.

@@ -199,12 +199,17 @@ class Random(Optimizer):
                             device=device, callback=callback).solve()
 
 
+def _ladder(cfg: SearchConfig) -> tuple[int, ...]:
+    """The coarser scales of the search's transfers (empty: one scale, ``--scales`` naming only
+    ``--size`` included)."""
+    from evostyle.transfer.engine import coarse_scales
+    return coarse_scales(cfg.transfer.scales, cfg.transfer.size)
+
+
 MIN_STEPS_SHARE = 0.25
 """DEHB's lowest budget when ``min_steps`` is not set, as a share of the steps: the shortest transfer
 whose fidelity and diversity rank candidates as the full one does (results/fidelity_correlation; a
 tenth of the steps, DEHB's usual max / eta^2, does not)."""
-
-
 
 
 class DEHBOptimizer(Optimizer):
@@ -229,7 +234,7 @@ class DEHBOptimizer(Optimizer):
         if de.min_steps is not None and de.min_steps > steps:
             raise EvostyleError(f"min-steps {de.min_steps} is more than steps {steps}; lower it or raise "
                                 f"{flag('steps')}")
-        if cfg.transfer.scales and de.min_steps is not None:
+        if _ladder(cfg) and de.min_steps is not None:
             raise EvostyleError(f"with {flag('scales')} dehb's budget levels are the scales: drop "
                                 f"{flag('min_steps')}, or drop {flag('scales')} to have levels over the steps")
         from evostyle.search.settings import DESection
@@ -243,10 +248,10 @@ class DEHBOptimizer(Optimizer):
         """The :class:`~evostyle.de.schedule.Schedule` of this search's transfer steps: eta apart from
         ``min_steps``, or, with ``scales``, the steps at which each scale of the ladder ends."""
         from evostyle.de.schedule import Schedule
-        from evostyle.transfer.engine import coarse_scales, ladder_ends
+        from evostyle.transfer.engine import ladder_ends
         de, tr = self.cfg.de, self.cfg.transfer
-        if tr.scales:
-            return Schedule.over(ladder_ends(tr.steps, len(coarse_scales(tr.scales, tr.size)) + 1), de.eta)
+        if _ladder(self.cfg):
+            return Schedule.over(ladder_ends(tr.steps, len(_ladder(self.cfg)) + 1), de.eta)
         low = de.min_steps if de.min_steps is not None else max(1, round(tr.steps * MIN_STEPS_SHARE))
         return Schedule(low, tr.steps, de.eta)
 

@@ -191,7 +191,9 @@ def _check_resume_config(cfg: SearchConfig, rd: RunDir) -> bool:
                             f"{', '.join(differ[:5])}; only {', '.join(RESUME_MAY_CHANGE)} may change")
     done = int(rd.state()["generations_done"])
     from evostyle.search.optimizers import OPTIMIZERS
-    if "maxiter" not in OPTIMIZERS.get(cfg.de.optimizer).unused and cfg.de.maxiter + 1 < done:
+    if "maxiter" in OPTIMIZERS.get(cfg.de.optimizer).unused:  # its generations are not maxiter's to bound
+        return False
+    if cfg.de.maxiter + 1 < done:
         raise EvostyleError(f"{rd.path} has already run {done} generations (maxiter {done - 1}); give "
                             f"{flag('maxiter')} of at least {done - 1}")
     return cfg.de.maxiter != int(saved["de"]["maxiter"])

@@ -117,7 +117,7 @@ class DESection:
     min_steps: int | None = setting(None, low=1, high=10**9,
                                     help="dehb: the fewest transfer steps a candidate runs (none: a quarter of the "
                                          "steps, the shortest that ranks candidates as the full transfer does; "
-                                         "with --scales the levels are the scales)")
+                                         "not with --scales, whose scales are the levels)")
     eta: float = setting(3.0, positive=True, help="dehb: the factor between budget levels; a rung promotes 1/eta "
                                                   "of its candidates (> 1)")
     brackets: int | None = setting(None, low=1, high=10**6,

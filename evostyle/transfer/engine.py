@@ -182,12 +182,16 @@ class StyleEngine:
         """The long sides (px) the transfer runs at, coarse to fine: the scales, then the output's."""
         return [*self.scales, max(self.content.shape[-2:])]
 
+    @property
+    def ends(self) -> list[int]:
+        """The step count at which each scale of :attr:`ladder` ends (:func:`ladder_ends`)."""
+        return ladder_ends(int(self.cfg.steps), len(self.ladder))
+
     def scale_after(self, steps: int) -> int:
         """The long side (px) a ladder stopped after ``steps`` steps stands at (``steps`` a scale's end)."""
-        ends = ladder_ends(int(self.cfg.steps), len(self.ladder))
-        if steps not in ends:
-            raise ValueError(f"{steps} steps is not where a scale ends ({ends})")
-        return self.ladder[ends.index(steps)]
+        if steps not in self.ends:
+            raise ValueError(f"{steps} steps is not where a scale ends ({self.ends})")
+        return self.ladder[self.ends.index(steps)]
 
     def references(self, hw: tuple[int, int]) -> tuple[torch.Tensor, StyleTargets]:
         """What outputs of size ``hw`` (h, w) are scored against: the content features (as
@@ -275,16 +279,18 @@ class StyleEngine:
         ``coarse_targets`` (:meth:`build_coarse_targets`) are needed when the engine has ``scales``:
         the rows then run coarse to fine, each scale's images upsampled (bilinear) to start the next
         one with a fresh inner optimiser; ``init_noise`` shapes the coarsest start only. The result's
-        ``initial`` terms are the first scale's start, ``final`` and ``history`` the whole ladder's
-        (history steps counted across scales). A ladder's ``steps`` and ``start`` select a span of its
-        scales instead (a multi-fidelity search over scales): from where ``start`` stopped (the
-        beginning if None) for ``steps`` steps (None: to the end), both at scale ends
-        (:func:`ladder_ends` of ``cfg.steps``); the images come out at the last scale run, and
-        ``keep_state`` keeps only them, since the next scale starts a fresh inner optimiser (so a ladder
-        stopped and continued is exactly the uninterrupted ladder). ``init_images`` (B, 3, H, W) in
-        [0, 1]: the rows' start images (neural-style's ``-init_image``), resized to the first scale.
-        ``snapshot``: (every, fn): fn(step, first_row, images) after every ``every``-th step but the
-        last, steps counted across a ladder's scales (a coarser scale's images at its own size).
+        ``initial`` terms are the first scale's start, ``final`` and ``history`` the whole run's
+        (history steps counted across the scales it ran, from its start). On a ladder ``steps`` and
+        ``start`` select a span of its scales (a multi-fidelity search over scales): from where
+        ``start`` stopped (the beginning if None) for ``steps`` steps (None: to the end), both at
+        scale ends (:attr:`ends`); a ``steps`` that stops early needs ``start`` or ``keep_state``, so
+        that it is not taken for a shorter ladder. The images come out at the last scale run, and
+        ``keep_state`` keeps only them (float32), since the next scale starts a fresh inner optimiser:
+        a ladder stopped and continued is exactly the uninterrupted ladder. ``init_images`` (B, 3, H,
+        W) in [0, 1]: the rows' start images (neural-style's ``-init_image``), resized to the first
+        scale. ``snapshot``: (every, fn): fn(step, first_row, images) after every ``every``-th step
+        before the ladder's last, steps counted from the ladder's start (a coarser scale's images at
+        its own size).
 
         If a run had to split its batch after running out of memory, the chunk size that worked is
         kept, so the next generations do not run out of memory first again.
@@ -297,12 +303,15 @@ class StyleEngine:
             raise ValueError(f"{len(coarse_targets)} coarse targets for an engine of {len(self.levels)} coarser scales")
         ladder = [*zip((lv.content for lv in self.levels), coarse_targets), (self.content, targets)]
         if self.levels:  # a span of the ladder's scales; the inner runs neither continue nor keep a state
+            if steps not in (None, self.cfg.steps) and start is None and not keep_state:
+                raise ValueError(f"on a coarse-to-fine engine steps={steps} stops the ladder early, at a coarser "
+                                 "scale: pass keep_state=True (or start=) to mean it, or build the engine with "
+                                 "the steps wanted")
             first, shares, done = self._span(steps, start)
-            ladder, init = ladder[first:first + len(shares)], init_images
-            if start is not None:
-                if init_images is not None:
-                    raise ValueError("a transfer starts from init_images or continues from a start state, not both")
-                init = start.images.float()
+            ladder = ladder[first:first + len(shares)]
+            if start is not None and init_images is not None:  # run_transfer's rule, which no start reaches here
+                raise ValueError("a transfer starts from init_images or continues from a start state, not both")
+            init = init_images if start is None else start.images.float()
             run_start, run_keep = None, False
         else:
             if steps is not None:
@@ -339,7 +348,7 @@ class StyleEngine:
     def _span(self, steps: int | None, start: TransferState | None) -> tuple[int, list[int], int]:
         """(first scale, steps at each scale run, steps already done) of a ladder run from where
         ``start`` stopped for ``steps`` steps (see :meth:`optimise`)."""
-        ends = ladder_ends(int(self.cfg.steps), len(self.levels) + 1)
+        ends = self.ends
         done = 0
         if start is not None:
             done = int(start.steps[0])

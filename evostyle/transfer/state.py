@@ -17,7 +17,8 @@ import torch
 
 @dataclass(frozen=True)
 class TransferState:
-    """B rows' optimisation, on the CPU, in the dtype it ran in.
+    """B rows' optimisation, on the CPU, in the dtype it ran in (float32 images between the scales of
+    a coarse-to-fine ladder, as the ladder itself passes them on).
 
     images: (B, 3, H, W) where each row stands (not yet re-evaluated); steps: (B,) inner steps taken;
     failed: (B,) bool, rows whose loss became NaN/inf (they stay failed); optimizer: the inner

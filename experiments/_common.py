@@ -137,11 +137,18 @@ def publish_run(src: Path, dest: Path) -> Path:
 
 
 def run_or_resume(cfg, d: Path):
-    """The search ``cfg`` in ``d``: resumed there (checked against ``cfg``; a finished one is not rerun)
-    when ``d`` holds a run that got as far as its state, else started anew. Returns its SearchResult."""
-    from evostyle.rundir import files
+    """The search ``cfg`` in ``d``: read as it is when ``d`` holds a finished run of this very config
+    (not replayed, so a run made by an earlier version of an optimiser still reads), resumed there
+    (checked against ``cfg``) when it got as far as its state, else started anew. Returns its
+    SearchResult."""
+    from evostyle.rundir import RunDir, files
+    from evostyle.search.config import make_config
     from evostyle.search.run import run_search
     if (d / files.STATE).is_file():
+        rd = RunDir(d)
+        same = lambda a, b: json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+        if rd.finished() and same(make_config(rd.record()["config"]).to_dict(), cfg.to_dict()):
+            return rd.result()
         return run_search(cfg, d, resume=True, quiet=True, report=False)
     return run_search(cfg, d, quiet=True, report=False, overwrite=d.exists())
 

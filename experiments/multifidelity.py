@@ -126,6 +126,18 @@ def _cost_schedule(args, s, method: str):
     return Schedule.over([ladder_cost(s, 0, int(b)) for b in schedule.budgets], schedule.eta)
 
 
+def _floor(res) -> dict:
+    """The run's noise floor of feature diversity (its best candidate re-run with other seeds), and
+    how far above it the best candidate's outputs and their re-runs are."""
+    nf = res.noise_floor
+    if not nf:
+        return {}
+    floor = nf["floor"]["feature"]
+    reruns = nf["diversity"]["feature"]
+    return {"floor_feature": floor, "best_above_floor": res.best["diversity_feature"] - floor,
+            "reruns_above_floor": sum(reruns) / len(reruns) - floor}
+
+
 def _image_steps(cands, s, method: str, k: int):
     """Per row: the full-size image-steps its evaluation spent (K outputs x the steps it ran, a ladder's
     weighted by the pixels of their scales)."""
@@ -168,7 +180,7 @@ def run(args):
                 cands = load_run(d)[0]
                 cands["image_steps"] = _image_steps(cands, s, method, s["outputs"])
                 full = cands.steps == s["steps"] if "steps" in cands else np.ones(len(cands), bool)
-                runs[pair, seed, method] = (cands.assign(full=full), res.seconds)
+                runs[pair, seed, method] = (cands.assign(full=full), res.seconds, _floor(res))
                 say(f"{pair} seed {seed} {method}: {time.perf_counter() - t:.1f} s")
 
     def points(c):
@@ -177,8 +189,8 @@ def run(args):
 
     rows, anytime = [], []
     for pair in pairs:
-        ideal, nadir = normalisation([points(c) for (p, _, _), (c, _) in runs.items() if p == pair])
-        for (p, seed, method), (c, seconds) in runs.items():
+        ideal, nadir = normalisation([points(c) for (p, _, _), (c, _, _) in runs.items() if p == pair])
+        for (p, seed, method), (c, seconds, floor) in runs.items():
             if p != pair:
                 continue
             curve = []
@@ -188,9 +200,12 @@ def run(args):
                 curve.append((float(upto.image_steps.sum()), hv, float(upto[SECONDS_COLUMN].sum())))
                 anytime.append({"pair": pair, "seed": seed, "method": method, "image_steps": curve[-1][0],
                                 "hypervolume": hv})
+            done = c[c.full]
             rows.append({"pair": pair, "seed": seed, "method": method, "hypervolume": curve[-1][1],
                          "image_steps": curve[-1][0], "evaluations": len(c), "full_transfers": int(c.full.sum()),
-                         "seconds": seconds, "eval_seconds": curve[-1][2], "curve": curve})
+                         "seconds": seconds, "eval_seconds": curve[-1][2], "best_fidelity": done.fidelity.min(),
+                         "diversity_median": done.diversity_feature.median(),
+                         "diversity_max": done.diversity_feature.max(), **floor, "curve": curve})
     table = pd.DataFrame(rows)
     for i, r in table.iterrows():  # when did it first reach random search's final hypervolume?
         rnd = table[(table.pair == r.pair) & (table.seed == r.seed) & (table.method == "random")].iloc[0]
@@ -208,40 +223,44 @@ def run(args):
     for m, st in stats.items():
         g = table[table.method == m]
         share = g.share_to_random_final
+        never = lambda x: x.fillna(np.inf).median()  # a run that never got there counts as the slowest
         out_rows.append({"method": m, "median HV": st["median"], "IQR": f"{st['q1']:.3f}-{st['q3']:.3f}",
                          "n": st["n"], "median diff": st.get("median_difference", 0.0),
                          "p (Holm)": st.get("p_holm", float("nan")),
                          "image-steps": g.image_steps.median(), "full transfers": g.full_transfers.median(),
-                         "wall s": g.seconds.median(),
-                         "share to random's final HV": share.median(),
-                         "wall share": g.wall_share_to_random_final.median(),
+                         "wall s": g.seconds.median(), "reached": f"{int(share.notna().sum())} of {len(share)}",
+                         "share to random's final HV": never(share),
+                         "wall share": never(g.wall_share_to_random_final),
                          "within 1/3": f"{int((share <= 1 / 3).sum())} of {len(share)}"})
     cols = ["method", "median HV", "IQR", "n", "median diff", "p (Holm)", "image-steps", "full transfers", "wall s",
-            "share to random's final HV", "within 1/3", "wall share"]
+            "reached", "share to random's final HV", "within 1/3", "wall share"]
     eng = build(search_config(args, s, pairs[0], args.seed, "gde3")).engine
     if s.get("scales"):
         ladder = " -> ".join(f"{n} steps at {round(s['size'] * a ** 0.5)} px" for n, a in ladder_shares(s))
         levels = (f"the ladder {ladder} ({ladder_cost(s):g} full-size image-steps per output against "
                   f"{s['steps']}); dehb-scales' budget levels are its scales; random-scales "
                   f"{s['popsize']} x {maxiter + 1} ladders")
+        runs_of = (f"random search {s['popsize']} x {s['maxiter'] + 1} full transfers; {levels}; brackets "
+                   + ", ".join(f"{m} {n}" for m, n in brackets.items()))
     else:
-        levels = "DE and random search full transfers"
+        runs_of = (f"DE and random search {s['popsize']} x {s['maxiter'] + 1} full transfers, DEHB "
+                   f"{brackets['dehb']} brackets")
     against = "random search, with and without a ladder" if s.get("scales") else "DE and random search"
     text = (f"# Multi-fidelity search: DEHB against {against}\n\n"
             f"Setting: {s['size']} px, {s['steps']} Adam steps (DEHB from {schedule.min_budget:g}, eta 3: budget "
-            f"levels {[int(b) for b in schedule.budgets]}), K = {s['outputs']} outputs; "
-            f"{s['popsize']} x {s['maxiter'] + 1} full transfers for random search"
-            f"{'' if s.get('scales') else ' and DE'}; {levels}; brackets {brackets}; pairs {', '.join(pairs)}, "
-            f"seeds {args.seed}..{args.seed + s['seeds'] - 1}. {weights_line(eng)}\n\n"
+            f"levels {[int(b) for b in schedule.budgets]}), K = {s['outputs']} outputs; {runs_of}; pairs "
+            f"{', '.join(pairs)}, seeds {args.seed}..{args.seed + s['seeds'] - 1}. {weights_line(eng)}\n\n"
             "Score: hypervolume of each run's full transfers, (fidelity, -diversity_feature) scaled by the ideal and "
             "nadir of every method's full transfers on the pair, reference (1.1, 1.1); median and IQR over pairs x "
             "seeds; Wilcoxon signed-rank paired by pair and seed against random search, Holm-corrected. "
             "'share to random's final HV': the image-steps after which a method first reached random search's final "
-            "hypervolume, as a share of random search's image-steps (NaN: never; the goal is at most 1/3); 'wall "
+            "hypervolume, as a share of random search's image-steps ('reached': in how many runs it did at all; "
+            "a run that never did counts as inf in the median; the goal is at most 1/3); 'wall "
             "share': the same in the wall seconds of the generations' evaluations (without the run's start, "
             "baseline and noise floor), this CPU's measure of what a coarse step costs.\n\n"
             + md_table(out_rows, cols) + "\n")
-    finish(out, NAME, args, s, eng, text, {"brackets": brackets, "methods": list(methods)}, t0)
+    finish(out, NAME, args, s, eng, text,
+           {"brackets": brackets if s.get("scales") else brackets["dehb"], "methods": list(methods)}, t0)
 
 
 def _plot(df, path: Path) -> None:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -219,3 +220,21 @@ def test_coarse_to_fine_quick(tmp_path):
     assert (runs.failed == 0).all() and (runs.total > 0).all()
     assert runs.steps[2] >= 1  # the steps that fit in the ladder's time (timing: not asserted on a shared CPU)
     assert "total / one scale" in (out / "table.md").read_text()
+
+
+def test_run_or_resume_reads_a_finished_run_of_the_same_config_without_replaying_it(tmp_path, monkeypatch):
+    """An experiment's finished runs are read as they are (a run made by an earlier version of an
+    optimiser would not replay); a different config is still checked by a resume, which refuses it."""
+    c = _common()
+    from evostyle.errors import EvostyleError
+    from evostyle.search import make_config, run_search
+    cfg = make_config({"size": 32, "steps": 2, "popsize": 5, "outputs": 2, "maxiter": 0, "weights": "random",
+                       "device": "cpu"})
+    made = run_search(cfg, tmp_path / "run", quiet=True, report=False)
+    import evostyle.search.run as run_module
+    monkeypatch.setattr(run_module, "run_search", lambda *a, **k: pytest.fail("a finished run was replayed"))
+    assert c.run_or_resume(cfg, tmp_path / "run").best == made.best
+    monkeypatch.undo()
+    with pytest.raises(EvostyleError, match="differs in"):
+        c.run_or_resume(make_config({"size": 32, "steps": 3, "popsize": 5, "outputs": 2, "maxiter": 0,
+                                     "weights": "random", "device": "cpu"}), tmp_path / "run")

@@ -142,12 +142,10 @@ def run_or_resume(cfg, d: Path):
     (checked against ``cfg``) when it got as far as its state, else started anew. Returns its
     SearchResult."""
     from evostyle.rundir import RunDir, files
-    from evostyle.search.config import make_config
-    from evostyle.search.run import run_search
+    from evostyle.search.run import config_differences, run_search
     if (d / files.STATE).is_file():
         rd = RunDir(d)
-        same = lambda a, b: json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
-        if rd.finished() and same(make_config(rd.record()["config"]).to_dict(), cfg.to_dict()):
+        if rd.finished() and not config_differences(cfg, rd):
             return rd.result()
         return run_search(cfg, d, resume=True, quiet=True, report=False)
     return run_search(cfg, d, quiet=True, report=False, overwrite=d.exists())

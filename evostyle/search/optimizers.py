@@ -249,9 +249,9 @@ class DEHBOptimizer(Optimizer):
         ``min_steps``, or, with ``scales``, the steps at which each scale of the ladder ends."""
         from evostyle.de.schedule import Schedule
         from evostyle.transfer.engine import ladder_ends
-        de, tr = self.cfg.de, self.cfg.transfer
-        if _ladder(self.cfg):
-            return Schedule.over(ladder_ends(tr.steps, len(_ladder(self.cfg)) + 1), de.eta)
+        de, tr, ladder = self.cfg.de, self.cfg.transfer, _ladder(self.cfg)
+        if ladder:
+            return Schedule.over(ladder_ends(tr.steps, len(ladder) + 1), de.eta)
         low = de.min_steps if de.min_steps is not None else max(1, round(tr.steps * MIN_STEPS_SHARE))
         return Schedule(low, tr.steps, de.eta)
 

@@ -176,16 +176,21 @@ def _new_record(cfg: SearchConfig, built: Built) -> dict:
                       fingerprints(input_paths(cfg), known, input_names(cfg)))
 
 
+def config_differences(cfg: SearchConfig, rd: RunDir) -> list[str]:
+    """The settings (``section.name``) in which ``cfg`` differs from the run's saved config."""
+    saved = make_config(rd.record()["config"]).to_dict()  # nested, as this version writes it
+    ours = cfg.to_dict()
+    same = lambda a, b: json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+    return [f"{sec}.{k}" for sec in ours for k in ours[sec] if not same(saved.get(sec, {}).get(k), ours[sec][k])]
+
+
 def _check_resume_config(cfg: SearchConfig, rd: RunDir) -> bool:
     """Before a resume: ``cfg`` must be the run's own config, except the settings of
     :data:`~evostyle.search.settings.RESUME_MAY_CHANGE`: where it runs, and ``maxiter``, which may
     move the run's end (to extend a finished run, as Optuna adds trials to a study) but not before the
     generations already done. Returns whether ``maxiter`` differs from the run's."""
-    saved = make_config(rd.record()["config"]).to_dict()  # nested, as this version writes it
-    ours = cfg.to_dict()
-    same = lambda a, b: json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
-    differ = [f"{sec}.{k}" for sec in ours for k in ours[sec]
-              if k not in RESUME_MAY_CHANGE and not same(saved.get(sec, {}).get(k), ours[sec][k])]
+    diffs = config_differences(cfg, rd)
+    differ = [d for d in diffs if d.split(".", 1)[1] not in RESUME_MAY_CHANGE]
     if differ:
         raise EvostyleError(f"a resume continues {rd.path} with its own config, which differs in "
                             f"{', '.join(differ[:5])}; only {', '.join(RESUME_MAY_CHANGE)} may change")
@@ -196,7 +201,7 @@ def _check_resume_config(cfg: SearchConfig, rd: RunDir) -> bool:
     if cfg.de.maxiter + 1 < done:
         raise EvostyleError(f"{rd.path} has already run {done} generations (maxiter {done - 1}); give "
                             f"{flag('maxiter')} of at least {done - 1}")
-    return cfg.de.maxiter != int(saved["de"]["maxiter"])
+    return "de.maxiter" in diffs
 
 
 def run_search(
